@@ -1,0 +1,360 @@
+package kvm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/kvmspec/kvmspec/harness/hv"
+	"golang.org/x/sys/unix"
+)
+
+var keepAlive = runtime.KeepAlive
+
+// errClosed is returned by methods of a closed vCPU.
+var errClosed = errors.New("vcpu closed")
+
+// VCPU is one KVM vCPU. A goroutine locked to its own OS thread creates the
+// vCPU and issues every ioctl on it, because KVM wants vCPU ioctls from the
+// creating thread; other goroutines hand it closures.
+type VCPU struct {
+	vm   *VM
+	id   int
+	fd   int
+	run  []byte // the mmapped struct kvm_run
+	ring []byte // the mmapped dirty ring, if enabled
+	tid  int
+
+	reqs     chan func()
+	closing  chan struct{}
+	done     chan struct{}
+	onThread atomic.Bool
+	closeMu  sync.Mutex
+	closed   bool
+
+	ringNext uint32
+	stats    *statsFile
+
+	// Exit values are reused: an Exit is valid until the next Run.
+	ioExit    hv.IOExit
+	mmioExit  hv.MMIOExit
+	debugExit hv.DebugExit
+	intErr    hv.InternalErrorExit
+	failEntry hv.FailEntryExit
+	msrExit   hv.MSRExit
+	hcExit    hv.HypercallExit
+	unknown   hv.UnknownExit
+	lastMSR   bool
+}
+
+var _ hv.VCPU = (*VCPU)(nil)
+
+// NewVCPU implements hv.VM.
+func (vm *VM) NewVCPU(id int) (hv.VCPU, error) { return vm.CreateVCPU(id) }
+
+// CreateVCPU is NewVCPU with the concrete type.
+func (vm *VM) CreateVCPU(id int) (*VCPU, error) {
+	v := &VCPU{vm: vm, id: id, fd: -1, reqs: make(chan func()), closing: make(chan struct{}), done: make(chan struct{})}
+	ready := make(chan error, 1)
+	go v.loop(ready)
+	if err := <-ready; err != nil {
+		<-v.done
+		return nil, err
+	}
+	vm.mu.Lock()
+	vm.vcpus = append(vm.vcpus, v)
+	vm.mu.Unlock()
+	return v, nil
+}
+
+// loop is the vCPU's thread: create, serve requests, destroy.
+func (v *VCPU) loop(ready chan<- error) {
+	runtime.LockOSThread()
+	defer close(v.done)
+	v.tid = unix.Gettid()
+	if err := v.create(); err != nil {
+		v.destroy()
+		// The thread is clean (no vCPU on it): give it back to the runtime.
+		runtime.UnlockOSThread()
+		ready <- err
+		return
+	}
+	ready <- nil
+	for {
+		select {
+		case f := <-v.reqs:
+			v.onThread.Store(true)
+			f()
+			v.onThread.Store(false)
+		case <-v.closing:
+			v.destroy()
+			runtime.UnlockOSThread()
+			return
+		}
+	}
+}
+
+func (v *VCPU) create() error {
+	fd, err := ioctl(v.vm.fd, kvmCreateVCPU, uintptr(v.id))
+	if err != nil {
+		return fmt.Errorf("KVM_CREATE_VCPU %d: %w", v.id, err)
+	}
+	v.fd = int(fd)
+	unix.CloseOnExec(v.fd)
+	v.run, err = unix.Mmap(v.fd, 0, v.vm.h.mmapSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("mmap kvm_run of vcpu %d: %w", v.id, err)
+	}
+	if err := setCPUID(v.fd, v.vm.h.cpuid); err != nil {
+		return fmt.Errorf("vcpu %d: %w", v.id, err)
+	}
+	if n := v.vm.cfg.DirtyRingBytes; n > 0 {
+		v.ring, err = unix.Mmap(v.fd, kvmDirtyLogPageOffset*hv.PageSize, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+		if err != nil {
+			return fmt.Errorf("mmap dirty ring (%d bytes) of vcpu %d: %w", n, v.id, err)
+		}
+	}
+	return nil
+}
+
+func (v *VCPU) destroy() {
+	if v.stats != nil {
+		v.stats.close()
+	}
+	if v.ring != nil {
+		_ = unix.Munmap(v.ring)
+		v.ring = nil
+	}
+	if v.run != nil {
+		_ = unix.Munmap(v.run)
+		v.run = nil
+	}
+	if v.fd >= 0 {
+		_ = unix.Close(v.fd)
+		v.fd = -1
+	}
+}
+
+// exec runs f on the vCPU thread and waits for it.
+func (v *VCPU) exec(f func() error) error {
+	if v.onThread.Load() {
+		return f()
+	}
+	errc := make(chan error, 1)
+	select {
+	case v.reqs <- func() { errc <- f() }:
+		return <-errc
+	case <-v.done:
+		return fmt.Errorf("vcpu %d: %w", v.id, errClosed)
+	case <-v.closing:
+		return fmt.Errorf("vcpu %d: %w", v.id, errClosed)
+	}
+}
+
+// ID implements hv.VCPU.
+func (v *VCPU) ID() int { return v.id }
+
+// Fd is the vCPU descriptor (for KVM-specific tests).
+func (v *VCPU) Fd() int { return v.fd }
+
+// Do implements hv.VCPU.
+func (v *VCPU) Do(fn func() error) error { return v.exec(fn) }
+
+// Close implements hv.VCPU. It waits for a running guest to be stopped.
+func (v *VCPU) Close() error {
+	v.closeMu.Lock()
+	if v.closed {
+		v.closeMu.Unlock()
+		return nil
+	}
+	v.closed = true
+	close(v.closing)
+	v.closeMu.Unlock()
+	<-v.done
+	return nil
+}
+
+// kick stops a running KVM_RUN: immediate_exit makes the next or current
+// entry return EINTR, and the signal interrupts a guest that is running.
+// SIGURG is the Go runtime's own preemption signal, so an extra one is
+// harmless to the runtime.
+func (v *VCPU) kick() {
+	if v.run == nil {
+		return
+	}
+	setImmediateExit(v.run, 1)
+	_ = unix.Tgkill(unix.Getpid(), v.tid, syscall.SIGURG)
+}
+
+// Run implements hv.VCPU.
+func (v *VCPU) Run(ctx context.Context) (hv.Exit, error) {
+	var exit hv.Exit
+	var rerr error
+	err := v.exec(func() error {
+		exit, rerr = v.runOnThread(ctx)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return exit, rerr
+}
+
+func (v *VCPU) runOnThread(ctx context.Context) (hv.Exit, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultWatchdog)
+		defer cancel()
+	}
+	stop := context.AfterFunc(ctx, v.kick)
+	defer stop()
+	for {
+		if err := ctx.Err(); err != nil {
+			setImmediateExit(v.run, 0)
+			return nil, fmt.Errorf("vcpu %d: run stopped: %w", v.id, err)
+		}
+		v.completeMSR()
+		switch e := runIoctl(v.fd); e {
+		case 0:
+		case syscall.EINTR:
+			// A signal (runtime preemption, profiler, our kick). Stop only
+			// if the context ended; a stale kick from an earlier context is
+			// cleared and the guest re-entered.
+			if ctx.Err() == nil {
+				setImmediateExit(v.run, 0)
+			}
+			continue
+		case syscall.EAGAIN:
+			continue
+		default:
+			return nil, fmt.Errorf("KVM_RUN vcpu %d: %w", v.id, e)
+		}
+		exit := v.decodeExit()
+		if exit == nil {
+			continue // KVM_EXIT_INTR and friends: re-enter
+		}
+		if !v.vm.bus.Empty() {
+			handled, err := v.vm.bus.Dispatch(v.id, exit)
+			if err != nil {
+				return exit, fmt.Errorf("vcpu %d: %w", v.id, err)
+			}
+			if handled {
+				continue
+			}
+		}
+		return exit, nil
+	}
+}
+
+// Regs implements hv.VCPU.
+func (v *VCPU) Regs() (hv.Regs, error) {
+	var r hv.Regs
+	err := v.exec(func() error { return v.ioctlBuf(kvmGetRegs, "KVM_GET_REGS", regsPtr(&r)) })
+	return r, err
+}
+
+// SetRegs implements hv.VCPU.
+func (v *VCPU) SetRegs(r *hv.Regs) error {
+	return v.exec(func() error { return v.ioctlBuf(kvmSetRegs, "KVM_SET_REGS", regsPtr(r)) })
+}
+
+// Sregs implements hv.VCPU.
+func (v *VCPU) Sregs() (hv.Sregs, error) {
+	var s hv.Sregs
+	err := v.exec(func() error { return v.ioctlBuf(kvmGetSregs, "KVM_GET_SREGS", sregsPtr(&s)) })
+	return s, err
+}
+
+// SetSregs implements hv.VCPU.
+func (v *VCPU) SetSregs(s *hv.Sregs) error {
+	return v.exec(func() error { return v.ioctlBuf(kvmSetSregs, "KVM_SET_SREGS", sregsPtr(s)) })
+}
+
+// GetMSR implements hv.VCPU.
+func (v *VCPU) GetMSR(index uint32) (uint64, error) {
+	var val uint64
+	err := v.exec(func() error {
+		var e error
+		val, e = v.msr(kvmGetMSRs, index, 0)
+		return e
+	})
+	return val, err
+}
+
+// SetMSR implements hv.VCPU.
+func (v *VCPU) SetMSR(index uint32, value uint64) error {
+	return v.exec(func() error {
+		_, e := v.msr(kvmSetMSRs, index, value)
+		return e
+	})
+}
+
+// DebugRegs implements hv.VCPU.
+func (v *VCPU) DebugRegs() (hv.DebugRegs, error) {
+	var d debugRegs
+	err := v.exec(func() error { return v.ioctlBuf(kvmGetDebugRegs, "KVM_GET_DEBUGREGS", debugRegsPtr(&d)) })
+	return hv.DebugRegs{DB: d.db, DR6: d.dr6, DR7: d.dr7}, err
+}
+
+// SetDebugRegs implements hv.VCPU.
+func (v *VCPU) SetDebugRegs(r *hv.DebugRegs) error {
+	d := debugRegs{db: r.DB, dr6: r.DR6, dr7: r.DR7}
+	return v.exec(func() error { return v.ioctlBuf(kvmSetDebugRegs, "KVM_SET_DEBUGREGS", debugRegsPtr(&d)) })
+}
+
+// SetGuestDebug implements hv.VCPU.
+func (v *VCPU) SetGuestDebug(g *hv.GuestDebug) error {
+	var d guestDebug
+	if g.Enable {
+		d.control |= guestDbgEnable
+	}
+	if g.SingleStep {
+		d.control |= guestDbgSingleStep
+	}
+	if g.SoftwareBP {
+		d.control |= guestDbgUseSWBP
+	}
+	if g.HardwareBP {
+		d.control |= guestDbgUseHWBP
+	}
+	d.debugreg = g.DebugReg
+	if err := v.vm.h.caps.Require(hv.CapGuestDebug); err != nil {
+		return err
+	}
+	return v.exec(func() error { return v.ioctlBuf(kvmSetGuestDebug, "KVM_SET_GUEST_DEBUG", guestDebugPtr(&d)) })
+}
+
+// HarvestDirtyRing implements hv.VCPU.
+func (v *VCPU) HarvestDirtyRing(fn func(slot uint32, offset uint64)) (int, error) {
+	if v.vm.cfg.DirtyRingBytes == 0 {
+		return 0, fmt.Errorf("vcpu %d: harvest: dirty ring not enabled on this VM: %w", v.id, unix.EINVAL)
+	}
+	n := 0
+	err := v.exec(func() error {
+		n = v.harvest(fn)
+		return nil
+	})
+	return n, err
+}
+
+// Stats implements hv.VCPU.
+func (v *VCPU) Stats() (hv.Stats, error) {
+	var st hv.Stats
+	err := v.exec(func() error {
+		if v.stats == nil {
+			sf, err := openStats(v.fd)
+			if err != nil {
+				return fmt.Errorf("vcpu %d stats: %w", v.id, err)
+			}
+			v.stats = sf
+		}
+		var err error
+		st, err = v.stats.read()
+		return err
+	})
+	return st, err
+}

@@ -1,0 +1,162 @@
+package kvm
+
+import (
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/kvmspec/kvmspec/harness/hv"
+)
+
+func regsPtr(r *hv.Regs) unsafe.Pointer          { return unsafe.Pointer(r) }
+func sregsPtr(s *hv.Sregs) unsafe.Pointer        { return unsafe.Pointer(s) }
+func debugRegsPtr(d *debugRegs) unsafe.Pointer   { return unsafe.Pointer(d) }
+func guestDebugPtr(d *guestDebug) unsafe.Pointer { return unsafe.Pointer(d) }
+
+// setImmediateExit stores kvm_run.immediate_exit. The kick writes it from
+// another thread, so the store is atomic (a 32-bit store over the first
+// bytes: request_interrupt_window, which we never set, stays zero).
+func setImmediateExit(run []byte, v uint32) {
+	atomic.StoreUint32((*uint32)(unsafe.Pointer(&run[0])), v<<8)
+}
+
+func (v *VCPU) u8(off int) uint8   { return v.run[off] }
+func (v *VCPU) u16(off int) uint16 { return *(*uint16)(unsafe.Pointer(&v.run[off])) }
+func (v *VCPU) u32(off int) uint32 { return *(*uint32)(unsafe.Pointer(&v.run[off])) }
+func (v *VCPU) u64(off int) uint64 { return *(*uint64)(unsafe.Pointer(&v.run[off])) }
+
+// decodeExit turns kvm_run into a typed exit; nil means "re-enter".
+func (v *VCPU) decodeExit() hv.Exit {
+	const u = runUnion
+	reason := v.u32(runExitReason)
+	switch reason {
+	case exitIO:
+		e := &v.ioExit
+		e.In = v.u8(u) == exitIOIn
+		e.Size = int(v.u8(u + 1))
+		e.Port = v.u16(u + 2)
+		e.Count = int(v.u32(u + 4))
+		off := int(v.u64(u + 8))
+		n := e.Size * e.Count
+		if off < 0 || n < 0 || off+n > len(v.run) {
+			v.intErr = hv.InternalErrorExit{Suberror: 0xffff, Data: []uint64{uint64(off), uint64(n)}}
+			return &v.intErr
+		}
+		e.Data = v.run[off : off+n : off+n]
+		return e
+	case exitMMIO:
+		e := &v.mmioExit
+		e.GPA = v.u64(u)
+		e.Len = int(v.u32(u + 16))
+		if e.Len > 8 {
+			e.Len = 8
+		}
+		e.Write = v.u8(u+20) != 0
+		e.Data = v.run[u+8 : u+8+e.Len : u+8+e.Len]
+		return e
+	case exitHLT:
+		return hv.HaltExit{}
+	case exitShutdown:
+		return hv.ShutdownExit{}
+	case exitDirtyRingFull:
+		return hv.DirtyRingFullExit{}
+	case exitDebug:
+		v.debugExit = hv.DebugExit{Exception: v.u32(u), PC: v.u64(u + 8), DR6: v.u64(u + 16), DR7: v.u64(u + 24)}
+		return &v.debugExit
+	case exitFailEntry:
+		v.failEntry = hv.FailEntryExit{Reason: v.u64(u), CPU: v.u32(u + 8)}
+		return &v.failEntry
+	case exitInternalError:
+		n := int(v.u32(u + 4))
+		if n > 16 {
+			n = 16
+		}
+		data := make([]uint64, n)
+		for i := range data {
+			data[i] = v.u64(u + 8 + 8*i)
+		}
+		v.intErr = hv.InternalErrorExit{Suberror: v.u32(u), Data: data}
+		return &v.intErr
+	case exitX86RDMSR, exitX86WRMSR:
+		v.msrExit = hv.MSRExit{Write: reason == exitX86WRMSR, Reason: v.u32(u + 8), Index: v.u32(u + 12), Data: v.u64(u + 16)}
+		v.lastMSR = true
+		return &v.msrExit
+	case exitHypercall:
+		e := &v.hcExit
+		e.Nr = v.u64(u)
+		for i := range e.Args {
+			e.Args[i] = v.u64(u + 8 + 8*i)
+		}
+		return e
+	case exitIntr:
+		return nil
+	}
+	v.unknown = hv.UnknownExit{Reason: reason}
+	return &v.unknown
+}
+
+// completeMSR hands the host's answer to an MSR exit back to KVM.
+func (v *VCPU) completeMSR() {
+	if !v.lastMSR {
+		return
+	}
+	v.lastMSR = false
+	const u = runUnion
+	if v.msrExit.Error {
+		v.run[u] = 1
+	} else {
+		v.run[u] = 0
+	}
+	*(*uint64)(unsafe.Pointer(&v.run[u+16])) = v.msrExit.Data
+}
+
+func (v *VCPU) ioctlBuf(req uintptr, name string, p unsafe.Pointer) error {
+	if _, err := ioctlPtr(v.fd, req, p); err != nil {
+		return fmt.Errorf("%s vcpu %d: %w", name, v.id, err)
+	}
+	return nil
+}
+
+// msrs mirrors struct kvm_msrs with room for one entry.
+type msrs struct {
+	nmsrs uint32
+	_     uint32
+	entry msrEntry
+}
+
+func (v *VCPU) msr(req uintptr, index uint32, value uint64) (uint64, error) {
+	m := msrs{nmsrs: 1, entry: msrEntry{index: index, data: value}}
+	n, err := ioctlPtr(v.fd, req, unsafe.Pointer(&m))
+	name := "KVM_GET_MSRS"
+	if req == kvmSetMSRs {
+		name = "KVM_SET_MSRS"
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%s %#x vcpu %d: %w", name, index, v.id, err)
+	}
+	if n != 1 {
+		return 0, fmt.Errorf("%s %#x vcpu %d: MSR not accepted", name, index, v.id)
+	}
+	return m.entry.data, nil
+}
+
+// harvest collects dirty entries in ring order. The flags word is read with
+// acquire and written with release ordering, as KVM's ACQ_REL ring requires.
+func (v *VCPU) harvest(fn func(slot uint32, offset uint64)) int {
+	entries := len(v.ring) / int(unsafe.Sizeof(dirtyGFN{}))
+	if entries == 0 {
+		return 0
+	}
+	gfns := unsafe.Slice((*dirtyGFN)(unsafe.Pointer(&v.ring[0])), entries)
+	n := 0
+	for {
+		g := &gfns[v.ringNext%uint32(entries)]
+		if atomic.LoadUint32(&g.flags)&dirtyGFNDirty == 0 {
+			return n
+		}
+		fn(g.slot, g.offset)
+		atomic.StoreUint32(&g.flags, dirtyGFNReset)
+		v.ringNext++
+		n++
+	}
+}
