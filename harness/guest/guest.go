@@ -1,0 +1,447 @@
+// Package guest lays out the standard guest on any hv backend: long mode,
+// identity-mapped page tables in guest memory, a GDT with ring 0 and ring 3
+// segments, a TSS per vCPU with an allow-all I/O bitmap, an IDT whose stubs
+// report exceptions to the host, stacks, and the ucall ABI.
+package guest
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/kvmspec/kvmspec/harness/asm"
+	"github.com/kvmspec/kvmspec/harness/hv"
+)
+
+// Mode is the privilege level test code runs at.
+type Mode int
+
+// Modes. Exception handlers always run at CPL0.
+const (
+	CPL3 Mode = 3
+	CPL0 Mode = 0
+)
+
+func (m Mode) String() string { return fmt.Sprintf("cpl%d", int(m)) }
+
+// DefaultMode is the faster mode for a backend: CPL3 where the hypervisor
+// emulates supervisor code (kvm-pvm), CPL0 where it runs natively.
+func DefaultMode(c hv.Caps) Mode {
+	if c.Has(hv.CapCPL0Native) && c.Backend != "emu" {
+		return CPL0
+	}
+	return CPL3
+}
+
+// Config shapes a standard guest.
+type Config struct {
+	Mode      Mode
+	VCPUs     int    // default 1
+	MemSize   uint64 // slot 0 size, default DefaultMemSize
+	Backing   hv.Backing
+	UcallMMIO bool // ucalls by MMIO write instead of port I/O
+	VM        hv.VMConfig
+	// Output receives guest PRINTF lines (default: discarded).
+	Output io.Writer
+}
+
+// Guest is one standard guest on a backend.
+type Guest struct {
+	HV    hv.Hypervisor
+	VM    hv.VM
+	Mem   *hv.Memory
+	PT    *PageTables
+	VCPUs []hv.VCPU
+
+	cfg     Config
+	ptNext  uint64
+	heap    uint64
+	mu      sync.Mutex
+	sites   []*Site
+	errs    []error
+	program *asm.Assembler
+	entry   uint64
+}
+
+// New builds the standard guest: memory, page tables, descriptor tables,
+// runtime code and vCPUs in their initial state. Load a Program to run.
+func New(h hv.Hypervisor, cfg Config) (*Guest, error) {
+	if cfg.VCPUs == 0 {
+		cfg.VCPUs = 1
+	}
+	if cfg.VCPUs > MaxVCPUs {
+		return nil, fmt.Errorf("guest: %d vCPUs, at most %d", cfg.VCPUs, MaxVCPUs)
+	}
+	if cfg.MemSize == 0 {
+		cfg.MemSize = DefaultMemSize
+	}
+	if cfg.MemSize < DataBase+Page2M || cfg.MemSize%Page2M != 0 || cfg.MemSize > UcallMMIOGPA {
+		return nil, fmt.Errorf("guest: memory size %#x must be a multiple of 2 MiB in [%#x, %#x]", cfg.MemSize, DataBase+Page2M, UcallMMIOGPA)
+	}
+	if cfg.Output == nil {
+		cfg.Output = io.Discard
+	}
+	g := &Guest{HV: h, cfg: cfg, ptNext: PageTableBase, heap: DataBase}
+	var err error
+	if g.VM, err = h.NewVM(cfg.VM); err != nil {
+		return nil, err
+	}
+	if g.Mem, err = hv.NewMemory(cfg.MemSize, cfg.Backing); err != nil {
+		g.VM.Close()
+		return nil, err
+	}
+	if err := g.VM.SetMemslot(hv.Memslot{Slot: 0, GPA: 0, Size: cfg.MemSize, Memory: g.Mem}); err != nil {
+		g.Close()
+		return nil, err
+	}
+	if err := g.build(); err != nil {
+		g.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
+// Config returns the guest's configuration.
+func (g *Guest) Config() Config { return g.cfg }
+
+// Mode is the privilege level of test code.
+func (g *Guest) Mode() Mode { return g.cfg.Mode }
+
+// Close frees the VM and the guest memory.
+func (g *Guest) Close() error {
+	var errs []error
+	if g.VM != nil {
+		errs = append(errs, g.VM.Close())
+	}
+	if g.Mem != nil {
+		errs = append(errs, g.Mem.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Bytes is the host view of guest-physical [gpa, gpa+n) in whichever slot holds it.
+func (g *Guest) Bytes(gpa uint64, n int) ([]byte, error) {
+	if gpa+uint64(n) <= g.cfg.MemSize {
+		return g.Mem.Bytes()[gpa : gpa+uint64(n)], nil
+	}
+	for _, s := range g.VM.Memslots() {
+		if s.Contains(gpa) && gpa+uint64(n) <= s.GPA+s.Size {
+			return s.Bytes()[gpa-s.GPA : gpa-s.GPA+uint64(n)], nil
+		}
+	}
+	return nil, fmt.Errorf("guest-physical [%#x, +%d) is not in one memslot", gpa, n)
+}
+
+// Read64 and Write64 access a guest-physical quadword.
+func (g *Guest) Read64(gpa uint64) (uint64, error) {
+	b, err := g.Bytes(gpa, 8)
+	if err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint64(b), nil
+}
+
+// Write64 writes a guest-physical quadword.
+func (g *Guest) Write64(gpa, v uint64) error {
+	b, err := g.Bytes(gpa, 8)
+	if err != nil {
+		return err
+	}
+	binary.LittleEndian.PutUint64(b, v)
+	return nil
+}
+
+// Alloc reserves size bytes of identity-mapped test data aligned to align
+// (a power of two, at least 8) and returns its address.
+func (g *Guest) Alloc(size, align uint64) (uint64, error) {
+	if align < 8 {
+		align = 8
+	}
+	addr := (g.heap + align - 1) &^ (align - 1)
+	if addr+size > g.cfg.MemSize || addr+size < addr {
+		return 0, fmt.Errorf("guest alloc %#x bytes: only %#x left", size, g.cfg.MemSize-g.heap)
+	}
+	g.heap = addr + size
+	return addr, nil
+}
+
+// UcallPage is the guest address of vCPU i's ucall page (R15 in its code).
+func UcallPage(i int) uint64 { return vcpuBlock(i) + blockUcall }
+
+// UserScratchAddr is the guest address of vCPU i's scratch area.
+func UserScratchAddr(i int) uint64 { return UcallPage(i) + UserScratch }
+
+// StackTop is the initial RSP of vCPU i.
+func StackTop(i int) uint64 { return vcpuBlock(i) + blockUserStack }
+
+func (g *Guest) allocPT() (uint64, error) {
+	if g.ptNext >= PageTableBase+PageTableSize {
+		return 0, fmt.Errorf("page-table pool of %d pages exhausted", PageTableSize/hv.PageSize)
+	}
+	p := g.ptNext
+	g.ptNext += hv.PageSize
+	b := g.Mem.Bytes()[p : p+hv.PageSize]
+	clear(b)
+	return p, nil
+}
+
+func (g *Guest) addSite(file string, line int, msg, format string) uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := &Site{ID: uint64(len(g.sites) + 1), File: file, Line: line, Msg: msg, Format: format}
+	g.sites = append(g.sites, s)
+	return s.ID
+}
+
+func (g *Guest) site(id uint64) *Site {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if id == 0 || id > uint64(len(g.sites)) {
+		return nil
+	}
+	return g.sites[id-1]
+}
+
+func (g *Guest) recordErr(err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.errs = append(g.errs, err)
+}
+
+// Load assembles p, copies it to CodeBase and puts every vCPU at its entry
+// (the first instruction) in the configured mode.
+func (g *Guest) Load(p *Program) error {
+	return g.LoadAt(p, nil)
+}
+
+// LoadAt is Load with the entry point at label l (nil: the first byte).
+func (g *Guest) LoadAt(p *Program, l *asm.Label) error {
+	code, err := p.Assemble()
+	if err != nil {
+		return fmt.Errorf("guest program: %w", err)
+	}
+	g.mu.Lock()
+	errs := errors.Join(g.errs...)
+	g.mu.Unlock()
+	if errs != nil {
+		return fmt.Errorf("guest program: %w", errs)
+	}
+	if len(code) > CodeSize {
+		return fmt.Errorf("guest program: %d bytes, the code area holds %d", len(code), CodeSize)
+	}
+	copy(g.Mem.Bytes()[CodeBase:], code)
+	g.program = p.Assembler
+	g.entry = CodeBase
+	if l != nil {
+		a, ok := p.Addr(l)
+		if !ok {
+			return fmt.Errorf("guest program: entry label not bound")
+		}
+		g.entry = a
+	}
+	for i := range g.VCPUs {
+		if err := g.ResetVCPU(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ResetVCPU puts vCPU i back at the program entry with its initial registers.
+func (g *Guest) ResetVCPU(i int) error {
+	r := hv.Regs{RIP: g.entry, RSP: StackTop(i), RDI: uint64(i), R15: UcallPage(i), RFLAGS: hv.FlagsFixed}
+	if err := g.VCPUs[i].SetRegs(&r); err != nil {
+		return err
+	}
+	return g.setSregs(i)
+}
+
+// Source returns the Go file:line that emitted the test-code instruction at rip.
+func (g *Guest) Source(rip uint64) string {
+	if g.program == nil {
+		return ""
+	}
+	if f, l, ok := g.program.SourceAt(rip); ok {
+		return fmt.Sprintf("%s:%d", f, l)
+	}
+	return ""
+}
+
+// Listing is the loaded program, one line per instruction.
+func (g *Guest) Listing() []asm.Line {
+	if g.program == nil {
+		return nil
+	}
+	l, _ := g.program.Listing()
+	return l
+}
+
+// LastException is what the runtime recorded for vCPU i's last caught exception.
+func (g *Guest) LastException(i int) (Exception, uint64, error) {
+	base := UcallPage(i)
+	b, err := g.Bytes(base+ucExcVec, 40)
+	if err != nil {
+		return Exception{}, 0, err
+	}
+	le := binary.LittleEndian
+	return Exception{Vector: le.Uint64(b[0:]), ErrorCode: le.Uint64(b[8:]), RIP: le.Uint64(b[16:]), CR2: le.Uint64(b[24:])}, le.Uint64(b[32:]), nil
+}
+
+// Event is what Run stopped for: a ucall, or an exit that is not one.
+type Event struct {
+	Ucall *Ucall
+	Exit  hv.Exit
+}
+
+// Run runs vCPU i until a SYNC or DONE ucall or an exit that is not a
+// ucall. PRINTF is written to Config.Output and the guest continues. A
+// failed ASSERT returns *AssertError, an unexpected exception
+// *ExceptionError, and the end of ctx *TimeoutError.
+func (g *Guest) Run(ctx context.Context, i int) (Event, error) {
+	v := g.VCPUs[i]
+	for {
+		exit, err := v.Run(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				te := &TimeoutError{VCPU: i, Err: err}
+				if r, rerr := v.Regs(); rerr == nil {
+					te.RIP = r.RIP
+					te.Source = g.Source(r.RIP)
+				}
+				return Event{}, te
+			}
+			return Event{}, err
+		}
+		if !g.isUcall(i, exit) {
+			return Event{Exit: exit}, nil
+		}
+		u, err := g.readUcall(i)
+		if err != nil {
+			return Event{}, err
+		}
+		switch u.Cmd {
+		case UcallPrintf:
+			g.printf(u)
+			continue
+		case UcallAssert:
+			return Event{Ucall: u}, &AssertError{VCPU: i, Site: u.Site, Args: u.Args}
+		case UcallUnhandled:
+			x := Exception{}
+			if len(u.Args) >= 4 {
+				x = Exception{Vector: u.Args[0], ErrorCode: u.Args[1], RIP: u.Args[2], CR2: u.Args[3]}
+			}
+			return Event{Ucall: u}, &ExceptionError{VCPU: i, Exception: x, Source: g.Source(x.RIP)}
+		case UcallSync, UcallDone:
+			return Event{Ucall: u}, nil
+		}
+		return Event{Ucall: u}, fmt.Errorf("vcpu %d: unknown ucall command %d", i, u.Cmd)
+	}
+}
+
+func (g *Guest) printf(u *Ucall) {
+	format := "%v"
+	if u.Site != nil {
+		format = u.Site.Format
+	}
+	args := make([]any, len(u.Args))
+	for i, a := range u.Args {
+		args[i] = a
+	}
+	fmt.Fprintf(g.cfg.Output, "guest vcpu %d: "+format+"\n", append([]any{u.VCPU}, args...)...)
+}
+
+func (g *Guest) isUcall(i int, exit hv.Exit) bool {
+	switch e := exit.(type) {
+	case *hv.IOExit:
+		return !g.cfg.UcallMMIO && e.Port == UcallPort && !e.In
+	case *hv.MMIOExit:
+		return g.cfg.UcallMMIO && e.Write && e.GPA == UcallMMIOGPA+uint64(i)*VCPUBlockSize
+	}
+	return false
+}
+
+func (g *Guest) readUcall(i int) (*Ucall, error) {
+	b, err := g.Bytes(UcallPage(i), ucArgs+8*MaxUcallArgs)
+	if err != nil {
+		return nil, err
+	}
+	le := binary.LittleEndian
+	n := le.Uint64(b[ucNArgs:])
+	if n > MaxUcallArgs {
+		return nil, fmt.Errorf("vcpu %d: malformed ucall with %d arguments", i, n)
+	}
+	u := &Ucall{VCPU: i, Cmd: UcallCmd(le.Uint64(b[ucCmd:])), Site: g.site(le.Uint64(b[ucSite:]))}
+	for k := uint64(0); k < n; k++ {
+		u.Args = append(u.Args, le.Uint64(b[ucArgs+8*k:]))
+	}
+	return u, nil
+}
+
+// RunUntilDone runs vCPU i until DONE, calling onSync for each SYNC (nil:
+// ignore). Any exit that is not a ucall is an *UnexpectedExitError.
+func (g *Guest) RunUntilDone(ctx context.Context, i int, onSync func(*Ucall) error) error {
+	for {
+		ev, err := g.Run(ctx, i)
+		if err != nil {
+			return err
+		}
+		if ev.Exit != nil {
+			return g.unexpected(i, ev.Exit)
+		}
+		switch ev.Ucall.Cmd {
+		case UcallDone:
+			return nil
+		case UcallSync:
+			if onSync != nil {
+				if err := onSync(ev.Ucall); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+func (g *Guest) unexpected(i int, exit hv.Exit) error {
+	e := &UnexpectedExitError{VCPU: i, Exit: exit.String()}
+	if r, err := g.VCPUs[i].Regs(); err == nil {
+		e.Regs = r.String()
+		e.Source = g.Source(r.RIP)
+	}
+	return e
+}
+
+// Unexpected builds the error for an exit the caller did not expect.
+func (g *Guest) Unexpected(i int, exit hv.Exit) error { return g.unexpected(i, exit) }
+
+// RunAll runs every vCPU until DONE, concurrently, and returns the first
+// failure (the others are stopped). onSync may be called concurrently.
+func (g *Guest) RunAll(ctx context.Context, onSync func(*Ucall) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for i := range g.VCPUs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if err := g.RunUntilDone(ctx, i, onSync); err != nil {
+				mu.Lock()
+				// The first failure is the root cause; the others are
+				// mostly the cancellation it triggered.
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+				cancel()
+			}
+		}(i)
+	}
+	wg.Wait()
+	return first
+}

@@ -1,0 +1,172 @@
+package guest
+
+import (
+	"fmt"
+	"strings"
+)
+
+// UcallCmd is the kind of a guest-to-host call.
+type UcallCmd uint64
+
+// Ucall commands, as in the kernel selftests' ucall ABI.
+const (
+	UcallNone UcallCmd = iota
+	UcallSync
+	UcallAssert
+	UcallPrintf
+	UcallDone
+	UcallUnhandled
+)
+
+func (c UcallCmd) String() string {
+	switch c {
+	case UcallSync:
+		return "SYNC"
+	case UcallAssert:
+		return "ASSERT"
+	case UcallPrintf:
+		return "PRINTF"
+	case UcallDone:
+		return "DONE"
+	case UcallUnhandled:
+		return "UNHANDLED"
+	}
+	return fmt.Sprintf("ucall(%d)", uint64(c))
+}
+
+// Site is where guest code that makes a ucall was built: the Go file:line
+// of the Program call, and its static message or format.
+type Site struct {
+	ID     uint64
+	File   string
+	Line   int
+	Msg    string
+	Format string
+}
+
+func (s *Site) String() string {
+	if s == nil {
+		return "unknown site"
+	}
+	return fmt.Sprintf("%s:%d", s.File, s.Line)
+}
+
+// Ucall is one call from the guest.
+type Ucall struct {
+	VCPU int
+	Cmd  UcallCmd
+	Args []uint64
+	Site *Site
+}
+
+// Stage is the first argument of a SYNC.
+func (u *Ucall) Stage() uint64 {
+	if len(u.Args) == 0 {
+		return 0
+	}
+	return u.Args[0]
+}
+
+func (u *Ucall) String() string {
+	return fmt.Sprintf("vcpu %d %s %#x at %s", u.VCPU, u.Cmd, u.Args, u.Site)
+}
+
+// AssertError is a failed guest ASSERT: where the guest code was built,
+// the message, and the values the guest passed.
+type AssertError struct {
+	VCPU int
+	Site *Site
+	Args []uint64
+}
+
+func (e *AssertError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "guest assertion failed at %s: %s", e.Site, e.Site.Msg)
+	if len(e.Args) > 0 {
+		fmt.Fprintf(&b, " (values:")
+		for _, a := range e.Args {
+			fmt.Fprintf(&b, " %#x", a)
+		}
+		b.WriteString(")")
+	}
+	fmt.Fprintf(&b, " [vcpu %d]", e.VCPU)
+	return b.String()
+}
+
+// Vector names for exception reports.
+var vectorNames = map[uint64]string{0: "#DE", 1: "#DB", 2: "NMI", 3: "#BP", 4: "#OF", 5: "#BR",
+	6: "#UD", 7: "#NM", 8: "#DF", 10: "#TS", 11: "#NP", 12: "#SS", 13: "#GP", 14: "#PF",
+	16: "#MF", 17: "#AC", 18: "#MC", 19: "#XM", 20: "#VE", 21: "#CP"}
+
+// VectorName returns "#PF" for 14 and so on.
+func VectorName(v uint64) string {
+	if n, ok := vectorNames[v]; ok {
+		return n
+	}
+	return fmt.Sprintf("vector %d", v)
+}
+
+// Exception is an exception the guest IDT caught.
+type Exception struct {
+	Vector    uint64
+	ErrorCode uint64
+	RIP       uint64
+	CR2       uint64
+}
+
+func (x Exception) String() string {
+	s := fmt.Sprintf("%s (%d) at rip %#x, error code %#x", VectorName(x.Vector), x.Vector, x.RIP, x.ErrorCode)
+	if x.Vector == 14 {
+		s += fmt.Sprintf(", cr2 %#x", x.CR2)
+	}
+	return s
+}
+
+// ExceptionError is an exception the guest did not expect.
+type ExceptionError struct {
+	VCPU int
+	Exception
+	Source string // Go file:line of the instruction at RIP, when known
+}
+
+func (e *ExceptionError) Error() string {
+	s := fmt.Sprintf("unexpected guest exception %s [vcpu %d]", e.Exception, e.VCPU)
+	if e.Source != "" {
+		s += " built at " + e.Source
+	}
+	return s
+}
+
+// UnexpectedExitError is an exit the run loop was not told to expect.
+type UnexpectedExitError struct {
+	VCPU   int
+	Exit   string
+	Regs   string
+	Source string
+}
+
+func (e *UnexpectedExitError) Error() string {
+	s := fmt.Sprintf("unexpected exit on vcpu %d: %s", e.VCPU, e.Exit)
+	if e.Source != "" {
+		s += " (instruction built at " + e.Source + ")"
+	}
+	return s + "; registers: " + e.Regs
+}
+
+// TimeoutError says the guest was still running when the context ended.
+type TimeoutError struct {
+	VCPU   int
+	RIP    uint64
+	Source string
+	Err    error
+}
+
+func (e *TimeoutError) Error() string {
+	s := fmt.Sprintf("guest timed out on vcpu %d at rip %#x", e.VCPU, e.RIP)
+	if e.Source != "" {
+		s += " (instruction built at " + e.Source + ")"
+	}
+	return s + ": " + e.Err.Error()
+}
+
+func (e *TimeoutError) Unwrap() error { return e.Err }
