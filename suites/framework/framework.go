@@ -1,0 +1,223 @@
+// Package framework builds the Ginkgo spec tree: one container per
+// selected backend, one per registered area inside it, host-profile
+// deviations and host health checks around every spec. The kvmspec CLI and
+// `go test ./suites/...` both run through it.
+package framework
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kvmspec/kvmspec/harness/guest"
+	"github.com/kvmspec/kvmspec/harness/host"
+	"github.com/kvmspec/kvmspec/harness/hv"
+	"github.com/kvmspec/kvmspec/harness/profile"
+	. "github.com/onsi/ginkgo/v2"
+	"github.com/onsi/ginkgo/v2/types"
+	. "github.com/onsi/gomega"
+)
+
+// Backend is one hypervisor as the specs see it.
+type Backend struct {
+	Name string
+	// HV is nil when the backend cannot run here; Err says why.
+	HV   hv.Hypervisor
+	Err  error
+	Caps hv.Caps
+	// Env holds what the run was started with.
+	Env *Env
+	// Profile is the detected host profile (nil: none matched).
+	Profile *profile.Profile
+	// Health checks the host kernel around every spec (real KVM only).
+	Health bool
+}
+
+// Env is the run-wide configuration specs may read.
+type Env struct {
+	Seed   int64
+	Strict bool
+	// Params are free-form spec parameters (--param key=value).
+	Params map[string]string
+}
+
+// Param returns the named parameter or def.
+func (e *Env) Param(name, def string) string {
+	if v, ok := e.Params[name]; ok {
+		return v
+	}
+	return def
+}
+
+// Available reports whether the backend can run guests here.
+func (b *Backend) Available() bool { return b.HV != nil }
+
+// Require skips the current spec when the backend lacks c, with the
+// backend's own reason (it reaches the JUnit <skipped message>).
+func (b *Backend) Require(c hv.Cap) {
+	GinkgoHelper()
+	if err := b.Caps.Require(c); err != nil {
+		Skip(err.Error())
+	}
+}
+
+// Modes are the privilege levels test code runs at, the host's default first.
+func (b *Backend) Modes() []guest.Mode {
+	d := guest.DefaultMode(b.Caps)
+	if d == guest.CPL3 {
+		return []guest.Mode{guest.CPL3, guest.CPL0}
+	}
+	return []guest.Mode{guest.CPL0, guest.CPL3}
+}
+
+// NewGuest builds a standard guest for the current spec and frees it when
+// the spec ends. Guest PRINTF output goes to the spec's log.
+func (b *Backend) NewGuest(cfg guest.Config) *guest.Guest {
+	GinkgoHelper()
+	if cfg.Output == nil {
+		cfg.Output = GinkgoWriter
+	}
+	g, err := guest.New(b.HV, cfg)
+	Expect(err).NotTo(HaveOccurred(), "create guest on %s", b.Name)
+	DeferCleanup(func() {
+		if err := g.Close(); err != nil {
+			AddReportEntry("guest close error", err.Error())
+		}
+	})
+	return g
+}
+
+// Area is a group of specs registered under one area label.
+type Area struct {
+	Name  string
+	Specs func(b *Backend)
+}
+
+var (
+	areasMu sync.Mutex
+	areas   = map[string]Area{}
+)
+
+// Register adds an area's specs; area packages call it from init. The
+// function is called once per selected backend when the tree is built.
+func Register(name string, specs func(b *Backend)) {
+	areasMu.Lock()
+	defer areasMu.Unlock()
+	if _, dup := areas[name]; dup {
+		panic("framework: area registered twice: " + name)
+	}
+	areas[name] = Area{Name: name, Specs: specs}
+}
+
+// Areas returns the registered areas in a stable order.
+func Areas() []Area {
+	areasMu.Lock()
+	defer areasMu.Unlock()
+	out := make([]Area, 0, len(areas))
+	for _, a := range areas {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// SpecID is the stable identity of a spec: area, then the container texts
+// below the area, then the spec text, joined with " / ". Host profiles
+// match deviations against it and reports use it as the testcase name.
+func SpecID(r types.SpecReport) string {
+	texts := append(append([]string{}, r.ContainerHierarchyTexts...), r.LeafNodeText)
+	if len(texts) < 3 {
+		return strings.Join(texts, " / ")
+	}
+	return texts[1] + "/" + strings.Join(texts[2:], " / ")
+}
+
+// Build declares the spec tree for the given backends. Call it once,
+// before RunSpecs.
+func Build(backends []*Backend) {
+	for _, b := range backends {
+		b := b
+		Describe(b.Name, Label(BackendLabel(b.Name)), func() {
+			BeforeEach(func() { b.beforeSpec() })
+			for _, a := range Areas() {
+				a := a
+				Describe(a.Name, Label(a.Name), func() { a.Specs(b) })
+			}
+		})
+	}
+}
+
+func (b *Backend) beforeSpec() {
+	if !b.Available() {
+		Skip(b.Err.Error())
+	}
+	if b.Health {
+		w := host.StartWatch()
+		DeferCleanup(func() {
+			h := w.Stop()
+			if len(h.Lines) > 0 || h.Unavailable != "" || h.NewTaint != 0 {
+				AddReportEntry("host health", h.String())
+			}
+			if h.Failed() {
+				Fail("host kernel health: " + h.String())
+			}
+		})
+	}
+	if b.Env.Strict || b.Profile == nil {
+		return
+	}
+	id := SpecID(CurrentSpecReport())
+	d := b.Profile.Lookup(b.Name, id)
+	if d == nil {
+		return
+	}
+	if !d.Runs() {
+		Skip(fmt.Sprintf("known deviation (not run): %s [%s]", d.Reason, d.ID))
+	}
+	// The spec is expected to fail: a Gomega failure becomes the
+	// deviation's skip, and a pass is itself a failure so the profile
+	// cannot rot.
+	failed := false
+	RegisterFailHandler(func(message string, offset ...int) {
+		failed = true
+		Skip(fmt.Sprintf("known deviation: %s [%s] (observed: %s)", d.Reason, d.ID, firstLine(message)))
+	})
+	DeferCleanup(func() {
+		RegisterFailHandler(Fail)
+		if !failed && !CurrentSpecReport().State.Is(types.SpecStateSkipped|types.SpecStateFailureStates) {
+			Fail(fmt.Sprintf("unexpected pass: remove the deviation %s from host profile %s (%s)", d.ID, b.Profile.Name, d.Reason))
+		}
+	})
+}
+
+// firstLine condenses a Gomega failure message to one line: its first
+// lines without Gomega's "<*type | 0x…>:" headers, at most 240 bytes.
+func firstLine(s string) string {
+	var parts []string
+	for _, l := range strings.Split(s, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || (strings.HasPrefix(l, "<") && strings.HasSuffix(l, ">:")) {
+			continue
+		}
+		parts = append(parts, l)
+		if len(parts) == 2 {
+			break
+		}
+	}
+	out := strings.Join(parts, " ")
+	if len(out) > 240 {
+		out = out[:240] + "…"
+	}
+	return out
+}
+
+// GuestContext returns a context for guest runs inside a spec: the spec's
+// context bounded by d, so a hung guest fails this spec, not the run.
+func GuestContext(ctx context.Context, d time.Duration) context.Context {
+	c, cancel := context.WithTimeout(ctx, d)
+	DeferCleanup(cancel)
+	return c
+}

@@ -1,0 +1,31 @@
+package suites_test
+
+import (
+	"flag"
+	"testing"
+
+	"github.com/kvmspec/kvmspec/suites"
+	. "github.com/onsi/ginkgo/v2"
+)
+
+var (
+	backend   = flag.String("kvmspec.backend", "all", "backends to run: kvm, emu, auto or all")
+	reportDir = flag.String("kvmspec.report-dir", "", "write junit.xml and report.json here")
+	strict    = flag.Bool("kvmspec.strict", false, "ignore host profiles")
+)
+
+// TestSuites runs every area's specs under `go test`, the same specs the
+// kvmspec binary runs. Select with -ginkgo.label-filter / -ginkgo.focus.
+func TestSuites(t *testing.T) {
+	sc, rc := GinkgoConfiguration()
+	run, err := suites.Run(t, suites.Options{
+		Backend: *backend, LabelFilter: sc.LabelFilter, Focus: sc.FocusStrings, Skip: sc.SkipStrings,
+		Seed: sc.RandomSeed, Timeout: sc.Timeout, Verbose: rc.Verbose, Strict: *strict, ReportDir: *reportDir,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := suites.Verdict(run); err != nil {
+		t.Fatal(err)
+	}
+}

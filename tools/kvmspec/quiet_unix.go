@@ -1,0 +1,31 @@
+package main
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// quiet runs f with file descriptor 1 pointed at /dev/null: Ginkgo's
+// reporter writes to the process's stdout, and `kvmspec list` wants only
+// its own output there.
+func quiet(f func()) {
+	saved, err := unix.Dup(1)
+	if err != nil {
+		f()
+		return
+	}
+	defer unix.Close(saved)
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		f()
+		return
+	}
+	defer null.Close()
+	if err := unix.Dup2(int(null.Fd()), 1); err != nil {
+		f()
+		return
+	}
+	defer unix.Dup2(saved, 1)
+	f()
+}
