@@ -301,6 +301,19 @@ type Event struct {
 // failed ASSERT returns *AssertError, an unexpected exception
 // *ExceptionError, and the end of ctx *TimeoutError.
 func (g *Guest) Run(ctx context.Context, i int) (Event, error) {
+	// The loop runs on the vCPU's own thread: no thread hand-off per exit.
+	var ev Event
+	var err error
+	if derr := g.VCPUs[i].Do(func() error {
+		ev, err = g.run(ctx, i)
+		return nil
+	}); derr != nil {
+		return Event{}, derr
+	}
+	return ev, err
+}
+
+func (g *Guest) run(ctx context.Context, i int) (Event, error) {
 	v := g.VCPUs[i]
 	for {
 		exit, err := v.Run(ctx)

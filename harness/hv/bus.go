@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 )
 
 // Bus routes MMIO and PIO exits to attached device models. Both backends
 // embed one so device dispatch behaves identically on each.
 type Bus struct {
+	// n counts attached ranges so run loops check for devices without a lock.
+	n    atomic.Int32
 	mu   sync.RWMutex
 	mmio []mmioRange
 	pio  []pioRange
@@ -37,6 +40,7 @@ func (b *Bus) AttachMMIO(base, size uint64, d MMIOHandler) error {
 		}
 	}
 	b.mmio = append(b.mmio, mmioRange{base, size, d})
+	b.n.Add(1)
 	sort.Slice(b.mmio, func(i, j int) bool { return b.mmio[i].base < b.mmio[j].base })
 	return nil
 }
@@ -54,15 +58,12 @@ func (b *Bus) AttachPIO(port, n uint16, d PIOHandler) error {
 		}
 	}
 	b.pio = append(b.pio, pioRange{port, n, d})
+	b.n.Add(1)
 	return nil
 }
 
 // Empty reports whether nothing is attached, so run loops can skip dispatch.
-func (b *Bus) Empty() bool {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return len(b.mmio) == 0 && len(b.pio) == 0
-}
+func (b *Bus) Empty() bool { return b.n.Load() == 0 }
 
 // Dispatch hands e to the device that claims it. handled is false when no
 // device claims the exit (the caller returns it to its own caller).

@@ -13,23 +13,23 @@ type Cap string
 
 // Capabilities a backend may offer. Suites ask for them with Caps.Require.
 const (
-	CapLongMode       Cap = "long-mode"        // 64-bit guests with 4-level paging
-	CapMultiVCPU      Cap = "multi-vcpu"       // several vCPUs running at once
-	CapReadOnlyMem    Cap = "readonly-mem"     // MemReadOnly slots
-	CapDirtyLog       Cap = "dirty-log"        // MemLogDirty + GetDirtyLog
-	CapManualProtect  Cap = "manual-protect"   // ClearDirtyLog (KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2)
-	CapInitiallySet   Cap = "initially-set"    // manual protect with all bits initially set
-	CapDirtyRing      Cap = "dirty-ring"       // per-vCPU dirty rings
-	CapGuestDebug     Cap = "guest-debug"      // host-side SetGuestDebug
-	CapHWBreakpoint   Cap = "hw-breakpoint"    // host-set hardware breakpoints
-	CapSingleStep     Cap = "single-step"      // host-side single-step
-	CapPMU            Cap = "pmu"              // guest-visible architectural PMU
-	CapUserfault      Cap = "userfault"        // missing-page handlers on memslots
-	CapStats          Cap = "stats"            // binary statistics
-	CapUserSpaceMSR   Cap = "user-space-msr"   // MSR accesses exit to the host
-	CapSignalKick     Cap = "cancel-running"   // a running vCPU can be stopped from outside
-	CapMemfd          Cap = "memfd-backing"    // memfd-backed guest memory with hole punching
-	CapCPL0Native     Cap = "cpl0-native"      // supervisor guest code runs at native speed
+	CapLongMode       Cap = "long-mode"         // 64-bit guests with 4-level paging
+	CapMultiVCPU      Cap = "multi-vcpu"        // several vCPUs running at once
+	CapReadOnlyMem    Cap = "readonly-mem"      // MemReadOnly slots
+	CapDirtyLog       Cap = "dirty-log"         // MemLogDirty + GetDirtyLog
+	CapManualProtect  Cap = "manual-protect"    // ClearDirtyLog (KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2)
+	CapInitiallySet   Cap = "initially-set"     // manual protect with all bits initially set
+	CapDirtyRing      Cap = "dirty-ring"        // per-vCPU dirty rings
+	CapGuestDebug     Cap = "guest-debug"       // host-side SetGuestDebug
+	CapHWBreakpoint   Cap = "hw-breakpoint"     // host-set hardware breakpoints
+	CapSingleStep     Cap = "single-step"       // host-side single-step
+	CapPMU            Cap = "pmu"               // guest-visible architectural PMU
+	CapUserfault      Cap = "userfault"         // missing-page handlers on memslots
+	CapStats          Cap = "stats"             // binary statistics
+	CapUserSpaceMSR   Cap = "user-space-msr"    // MSR accesses exit to the host
+	CapSignalKick     Cap = "cancel-running"    // a running vCPU can be stopped from outside
+	CapMemfd          Cap = "memfd-backing"     // memfd-backed guest memory with hole punching
+	CapCPL0Native     Cap = "cpl0-native"       // supervisor guest code runs at native speed
 	CapInstructionSet Cap = "instruction-exact" // every instruction of the subset executes (no emulation gaps)
 )
 

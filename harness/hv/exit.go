@@ -177,14 +177,14 @@ type HypercallExit struct {
 }
 
 // Kind implements Exit.
-func (*HypercallExit) Kind() ExitKind { return ExitHypercall }
+func (*HypercallExit) Kind() ExitKind   { return ExitHypercall }
 func (e *HypercallExit) String() string { return fmt.Sprintf("hypercall %d args %#x", e.Nr, e.Args) }
 
 // UnknownExit carries an exit reason the backend does not classify.
 type UnknownExit struct{ Reason uint32 }
 
 // Kind implements Exit.
-func (*UnknownExit) Kind() ExitKind { return ExitUnknown }
+func (*UnknownExit) Kind() ExitKind   { return ExitUnknown }
 func (e *UnknownExit) String() string { return fmt.Sprintf("unknown exit reason %d", e.Reason) }
 
 func leUint(b []byte) uint64 {

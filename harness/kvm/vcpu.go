@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/kvmspec/kvmspec/harness/hv"
 	"golang.org/x/sys/unix"
@@ -38,6 +39,15 @@ type VCPU struct {
 
 	ringNext uint32
 	stats    *statsFile
+
+	// The watchdog: the context whose end kicks this vCPU stays armed
+	// across Runs with that context, so a run loop pays for arming once;
+	// a context without deadline gets the default watchdog timer.
+	kickMu     sync.Mutex
+	armedCtx   context.Context
+	armedStop  func() bool
+	watchdog   *time.Timer
+	watchFired atomic.Bool
 
 	// Exit values are reused: an Exit is valid until the next Run.
 	ioExit    hv.IOExit
@@ -122,6 +132,13 @@ func (v *VCPU) create() error {
 }
 
 func (v *VCPU) destroy() {
+	v.disarm()
+	if v.watchdog != nil {
+		v.watchdog.Stop()
+	}
+	// A kick racing with the unmap below must not touch kvm_run.
+	v.kickMu.Lock()
+	defer v.kickMu.Unlock()
 	if v.stats != nil {
 		v.stats.close()
 	}
@@ -183,11 +200,32 @@ func (v *VCPU) Close() error {
 // SIGURG is the Go runtime's own preemption signal, so an extra one is
 // harmless to the runtime.
 func (v *VCPU) kick() {
+	v.kickMu.Lock()
+	defer v.kickMu.Unlock()
 	if v.run == nil {
 		return
 	}
 	setImmediateExit(v.run, 1)
 	_ = unix.Tgkill(unix.Getpid(), v.tid, syscall.SIGURG)
+}
+
+// arm makes the end of ctx stop this vCPU, once per context.
+func (v *VCPU) arm(ctx context.Context) {
+	if ctx == v.armedCtx {
+		return
+	}
+	v.disarm()
+	v.armedCtx = ctx
+	if ctx.Done() != nil {
+		v.armedStop = context.AfterFunc(ctx, v.kick)
+	}
+}
+
+func (v *VCPU) disarm() {
+	if v.armedStop != nil {
+		v.armedStop()
+	}
+	v.armedCtx, v.armedStop = nil, nil
 }
 
 // Run implements hv.VCPU.
@@ -205,17 +243,28 @@ func (v *VCPU) Run(ctx context.Context) (hv.Exit, error) {
 }
 
 func (v *VCPU) runOnThread(ctx context.Context) (hv.Exit, error) {
+	v.arm(ctx)
 	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultWatchdog)
-		defer cancel()
+		// Every KVM_RUN is bounded: some guest instructions make KVM_RUN
+		// never return on some hosts.
+		if v.watchdog == nil {
+			v.watchdog = time.AfterFunc(DefaultWatchdog, func() {
+				v.watchFired.Store(true)
+				v.kick()
+			})
+		} else {
+			v.watchdog.Reset(DefaultWatchdog)
+		}
+		defer v.watchdog.Stop()
 	}
-	stop := context.AfterFunc(ctx, v.kick)
-	defer stop()
 	for {
 		if err := ctx.Err(); err != nil {
 			setImmediateExit(v.run, 0)
 			return nil, fmt.Errorf("vcpu %d: run stopped: %w", v.id, err)
+		}
+		if v.watchFired.Swap(false) {
+			setImmediateExit(v.run, 0)
+			return nil, fmt.Errorf("vcpu %d: KVM_RUN did not return within the %v watchdog (no deadline on the context)", v.id, DefaultWatchdog)
 		}
 		v.completeMSR()
 		switch e := runIoctl(v.fd); e {
@@ -224,7 +273,7 @@ func (v *VCPU) runOnThread(ctx context.Context) (hv.Exit, error) {
 			// A signal (runtime preemption, profiler, our kick). Stop only
 			// if the context ended; a stale kick from an earlier context is
 			// cleared and the guest re-entered.
-			if ctx.Err() == nil {
+			if ctx.Err() == nil && !v.watchFired.Load() {
 				setImmediateExit(v.run, 0)
 			}
 			continue
