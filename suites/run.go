@@ -7,6 +7,8 @@ package suites
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 	"github.com/onsi/gomega"
 
 	// The areas register their specs.
+	_ "github.com/kvmspec/kvmspec/suites/selftest"
 	_ "github.com/kvmspec/kvmspec/suites/smoke"
 )
 
@@ -39,7 +42,8 @@ type Options struct {
 	Timeout     time.Duration
 	Verbose     bool
 	Strict      bool // ignore host profiles
-	Profile     string
+	Profile     string // host profile by name; "" detects, "none" applies none
+	ProfileFile string // a host profile JSON file instead of the embedded ones
 	DryRun      bool
 	Params      map[string]string
 }
@@ -115,6 +119,20 @@ func ValidateLabelFilter(f string) error {
 	return nil
 }
 
+// LoadProfileFile reads a host profile from a file (a board's own, or a
+// test's); it applies whatever the host is.
+func LoadProfileFile(path string) (*profile.Profile, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &UsageError{Msg: fmt.Sprintf("host profile: %v", err)}
+	}
+	p, err := profile.Parse(filepath.Base(path), data)
+	if err != nil {
+		return nil, &UsageError{Msg: fmt.Sprintf("host profile: %v", err)}
+	}
+	return &p, nil
+}
+
 // LoadProfile returns the host profile to apply: forced by name, none,
 // or detected from the facts.
 func LoadProfile(name string, facts host.Facts) (*profile.Profile, error) {
@@ -167,7 +185,12 @@ func Run(t GinkgoTestingT, opt Options) (reports.Run, error) {
 		}
 	}()
 	facts := host.Collect()
-	prof, err := LoadProfile(opt.Profile, facts)
+	var prof *profile.Profile
+	if opt.ProfileFile != "" {
+		prof, err = LoadProfileFile(opt.ProfileFile)
+	} else {
+		prof, err = LoadProfile(opt.Profile, facts)
+	}
 	if err != nil {
 		return reports.Run{}, err
 	}

@@ -381,12 +381,21 @@ func (g *Guest) readUcall(i int) (*Ucall, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseUcall(b, i, g.site)
+}
+
+// parseUcall decodes a ucall page. The page is guest-written, so every
+// field is untrusted: a bad count is an error, an unknown site is nil.
+func parseUcall(b []byte, vcpu int, site func(uint64) *Site) (*Ucall, error) {
+	if len(b) < ucArgs+8*MaxUcallArgs {
+		return nil, fmt.Errorf("vcpu %d: ucall page of %d bytes is short", vcpu, len(b))
+	}
 	le := binary.LittleEndian
 	n := le.Uint64(b[ucNArgs:])
 	if n > MaxUcallArgs {
-		return nil, fmt.Errorf("vcpu %d: malformed ucall with %d arguments", i, n)
+		return nil, fmt.Errorf("vcpu %d: malformed ucall with %d arguments", vcpu, n)
 	}
-	u := &Ucall{VCPU: i, Cmd: UcallCmd(le.Uint64(b[ucCmd:])), Site: g.site(le.Uint64(b[ucSite:]))}
+	u := &Ucall{VCPU: vcpu, Cmd: UcallCmd(le.Uint64(b[ucCmd:])), Site: site(le.Uint64(b[ucSite:]))}
 	for k := uint64(0); k < n; k++ {
 		u.Args = append(u.Args, le.Uint64(b[ucArgs+8*k:]))
 	}

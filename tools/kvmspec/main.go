@@ -114,6 +114,7 @@ func (rf *runFlags) register(fs *flag.FlagSet, withReports bool) {
 	fs.StringVar(&rf.focus, "focus", "", "run only specs whose full text matches this regular expression")
 	fs.StringVar(&rf.skip, "skip", "", "skip specs whose full text matches this regular expression")
 	fs.StringVar(&rf.opt.Profile, "profile", "", "host profile to apply (default: detected; 'none' for none)")
+	fs.StringVar(&rf.opt.ProfileFile, "profile-file", "", "apply the host profile in this JSON file")
 	fs.Var(params(rf.opt.Params), "param", "spec parameter key=value (repeatable)")
 	if withReports {
 		fs.StringVar(&rf.opt.ReportDir, "report-dir", defaultDir, "directory for junit.xml and report.json")
