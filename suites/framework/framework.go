@@ -16,6 +16,7 @@ import (
 	"github.com/kvmspec/kvmspec/harness/host"
 	"github.com/kvmspec/kvmspec/harness/hv"
 	"github.com/kvmspec/kvmspec/harness/profile"
+	"github.com/kvmspec/kvmspec/reports"
 	. "github.com/onsi/ginkgo/v2"
 	"github.com/onsi/ginkgo/v2/types"
 	. "github.com/onsi/gomega"
@@ -126,14 +127,9 @@ func Areas() []Area {
 
 // SpecID is the stable identity of a spec: area, then the container texts
 // below the area, then the spec text, joined with " / ". Host profiles
-// match deviations against it and reports use it as the testcase name.
-func SpecID(r types.SpecReport) string {
-	texts := append(append([]string{}, r.ContainerHierarchyTexts...), r.LeafNodeText)
-	if len(texts) < 3 {
-		return strings.Join(texts, " / ")
-	}
-	return texts[1] + "/" + strings.Join(texts[2:], " / ")
-}
+// match deviations against it and reports use it as the testcase name, so
+// both sides use the one definition in package reports.
+func SpecID(r types.SpecReport) string { return reports.SpecID(r) }
 
 // Build declares the spec tree for the given backends. Call it once,
 // before RunSpecs.

@@ -1,0 +1,68 @@
+// Package reports turns a Ginkgo run into kvmspec's reports: JUnit XML for
+// CI systems, a JSON document for tools (nightly comparisons, the HTML
+// report) and a one-screen summary for people.
+//
+// The model is Run: FromGinkgo builds it from the types.Report a
+// ReportAfterSuite node receives, plus the run's Meta (settings, host facts,
+// backend capabilities). Every It spec of every backend is one Case; specs
+// the filters deselected are only counted. Suite-level failures become
+// failing cases of area "suite", so a broken setup never reads as green.
+//
+// # Case identity
+//
+// The spec tree is Describe(backend) > Describe(area) > … > It. A case's
+// Backend comes from its "backend:<name>" label, its Area from the first
+// area label (see IsArea), its Name from the container texts below those
+// two and the It text, joined with " / ", and its ID is Area + "/" + Name:
+// "smoke/pio out [cpl3]", "smoke/exceptions / #UD [cpl0]". IDs must be
+// unique per backend (Validate); host profiles match deviations on them.
+//
+// # report.json, schema_version 1
+//
+// Field names are lower_snake_case; optional fields are omitted when empty.
+// Times are RFC 3339; durations are integer nanoseconds.
+//
+//	{
+//	  "schema_version": 1,
+//	  "meta": {
+//	    "version": "0.1.0",             kvmspec version
+//	    "backends": ["kvm", "emu"],     backends selected, in order
+//	    "seed": 1700000000,             Ginkgo random seed
+//	    "label_filter": "smoke",        optional
+//	    "focus": "pio",                 optional
+//	    "strict": true,                 optional: profiles ignored
+//	    "profile": "pvm",               optional: host profile applied
+//	    "host": [{"name": "host.kernel", "value": "6.18.44"}, …],
+//	    "caps": {"kvm": [{"name": "pmu", "supported": false, "detail": "kvm.enable_pmu=N"}]},
+//	    "started": "2026-11-22T10:00:00Z",
+//	    "finished": "2026-11-22T10:01:00Z",
+//	    "report_dir": "reports/out"     optional
+//	  },
+//	  "cases": [{
+//	    "backend": "kvm",
+//	    "area": "smoke",
+//	    "name": "pio out [cpl3]",
+//	    "id": "smoke/pio out [cpl3]",
+//	    "state": "passed",              passed failed skipped deviation timedout panicked interrupted aborted
+//	    "message": "…",                 failure message or skip reason
+//	    "location": "suites/smoke/pio.go:42",
+//	    "failure_location": "…",        failures only
+//	    "failure": "…",                 failures only: full text (panic, stack, steps)
+//	    "started": "…",
+//	    "duration_ns": 1234567,
+//	    "labels": ["backend:kvm", "smoke", "cpl3"],
+//	    "report_entries": [{"name": "host health", "value": "host kernel ok; …"}],
+//	    "perf": [{"experiment": "pio", "name": "exit round trip", "units": "ns",
+//	              "n": 100, "min": 1, "median": 2, "mean": 2, "max": 3, "stddev": 0.5}],
+//	    "output": "…"                   GinkgoWriter and captured stdout/stderr
+//	  }],
+//	  "filtered": 12,                   specs deselected by the filters
+//	  "problems": ["duplicate case ID …"]
+//	}
+//
+// Perf units are the gmeasure units of value measurements; duration
+// measurements are converted to "ns".
+//
+// Adding a field keeps schema_version 1; renaming or re-typing one, or
+// adding a state, bumps it, and ReadJSON refuses versions it does not know.
+package reports

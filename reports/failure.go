@@ -1,0 +1,193 @@
+package reports
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/onsi/ginkgo/v2/types"
+	"github.com/onsi/gomega/gmeasure"
+)
+
+// failureText assembles what a person needs to debug a failed spec from a
+// report alone: the message, where, a panic's value and stack, where a
+// timed-out or interrupted spec was stuck, and the steps it had taken.
+func failureText(s types.SpecReport) string {
+	f := s.Failure
+	var b strings.Builder
+	line := func(format string, args ...any) {
+		fmt.Fprintf(&b, format, args...)
+		b.WriteByte('\n')
+	}
+	line("%s", f.Message)
+	if loc := location(f.Location); loc != "" {
+		line("at %s", loc)
+	}
+	if f.FailureNodeContext != types.FailureNodeIsLeafNode && f.FailureNodeType != types.NodeTypeInvalid {
+		line("in %s at %s", f.FailureNodeType, location(f.FailureNodeLocation))
+	}
+	if f.ForwardedPanic != "" {
+		line("panic: %s", f.ForwardedPanic)
+		if st := strings.TrimSpace(f.Location.FullStackTrace); st != "" {
+			line("%s", st)
+		}
+	}
+	if pr := f.ProgressReport; !pr.IsZero() {
+		writeProgress(&b, pr)
+	}
+	if af := f.AdditionalFailure; af != nil {
+		line("then %s: %s", af.State, af.Failure.Message)
+		if loc := location(af.Failure.Location); loc != "" {
+			line("at %s", loc)
+		}
+	}
+	for _, af := range s.AdditionalFailures {
+		line("also %s: %s", af.State, af.Failure.Message)
+		if loc := location(af.Failure.Location); loc != "" {
+			line("at %s", loc)
+		}
+	}
+	var steps []string
+	for _, e := range s.SpecEvents {
+		if e.SpecEventType == types.SpecEventByStart {
+			steps = append(steps, fmt.Sprintf("  STEP: %s (%s)", e.Message, location(e.CodeLocation)))
+		}
+	}
+	if len(steps) > 0 {
+		line("steps:")
+		for _, st := range steps {
+			line("%s", st)
+		}
+	}
+	return clean(strings.TrimRight(b.String(), "\n"))
+}
+
+// writeProgress says where a timed-out or interrupted spec was: the node,
+// the step, and the spec goroutine's stack (the frames in spec code are
+// what matter when a KVM_RUN hangs).
+func writeProgress(b *strings.Builder, pr types.ProgressReport) {
+	fmt.Fprintf(b, "stuck in %s %q at %s\n", pr.CurrentNodeType, pr.CurrentNodeText, location(pr.CurrentNodeLocation))
+	if pr.CurrentStepText != "" {
+		fmt.Fprintf(b, "during step %q at %s\n", pr.CurrentStepText, location(pr.CurrentStepLocation))
+	}
+	g := pr.SpecGoroutine()
+	if g.IsZero() {
+		return
+	}
+	fmt.Fprintf(b, "goroutine %d [%s]:\n", g.ID, g.State)
+	for _, fc := range g.Stack {
+		mark := "  "
+		if fc.Highlight {
+			mark = "> "
+		}
+		fmt.Fprintf(b, "%s%s\n    %s:%d\n", mark, fc.Function, fc.Filename, fc.Line)
+	}
+}
+
+// ansi matches terminal escape sequences (colours from GinkgoWriter or
+// gmeasure); they are noise in a file and invalid in XML.
+var ansi = regexp.MustCompile(`\x1b\[[0-9;?]*[ -/]*[@-~]`)
+
+// clean strips terminal escapes and invalid UTF-8 from text bound for a
+// report.
+func clean(s string) string {
+	if strings.IndexByte(s, 0x1b) >= 0 {
+		s = ansi.ReplaceAllString(s, "")
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// summaryLen bounds a one-line message.
+const summaryLen = 160
+
+// oneLine folds a message onto one line of at most summaryLen characters.
+// Gomega puts the values on lines of their own ("Expected\n    <int>: 1\n
+// to equal\n    <int>: 2"), so the first line alone would say nothing.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > summaryLen {
+		s = string(r[:summaryLen-1]) + "…"
+	}
+	return s
+}
+
+// entries turns report entries into text and pulls gmeasure statistics out
+// of the ones that carry experiments.
+func entries(res types.ReportEntries) ([]Entry, []Measurement) {
+	var out []Entry
+	var perf []Measurement
+	for _, e := range res {
+		out = append(out, Entry{Name: e.Name, Value: entryText(e)})
+		perf = append(perf, measurements(e)...)
+	}
+	return out, perf
+}
+
+// entryText prefers the plain String of a value over the colourised form
+// Ginkgo's own StringRepresentation picks.
+func entryText(e types.ReportEntry) string {
+	raw := e.GetRawValue()
+	switch v := raw.(type) {
+	case nil:
+		return clean(e.Value.Representation)
+	case string:
+		return clean(v)
+	case fmt.Stringer:
+		return clean(v.String())
+	}
+	if e.Value.Representation != "" {
+		return clean(e.Value.Representation)
+	}
+	return clean(fmt.Sprintf("%+v", raw))
+}
+
+func measurements(e types.ReportEntry) []Measurement {
+	var ms gmeasure.Measurements
+	switch v := e.GetRawValue().(type) {
+	case *gmeasure.Experiment:
+		if v != nil {
+			ms = v.Measurements
+		}
+	case gmeasure.Experiment:
+		ms = v.Measurements
+	case gmeasure.Measurement:
+		ms = gmeasure.Measurements{v}
+	case *gmeasure.Measurement:
+		if v != nil {
+			ms = gmeasure.Measurements{*v}
+		}
+	default:
+		// In a parallel run the entry crossed a process boundary as JSON
+		// and the raw value is a map; the JSON still holds the experiment.
+		if e.Value.AsJSON != "" {
+			var x gmeasure.Experiment
+			if json.Unmarshal([]byte(e.Value.AsJSON), &x) == nil {
+				ms = x.Measurements
+			}
+		}
+	}
+	var out []Measurement
+	for _, m := range ms {
+		if m.Type != gmeasure.MeasurementTypeValue && m.Type != gmeasure.MeasurementTypeDuration {
+			continue // notes carry no numbers
+		}
+		st := m.Stats()
+		units := m.Units
+		if st.Type == gmeasure.StatsTypeDuration {
+			units = "ns"
+		}
+		out = append(out, Measurement{
+			Experiment: m.ExperimentName,
+			Name:       m.Name,
+			Units:      units,
+			N:          st.N,
+			Min:        st.FloatFor(gmeasure.StatMin),
+			Median:     st.FloatFor(gmeasure.StatMedian),
+			Mean:       st.FloatFor(gmeasure.StatMean),
+			Max:        st.FloatFor(gmeasure.StatMax),
+			StdDev:     st.FloatFor(gmeasure.StatStdDev),
+		})
+	}
+	return out
+}

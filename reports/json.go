@@ -1,0 +1,120 @@
+package reports
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// WriteJSON writes the run as the report.json document described in the
+// package documentation.
+func (r Run) WriteJSON(w io.Writer) error {
+	if r.SchemaVersion == 0 {
+		r.SchemaVersion = SchemaVersion
+	}
+	if r.Cases == nil {
+		r.Cases = []Case{} // "cases": [] rather than null, for readers in other languages
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // spec names contain '<' and '&' (e.g. "a < b"); keep them readable
+	if err := enc.Encode(r); err != nil {
+		return fmt.Errorf("report json: %w", err)
+	}
+	return nil
+}
+
+// ReadJSON reads a report.json document. It rejects documents without a
+// schema_version or with one this package does not know, and cases with an
+// unknown state, rather than misread them.
+func ReadJSON(rd io.Reader) (Run, error) {
+	data, err := io.ReadAll(rd)
+	if err != nil {
+		return Run{}, fmt.Errorf("report json: %w", err)
+	}
+	var probe struct {
+		SchemaVersion *int `json:"schema_version"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return Run{}, fmt.Errorf("report json: %w", describe(data, err))
+	}
+	switch {
+	case probe.SchemaVersion == nil:
+		return Run{}, errors.New("report json: no schema_version: not a kvmspec report")
+	case *probe.SchemaVersion != SchemaVersion:
+		return Run{}, fmt.Errorf("report json: schema_version %d is not supported (this kvmspec reads version %d)", *probe.SchemaVersion, SchemaVersion)
+	}
+	var r Run
+	if err := json.Unmarshal(data, &r); err != nil {
+		return Run{}, fmt.Errorf("report json: %w", describe(data, err))
+	}
+	for i, c := range r.Cases {
+		if !c.State.Valid() {
+			return Run{}, fmt.Errorf("report json: cases[%d].state: unknown state %q", i, c.State)
+		}
+	}
+	return r, nil
+}
+
+// describe adds the line of a syntax error, since report files are long.
+func describe(data []byte, err error) error {
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		line := bytes.Count(data[:max(0, min(int(syn.Offset), len(data)))], []byte{'\n'}) + 1
+		return fmt.Errorf("line %d (offset %d): %w", line, syn.Offset, err)
+	}
+	return err
+}
+
+// Report file names inside the directory WriteDir writes.
+const (
+	JUnitFile = "junit.xml"
+	JSONFile  = "report.json"
+)
+
+// WriteDir creates dir and writes junit.xml and report.json into it. Each
+// file is written to a temporary name and renamed, so a reader (or a CI
+// step after a crash) never sees half a report.
+func WriteDir(dir string, r Run) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("report dir: %w", err)
+	}
+	if err := writeAtomic(filepath.Join(dir, JUnitFile), r.WriteJUnit); err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(dir, JSONFile), r.WriteJSON)
+}
+
+func writeAtomic(path string, write func(io.Writer) error) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err := write(f); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	// CreateTemp makes the file 0600; reports are for everyone to read.
+	if err := f.Chmod(0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,264 @@
+package reports
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Limits of the non-verbose summary, so that a normal run fits one screen;
+// the reports hold everything.
+const (
+	summaryFailures    = 10
+	summarySkipReasons = 6
+	summaryPerf        = 8
+)
+
+// Summary writes a one-screen account of the run: counts per backend and
+// area, the failed cases with their first message line, skip reasons with
+// counts, perf medians, where the reports are, and a verdict line. verbose
+// lifts the limits and adds the failure texts.
+func (r Run) Summary(w io.Writer, verbose bool) {
+	m := r.Meta
+	head := fmt.Sprintf("kvmspec %s  backends %s  seed %d", orDash(m.Version), orDash(strings.Join(m.Backends, ",")), m.Seed)
+	if m.Profile != "" {
+		head += "  profile " + m.Profile
+	}
+	if m.Strict {
+		head += "  strict"
+	}
+	if m.LabelFilter != "" {
+		head += fmt.Sprintf("  label-filter %q", m.LabelFilter)
+	}
+	if m.Focus != "" {
+		head += fmt.Sprintf("  focus %q", m.Focus)
+	}
+	fmt.Fprintln(w, head)
+	if h := hostLine(m); h != "" {
+		fmt.Fprintln(w, h)
+	}
+
+	keys, byKey := groups(r.Cases)
+	if len(keys) > 0 {
+		width := len("backend/area")
+		for _, k := range keys {
+			width = max(width, len(k.name()))
+		}
+		fmt.Fprintf(w, "\n  %-*s  %4s  %4s  %4s  %4s  %6s\n", width, "backend/area", "pass", "fail", "skip", "dev", "time")
+		for _, k := range keys {
+			c := tally(byKey[k])
+			var d time.Duration
+			for _, x := range byKey[k] {
+				d += x.Duration
+			}
+			fmt.Fprintf(w, "  %-*s  %4d  %4d  %4d  %4d  %6s\n", width, k.name(), c.Passed, c.Failed, c.Skipped, c.Deviations, d.Round(time.Millisecond))
+		}
+	}
+
+	r.summaryFailures(w, verbose)
+	r.summarySkips(w, verbose)
+	r.summaryPerf(w, verbose)
+	if len(r.Problems) > 0 {
+		fmt.Fprintf(w, "\nreport problems (%d):\n", len(r.Problems))
+		for _, p := range r.Problems {
+			fmt.Fprintf(w, "  %s\n", p)
+		}
+	}
+	if m.ReportDir != "" {
+		fmt.Fprintf(w, "\nreports: %s  %s\n", filepath.Join(m.ReportDir, JUnitFile), filepath.Join(m.ReportDir, JSONFile))
+	}
+	fmt.Fprintf(w, "\n%s\n", r.verdict())
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func hostLine(m Meta) string {
+	get := func(name string) string {
+		for _, p := range m.Host {
+			if p.Name == name {
+				return p.Value
+			}
+		}
+		return ""
+	}
+	var parts []string
+	for _, name := range []string{"host.kernel", "host.arch", "host.cpu"} {
+		if v := get(name); v != "" {
+			parts = append(parts, v)
+		}
+	}
+	if v := get("host.dev_kvm"); v != "" {
+		parts = append(parts, "/dev/kvm "+v)
+	}
+	if v := get("host.taint"); v != "" && v != "0" {
+		parts = append(parts, "tainted "+v)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "host: " + strings.Join(parts, ", ")
+}
+
+func (r Run) summaryFailures(w io.Writer, verbose bool) {
+	var failed []Case
+	for _, c := range r.Cases {
+		if c.State.Failed() {
+			failed = append(failed, c)
+		}
+	}
+	if len(failed) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nfailed (%d):\n", len(failed))
+	for i, c := range failed {
+		if i == summaryFailures && !verbose {
+			fmt.Fprintf(w, "  … and %d more (see the reports)\n", len(failed)-i)
+			break
+		}
+		where := c.FailureLocation
+		if where == "" {
+			where = c.Location
+		}
+		state := ""
+		if c.State != StateFailed {
+			state = " [" + string(c.State) + "]"
+		}
+		fmt.Fprintf(w, "  %s%s: %s", caseName(c), state, oneLine(c.Message))
+		if where != "" {
+			fmt.Fprintf(w, "  (%s)", where)
+		}
+		fmt.Fprintln(w)
+		if verbose && c.Failure != "" {
+			fmt.Fprintln(w, indent(indent(c.Failure)))
+		}
+	}
+}
+
+// caseName is the case's full name: backend/area/name.
+func caseName(c Case) string {
+	if c.Backend == "" {
+		return c.ID
+	}
+	return c.Backend + "/" + c.ID
+}
+
+func (r Run) summarySkips(w io.Writer, verbose bool) {
+	count := map[string]int{}
+	for _, c := range r.Cases {
+		if c.State == StateSkipped || c.State == StateDeviation {
+			reason := oneLine(c.Message)
+			if reason == "" {
+				reason = "(no reason given)"
+			}
+			if c.Backend != "" && !strings.HasPrefix(reason, c.Backend+":") {
+				reason = c.Backend + ": " + reason
+			}
+			count[reason]++
+		}
+	}
+	if len(count) == 0 {
+		return
+	}
+	reasons := make([]string, 0, len(count))
+	total := 0
+	for k, n := range count {
+		reasons = append(reasons, k)
+		total += n
+	}
+	sort.Slice(reasons, func(i, j int) bool {
+		if count[reasons[i]] != count[reasons[j]] {
+			return count[reasons[i]] > count[reasons[j]]
+		}
+		return reasons[i] < reasons[j]
+	})
+	fmt.Fprintf(w, "\nskipped (%d):\n", total)
+	for i, k := range reasons {
+		if i == summarySkipReasons && !verbose {
+			fmt.Fprintf(w, "  … and %d more reasons\n", len(reasons)-i)
+			break
+		}
+		fmt.Fprintf(w, "  %4d× %s\n", count[k], k)
+	}
+}
+
+func (r Run) summaryPerf(w io.Writer, verbose bool) {
+	type row struct {
+		name string
+		m    Measurement
+	}
+	var rows []row
+	for _, c := range r.Cases {
+		for _, m := range c.Perf {
+			rows = append(rows, row{caseName(c), m})
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nperf (median, n):\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for i, x := range rows {
+		if i == summaryPerf && !verbose {
+			fmt.Fprintf(tw, "  … and %d more measurements\n", len(rows)-i)
+			break
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\tn=%d\n", x.name, x.m.Name, formatValue(x.m.Median, x.m.Units), x.m.N)
+	}
+	tw.Flush()
+}
+
+// formatValue prints durations (units "ns") the way people read them.
+func formatValue(v float64, units string) string {
+	if units == "ns" {
+		return time.Duration(v).Round(time.Duration(roundTo(v))).String()
+	}
+	s := fmt.Sprintf("%.4g", v)
+	if units != "" {
+		s += " " + units
+	}
+	return s
+}
+
+// roundTo keeps three or four significant digits of a duration.
+func roundTo(ns float64) float64 {
+	step := 1.0
+	for ns/step >= 10000 {
+		step *= 10
+	}
+	return step
+}
+
+func (r Run) verdict() string {
+	c := r.Counts()
+	parts := []string{
+		fmt.Sprintf("%d passed", c.Passed),
+		fmt.Sprintf("%d failed", c.Failed),
+		fmt.Sprintf("%d skipped", c.Skipped),
+		fmt.Sprintf("%d known deviations", c.Deviations),
+	}
+	tail := fmt.Sprintf("%s of %d", strings.Join(parts, ", "), c.Total)
+	if c.Filtered > 0 {
+		tail += fmt.Sprintf(" (%d filtered out)", c.Filtered)
+	}
+	if d := r.Meta.Finished.Sub(r.Meta.Started); d > 0 {
+		tail += " in " + d.Round(time.Millisecond).String()
+	}
+	switch {
+	case c.Failed > 0:
+		return "FAIL: " + tail
+	case r.Validate() != nil:
+		return "FAIL (report problems): " + tail
+	case c.Total == 0:
+		return "NOTHING RAN: " + tail
+	}
+	return "PASS: " + tail
+}
