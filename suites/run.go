@@ -41,7 +41,7 @@ type Options struct {
 	Seed        int64  // 0: derived from the time
 	Timeout     time.Duration
 	Verbose     bool
-	Strict      bool // ignore host profiles
+	Strict      bool   // ignore host profiles
 	Profile     string // host profile by name; "" detects, "none" applies none
 	ProfileFile string // a host profile JSON file instead of the embedded ones
 	DryRun      bool

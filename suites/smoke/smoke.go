@@ -66,7 +66,7 @@ func specs(b *framework.Backend) {
 			p.Done()
 			run(ctx, g, p, nil)
 			for off, want := range map[uint64]uint64{0: 5050, 8: 0x1122334455667788, 16: 15150} {
-				Expect(g.Read64(buf + off)).To(Equal(want), "guest memory at %#x", buf+off)
+				Expect(g.Read64(buf+off)).To(Equal(want), "guest memory at %#x", buf+off)
 			}
 		}, SpecTimeout(specTimeout))
 
