@@ -222,7 +222,7 @@ func specs(b *framework.Backend) {
 				p.MovAbs(asm.RAX, 0x8000_0000_0000_0000)
 				p.Mov(asm.RBX, asm.Q(asm.RAX, 0))
 			}},
-			{"#PF on a not-present page", 14, user | 0, 0x10, nil, func(p *guest.Program) {
+			{"#PF on a not-present page", 14, user, 0x10, nil, func(p *guest.Program) {
 				// [0x10]: page 0 is never mapped
 				p.Mov(asm.RAX, asm.Abs(8, 0x10))
 			}},

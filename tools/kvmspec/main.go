@@ -94,11 +94,10 @@ func (p params) Set(s string) error {
 }
 
 type runFlags struct {
-	opt     suites.Options
-	focus   string
-	skip    string
-	seed    string
-	noJUnit bool
+	opt   suites.Options
+	focus string
+	skip  string
+	seed  string
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
