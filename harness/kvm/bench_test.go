@@ -3,6 +3,7 @@ package kvm
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/kvmspec/kvmspec/harness/hv"
 )
@@ -14,7 +15,9 @@ var pioLoop = []byte{0xe6, 0x10, 0xeb, 0xfc} // loop: out 0x10, al; jmp loop
 func benchPIO(b *testing.B, inDo bool) {
 	h := openOrSkip(b)
 	g := newRawGuest(b, h, hv.VMConfig{}, pioLoop)
-	ctx := context.Background()
+	// A deadline, as specs have: no per-Run default watchdog timer.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
 	loop := func() error {
 		for i := 0; i < b.N; i++ {
 			e, err := g.vcpu.Run(ctx)
