@@ -35,6 +35,9 @@ type Backend struct {
 	Profile *profile.Profile
 	// Health checks the host kernel around every spec (real KVM only).
 	Health bool
+	// HealthSources overrides where health is read from (tests); the zero
+	// value reads /proc/sys/kernel/tainted and /dev/kmsg.
+	HealthSources *host.Sources
 }
 
 // Env is the run-wide configuration specs may read.
@@ -151,7 +154,11 @@ func (b *Backend) beforeSpec() {
 		Skip(b.Err.Error())
 	}
 	if b.Health {
-		w := host.StartWatch()
+		src := host.SystemSources()
+		if b.HealthSources != nil {
+			src = *b.HealthSources
+		}
+		w := src.StartWatch()
 		DeferCleanup(func() {
 			h := w.Stop()
 			if len(h.Lines) > 0 || h.Unavailable != "" || h.NewTaint != 0 {
@@ -189,8 +196,8 @@ func (b *Backend) beforeSpec() {
 	})
 }
 
-// firstLine condenses a Gomega failure message to one line: its first
-// lines without Gomega's "<*type | 0x…>:" headers, at most 240 bytes.
+// firstLine condenses a Gomega failure message to one line: its lines
+// without Gomega's "<*type | 0x…>:" headers, folded, at most 240 bytes.
 func firstLine(s string) string {
 	var parts []string
 	for _, l := range strings.Split(s, "\n") {
@@ -199,9 +206,6 @@ func firstLine(s string) string {
 			continue
 		}
 		parts = append(parts, l)
-		if len(parts) == 2 {
-			break
-		}
 	}
 	out := strings.Join(parts, " ")
 	if len(out) > 240 {

@@ -1,0 +1,98 @@
+package framework_test
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kvmspec/kvmspec/harness/host"
+	"github.com/kvmspec/kvmspec/harness/hv"
+	"github.com/kvmspec/kvmspec/harness/profile"
+	"github.com/kvmspec/kvmspec/suites/framework"
+	. "github.com/onsi/ginkgo/v2"
+	"github.com/onsi/ginkgo/v2/types"
+	. "github.com/onsi/gomega"
+	"golang.org/x/sys/unix"
+)
+
+// fakeHV is a backend that is "available" but never asked for a VM.
+type fakeHV struct{}
+
+func (fakeHV) Name() string                        { return "fake" }
+func (fakeHV) Caps() hv.Caps                       { return hv.Caps{Backend: "fake"} }
+func (fakeHV) NewVM(hv.VMConfig) (hv.VM, error)    { return nil, errors.New("no VMs here") }
+func (fakeHV) Close() error                        { return nil }
+func (emptyKmsg) OpenKmsg() (io.ReadCloser, error) { return emptyKmsg{}, nil }
+func (emptyKmsg) Read([]byte) (int, error)         { return 0, unix.EAGAIN }
+func (emptyKmsg) Close() error                     { return nil }
+
+type emptyKmsg struct{}
+
+var taintFile string
+
+func init() {
+	framework.Register("fwtest", func(b *framework.Backend) {
+		It("taints the host", func() {
+			Expect(os.WriteFile(taintFile, []byte("512\n"), 0o644)).To(Succeed())
+		})
+		It("leaves the host alone", func() {})
+		It("fails as declared", func() { Expect(1).To(Equal(2)) })
+		It("passes despite a deviation", func() { Expect(1).To(Equal(1)) })
+		It("is not run", func() { Fail("ran") })
+		It("needs a missing capability", func() { b.Require(hv.CapPMU) })
+	})
+}
+
+func TestFramework(t *testing.T) {
+	dir := t.TempDir()
+	taintFile = filepath.Join(dir, "tainted")
+	if err := os.WriteFile(taintFile, []byte("0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := true
+	norun := false
+	prof := &profile.Profile{Name: "fw", Deviations: []profile.Deviation{
+		{ID: "d1", Backend: "fake", Specs: []string{"fwtest/fails as declared"}, Reason: "declared", Run: &run},
+		{ID: "d2", Backend: "fake", Specs: []string{"fwtest/passes despite*"}, Reason: "declared too", Run: &run},
+		{ID: "d3", Backend: "fake", Specs: []string{"fwtest/is not run"}, Reason: "harmful", Run: &norun},
+	}}
+	b := &framework.Backend{Name: "fake", HV: fakeHV{}, Caps: fakeHV{}.Caps(), Env: &framework.Env{}, Profile: prof,
+		Health: true, HealthSources: &host.Sources{Taint: host.TaintFile(taintFile), Kmsg: emptyKmsg{}}}
+	framework.Build([]*framework.Backend{b})
+	var report types.Report
+	ReportAfterSuite("capture", func(r Report) { report = r })
+	RegisterFailHandler(Fail)
+	sc, rc := GinkgoConfiguration()
+	sc.LabelFilter = "fwtest"
+	rc.NoColor = true
+	// The suite has failures on purpose; its verdict is checked below.
+	RunSpecs(&quietT{}, "framework", sc, rc)
+
+	got := map[string]string{}
+	for _, s := range report.SpecReports {
+		if s.LeafNodeType != types.NodeTypeIt {
+			continue
+		}
+		got[s.LeafNodeText] = s.State.String() + ": " + s.Failure.Message
+	}
+	want := map[string]string{
+		"taints the host":            "failed: host kernel health",
+		"leaves the host alone":      "passed",
+		"fails as declared":          "skipped: known deviation: declared [d1] (observed: Expected <int>: 1 to equal <int>: 2)",
+		"passes despite a deviation": "failed: unexpected pass: remove the deviation d2",
+		"is not run":                 "skipped: known deviation (not run): harmful [d3]",
+		"needs a missing capability": "skipped: fake: pmu unsupported",
+	}
+	for name, w := range want {
+		if !strings.HasPrefix(got[name], w) {
+			t.Errorf("%q: got %q, want prefix %q", name, got[name], w)
+		}
+	}
+}
+
+type quietT struct{}
+
+func (*quietT) Fail() {}
