@@ -1,0 +1,488 @@
+package emu
+
+import (
+	"bytes"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"sync/atomic"
+
+	"github.com/kvmspec/kvmspec/harness/hv"
+)
+
+// Attention bits: reasons for the interpreter to leave its fast path at
+// the next instruction boundary. Other goroutines set them; the vCPU
+// checks one word per instruction.
+const (
+	attnStop  = 1 << iota // the Run context ended
+	attnEpoch             // the memory map or write protection changed
+	attnCode              // some page holding decoded code was written
+	attnExit              // an exit is pending (set by the vCPU itself)
+)
+
+// Permission bits of TLB entries, one per access kind and privilege.
+const (
+	permRS = 1 << iota // supervisor read
+	permRU             // user read
+	permWS             // supervisor write
+	permWU             // user write
+	permXS             // supervisor fetch
+	permXU             // user fetch
+)
+
+const tlbSize = 64 // data TLB entries (direct mapped by page number)
+const ctlbSize = 16
+
+// tlbEntry maps one guest-virtual page straight to host memory. Only RAM
+// pages are cached; MMIO always takes the slow path.
+type tlbEntry struct {
+	vpn   uint64
+	perm  uint8
+	page  *[hv.PageSize]byte
+	code  *uint32 // memInfo code word: odd = holds decoded code
+	armed *uint64 // dirty-log word, nil when the slot does not log
+	abit  uint64
+}
+
+// ctlbEntry maps a code page to its decode cache.
+type ctlbEntry struct {
+	vpn  uint64
+	perm uint8
+	cp   *codePage
+}
+
+// codePage is the decode cache of one guest-physical page.
+type codePage struct {
+	gpa   uint64
+	word  *uint32            // memInfo code word of the backing page
+	gen   uint32             // *word when the entries were decoded
+	host  *[hv.PageSize]byte // current host page (set on every code TLB fill)
+	runs  uint64             // c.runs when snap was last compared with memory
+	snap  [hv.PageSize]byte
+	insts [hv.PageSize]*inst
+}
+
+// stop reasons of exec.
+const (
+	stopNone  = iota
+	stopExit  // c.exit is set
+	stopFault // c.fault is set
+	stopRestart
+)
+
+// guestFault is an exception raised by an instruction (carried by panic
+// from deep inside memory accesses to the loop, which delivers it).
+type guestFault struct {
+	vec     uint8
+	code    uint32
+	hasCode bool
+	cr2     uint64
+	trap    bool // RIP after the instruction (INT n, INT3, INTO, TF traps)
+	soft    bool // INT n: the gate DPL is checked against CPL
+	ext     bool // external event (interrupt)
+}
+
+// Signals carried by panic besides *guestFault.
+type exitSignal struct{}    // c.exit holds the exit; RIP per the exit's rule
+type restartSignal struct{} // re-run the instruction (state changed under it)
+type errorSignal struct{ err error }
+
+// cpu is the architectural and interpreter state of one vCPU.
+type cpu struct {
+	vm *VM
+	v  *VCPU
+
+	regs   [16]uint64
+	rip    uint64 // next instruction (during execution: already past the current one)
+	cur    uint64 // the executing instruction
+	rflags uint64
+	lz     lazyFlags
+
+	cpl                 uint8
+	rperm, wperm, xperm uint8 // TLB permission bit for the current CPL
+	sr                  hv.Sregs
+	msr                 msrState
+	dr                  [4]uint64
+	dr6, dr7            uint64
+	apic                apic
+
+	// Attention and epoch handshake with other goroutines.
+	attn     atomic.Uint32
+	inGuest  atomic.Bool
+	ackEpoch atomic.Uint64
+	stopGen  atomic.Uint64
+	runGen   uint64
+	epoch    uint64
+	mm       *memMap
+	last     *slot // last slot hit (cheap locality cache)
+
+	dtlb  [tlbSize]tlbEntry
+	ctlb  [ctlbSize]ctlbEntry
+	pages map[uint64]*codePage
+	runs  uint64
+
+	// slow is true when something must be looked at around every
+	// instruction: TF, debug breakpoints, a pending interrupt, a replayed
+	// MMIO/PIO read. It is false in the common case.
+	slow     bool
+	replay   []ioRecord
+	replayAt int
+	rfNext   bool // RF was set at instruction start
+
+	intShadow bool // STI: the next instruction runs before any interrupt
+	pendTrap  bool // a TF trap waits for the exit in front of it
+
+	fault       guestFault
+	exit        hv.Exit
+	internalMsg string // detail of the last internal-error exit
+	pend        []pendingWrite
+	shutdown    bool
+	ringFull    bool
+	delivering  int // nesting depth of exception delivery
+	firstVec    int // vector being delivered (-1: none), for #DF rules
+
+	// Exit values are reused: an Exit is valid until the next Run.
+	ioExit   hv.IOExit
+	ioBuf    [8]byte
+	mmioExit hv.MMIOExit
+	mmioBuf  [8]byte
+	busExit  hv.MMIOExit
+	busIO    hv.IOExit
+	intErr   hv.InternalErrorExit
+	msrExit  hv.MSRExit
+	hcExit   hv.HypercallExit
+	msrPend  int // 1: rdmsr exit outstanding, 2: wrmsr exit outstanding
+	hcPend   bool
+	failExit hv.FailEntryExit
+
+	st vcpuStats
+}
+
+type vcpuStats struct {
+	exits, ioExits, mmioExits, haltExits, instructions uint64
+	pfTaken, exceptions, decodes, tlbFills, msrExits   uint64
+	hypercalls, ringFullExits, interrupts              uint64
+}
+
+// ioRecord is a completed MMIO or port read, replayed when the
+// instruction that made it runs again after the exit.
+type ioRecord struct {
+	port bool
+	addr uint64
+	n    int
+	val  uint64
+	done bool
+}
+
+// pendingWrite is an MMIO write or OUT the host must see; the guest has
+// already gone past it.
+type pendingWrite struct {
+	port bool
+	addr uint64
+	n    int
+	data [8]byte
+}
+
+func newCPU(vm *VM, v *VCPU) *cpu {
+	c := &cpu{vm: vm, v: v, pages: map[uint64]*codePage{}, firstVec: -1}
+	c.reset()
+	return c
+}
+
+// poke sets attention bits from any goroutine.
+func (c *cpu) poke(bits uint32) { c.attn.Or(bits) }
+
+// enter marks the vCPU as executing guest code and catches up with the
+// memory map; leave undoes it. Memory is only touched between the two, so
+// syncVCPUs knows whom to wait for.
+func (c *cpu) enter() {
+	c.inGuest.Store(true)
+	c.syncEpoch()
+}
+
+func (c *cpu) leave() { c.inGuest.Store(false) }
+
+func (c *cpu) syncEpoch() {
+	e := c.vm.epoch.Load()
+	if e != c.epoch || c.mm == nil {
+		c.mm = c.vm.mm.Load()
+		c.last = nil
+		c.flushTLB()
+		c.epoch = e
+	}
+	c.ackEpoch.Store(e)
+}
+
+// flushTLB drops every cached translation.
+func (c *cpu) flushTLB() {
+	for i := range c.dtlb {
+		c.dtlb[i].perm = 0
+	}
+	c.flushCode()
+}
+
+func (c *cpu) flushCode() {
+	for i := range c.ctlb {
+		c.ctlb[i].perm = 0
+	}
+}
+
+// callout runs fn outside the interpreter (a device, a handler): the vCPU
+// does not hold up syncVCPUs meanwhile. If the memory map moved while fn
+// ran, the instruction is restarted so no stale host pointer is used.
+func (c *cpu) callout(fn func()) {
+	e := c.epoch
+	c.leave()
+	fn()
+	c.enter()
+	if c.epoch != e {
+		panic(restartSignal{})
+	}
+}
+
+// service handles attention bits; it returns a stop reason or stopNone.
+func (c *cpu) service() int {
+	bits := c.attn.Swap(0)
+	if bits&attnEpoch != 0 {
+		c.syncEpoch()
+	}
+	if bits&attnCode != 0 {
+		c.flushCode()
+	}
+	if c.exit != nil || len(c.pend) > 0 || c.ringFull {
+		return stopExit
+	}
+	if c.stopGen.Load() == c.runGen {
+		return stopExit
+	}
+	return stopNone
+}
+
+// exec interprets instructions until something stops it. Faults, exits
+// and internal bugs arrive as panics and are turned into stop reasons here,
+// once per exec call rather than once per instruction.
+func (c *cpu) exec() (stop int) {
+	defer func() {
+		if p := recover(); p != nil {
+			stop = c.onPanic(p)
+		}
+	}()
+	for {
+		if c.attn.Load() != 0 {
+			if s := c.service(); s != stopNone {
+				return s
+			}
+		}
+		if c.slow {
+			c.slowStep()
+			continue
+		}
+		c.step()
+	}
+}
+
+// step executes one instruction: the hot path.
+func (c *cpu) step() {
+	rip := c.rip
+	ce := &c.ctlb[(rip>>12)%ctlbSize]
+	if ce.vpn != rip>>12 || ce.perm&c.xperm == 0 {
+		ce = c.fillCode(rip)
+	}
+	in := ce.cp.insts[rip&0xfff]
+	if in == nil {
+		in = c.decodeAt(rip, ce.cp)
+	}
+	c.cur = rip
+	c.rip = rip + uint64(in.len)
+	in.fn(c, in)
+	c.st.instructions++
+}
+
+func (c *cpu) onPanic(p any) int {
+	switch s := p.(type) {
+	case *guestFault:
+		c.fault = *s
+		if !s.trap {
+			c.rip = c.cur
+		}
+		return stopFault
+	case exitSignal:
+		return stopExit
+	case restartSignal:
+		c.rip = c.cur
+		return stopRestart
+	case errorSignal:
+		c.rip = c.cur
+		c.exit = nil
+		panic(s) // handled by run
+	}
+	// An emulator bug: never crash the host, report it as KVM reports an
+	// emulation failure, with enough to find the bug.
+	c.rip = c.cur
+	c.intErr = hv.InternalErrorExit{Suberror: internalEmuBug, Data: []uint64{c.cur}}
+	c.internalMsg = fmt.Sprintf("emu: internal error at rip %#x: %v\n%s", c.cur, p, debug.Stack())
+	c.exit = &c.intErr
+	return stopExit
+}
+
+// Internal error suberrors. 1 is KVM_INTERNAL_ERROR_EMULATION, which KVM
+// reports for the same situations (page walks or fetches through MMIO).
+const (
+	internalEmulation = 1
+	internalEmuBug    = 0xe000
+)
+
+// fillCode translates a fetch of rip's page and finds its decode cache.
+func (c *cpu) fillCode(rip uint64) *ctlbEntry {
+	gpa, perm := c.translate(rip, accFetch)
+	ram := c.ramPage(gpa&^0xfff, false)
+	if ram.page == nil {
+		c.internal(internalEmulation, "instruction fetch from unbacked or MMIO guest-physical address %#x", gpa)
+	}
+	key := gpa &^ 0xfff
+	cp := c.pages[key]
+	if cp == nil || cp.word != ram.code {
+		cp = &codePage{gpa: key, word: ram.code}
+		c.pages[key] = cp
+		c.resetCodePage(cp, ram.page)
+	} else if w := atomic.LoadUint32(cp.word); w != cp.gen || (cp.runs != c.runs && !bytes.Equal(cp.snap[:], ram.page[:])) {
+		c.resetCodePage(cp, ram.page)
+	}
+	cp.runs = c.runs
+	cp.host = ram.page
+	ce := &c.ctlb[(rip>>12)%ctlbSize]
+	*ce = ctlbEntry{vpn: rip >> 12, perm: perm, cp: cp}
+	return ce
+}
+
+// resetCodePage forgets a page's decodes and marks the page as holding
+// code, so that writes to it reach the slow path and invalidate.
+func (c *cpu) resetCodePage(cp *codePage, page *[hv.PageSize]byte) {
+	for {
+		w := atomic.LoadUint32(cp.word)
+		if w&1 == 1 {
+			cp.gen = w
+			break
+		}
+		if atomic.CompareAndSwapUint32(cp.word, w, w+1) {
+			cp.gen = w + 1
+			break
+		}
+	}
+	clear(cp.insts[:])
+	cp.snap = *page
+	cp.runs = c.runs
+}
+
+// decodeAt decodes the instruction at rip and caches it when it lies
+// inside one page.
+func (c *cpu) decodeAt(rip uint64, cp *codePage) *inst {
+	var buf [16]byte
+	off := rip & 0xfff
+	n := copy(buf[:15], cp.host[off:])
+	in := decodeBytes(buf[:n])
+	if in.truncated && n < 15 {
+		// The instruction runs into the next page: fetch it (this may
+		// page-fault on the second page, as hardware does).
+		c.fetchBytes((rip|0xfff)+1, buf[n:15])
+		in = decodeBytes(buf[:15])
+		in.straddle = true
+	}
+	c.st.decodes++
+	if !in.straddle && off+uint64(in.len) <= hv.PageSize {
+		cp.insts[off] = in
+	}
+	return in
+}
+
+// fetchBytes reads code bytes at va with fetch permission checks.
+func (c *cpu) fetchBytes(va uint64, dst []byte) {
+	gpa, _ := c.translate(va, accFetch)
+	ram := c.ramPage(gpa&^0xfff, false)
+	if ram.page == nil {
+		c.internal(internalEmulation, "instruction fetch from unbacked guest-physical address %#x", gpa)
+	}
+	copy(dst, ram.page[gpa&0xfff:])
+}
+
+// internal stops the vCPU with an internal-error exit.
+func (c *cpu) internal(sub uint32, format string, args ...any) {
+	c.intErr = hv.InternalErrorExit{Suberror: sub, Data: []uint64{c.cur}}
+	c.internalMsg = fmt.Sprintf(format, args...)
+	c.exit = &c.intErr
+	c.rip = c.cur
+	panic(exitSignal{})
+}
+
+// slowStep is one instruction with everything the fast path skips:
+// pending interrupts, breakpoints, single-step, replayed reads.
+func (c *cpu) slowStep() {
+	if c.pendTrap {
+		// A single-step trap held back while an exit was reported.
+		c.pendTrap = false
+		c.cur = c.rip
+		c.raiseTrap(vecDB)
+	}
+	if c.deliverInterrupt() {
+		return
+	}
+	if c.execBreakpoint() {
+		return
+	}
+	tf := c.rflags&hv.FlagTF != 0
+	c.replayAt = 0
+	c.step()
+	c.replay = c.replay[:0]
+	c.rflags &^= hv.FlagRF
+	c.updateSlow()
+	if tf {
+		// A trap after the instruction (not after one that faulted or
+		// entered an interrupt handler: those never get here). If the
+		// instruction left an exit for the host (OUT, MMIO write), the
+		// host sees the exit first and the trap follows on re-entry, as
+		// on KVM.
+		c.dr6 |= dr6BS | dr6Fixed
+		if c.exit != nil || len(c.pend) > 0 {
+			c.pendTrap = true
+			c.slow = true
+			return
+		}
+		c.raiseTrap(vecDB)
+	}
+}
+
+// updateSlow recomputes whether the slow path is needed.
+func (c *cpu) updateSlow() {
+	c.slow = c.rflags&hv.FlagTF != 0 || c.dr7&0xff != 0 || len(c.replay) > 0 || c.intShadow || c.pendTrap ||
+		(c.rflags&hv.FlagIF != 0 && c.apic.pending())
+}
+
+// runLoop executes until an exit for the caller. The caller holds the
+// vCPU (Run). Faults are delivered here, inside the interpreter.
+func (c *cpu) runLoop() (exit hv.Exit, err error) {
+	c.enter()
+	defer c.leave()
+	defer func() {
+		if p := recover(); p != nil {
+			if s, ok := p.(errorSignal); ok {
+				exit, err = nil, s.err
+				return
+			}
+			panic(p)
+		}
+	}()
+	for {
+		if e := c.takeExit(); e != nil {
+			return e, nil
+		}
+		if c.stopGen.Load() == c.runGen {
+			return nil, errStopped
+		}
+		switch c.exec() {
+		case stopFault:
+			c.deliverFault()
+		case stopRestart:
+			runtime.Gosched()
+		}
+	}
+}

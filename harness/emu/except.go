@@ -1,0 +1,314 @@
+package emu
+
+import (
+	"github.com/kvmspec/kvmspec/harness/hv"
+)
+
+func opUD(c *cpu, in *inst) { c.raise(vecUD) }
+
+// opInt is INT n: a software interrupt, subject to the gate's DPL.
+func opInt(c *cpu, in *inst) {
+	panic(&guestFault{vec: uint8(in.dst.imm), trap: true, soft: true})
+}
+
+// opInt3 is the one-byte breakpoint: #BP as a trap, gate DPL checked.
+func opInt3(c *cpu, in *inst) {
+	panic(&guestFault{vec: vecBP, trap: true, soft: true})
+}
+
+// opIcebp is INT1: a #DB trap that ignores the gate DPL.
+func opIcebp(c *cpu, in *inst) {
+	panic(&guestFault{vec: vecDB, trap: true})
+}
+
+// contributory exceptions for the double-fault rules (SDM Table 6-5).
+func contributory(v uint8) bool { return v == 0 || (v >= 10 && v <= 13) }
+
+// deliverFault delivers c.fault through the IDT, escalating to #DF and to
+// a triple fault (shutdown) as the hardware does.
+func (c *cpu) deliverFault() {
+	f := c.fault
+	c.replay = c.replay[:0]
+	c.st.exceptions++
+	for {
+		if f.vec == vecPF {
+			c.sr.CR2 = f.cr2
+			c.st.pfTaken++
+		}
+		if f.vec == vecDB && !f.soft {
+			c.dr6 |= dr6Fixed
+		}
+		nested := c.tryDeliver(&f)
+		if nested == nil {
+			c.updateSlow()
+			return
+		}
+		first, second := f.vec, nested.vec
+		switch {
+		case first == vecDF:
+			c.shutdown = true
+			c.exit = hv.ShutdownExit{}
+			c.rip = c.cur
+			return
+		case (contributory(first) || first == vecPF) && (contributory(second) || (first == vecPF && second == vecPF)):
+			f = guestFault{vec: vecDF, hasCode: true}
+		default:
+			f = *nested
+			f.soft, f.trap = false, false
+		}
+	}
+}
+
+// tryDeliver pushes the exception frame and enters the handler; a fault
+// while doing so is returned, with no architectural state changed.
+func (c *cpu) tryDeliver(f *guestFault) (nested *guestFault) {
+	defer func() {
+		if p := recover(); p != nil {
+			if g, ok := p.(*guestFault); ok {
+				nested = g
+				return
+			}
+			if _, ok := p.(exitSignal); ok {
+				// MMIO in an IDT, GDT or TSS: KVM cannot emulate that either.
+				c.intErr = hv.InternalErrorExit{Suberror: internalEmulation, Data: []uint64{c.cur, uint64(f.vec)}}
+				c.internalMsg = "exception delivery touched MMIO"
+				c.exit = &c.intErr
+				c.pend = c.pend[:0]
+				return
+			}
+			panic(p)
+		}
+	}()
+	ext := uint32(0)
+	if !f.soft {
+		ext = 1
+	}
+	idtCode := uint32(f.vec)*8 + 2 + ext
+	if uint64(f.vec)*16+15 > uint64(c.sr.IDT.Limit) {
+		c.gp(idtCode)
+	}
+	ga := c.sr.IDT.Base + uint64(f.vec)*16
+	lo, hi := c.rdSys(ga, 8), c.rdSys(ga+8, 8)
+	typ := lo >> 40 & 0xf
+	dpl := uint8(lo >> 45 & 3)
+	if typ != 0xe && typ != 0xf {
+		c.gp(idtCode)
+	}
+	if f.soft && dpl < c.cpl {
+		c.gp(idtCode)
+	}
+	if lo>>47&1 == 0 {
+		c.raiseErr(vecNP, idtCode)
+	}
+	sel := uint16(lo >> 16)
+	target := lo&0xffff | lo>>48<<16 | (hi&0xffffffff)<<32
+	ist := lo >> 32 & 7
+	cs := c.loadCodeSeg(sel, ext)
+	if cs.DPL > c.cpl {
+		c.gp(uint32(sel&^3) + ext)
+	}
+	newCPL := cs.DPL
+	if cs.Type&4 != 0 { // conforming
+		newCPL = c.cpl
+	}
+	rsp := c.regs[4]
+	switch {
+	case ist != 0:
+		rsp = c.tssRead(0x24 + 8*(ist-1))
+	case newCPL < c.cpl:
+		rsp = c.tssRead(4 + 8*uint64(newCPL))
+	}
+	if !canonical(rsp) {
+		c.raiseErr(vecSS, ext)
+	}
+	rsp &^= 0xf
+	frame := []uint64{uint64(c.sr.SS.Selector), c.regs[4], c.getFlags(), uint64(c.sr.CS.Selector), c.rip}
+	if f.hasCode {
+		frame = append(frame, uint64(f.code))
+	}
+	// The frame is written with the new privilege (supervisor accesses).
+	for i, v := range frame {
+		c.wrSys(rsp-8*uint64(i+1), 8, v)
+	}
+	if !canonical(target) {
+		c.gp(ext)
+	}
+	// Committed: nothing below can fault.
+	if newCPL < c.cpl {
+		c.sr.SS = hv.Segment{Selector: uint16(newCPL), Unusable: 1, DB: 0, DPL: newCPL}
+	}
+	c.regs[4] = rsp - 8*uint64(len(frame))
+	cs.Selector = sel&^3 | uint16(newCPL)
+	c.sr.CS = cs
+	c.setCPL(newCPL)
+	c.materialize()
+	c.rflags &^= hv.FlagTF | 1<<14 | hv.FlagRF | 1<<17
+	if typ == 0xe {
+		c.rflags &^= hv.FlagIF
+	}
+	c.rip = target
+	return nil
+}
+
+// setCPL updates the privilege level and the TLB permission masks.
+func (c *cpu) setCPL(cpl uint8) {
+	c.cpl = cpl
+	if cpl == 3 {
+		c.rperm, c.wperm, c.xperm = permRU, permWU, permXU
+	} else {
+		c.rperm, c.wperm, c.xperm = permRS, permWS, permXS
+	}
+}
+
+// readDesc reads the 8-byte GDT descriptor of sel. LDTs are not modelled.
+func (c *cpu) readDesc(sel uint16, ext uint32) (lo, hi uint32) {
+	code := uint32(sel&^3) + ext
+	if sel&4 != 0 || sel>>3 == 0 {
+		c.gp(code)
+	}
+	off := uint64(sel &^ 7)
+	if off+7 > uint64(c.sr.GDT.Limit) {
+		c.gp(code)
+	}
+	v := c.rdSys(c.sr.GDT.Base+off, 8)
+	return uint32(v), uint32(v >> 32)
+}
+
+// descSeg turns a descriptor into the cached segment form KVM reports.
+func descSeg(sel uint16, lo, hi uint32) hv.Segment {
+	limit := lo&0xffff | hi&0xf0000
+	if hi>>23&1 != 0 {
+		limit = limit<<12 | 0xfff
+	}
+	return hv.Segment{
+		Base:     uint64(lo>>16 | (hi&0xff)<<16 | hi&0xff000000),
+		Limit:    limit,
+		Selector: sel,
+		Type:     uint8(hi >> 8 & 0xf),
+		S:        uint8(hi >> 12 & 1),
+		DPL:      uint8(hi >> 13 & 3),
+		Present:  uint8(hi >> 15 & 1),
+		AVL:      uint8(hi >> 20 & 1),
+		L:        uint8(hi >> 21 & 1),
+		DB:       uint8(hi >> 22 & 1),
+		G:        uint8(hi >> 23 & 1),
+	}
+}
+
+// loadCodeSeg reads and checks a 64-bit code segment descriptor.
+func (c *cpu) loadCodeSeg(sel uint16, ext uint32) hv.Segment {
+	lo, hi := c.readDesc(sel, ext)
+	s := descSeg(sel, lo, hi)
+	if s.S == 0 || s.Type&8 == 0 {
+		c.gp(uint32(sel&^3) + ext)
+	}
+	if s.Present == 0 {
+		c.raiseErr(vecNP, uint32(sel&^3)+ext)
+	}
+	if s.L == 0 {
+		c.internal(internalEmulation, "compatibility-mode code segment %#x is not supported", sel)
+	}
+	return s
+}
+
+// tssRead reads a quadword of the 64-bit TSS.
+func (c *cpu) tssRead(off uint64) uint64 {
+	if c.sr.TR.Unusable != 0 || c.sr.TR.Present == 0 || off+7 > uint64(c.sr.TR.Limit) {
+		c.raiseErr(10, uint32(c.sr.TR.Selector&^3)) // #TS
+	}
+	return c.rdSys(c.sr.TR.Base+off, 8)
+}
+
+func opIret(c *cpu, in *inst) {
+	sp := c.regs[4]
+	rip := c.rdStack(sp, 8)
+	csSel := uint16(c.rdStack(sp+8, 8))
+	fl := c.rdStack(sp+16, 8)
+	rsp := c.rdStack(sp+24, 8)
+	ssSel := uint16(c.rdStack(sp+32, 8))
+	rpl := uint8(csSel & 3)
+	if rpl < c.cpl {
+		c.gp(uint32(csSel &^ 3))
+	}
+	cs := c.loadCodeSeg(csSel, 0)
+	if cs.Type&4 == 0 && cs.DPL != rpl {
+		c.gp(uint32(csSel &^ 3))
+	}
+	ss := hv.Segment{Selector: ssSel, Unusable: 1, DPL: rpl}
+	if ssSel>>2 != 0 {
+		lo, hi := c.readDesc(ssSel, 0)
+		ss = descSeg(ssSel, lo, hi)
+		if ss.S == 0 || ss.Type&0xa != 2 || ss.DPL != rpl || uint8(ssSel&3) != rpl {
+			c.gp(uint32(ssSel &^ 3))
+		}
+		if ss.Present == 0 {
+			c.raiseErr(vecSS, uint32(ssSel&^3))
+		}
+	} else if rpl == 3 {
+		c.gp(0)
+	}
+	if !canonical(rip) {
+		c.gp(0)
+	}
+	m := uint64(flagsWritable | hv.FlagRF)
+	if c.cpl == 0 {
+		m |= hv.FlagIOPL | hv.FlagIF
+	} else if c.cpl <= c.iopl() {
+		m |= hv.FlagIF
+	}
+	c.lz.op = lzNone
+	c.rflags = c.rflags&^m | fl&m | hv.FlagsFixed
+	c.sr.CS = cs
+	c.sr.SS = ss
+	c.regs[4] = rsp
+	c.rip = rip
+	c.setCPL(rpl)
+	c.updateSlow()
+}
+
+// deliverInterrupt injects the highest pending APIC interrupt when
+// RFLAGS.IF allows it; it reports whether it did.
+func (c *cpu) deliverInterrupt() bool {
+	if c.intShadow {
+		c.intShadow = false
+		return false
+	}
+	if c.rflags&hv.FlagIF == 0 {
+		return false
+	}
+	vec, ok := c.apic.accept()
+	if !ok {
+		return false
+	}
+	c.fault = guestFault{vec: vec, ext: true, trap: true}
+	c.cur = c.rip
+	c.deliverFault()
+	c.st.exceptions-- // an interrupt, not an exception
+	c.st.interrupts++
+	return true
+}
+
+// execBreakpoint raises #DB when RIP hits an enabled DR0-DR3 execute
+// breakpoint (RW = 00, L or G set), unless RFLAGS.RF suppresses it.
+func (c *cpu) execBreakpoint() bool {
+	if c.dr7&0xff == 0 || c.rflags&hv.FlagRF != 0 {
+		return false
+	}
+	var hit uint64
+	for i := 0; i < 4; i++ {
+		en := c.dr7 >> (2 * i) & 3
+		rw := c.dr7 >> (16 + 4*i) & 3
+		if en != 0 && rw == 0 && c.dr[i] == c.rip {
+			hit |= 1 << i
+		}
+	}
+	if hit == 0 {
+		return false
+	}
+	c.dr6 = c.dr6&^0xf | hit | dr6Fixed
+	c.cur = c.rip
+	c.fault = guestFault{vec: vecDB}
+	c.deliverFault()
+	// The handler's IRET normally sets RF so the instruction can run once.
+	return true
+}

@@ -1,0 +1,341 @@
+package emu
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/kvmspec/kvmspec/harness/asm"
+	"github.com/kvmspec/kvmspec/harness/hv"
+)
+
+// mmioGPA is not backed by the test guest's slot (8 MiB) but mapped by its
+// page tables (1 GiB identity map).
+const mmioGPA = 0x20000000
+
+func TestMMIOExits(t *testing.T) {
+	code := assemble(t, func(a *asm.Assembler) {
+		a.Mov(asm.RAX, asm.Imm(mmioGPA))
+		a.Mov(asm.D(asm.RAX, 0), asm.Imm(0x1234))
+		a.Mov(asm.RBX, asm.Q(asm.RAX, 8))
+		a.Add(asm.ECX, asm.D(asm.RAX, 0x10))
+		a.Hlt()
+	})
+	for _, user := range []bool{false, true} {
+		g := newTestGuest(t, newEmu(t), guestOpt{user: user}, code)
+		e := g.run(t)
+		m, ok := e.(*hv.MMIOExit)
+		if !ok || !m.Write || m.GPA != mmioGPA || m.Len != 4 || m.Value() != 0x1234 {
+			t.Fatalf("exit %v, want a 4-byte MMIO write of 0x1234", e)
+		}
+		r, _ := g.vcpu.Regs()
+		if r.RIP != codeGPA+7+6 {
+			t.Fatalf("rip %#x on a write exit, want past the instruction", r.RIP)
+		}
+		e = g.run(t)
+		m, ok = e.(*hv.MMIOExit)
+		if !ok || m.Write || m.GPA != mmioGPA+8 || m.Len != 8 {
+			t.Fatalf("exit %v, want an 8-byte MMIO read", e)
+		}
+		r, _ = g.vcpu.Regs()
+		if r.RIP != codeGPA+13 {
+			t.Fatalf("rip %#x on a read exit, want at the instruction", r.RIP)
+		}
+		m.SetValue(0xfeedfacecafebeef)
+		e = g.run(t)
+		m, ok = e.(*hv.MMIOExit)
+		if !ok || m.Write || m.GPA != mmioGPA+0x10 || m.Len != 4 {
+			t.Fatalf("exit %v, want a 4-byte MMIO read", e)
+		}
+		m.SetValue(5)
+		if e := g.run(t); e.Kind() != hv.ExitHalt && !(user && e.Kind() == hv.ExitIO) {
+			t.Fatalf("exit %v", e)
+		}
+		r, _ = g.vcpu.Regs()
+		if r.RBX != 0xfeedfacecafebeef || r.RCX != 5 {
+			t.Fatalf("rbx %#x rcx %#x: host MMIO values not seen", r.RBX, r.RCX)
+		}
+	}
+}
+
+func TestReadOnlySlotWriteExits(t *testing.T) {
+	code := assemble(t, func(a *asm.Assembler) {
+		a.Mov(asm.RAX, asm.Imm(dataGPA))
+		a.Mov(asm.RBX, asm.Q(asm.RAX, 0))
+		a.Mov(asm.Q(asm.RAX, 0), asm.Imm(0x77))
+		done(a)
+	})
+	h := newEmu(t)
+	g := newTestGuest(t, h, guestOpt{}, code)
+	rom, _ := hv.NewMemory(2<<20, hv.Anonymous)
+	defer rom.Close()
+	rom.Bytes()[0] = 0x42
+	// Move the data region into its own read-only slot.
+	g.vm.DeleteMemslot(0)
+	if err := g.vm.SetMemslot(hv.Memslot{Slot: 0, GPA: 0, Size: dataGPA, Memory: g.mem}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.vm.SetMemslot(hv.Memslot{Slot: 1, GPA: dataGPA, Size: 2 << 20, Memory: rom, Flags: hv.MemReadOnly}); err != nil {
+		t.Fatal(err)
+	}
+	e := g.run(t)
+	m, ok := e.(*hv.MMIOExit)
+	if !ok || !m.Write || m.GPA != dataGPA || m.Value() != 0x77 {
+		t.Fatalf("exit %v, want MMIO write to the read-only slot", e)
+	}
+	if rom.Bytes()[0] != 0x42 {
+		t.Fatal("read-only memory changed")
+	}
+	r := g.runDone(t)
+	if r.RBX != 0x42 {
+		t.Fatalf("rbx %#x: read from ROM", r.RBX)
+	}
+}
+
+type countingPIO struct{ in, out int }
+
+func (d *countingPIO) PIO(vcpu int, off uint16, data []byte, write bool) error {
+	if write {
+		d.out++
+	} else {
+		d.in++
+		data[0] = 0x5a
+	}
+	return nil
+}
+
+func TestPIO(t *testing.T) {
+	code := assemble(t, func(a *asm.Assembler) {
+		a.Mov(asm.AL, asm.Imm(0x42))
+		a.Out(asm.Imm(0x10), asm.AL)
+		a.In(asm.AL, asm.Imm(0x11))
+		a.Mov(asm.BL, asm.AL)
+		a.Mov(asm.DX, asm.Imm(0x3f8))
+		a.Out(asm.DX, asm.AL) // handled by a device
+		a.In(asm.AL, asm.DX)  // likewise
+		done(a)
+	})
+	g := newTestGuest(t, newEmu(t), guestOpt{user: true}, code)
+	dev := &countingPIO{}
+	if err := g.vm.AttachPIO(0x3f8, 8, dev); err != nil {
+		t.Fatal(err)
+	}
+	io := g.runIO(t)
+	if io.In || io.Port != 0x10 || io.Size != 1 || io.Value() != 0x42 {
+		t.Fatalf("exit %v", io)
+	}
+	io = g.runIO(t)
+	if !io.In || io.Port != 0x11 {
+		t.Fatalf("exit %v", io)
+	}
+	io.SetValue(0x99)
+	r := g.runDone(t)
+	if r.RBX&0xff != 0x99 || r.RAX&0xff != 0x5a || dev.in != 1 || dev.out != 1 {
+		t.Fatalf("rbx %#x rax %#x device %+v", r.RBX, r.RAX, dev)
+	}
+	st, _ := g.vcpu.Stats()
+	if n, _ := st.Get("io_exits"); n != 5 {
+		t.Errorf("io_exits = %d, want 5 (device accesses count too)", n)
+	}
+}
+
+// TestIOPrivilege checks the architectural rules: CPL <= IOPL allows, else
+// the TSS bitmap decides (bit set = #GP), and no bitmap means #GP.
+func TestIOPrivilege(t *testing.T) {
+	code := assemble(t, func(a *asm.Assembler) {
+		a.Out(asm.Imm(0x40), asm.AL)
+		done(a)
+	})
+	cases := []struct {
+		name     string
+		iopl     uint64
+		noBitmap bool
+		block    bool // set the port's bitmap bit
+		wantGP   bool
+	}{
+		{"bitmap allows", 0, false, false, false},
+		{"bitmap blocks", 0, false, true, true},
+		{"no bitmap", 0, true, false, true},
+		{"iopl3 overrides bitmap", 3, false, true, false},
+		{"iopl3 without bitmap", 3, true, false, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			g := newTestGuest(t, newEmu(t), guestOpt{user: true, noBitmap: c.noBitmap}, code)
+			if c.block {
+				g.mem.Bytes()[tssGPA+0x68+0x40/8] |= 1
+			}
+			r, _ := g.vcpu.Regs()
+			r.RFLAGS |= c.iopl << 12
+			g.vcpu.SetRegs(&r)
+			io := g.runIO(t)
+			if gotGP := io.Port == portExc; gotGP != c.wantGP {
+				t.Fatalf("exit %v, want #GP %v", io, c.wantGP)
+			}
+			if c.wantGP && io.Value() != vecGP {
+				t.Fatalf("vector %d", io.Value())
+			}
+		})
+	}
+}
+
+func TestTripleFaultShutdown(t *testing.T) {
+	g := newTestGuest(t, newEmu(t), guestOpt{}, []byte{0x0f, 0x0b}) // ud2
+	s, _ := g.vcpu.Sregs()
+	s.IDT.Limit = 0 // every delivery faults: #UD -> #GP -> #DF -> shutdown
+	g.vcpu.SetSregs(&s)
+	if e := g.run(t); e.Kind() != hv.ExitShutdown {
+		t.Fatalf("exit %v, want shutdown", e)
+	}
+}
+
+func TestDoubleFault(t *testing.T) {
+	// #PF whose delivery page-faults (stack unmapped) becomes #DF.
+	code := assemble(t, func(a *asm.Assembler) {
+		a.MovAbs(asm.RAX, 0x40000000) // beyond the 1 GiB map
+		a.Mov(asm.RAX, asm.Q(asm.RAX, 0))
+	})
+	g := newTestGuest(t, newEmu(t), guestOpt{}, code)
+	r, _ := g.vcpu.Regs()
+	r.RSP = 0x40001000 // unmapped stack
+	g.vcpu.SetRegs(&r)
+	// The #DF is delivered on the same bad stack: a triple fault.
+	if e := g.run(t); e.Kind() != hv.ExitShutdown {
+		t.Fatalf("exit %v, want shutdown", e)
+	}
+	// With IST 1 pointing at a good stack, #DF is delivered.
+	g = newTestGuest(t, newEmu(t), guestOpt{}, code)
+	b := g.mem.Bytes()
+	put64(b, tssGPA+0x24, 0x70000)
+	b[idtGPA+16*8+4] = 1 // IST 1 for #DF
+	g.vcpu.SetRegs(&r)
+	f := g.runException(t)
+	if f.vec != vecDF || f.code != 0 {
+		t.Fatalf("frame %+v, want #DF(0)", f)
+	}
+}
+
+func TestCancelSpinningGuest(t *testing.T) {
+	g := newTestGuest(t, newEmu(t), guestOpt{}, []byte{0xeb, 0xfe}) // jmp .
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := g.vcpu.Run(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Run = %v, want deadline exceeded", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("stopping took %v", d)
+	}
+	copy(g.mem.Bytes()[codeGPA+0x10:], []byte{0xf4})
+	g.vcpu.SetRegs(&hv.Regs{RIP: codeGPA + 0x10, RFLAGS: hv.FlagsFixed})
+	if e := g.run(t); e.Kind() != hv.ExitHalt {
+		t.Fatalf("rerun: %v, want halt", e)
+	}
+	// A context that is already over stops before entering.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	if _, err := g.vcpu.Run(ctx2); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run with ended context = %v", err)
+	}
+}
+
+func TestUserSpaceMSR(t *testing.T) {
+	code := assemble(t, func(a *asm.Assembler) {
+		a.Mov(asm.ECX, asm.Imm(0x4b564d99))
+		a.Rdmsr()
+		a.Mov(asm.RBX, asm.RAX)
+		a.Wrmsr()
+		done(a)
+	})
+	g := newTestGuest(t, newEmu(t), guestOpt{cfg: hv.VMConfig{UserSpaceMSR: true}}, code)
+	e := g.run(t)
+	m, ok := e.(*hv.MSRExit)
+	if !ok || m.Write || m.Index != 0x4b564d99 {
+		t.Fatalf("exit %v", e)
+	}
+	m.Data = 0x1234
+	e = g.run(t)
+	if m, ok = e.(*hv.MSRExit); !ok || !m.Write || m.Data != 0x1234 {
+		t.Fatalf("exit %v", e)
+	}
+	m.Error = true
+	f := g.runException(t)
+	if f.vec != vecGP || f.rip != codeGPA+10 {
+		t.Fatalf("frame %+v, want #GP at the wrmsr", f)
+	}
+	// Without UserSpaceMSR the unknown MSR is a #GP.
+	g = newTestGuest(t, newEmu(t), guestOpt{}, code)
+	if f := g.runException(t); f.vec != vecGP || f.rip != codeGPA+5 {
+		t.Fatalf("frame %+v", f)
+	}
+}
+
+func TestHypercall(t *testing.T) {
+	code := assemble(t, func(a *asm.Assembler) {
+		a.Mov(asm.EAX, asm.Imm(12))
+		a.Mov(asm.EBX, asm.Imm(34))
+		a.Vmcall()
+		done(a)
+	})
+	g := newTestGuest(t, newEmu(t), guestOpt{}, code)
+	e := g.run(t)
+	hc, ok := e.(*hv.HypercallExit)
+	if !ok || hc.Nr != 12 || hc.Args[0] != 34 {
+		t.Fatalf("exit %v", e)
+	}
+	hc.Ret = 99
+	if r := g.runDone(t); r.RAX != 99 {
+		t.Fatalf("rax %#x", r.RAX)
+	}
+	g = newTestGuest(t, newEmu(t), guestOpt{user: true}, code)
+	if r := g.runDone(t); r.RAX != kvmEPERM {
+		t.Fatalf("vmcall at CPL3: rax %#x, want -KVM_EPERM", r.RAX)
+	}
+}
+
+func TestInvalidStateFailsEntry(t *testing.T) {
+	h := New(Options{})
+	vm, _ := h.NewVM(hv.VMConfig{})
+	defer vm.Close()
+	v, _ := vm.NewVCPU(0)
+	e, err := v.Run(context.Background())
+	if err != nil || e.Kind() != hv.ExitFailEntry {
+		t.Fatalf("Run in real mode = %v, %v; want fail-entry", e, err)
+	}
+}
+
+func TestStringIO(t *testing.T) {
+	code := assemble(t, func(a *asm.Assembler) {
+		a.Mov(asm.DX, asm.Imm(0x3f8))
+		a.Mov(asm.RSI, asm.Imm(dataGPA))
+		a.Mov(asm.ECX, asm.Imm(3))
+		a.Rep().Outsb()
+		a.Mov(asm.RDI, asm.Imm(dataGPA+0x100))
+		a.Mov(asm.ECX, asm.Imm(2))
+		a.Rep().Insb()
+		done(a)
+	})
+	g := newTestGuest(t, newEmu(t), guestOpt{user: true}, code)
+	copy(g.mem.Bytes()[dataGPA:], "abc")
+	var out []byte
+	for i := 0; i < 3; i++ {
+		io := g.runIO(t)
+		if io.In || io.Port != 0x3f8 {
+			t.Fatalf("exit %v", io)
+		}
+		out = append(out, byte(io.Value()))
+	}
+	for i := 0; i < 2; i++ {
+		io := g.runIO(t)
+		if !io.In {
+			t.Fatalf("exit %v", io)
+		}
+		io.SetValue(uint64('x' + i))
+	}
+	r := g.runDone(t)
+	if string(out) != "abc" || string(g.mem.Bytes()[dataGPA+0x100:dataGPA+0x102]) != "xy" || r.RCX != 0 {
+		t.Fatalf("out %q in %q rcx %d", out, g.mem.Bytes()[dataGPA+0x100:dataGPA+0x102], r.RCX)
+	}
+}

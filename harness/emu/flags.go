@@ -1,0 +1,280 @@
+package emu
+
+import (
+	"math/bits"
+
+	"github.com/kvmspec/kvmspec/harness/hv"
+	"golang.org/x/arch/x86/x86asm"
+)
+
+// Arithmetic flags are computed lazily: an ALU instruction records its
+// operands and kind, and the six status flags are only worked out when an
+// instruction reads them (jcc, setcc, pushf, adc...). Most results are
+// never looked at, so this saves the bulk of the flag work.
+const (
+	lzNone  = iota // c.rflags holds the exact flags
+	lzAdd          // res = a + b
+	lzAdc          // res = a + b + cin
+	lzSub          // res = a - b (also CMP, CMPS, SCAS, CMPXCHG)
+	lzSbb          // res = a - b - cin
+	lzLogic        // AND, OR, XOR, TEST: CF = OF = 0
+	lzInc          // res = a + 1, CF = cin (unchanged)
+	lzDec          // res = a - 1, CF = cin (unchanged)
+	lzNeg          // res = 0 - a
+)
+
+// lazyFlags is the pending flag computation.
+type lazyFlags struct {
+	op   uint8
+	size uint8 // operand size in bytes
+	res  uint64
+	a, b uint64
+	cin  uint64 // carry in (adc/sbb) or preserved CF (inc/dec), 0 or 1
+}
+
+var sizeMask = [9]uint64{1: 0xff, 2: 0xffff, 4: 0xffffffff, 8: ^uint64(0)}
+var signBit = [9]uint64{1: 0x80, 2: 0x8000, 4: 0x80000000, 8: 1 << 63}
+
+// parity[b] is hv.FlagPF when b has an even number of set bits.
+var parity = func() (p [256]uint8) {
+	for i := range p {
+		if bits.OnesCount8(uint8(i))%2 == 0 {
+			p[i] = hv.FlagPF
+		}
+	}
+	return
+}()
+
+// eval computes the six arithmetic flags of a pending operation.
+func (l *lazyFlags) eval() uint64 {
+	m, sb := sizeMask[l.size], signBit[l.size]
+	r := l.res & m
+	a, b := l.a&m, l.b&m
+	f := uint64(parity[uint8(r)])
+	if r == 0 {
+		f |= hv.FlagZF
+	}
+	if r&sb != 0 {
+		f |= hv.FlagSF
+	}
+	switch l.op {
+	case lzAdd, lzAdc:
+		if r < a || (l.cin != 0 && r == a) {
+			f |= hv.FlagCF
+		}
+		if (a^r)&(b^r)&sb != 0 {
+			f |= hv.FlagOF
+		}
+		f |= (a ^ b ^ r) & hv.FlagAF
+	case lzSub, lzSbb:
+		if a < b || (l.cin != 0 && a == b) {
+			f |= hv.FlagCF
+		}
+		if (a^b)&(a^r)&sb != 0 {
+			f |= hv.FlagOF
+		}
+		f |= (a ^ b ^ r) & hv.FlagAF
+	case lzLogic:
+	case lzInc:
+		f |= l.cin
+		if r == sb {
+			f |= hv.FlagOF
+		}
+		f |= (a ^ r) & hv.FlagAF
+	case lzDec:
+		f |= l.cin
+		if r == sb-1 {
+			f |= hv.FlagOF
+		}
+		f |= (a ^ r) & hv.FlagAF
+	case lzNeg:
+		if a != 0 {
+			f |= hv.FlagCF
+		}
+		if a == sb {
+			f |= hv.FlagOF
+		}
+		f |= (a ^ r) & hv.FlagAF
+	}
+	return f
+}
+
+// cf computes only the carry flag (0 or 1) of a pending operation.
+func (c *cpu) cf() uint64 {
+	l := &c.lz
+	m := sizeMask[l.size]
+	switch l.op {
+	case lzNone:
+		return c.rflags & hv.FlagCF
+	case lzAdd, lzAdc:
+		r, a := l.res&m, l.a&m
+		if r < a || (l.cin != 0 && r == a) {
+			return 1
+		}
+		return 0
+	case lzSub, lzSbb:
+		a, b := l.a&m, l.b&m
+		if a < b || (l.cin != 0 && a == b) {
+			return 1
+		}
+		return 0
+	case lzInc, lzDec:
+		return l.cin
+	case lzNeg:
+		if l.a&m != 0 {
+			return 1
+		}
+	}
+	return 0
+}
+
+// getFlags returns the architectural RFLAGS.
+func (c *cpu) getFlags() uint64 {
+	if c.lz.op == lzNone {
+		return c.rflags
+	}
+	return c.rflags&^hv.FlagsArith | c.lz.eval()
+}
+
+// materialize folds pending flags into c.rflags.
+func (c *cpu) materialize() {
+	if c.lz.op != lzNone {
+		c.rflags = c.rflags&^hv.FlagsArith | c.lz.eval()
+		c.lz.op = lzNone
+	}
+}
+
+// setArith sets the arithmetic flags in mask to the bits of v.
+func (c *cpu) setArith(mask, v uint64) {
+	c.materialize()
+	c.rflags = c.rflags&^mask | v&mask
+}
+
+func (c *cpu) setLazy(op uint8, size uint8, res, a, b uint64) {
+	c.lz = lazyFlags{op: op, size: size, res: res, a: a, b: b}
+}
+
+// cond evaluates condition code cc (the low nibble of Jcc/SETcc/CMOVcc).
+func (c *cpu) cond(cc uint8) bool {
+	var v bool
+	l := &c.lz
+	if l.op == lzSub && cc >= 2 {
+		// The common case after CMP/SUB: straight from the operands.
+		m, sb := sizeMask[l.size], signBit[l.size]
+		a, b, r := l.a&m, l.b&m, l.res&m
+		switch cc >> 1 {
+		case 1:
+			v = a < b
+		case 2:
+			v = r == 0
+		case 3:
+			v = a <= b
+		case 4:
+			v = r&sb != 0
+		case 5:
+			v = parity[uint8(r)] != 0
+		case 6:
+			v = int64(a<<(64-8*l.size)) < int64(b<<(64-8*l.size))
+		case 7:
+			v = int64(a<<(64-8*l.size)) <= int64(b<<(64-8*l.size))
+		}
+		return v != (cc&1 != 0)
+	}
+	f := c.getFlags()
+	switch cc >> 1 {
+	case 0:
+		v = f&hv.FlagOF != 0
+	case 1:
+		v = f&hv.FlagCF != 0
+	case 2:
+		v = f&hv.FlagZF != 0
+	case 3:
+		v = f&(hv.FlagCF|hv.FlagZF) != 0
+	case 4:
+		v = f&hv.FlagSF != 0
+	case 5:
+		v = f&hv.FlagPF != 0
+	case 6:
+		v = (f&hv.FlagSF != 0) != (f&hv.FlagOF != 0)
+	case 7:
+		v = f&hv.FlagZF != 0 || (f&hv.FlagSF != 0) != (f&hv.FlagOF != 0)
+	}
+	return v != (cc&1 != 0)
+}
+
+// szpFlags returns SF, ZF and PF of a result of the given size.
+func szpFlags(r uint64, size uint8) uint64 {
+	r &= sizeMask[size]
+	f := uint64(parity[uint8(r)])
+	if r == 0 {
+		f |= hv.FlagZF
+	}
+	if r&signBit[size] != 0 {
+		f |= hv.FlagSF
+	}
+	return f
+}
+
+// UndefinedFlags returns the RFLAGS status bits that the SDM leaves
+// undefined after op, so a differential test can mask them. count is the
+// masked shift or rotate count (ignored for other instructions); size is
+// the operand size in bytes. Flags an instruction does not touch at all are
+// not "undefined": they must be unchanged.
+//
+//	AND OR XOR TEST            AF
+//	MUL IMUL (all forms)       SF ZF AF PF
+//	DIV IDIV                   CF OF SF ZF AF PF
+//	SHL SHR SAR, count != 0    AF; OF unless count == 1; CF when count >= width (8/16-bit)
+//	ROL ROR RCL RCR            OF unless count == 1
+//	SHLD SHRD, count != 0      AF; OF unless count == 1; all when count > width (16-bit)
+//	BT BTS BTR BTC             OF SF AF PF
+//	BSF BSR                    CF OF SF AF PF
+//
+// The emulator itself gives these flags the values common Intel parts
+// produce where they are stable (AF = 0 after logic ops, SF/ZF/PF from the
+// low half after MUL), but nothing may depend on them.
+func UndefinedFlags(op x86asm.Op, count int, size int) uint64 {
+	const all = hv.FlagsArith
+	switch op {
+	case x86asm.AND, x86asm.OR, x86asm.XOR, x86asm.TEST:
+		return hv.FlagAF
+	case x86asm.MUL, x86asm.IMUL:
+		return hv.FlagSF | hv.FlagZF | hv.FlagAF | hv.FlagPF
+	case x86asm.DIV, x86asm.IDIV:
+		return all
+	case x86asm.SHL, x86asm.SHR, x86asm.SAR:
+		if count == 0 {
+			return 0
+		}
+		u := uint64(hv.FlagAF)
+		if count != 1 {
+			u |= hv.FlagOF
+		}
+		if count >= 8*size {
+			u |= hv.FlagCF
+		}
+		return u
+	case x86asm.ROL, x86asm.ROR, x86asm.RCL, x86asm.RCR:
+		if count == 0 || count == 1 {
+			return 0
+		}
+		return hv.FlagOF
+	case x86asm.SHLD, x86asm.SHRD:
+		if count == 0 {
+			return 0
+		}
+		if count > 8*size {
+			return all
+		}
+		u := uint64(hv.FlagAF)
+		if count != 1 {
+			u |= hv.FlagOF
+		}
+		return u
+	case x86asm.BT, x86asm.BTS, x86asm.BTR, x86asm.BTC:
+		return hv.FlagOF | hv.FlagSF | hv.FlagAF | hv.FlagPF
+	case x86asm.BSF, x86asm.BSR:
+		return hv.FlagCF | hv.FlagOF | hv.FlagSF | hv.FlagAF | hv.FlagPF
+	}
+	return 0
+}

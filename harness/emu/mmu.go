@@ -1,0 +1,619 @@
+package emu
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/kvmspec/kvmspec/harness/hv"
+)
+
+// Access kinds for translate.
+const (
+	accRead  = 0
+	accWrite = 1 << iota
+	accFetch
+	accSys   // implicit supervisor access (IDT, GDT, TSS, exception frames)
+	accStack // stack access: a non-canonical address raises #SS, not #GP
+)
+
+// physAddrBits is MAXPHYADDR of the emulated CPU (CPUID 0x80000008).
+const physAddrBits = 46
+
+const (
+	physMask  = 1<<physAddrBits - 1
+	pteAddr   = physMask &^ 0xfff
+	pteP      = 1 << 0
+	pteRW     = 1 << 1
+	pteUS     = 1 << 2
+	pteA      = 1 << 5
+	pteD      = 1 << 6
+	ptePS     = 1 << 7
+	pteNX     = 1 << 63
+	rsvdAddr  = (1<<52 - 1) &^ physMask // bits 51:MAXPHYADDR
+	pfP       = 1 << 0
+	pfW       = 1 << 1
+	pfU       = 1 << 2
+	pfRSVD    = 1 << 3
+	pfID      = 1 << 4
+	vecDE     = 0
+	vecDB     = 1
+	vecBP     = 3
+	vecUD     = 6
+	vecDF     = 8
+	vecNP     = 11
+	vecSS     = 12
+	vecGP     = 13
+	vecPF     = 14
+	dr6BS     = 1 << 14
+	dr6Fixed  = 0xffff0ff0
+	dr7Fixed  = 0x400
+	cr0Fixed1 = hv.CR0ET
+)
+
+func canonical(a uint64) bool { return uint64(int64(a<<16)>>16) == a }
+
+// raise throws a fault without error code; raiseErr with one.
+func (c *cpu) raise(vec uint8) { panic(&guestFault{vec: vec}) }
+
+func (c *cpu) raiseErr(vec uint8, code uint32) {
+	panic(&guestFault{vec: vec, code: code, hasCode: true})
+}
+
+func (c *cpu) gp(code uint32) { c.raiseErr(vecGP, code) }
+
+// raiseTrap throws a trap: the instruction is complete, RIP stays after it.
+func (c *cpu) raiseTrap(vec uint8) { panic(&guestFault{vec: vec, trap: true}) }
+
+// translate walks the guest page tables for an access to va and returns
+// the guest-physical address and the TLB permissions of the page. It sets
+// accessed bits on every level and the dirty bit on a write, only when the
+// access is allowed (as KVM's walker does), and raises #PF otherwise.
+func (c *cpu) translate(va uint64, acc int) (uint64, uint8) {
+	if !canonical(va) {
+		if acc&accStack != 0 {
+			c.raiseErr(vecSS, 0)
+		}
+		c.gp(0)
+	}
+	user := acc&accSys == 0 && c.cpl == 3
+	write := acc&accWrite != 0
+	fetch := acc&accFetch != 0
+	nxe := c.sr.EFER&hv.EFERNXE != 0
+	var errc uint32
+	if write {
+		errc |= pfW
+	}
+	if user {
+		errc |= pfU
+	}
+	if fetch && nxe {
+		errc |= pfID
+	}
+	var path [4]uint64 // guest-physical addresses of the entries used
+	n := 0
+	rw, us, nx := true, true, false
+	table := c.sr.CR3 & pteAddr
+	var gpa, pte uint64
+	for level := 4; level >= 1; level-- {
+		ea := table + (va>>(12+9*(level-1))&511)*8
+		pte = c.readPTE(ea)
+		if pte&pteP == 0 {
+			c.pageFault(va, errc)
+		}
+		rsvd := pte&rsvdAddr != 0 || (!nxe && pte&pteNX != 0)
+		switch {
+		case level == 4 && pte&ptePS != 0:
+			rsvd = true
+		case level == 3 && pte&ptePS != 0 && pte&0x3fffe000 != 0:
+			rsvd = true
+		case level == 2 && pte&ptePS != 0 && pte&0x1fe000 != 0:
+			rsvd = true
+		}
+		if rsvd {
+			c.pageFault(va, errc|pfP|pfRSVD)
+		}
+		path[n] = ea
+		n++
+		rw = rw && pte&pteRW != 0
+		us = us && pte&pteUS != 0
+		nx = nx || (nxe && pte&pteNX != 0)
+		if level == 1 {
+			gpa = pte&pteAddr | va&0xfff
+			break
+		}
+		if (level == 3 || level == 2) && pte&ptePS != 0 {
+			size := uint64(1) << (12 + 9*(level-1))
+			gpa = pte&pteAddr&^(size-1) | va&(size-1)
+			break
+		}
+		table = pte & pteAddr
+	}
+	wp := c.sr.CR0&hv.CR0WP != 0
+	supW := rw || !wp
+	switch {
+	case user && !us, user && write && !rw, !user && write && !supW, fetch && nx:
+		c.pageFault(va, errc|pfP)
+	}
+	// Accessed on every level, dirty on the leaf for a write.
+	for i := 0; i < n; i++ {
+		bits := uint64(pteA)
+		if i == n-1 && write {
+			bits |= pteD
+		}
+		c.setPTEBits(path[i], bits)
+	}
+	dirty := write || pte&pteD != 0
+	var perm uint8 = permRS
+	if us {
+		perm |= permRU
+	}
+	if dirty && supW {
+		perm |= permWS
+	}
+	if dirty && us && rw {
+		perm |= permWU
+	}
+	if !nx {
+		perm |= permXS
+		if us {
+			perm |= permXU
+		}
+	}
+	c.st.tlbFills++
+	return gpa, perm
+}
+
+func (c *cpu) pageFault(va uint64, code uint32) {
+	panic(&guestFault{vec: vecPF, code: code, hasCode: true, cr2: va})
+}
+
+// readPTE reads a paging-structure entry. An entry outside guest RAM is
+// an emulation failure, as on KVM.
+func (c *cpu) readPTE(gpa uint64) uint64 {
+	r := c.ramPage(gpa&^0xfff, false)
+	if r.page == nil {
+		c.internal(internalEmulation, "page walk reads unbacked guest-physical address %#x", gpa)
+	}
+	return atomicLoad64(r.page, gpa&0xff8)
+}
+
+// setPTEBits sets accessed/dirty bits with a locked OR, as the hardware
+// walker does, and logs the page-table page as written (KVM does too).
+// Read-only slots are left alone.
+func (c *cpu) setPTEBits(gpa uint64, bits uint64) {
+	r := c.ramPage(gpa&^0xfff, true)
+	if r.page == nil || r.readonly {
+		return
+	}
+	if atomicLoad64(r.page, gpa&0xff8)&bits == bits {
+		return
+	}
+	c.logWrite(r)
+	atomicOr64(r.page, gpa&0xff8, bits)
+	c.codeWritten(r)
+}
+
+// ramRef is a resolved guest-physical page of RAM.
+type ramRef struct {
+	page     *[hv.PageSize]byte
+	s        *slot
+	idx      uint64 // page index inside the slot
+	code     *uint32
+	readonly bool
+}
+
+// ramPage resolves a page-aligned guest-physical address to host memory,
+// filling a missing page first. page is nil for addresses no slot backs.
+func (c *cpu) ramPage(gpa uint64, write bool) ramRef {
+	s := c.last
+	if s == nil || gpa < s.m.GPA || gpa-s.m.GPA >= s.m.Size {
+		s = c.mm.find(gpa)
+		if s == nil {
+			return ramRef{}
+		}
+		c.last = s
+	}
+	idx := (gpa - s.m.GPA) / hv.PageSize
+	if ms := s.missing; ms != nil && atomic.LoadUint64(&ms.bits[idx/64])>>(idx%64)&1 != 0 {
+		c.fillMissing(s, idx, write)
+	}
+	off := idx * hv.PageSize
+	return ramRef{page: (*[hv.PageSize]byte)(s.mem[off : off+hv.PageSize]), s: s, idx: idx,
+		code: &s.mi.code[s.pageBase+idx], readonly: s.readonly}
+}
+
+// fillMissing calls the slot's missing-page handler for one page, once,
+// outside the interpreter (the handler may take its time).
+func (c *cpu) fillMissing(s *slot, idx uint64, write bool) {
+	ms := s.missing
+	var herr error
+	gpa := s.m.GPA + idx*hv.PageSize
+	c.callout(func() {
+		ms.mu.Lock()
+		defer ms.mu.Unlock()
+		if atomic.LoadUint64(&ms.bits[idx/64])>>(idx%64)&1 == 0 {
+			return
+		}
+		buf := make([]byte, hv.PageSize)
+		if err := ms.handler(hv.Fault{Slot: s.m.Slot, GPA: gpa, Write: write}, buf); err != nil {
+			herr = err
+			return
+		}
+		copy(s.mem[idx*hv.PageSize:], buf)
+		atomic.AndUint64(&ms.bits[idx/64], ^(uint64(1) << (idx % 64)))
+		c.vm.missingFault.Add(1)
+	})
+	if herr != nil {
+		panic(errorSignal{fmt.Errorf("vcpu %d: missing-page handler for slot %d gpa %#x: %w", c.v.id, s.m.Slot, gpa, herr)})
+	}
+}
+
+// logWrite records the first write to a write-protected (armed) page of a
+// logging slot: a dirty bit, or an entry in this vCPU's dirty ring.
+func (c *cpu) logWrite(r ramRef) {
+	s := r.s
+	if !s.log {
+		return
+	}
+	bit := uint64(1) << (r.idx % 64)
+	if atomic.AndUint64(&s.armed[r.idx/64], ^bit)&bit == 0 {
+		return
+	}
+	c.vm.dirtyPages.Add(1)
+	if ring := c.v.ring; ring != nil {
+		if ring.push(s.m.Slot, r.idx) {
+			c.ringFull = true
+			c.poke(attnExit)
+		}
+		return
+	}
+	atomic.OrUint64(&s.dirty[r.idx/64], bit)
+}
+
+// codeWritten invalidates decoded instructions of a page that was just
+// written, in every vCPU.
+func (c *cpu) codeWritten(r ramRef) {
+	w := atomic.LoadUint32(r.code)
+	if w&1 == 0 || !atomic.CompareAndSwapUint32(r.code, w, w+1) {
+		return
+	}
+	c.vm.codeInval.Add(1)
+	for _, v := range *c.vm.running.Load() {
+		v.c.poke(attnCode)
+	}
+}
+
+// xlate translates va and caches the page in the data TLB when it is RAM.
+// The entry is nil for MMIO and unbacked addresses.
+func (c *cpu) xlate(va uint64, acc int) (uint64, *tlbEntry) {
+	gpa, perm := c.translate(va, acc)
+	r := c.ramPage(gpa&^0xfff, acc&accWrite != 0)
+	if r.page == nil {
+		return gpa, nil
+	}
+	if r.readonly {
+		perm &^= permWS | permWU
+	}
+	e := &c.dtlb[(va>>12)%tlbSize]
+	*e = tlbEntry{vpn: va >> 12, perm: perm, page: r.page, code: r.code}
+	if r.s.log {
+		e.armed, e.abit = &r.s.armed[r.idx/64], 1<<(r.idx%64)
+	}
+	return gpa, e
+}
+
+func (c *cpu) permFor(acc int) (uint8, uint8) {
+	if acc&accSys != 0 {
+		return permRS, permWS
+	}
+	return c.rperm, c.wperm
+}
+
+// rd reads size bytes at va with the current privilege.
+func (c *cpu) rd(va uint64, size uint8) uint64 {
+	e := &c.dtlb[(va>>12)%tlbSize]
+	off := va & 0xfff
+	if e.vpn == va>>12 && e.perm&c.rperm != 0 && off <= hv.PageSize-uint64(size) {
+		return loadLE(e.page, off, size)
+	}
+	return c.readSlow(va, size, accRead)
+}
+
+// wr writes size bytes at va with the current privilege.
+func (c *cpu) wr(va uint64, size uint8, v uint64) {
+	e := &c.dtlb[(va>>12)%tlbSize]
+	off := va & 0xfff
+	if e.vpn == va>>12 && e.perm&c.wperm != 0 && off <= hv.PageSize-uint64(size) &&
+		atomic.LoadUint32(e.code)&1 == 0 && (e.armed == nil || atomic.LoadUint64(e.armed)&e.abit == 0) {
+		storeLE(e.page, off, size, v)
+		return
+	}
+	c.writeSlow(va, size, v, accWrite)
+}
+
+func (c *cpu) rdSys(va uint64, size uint8) uint64 { return c.readSlow(va, size, accSys) }
+func (c *cpu) wrSys(va uint64, size uint8, v uint64) {
+	c.writeSlow(va, size, v, accWrite|accSys)
+}
+
+func loadLE(p *[hv.PageSize]byte, off uint64, size uint8) uint64 {
+	switch size {
+	case 8:
+		return binary.LittleEndian.Uint64(p[off:])
+	case 4:
+		return uint64(binary.LittleEndian.Uint32(p[off:]))
+	case 2:
+		return uint64(binary.LittleEndian.Uint16(p[off:]))
+	}
+	return uint64(p[off])
+}
+
+func storeLE(p *[hv.PageSize]byte, off uint64, size uint8, v uint64) {
+	switch size {
+	case 8:
+		binary.LittleEndian.PutUint64(p[off:], v)
+	case 4:
+		binary.LittleEndian.PutUint32(p[off:], uint32(v))
+	case 2:
+		binary.LittleEndian.PutUint16(p[off:], uint16(v))
+	default:
+		p[off] = byte(v)
+	}
+}
+
+// readSlow handles TLB misses, page-straddling reads and MMIO.
+func (c *cpu) readSlow(va uint64, size uint8, acc int) uint64 {
+	off := va & 0xfff
+	if off+uint64(size) <= hv.PageSize {
+		return c.readChunk(va, int(size), acc)
+	}
+	n1 := int(hv.PageSize - off)
+	lo := c.readChunk(va, n1, acc)
+	hi := c.readChunk(va+uint64(n1), int(size)-n1, acc)
+	return lo | hi<<(8*n1)
+}
+
+func (c *cpu) readChunk(va uint64, n int, acc int) uint64 {
+	rp, _ := c.permFor(acc)
+	e := &c.dtlb[(va>>12)%tlbSize]
+	var gpa uint64
+	if e.vpn != va>>12 || e.perm&rp == 0 {
+		gpa, e = c.xlate(va, acc)
+		if e == nil {
+			return c.mmioRead(gpa, n)
+		}
+	}
+	var v uint64
+	off := va & 0xfff
+	for i := n - 1; i >= 0; i-- {
+		v = v<<8 | uint64(e.page[off+uint64(i)])
+	}
+	return v
+}
+
+// writeSlow handles TLB misses, straddling writes, read-only slots, MMIO,
+// dirty logging and writes to pages holding decoded code. Both pages of a
+// straddling write are translated before either is written.
+func (c *cpu) writeSlow(va uint64, size uint8, v uint64, acc int) {
+	acc |= accWrite
+	off := va & 0xfff
+	if off+uint64(size) <= hv.PageSize {
+		gpa, _ := c.xlate(va, acc)
+		c.physWrite(gpa, int(size), v)
+		return
+	}
+	n1 := int(hv.PageSize - off)
+	gpa1, _ := c.translate(va, acc)
+	gpa2, _ := c.translate(va+uint64(n1), acc)
+	c.physWrite(gpa1, n1, v)
+	c.physWrite(gpa2, int(size)-n1, v>>(8*n1))
+}
+
+// physWrite stores n bytes of v at a guest-physical address.
+func (c *cpu) physWrite(gpa uint64, n int, v uint64) {
+	r := c.ramPage(gpa&^0xfff, true)
+	if r.page == nil || r.readonly {
+		c.mmioWrite(gpa, n, v)
+		return
+	}
+	c.logWrite(r)
+	off := gpa & 0xfff
+	for i := 0; i < n; i++ {
+		r.page[off+uint64(i)] = byte(v >> (8 * i))
+	}
+	c.codeWritten(r)
+}
+
+// loc is a resolved read-modify-write location: a host page when the
+// fast path applies, else the virtual address for the slow path.
+type loc struct {
+	page *[hv.PageSize]byte
+	off  uint64
+	va   uint64
+}
+
+// rmwLoc prepares a read-modify-write of size bytes at va: write
+// permission is checked (and #PF raised) before anything is read.
+func (c *cpu) rmwLoc(va uint64, size uint8) loc {
+	e := &c.dtlb[(va>>12)%tlbSize]
+	off := va & 0xfff
+	if e.vpn == va>>12 && e.perm&c.wperm != 0 && off <= hv.PageSize-uint64(size) &&
+		atomic.LoadUint32(e.code)&1 == 0 && (e.armed == nil || atomic.LoadUint64(e.armed)&e.abit == 0) {
+		return loc{page: e.page, off: off}
+	}
+	c.translate(va, accWrite)
+	if off+uint64(size) > hv.PageSize {
+		c.translate(va+uint64(size)-1, accWrite)
+	}
+	return loc{va: va}
+}
+
+func (c *cpu) ldLoc(l loc, size uint8) uint64 {
+	if l.page != nil {
+		return loadLE(l.page, l.off, size)
+	}
+	return c.rd(l.va, size)
+}
+
+func (c *cpu) stLoc(l loc, size uint8, v uint64) {
+	if l.page != nil {
+		storeLE(l.page, l.off, size, v)
+		return
+	}
+	c.wr(l.va, size, v)
+}
+
+// lockedRMW performs a LOCKed read-modify-write: atomic on host memory
+// with respect to other vCPUs. Accesses that cross an 8-byte boundary or
+// reach MMIO take a VM-wide lock instead (atomic against other locked
+// accesses only, which is what split locks are worth on hardware too).
+func (c *cpu) lockedRMW(va uint64, size uint8, f func(uint64) uint64) uint64 {
+	m := sizeMask[size]
+	off := va & 0xfff
+	if off%8+uint64(size) <= 8 {
+		gpa, _ := c.translate(va, accWrite)
+		r := c.ramPage(gpa&^0xfff, true)
+		if r.page != nil && !r.readonly {
+			c.logWrite(r)
+			var old uint64
+			for {
+				old = atomicLoadN(r.page, off, size)
+				if atomicCASN(r.page, off, size, old, f(old)&m) {
+					break
+				}
+			}
+			c.codeWritten(r)
+			return old
+		}
+	}
+	c.vm.splitLock.Lock()
+	defer c.vm.splitLock.Unlock()
+	l := c.rmwLoc(va, size)
+	old := c.ldLoc(l, size)
+	c.stLoc(l, size, f(old)&m)
+	return old
+}
+
+// Stack accesses: 64-bit pushes and pops through RSP.
+func (c *cpu) push(v uint64, size uint8) {
+	rsp := c.regs[4] - uint64(size)
+	c.wrStack(rsp, size, v)
+	c.regs[4] = rsp
+}
+
+func (c *cpu) pop(size uint8) uint64 {
+	v := c.rdStack(c.regs[4], size)
+	c.regs[4] += uint64(size)
+	return v
+}
+
+func (c *cpu) rdStack(va uint64, size uint8) uint64 {
+	if !canonical(va) || !canonical(va+uint64(size)-1) {
+		c.raiseErr(vecSS, 0)
+	}
+	return c.rd(va, size)
+}
+
+func (c *cpu) wrStack(va uint64, size uint8, v uint64) {
+	if !canonical(va) || !canonical(va+uint64(size)-1) {
+		c.raiseErr(vecSS, 0)
+	}
+	c.wr(va, size, v)
+}
+
+// mmioRead reads guest-physical memory no slot backs: the local APIC, an
+// attached device, or an exit to the host (RIP stays at the instruction,
+// which runs again once the host has filled in the value).
+func (c *cpu) mmioRead(gpa uint64, n int) uint64 {
+	if v, ok := c.replayed(false, gpa, n); ok {
+		return v
+	}
+	if c.apic.claims(c, gpa) {
+		return c.apic.read(c, gpa, n)
+	}
+	c.st.mmioExits++
+	e := &c.busExit
+	*e = hv.MMIOExit{GPA: gpa, Len: n, Data: c.mmioBuf[:n]}
+	clear(c.mmioBuf[:])
+	if v, ok := c.dispatch(e, false, gpa, n); ok {
+		return v
+	}
+	c.replay = append(c.replay, ioRecord{addr: gpa, n: n})
+	c.slow = true
+	c.mmioExit = hv.MMIOExit{GPA: gpa, Len: n, Data: c.mmioBuf[:n]}
+	c.exit = &c.mmioExit
+	c.rip = c.cur
+	panic(exitSignal{})
+}
+
+// replayed returns the value of a read that an exit already completed.
+func (c *cpu) replayed(port bool, addr uint64, n int) (uint64, bool) {
+	if c.replayAt >= len(c.replay) {
+		return 0, false
+	}
+	r := c.replay[c.replayAt]
+	if r.port != port || r.addr != addr || r.n != n || !r.done {
+		c.replay = c.replay[:0] // the guest changed course: forget
+		return 0, false
+	}
+	c.replayAt++
+	return r.val, true
+}
+
+// dispatch offers an exit to the attached devices, outside the
+// interpreter. If the memory map changed meanwhile, the read value is
+// kept for replay and the instruction restarts.
+func (c *cpu) dispatch(e hv.Exit, port bool, addr uint64, n int) (uint64, bool) {
+	if c.vm.bus.Empty() {
+		return 0, false
+	}
+	var handled bool
+	var err error
+	ep := c.epoch
+	c.leave()
+	handled, err = c.vm.bus.Dispatch(c.v.id, e)
+	c.enter()
+	if err != nil {
+		panic(errorSignal{fmt.Errorf("vcpu %d: %w", c.v.id, err)})
+	}
+	if !handled {
+		return 0, false
+	}
+	var v uint64
+	switch x := e.(type) {
+	case *hv.MMIOExit:
+		if !x.Write {
+			v = x.Value()
+		}
+	case *hv.IOExit:
+		if x.In {
+			v = x.Value()
+		}
+	}
+	if c.epoch != ep {
+		c.replay = append(c.replay, ioRecord{port: port, addr: addr, n: n, val: v, done: true})
+		c.slow = true
+		panic(restartSignal{})
+	}
+	return v, true
+}
+
+// mmioWrite writes guest-physical memory no writable slot backs. An
+// unclaimed write becomes an exit after the instruction completes.
+func (c *cpu) mmioWrite(gpa uint64, n int, v uint64) {
+	if c.apic.claims(c, gpa) {
+		c.apic.write(c, gpa, n, v)
+		return
+	}
+	c.st.mmioExits++
+	var buf [8]byte
+	binary.LittleEndian.PutUint64(buf[:], v)
+	e := &c.busExit
+	*e = hv.MMIOExit{GPA: gpa, Len: n, Write: true, Data: buf[:n]}
+	if _, ok := c.dispatch(e, false, gpa, n); ok {
+		return
+	}
+	c.pend = append(c.pend, pendingWrite{addr: gpa, n: n, data: buf})
+	c.poke(attnExit)
+}
