@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kvmspec/kvmspec/fixtures"
+	"github.com/kvmspec/kvmspec/harness/emu"
 	"github.com/kvmspec/kvmspec/harness/host"
 	"github.com/kvmspec/kvmspec/harness/hv"
 	"github.com/kvmspec/kvmspec/harness/kvm"
@@ -24,6 +25,7 @@ import (
 	"github.com/onsi/gomega"
 
 	// The areas register their specs.
+	_ "github.com/kvmspec/kvmspec/suites/conformance"
 	_ "github.com/kvmspec/kvmspec/suites/selftest"
 	_ "github.com/kvmspec/kvmspec/suites/smoke"
 )
@@ -63,7 +65,7 @@ func OpenBackend(name string) (hv.Hypervisor, error) {
 	case "kvm":
 		return kvm.Open(kvm.Options{})
 	case "emu":
-		return nil, &hv.UnavailableError{Backend: "emu", Reason: "the bundled software hypervisor is not built yet"}
+		return emu.New(emu.Options{}), nil
 	}
 	return nil, &UsageError{Msg: fmt.Sprintf("unknown backend %q (want kvm, emu, auto or all)", name)}
 }

@@ -1,4 +1,4 @@
-package emu
+package corpus
 
 import (
 	"fmt"
@@ -9,7 +9,7 @@ import (
 	"golang.org/x/arch/x86/x86asm"
 )
 
-// Register and memory operands per size (bytes) for the generated cases.
+// Register and memory operands per size (bytes) for the curated forms.
 var (
 	regA  = map[int]asm.Reg{1: asm.AL, 2: asm.AX, 4: asm.EAX, 8: asm.RAX}
 	regB  = map[int]asm.Reg{1: asm.BL, 2: asm.BX, 4: asm.EBX, 8: asm.RBX}
@@ -17,6 +17,7 @@ var (
 	sizes = []int{1, 2, 4, 8}
 )
 
+// memAt is the memory operand of the generated forms: inside the data window.
 func memAt(size int) asm.Mem { return asm.Q(asm.RBP, 8).WithSize(size) }
 
 func shiftMask(size int) uint64 {
@@ -26,12 +27,12 @@ func shiftMask(size int) uint64 {
 	return 0x1f
 }
 
-// diffPrograms is the differential table: every instruction class of the
+// Curated is the differential table: every instruction class of the
 // subset, in every size and operand form the harness assembler emits.
-func diffPrograms() []diffProg {
-	var ps []diffProg
-	add := func(name string, op x86asm.Op, size int, build func(a *asm.Assembler)) *diffProg {
-		ps = append(ps, diffProg{name: name, op: op, size: size, build: build})
+func Curated() []Program {
+	var ps []Program
+	add := func(name string, op x86asm.Op, size int, build func(a *asm.Assembler)) *Program {
+		ps = append(ps, Program{Name: name, Op: op, Size: size, Build: build})
 		return &ps[len(ps)-1]
 	}
 	type binop struct {
@@ -84,9 +85,9 @@ func diffPrograms() []diffProg {
 		for _, sz := range sizes {
 			o, sz := o, sz
 			p := add(fmt.Sprintf("%s/r%d", o.name, sz*8), o.op, sz, func(a *asm.Assembler) { o.emit(a, regB[sz]) })
-			p.fix = smallRDX
+			p.Fix = smallRDX
 			p = add(fmt.Sprintf("%s/m%d", o.name, sz*8), o.op, sz, func(a *asm.Assembler) { o.emit(a, memAt(sz)) })
-			p.fix = smallRDX
+			p.Fix = smallRDX
 		}
 	}
 	for _, sz := range []int{2, 4, 8} {
@@ -107,15 +108,15 @@ func diffPrograms() []diffProg {
 		for _, sz := range sizes {
 			o, sz := o, sz
 			p := add(fmt.Sprintf("%s/r%d,cl", o.name, sz*8), o.op, sz, func(a *asm.Assembler) { o.emit(a, regA[sz], asm.CL) })
-			p.count = func(r *hv.Regs) int { return int(r.RCX & shiftMask(sz)) }
-			p.fix = func(r *hv.Regs, rnd *rand.Rand) { r.RCX = uint64(rnd.Intn(80)) }
+			p.Count = func(r *hv.Regs) int { return int(r.RCX & shiftMask(sz)) }
+			p.Fix = func(r *hv.Regs, rnd *rand.Rand) { r.RCX = uint64(rnd.Intn(80)) }
 			p = add(fmt.Sprintf("%s/m%d,cl", o.name, sz*8), o.op, sz, func(a *asm.Assembler) { o.emit(a, memAt(sz), asm.CL) })
-			p.count = func(r *hv.Regs) int { return int(r.RCX & shiftMask(sz)) }
-			p.fix = func(r *hv.Regs, rnd *rand.Rand) { r.RCX = uint64(rnd.Intn(80)) }
+			p.Count = func(r *hv.Regs) int { return int(r.RCX & shiftMask(sz)) }
+			p.Fix = func(r *hv.Regs, rnd *rand.Rand) { r.RCX = uint64(rnd.Intn(80)) }
 			for _, k := range []int{1, 3} {
 				k := k
 				p = add(fmt.Sprintf("%s/r%d,%d", o.name, sz*8, k), o.op, sz, func(a *asm.Assembler) { o.emit(a, regA[sz], asm.Imm(k)) })
-				p.count = func(*hv.Regs) int { return k }
+				p.Count = func(*hv.Regs) int { return k }
 			}
 		}
 	}
@@ -128,15 +129,15 @@ func diffPrograms() []diffProg {
 				emit = (*asm.Assembler).Shrd
 			}
 			p := add(fmt.Sprintf("%v/r%d,cl", op, sz*8), op, sz, func(a *asm.Assembler) { emit(a, regA[sz], regB[sz], asm.CL) })
-			p.count = func(r *hv.Regs) int { return int(r.RCX & shiftMask(sz)) }
-			p.fix = func(r *hv.Regs, rnd *rand.Rand) {
+			p.Count = func(r *hv.Regs) int { return int(r.RCX & shiftMask(sz)) }
+			p.Fix = func(r *hv.Regs, rnd *rand.Rand) {
 				r.RCX = uint64(rnd.Intn(70))
 				if sz == 2 {
 					r.RCX %= 17
 				}
 			}
 			p = add(fmt.Sprintf("%v/r%d,5", op, sz*8), op, sz, func(a *asm.Assembler) { emit(a, regA[sz], regB[sz], asm.Imm(5)) })
-			p.count = func(*hv.Regs) int { return 5 }
+			p.Count = func(*hv.Regs) int { return 5 }
 		}
 	}
 	bitOffset := func(r *hv.Regs, rnd *rand.Rand) { r.RBX = uint64(int64(rnd.Intn(512) - 256)) }
@@ -147,7 +148,7 @@ func diffPrograms() []diffProg {
 			add(fmt.Sprintf("%s/r%d,r", o.name, sz*8), o.op, sz, func(a *asm.Assembler) { o.emit(a, regA[sz], regB[sz]) })
 			add(fmt.Sprintf("%s/r%d,imm", o.name, sz*8), o.op, sz, func(a *asm.Assembler) { o.emit(a, regA[sz], asm.Imm(13)) })
 			p := add(fmt.Sprintf("%s/m%d,r", o.name, sz*8), o.op, sz, func(a *asm.Assembler) { o.emit(a, memAt(sz), regB[sz]) })
-			p.fix = bitOffset
+			p.Fix = bitOffset
 			add(fmt.Sprintf("%s/m%d,imm", o.name, sz*8), o.op, sz, func(a *asm.Assembler) { o.emit(a, memAt(sz), asm.Imm(5)) })
 		}
 	}
@@ -159,9 +160,9 @@ func diffPrograms() []diffProg {
 	for _, sz := range []int{2, 4, 8} {
 		sz := sz
 		p := add(fmt.Sprintf("bsf/r%d", sz*8), x86asm.BSF, sz, func(a *asm.Assembler) { a.Bsf(regA[sz], regB[sz]) })
-		p.fix = zeroSome
+		p.Fix = zeroSome
 		p = add(fmt.Sprintf("bsr/r%d", sz*8), x86asm.BSR, sz, func(a *asm.Assembler) { a.Bsr(regA[sz], regB[sz]) })
-		p.fix = zeroSome
+		p.Fix = zeroSome
 	}
 	add("bswap/r32", 0, 4, func(a *asm.Assembler) { a.Bswap(asm.EAX) })
 	add("bswap/r64", 0, 8, func(a *asm.Assembler) { a.Bswap(asm.RAX) })
@@ -180,13 +181,13 @@ func diffPrograms() []diffProg {
 	for _, sz := range sizes {
 		sz := sz
 		p := add(fmt.Sprintf("cmpxchg/r%d", sz*8), x86asm.CMPXCHG, sz, func(a *asm.Assembler) { a.Cmpxchg(regD[sz], regB[sz]) })
-		p.fix = func(r *hv.Regs, rnd *rand.Rand) {
+		p.Fix = func(r *hv.Regs, rnd *rand.Rand) {
 			if rnd.Intn(2) == 0 {
 				r.RAX = r.RDX
 			}
 		}
 		p = add(fmt.Sprintf("lock-cmpxchg/m%d", sz*8), x86asm.CMPXCHG, sz, func(a *asm.Assembler) { a.Lock().Cmpxchg(memAt(sz), regB[sz]) })
-		p.fix = func(r *hv.Regs, rnd *rand.Rand) {
+		p.Fix = func(r *hv.Regs, rnd *rand.Rand) {
 			if rnd.Intn(2) == 0 {
 				r.RAX = 0
 			}
@@ -267,14 +268,14 @@ func diffPrograms() []diffProg {
 		{"repe-scasw", func(a *asm.Assembler) { a.Rep().Scasw() }}, {"cmpsq", func(a *asm.Assembler) { a.Cmpsq() }},
 	} {
 		p := add(o.name, 0, 8, o.emit)
-		p.fix = strFix
+		p.Fix = strFix
 	}
 	add("outsb", 0, 8, func(a *asm.Assembler) { a.Mov(asm.DX, asm.Imm(0x3f8)); a.Outsb() })
 	add("rep-outsw", 0, 8, func(a *asm.Assembler) { a.Mov(asm.DX, asm.Imm(0x3f8)); a.Mov(asm.ECX, asm.Imm(3)); a.Rep().Outsw() })
 	add("int3", 0, 8, func(a *asm.Assembler) { a.Int3() })
 	// kvm_pvm turns INT n (n != 3) from ring 3 into #UD: a host deviation.
-	add("int-0x40", 0, 8, func(a *asm.Assembler) { a.Int(0x40) }).kvmDeviation = "kvm_pvm raises #UD for INT n at CPL3"
-	add("int-0x80", 0, 8, func(a *asm.Assembler) { a.Int(0x80) }).kvmDeviation = "kvm_pvm raises #UD for INT n at CPL3"
+	add("int-0x40", 0, 8, func(a *asm.Assembler) { a.Int(0x40) }).KVMDeviation = "kvm_pvm raises #UD for INT n at CPL3"
+	add("int-0x80", 0, 8, func(a *asm.Assembler) { a.Int(0x80) }).KVMDeviation = "kvm_pvm raises #UD for INT n at CPL3"
 	add("ud2", 0, 8, func(a *asm.Assembler) { a.Ud2() })
 	add("hlt-cpl3", 0, 8, func(a *asm.Assembler) { a.Hlt() })
 	add("cli-cpl3", 0, 8, func(a *asm.Assembler) { a.Cli() })
@@ -286,7 +287,8 @@ func diffPrograms() []diffProg {
 		a.Mov(asm.RAX, asm.Q(asm.RBX, 0))
 	})
 	add("straddle-rw", 0, 8, func(a *asm.Assembler) {
-		a.Mov(asm.RBX, asm.Imm(dataGPA+0x1000-3))
+		// An 8-byte read across the data window's page boundary.
+		a.Lea(asm.RBX, asm.Q(asm.RBP, DataPageBoundary-DataPtrOffset-3))
 		a.Mov(asm.RAX, asm.Q(asm.RBX, 0))
 		a.Mov(asm.Q(asm.RBX, -0xd00), asm.RAX)
 	})
