@@ -294,3 +294,33 @@ func TestVCPUThreadsAreReleased(t *testing.T) {
 }
 
 func closedChan() chan struct{} { c := make(chan struct{}); close(c); return c }
+
+// TestCallsStayOnTheVCPUThread: a call made from another goroutine while
+// the vCPU thread is busy with a request must wait and run on the vCPU
+// thread too (the cancellation kick signals that thread), never on the
+// caller's.
+func TestCallsStayOnTheVCPUThread(t *testing.T) {
+	h := openOrSkip(t)
+	g := newRawGuest(t, h, hv.VMConfig{}, []byte{0xf4})
+	v := g.vcpu
+	inside := make(chan struct{})
+	release := make(chan struct{})
+	go v.Do(func() error {
+		close(inside)
+		<-release
+		return nil
+	})
+	<-inside
+	tid := make(chan int, 1)
+	go func() {
+		_ = v.exec(func() error {
+			tid <- unix.Gettid()
+			return nil
+		})
+	}()
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	if got := <-tid; got != v.tid {
+		t.Fatalf("a concurrent call ran on thread %d, not the vCPU thread %d", got, v.tid)
+	}
+}

@@ -158,7 +158,10 @@ func (v *VCPU) destroy() {
 
 // exec runs f on the vCPU thread and waits for it.
 func (v *VCPU) exec(f func() error) error {
-	if v.onThread.Load() {
+	// onThread is set while the vCPU thread runs a request, but another
+	// goroutine can see it set too (just after its own request returned):
+	// the thread id decides.
+	if v.onThread.Load() && unix.Gettid() == v.tid {
 		return f()
 	}
 	errc := make(chan error, 1)
