@@ -237,28 +237,27 @@ func roundTo(ns float64) float64 {
 	return step
 }
 
+// verdict is the summary's last two lines: the details, then the plain
+// "WORD: N passed, N failed, N skipped" line CI tools read.
 func (r Run) verdict() string {
 	c := r.Counts()
-	parts := []string{
-		fmt.Sprintf("%d passed", c.Passed),
-		fmt.Sprintf("%d failed", c.Failed),
-		fmt.Sprintf("%d skipped", c.Skipped),
-		fmt.Sprintf("%d known deviations", c.Deviations),
-	}
-	tail := fmt.Sprintf("%s of %d", strings.Join(parts, ", "), c.Total)
+	detail := fmt.Sprintf("%d specs, %d known deviations", c.Total, c.Deviations)
 	if c.Filtered > 0 {
-		tail += fmt.Sprintf(" (%d filtered out)", c.Filtered)
+		detail += fmt.Sprintf(", %d filtered out", c.Filtered)
 	}
 	if d := r.Meta.Finished.Sub(r.Meta.Started); d > 0 {
-		tail += " in " + d.Round(time.Millisecond).String()
+		detail += ", " + d.Round(time.Millisecond).String()
 	}
+	word := "PASS"
 	switch {
 	case c.Failed > 0:
-		return "FAIL: " + tail
+		word = "FAIL"
 	case r.Validate() != nil:
-		return "FAIL (report problems): " + tail
+		word = "FAIL"
+		detail += "; report problems: " + r.Validate().Error()
 	case c.Total == 0:
-		return "NOTHING RAN: " + tail
+		word = "EMPTY"
 	}
-	return "PASS: " + tail
+	// Deviations count as skips in the CI line: they did not pass.
+	return fmt.Sprintf("%s\n%s: %d passed, %d failed, %d skipped", detail, word, c.Passed, c.Failed, c.Skipped+c.Deviations)
 }
