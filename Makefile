@@ -40,11 +40,16 @@ suites: build
 
 refbench:
 	@mkdir -p bin
-	@if command -v $(CC) >/dev/null 2>&1; then $(CC) -O2 -Wall -o bin/refbench tools/refbench/refbench.c; \
+	@if command -v $(CC) >/dev/null 2>&1; then $(CC) -O2 -Wall -o bin/refbench tools/refbench/refbench.c && \
+	  $(CC) -O2 -Wall -pthread -o bin/refbench-uffd tools/refbench/uffd.c; \
 	else echo "no C compiler: the C reference is skipped"; fi
 
 bench: refbench
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./harness/kvm/ | tee $(OUT)/bench-kvm.txt
+	@mkdir -p $(OUT)
+	$(GO) test -run '^$$' -bench . -skip Uffd -benchtime $(BENCHTIME) ./harness/kvm/ | tee $(OUT)/bench-kvm.txt
+	@echo "== userfaultfd first touch, Go then C (both pinned to CPU 0: cross-CPU wake-ups dominate otherwise)"
+	GOMAXPROCS=2 taskset -c 0 $(GO) test -run '^$$' -bench Uffd -benchtime 5000x ./harness/kvm/ | tee $(OUT)/bench-uffd.txt
+	@if [ -x bin/refbench-uffd ]; then taskset -c 0 ./bin/refbench-uffd host 5000; taskset -c 0 ./bin/refbench-uffd guest 5000; fi
 	$(GO) test -run '^$$' -bench . ./harness/asm/ ./harness/emu/ 2>/dev/null | tee $(OUT)/bench-go.txt || true
 	@if [ -x bin/refbench ]; then ./tools/refbench/compare.sh bin/refbench $(OUT)/bench-kvm.txt; fi
 

@@ -284,6 +284,9 @@ func (c *cpu) exec() (stop int) {
 // step executes one instruction: the hot path.
 func (c *cpu) step() {
 	rip := c.rip
+	// cur first: a fault fetching this instruction (after a jump or call
+	// to a not-present or NX page) reports this rip, not the jump's.
+	c.cur = rip
 	ce := &c.ctlb[(rip>>12)%ctlbSize]
 	if ce.vpn != rip>>12 || ce.perm&c.xperm == 0 {
 		ce = c.fillCode(rip)
@@ -292,7 +295,6 @@ func (c *cpu) step() {
 	if in == nil {
 		in = c.decodeAt(rip, ce.cp)
 	}
-	c.cur = rip
 	c.rip = rip + uint64(in.len)
 	in.fn(c, in)
 	c.st.instructions++

@@ -215,7 +215,9 @@ func (c *cpu) ramPage(gpa uint64, write bool) ramRef {
 		c.last = s
 	}
 	idx := (gpa - s.m.GPA) / hv.PageSize
-	if ms := s.missing; ms != nil && atomic.LoadUint64(&ms.bits[idx/64])>>(idx%64)&1 != 0 {
+	// A write to a read-only slot becomes an MMIO exit without the page
+	// ever being touched: KVM does not fault it in either.
+	if ms := s.missing; ms != nil && !(write && s.readonly) && atomic.LoadUint64(&ms.bits[idx/64])>>(idx%64)&1 != 0 {
 		c.fillMissing(s, idx, write)
 	}
 	off := idx * hv.PageSize
@@ -238,6 +240,9 @@ func (c *cpu) fillMissing(s *slot, idx uint64, write bool) {
 		buf := make([]byte, hv.PageSize)
 		if err := ms.handler(hv.Fault{Slot: s.m.Slot, GPA: gpa, Write: write}, buf); err != nil {
 			herr = err
+			if ms.firstErr == nil {
+				ms.firstErr = err
+			}
 			return
 		}
 		copy(s.mem[idx*hv.PageSize:], buf)

@@ -62,9 +62,10 @@ type slot struct {
 }
 
 type missingState struct {
-	mu      sync.Mutex
-	bits    []uint64 // atomic
-	handler hv.MissingPageHandler
+	mu       sync.Mutex
+	bits     []uint64 // atomic
+	handler  hv.MissingPageHandler
+	firstErr error // the handler's first error, returned on removal (mu)
 }
 
 func (s *slot) pages() uint64 { return s.m.Size / hv.PageSize }
@@ -406,7 +407,9 @@ func (vm *VM) rearm(id uint32, off uint64) {
 }
 
 // SetMissingPageHandler implements hv.VM: pages of the slot that are not
-// resident now become "missing", and h fills each on its first touch.
+// resident now become "missing", and h fills each on its first touch. The
+// set is decided at registration (KVM's userfaultfd also catches pages
+// punched later, and host reads of missing pages; the emu does neither).
 func (vm *VM) SetMissingPageHandler(id uint32, h hv.MissingPageHandler) error {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
@@ -415,7 +418,23 @@ func (vm *VM) SetMissingPageHandler(id uint32, h hv.MissingPageHandler) error {
 		return fmt.Errorf("missing-page handler for slot %d: no such slot: %w", id, unix.EINVAL)
 	}
 	if h == nil {
-		return fmt.Errorf("missing-page handler for slot %d: nil handler: %w", id, unix.EINVAL)
+		// Removal, as on KVM: the pages stay as they are, and the
+		// handler's first error comes back.
+		ms := s.missing
+		if ms == nil {
+			return fmt.Errorf("missing-page handler for slot %d: none to remove: %w", id, unix.EINVAL)
+		}
+		ns := *s
+		ns.missing = nil
+		vm.slots[id] = &ns
+		vm.publish()
+		vm.syncVCPUs()
+		ms.mu.Lock()
+		defer ms.mu.Unlock()
+		return ms.firstErr
+	}
+	if s.missing != nil {
+		return fmt.Errorf("missing-page handler for slot %d: the slot already has one (remove it with a nil handler first): %w", id, unix.EBUSY)
 	}
 	res, err := s.m.Memory.Resident(s.m.Offset, s.m.Size)
 	if err != nil {

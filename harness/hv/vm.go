@@ -110,7 +110,10 @@ type VM interface {
 	ResetDirtyRings() (int, error)
 
 	// SetMissingPageHandler serves first touches of the slot's pages that
-	// are not yet populated (userfaultfd MISSING on KVM).
+	// are not yet populated (userfaultfd MISSING on KVM). A nil h removes
+	// the slot's handler and returns the first error it returned; setting
+	// a second handler on a slot is an error. A handler error fails the
+	// access: the faulting vCPU's Run returns an error wrapping it.
 	SetMissingPageHandler(slot uint32, h MissingPageHandler) error
 
 	// NewVCPU creates vCPU id.

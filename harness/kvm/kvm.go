@@ -166,7 +166,7 @@ func (h *Hypervisor) probeCaps() hv.Caps {
 	yesno(hv.CapUserSpaceMSR, capX86UserSpaceMSR, "KVM_CAP_X86_USER_SPACE_MSR")
 	yesno(hv.CapSignalKick, capImmediateExit, "KVM_CAP_IMMEDIATE_EXIT")
 	c.Set(hv.CapMemfd, true, 0, "memfd_create + fallocate(PUNCH_HOLE)")
-	c.Set(hv.CapUserfault, false, 0, "missing-page handlers are not built for the kvm backend yet")
+	c.Features[hv.CapUserfault] = probeUserfaultfd()
 
 	// PMU: the module parameter is the usual reason; CPUID leaf 0xA says
 	// what the guest would see.

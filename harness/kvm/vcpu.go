@@ -269,6 +269,12 @@ func (v *VCPU) runOnThread(ctx context.Context) (hv.Exit, error) {
 			setImmediateExit(v.run, 0)
 			return nil, fmt.Errorf("vcpu %d: KVM_RUN did not return within the %v watchdog (no deadline on the context)", v.id, DefaultWatchdog)
 		}
+		// A missing-page handler failed on a fault of this vCPU (the
+		// reader kicked it): the access got a zero page, the Run fails.
+		if err := v.vm.takeUserfaultErr(v.tid); err != nil {
+			setImmediateExit(v.run, 0)
+			return nil, fmt.Errorf("vcpu %d: %w", v.id, err)
+		}
 		v.completeMSR()
 		switch e := runIoctl(v.fd); e {
 		case 0:

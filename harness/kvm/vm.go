@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kvmspec/kvmspec/harness/hv"
@@ -22,6 +23,13 @@ type VM struct {
 	cfg    hv.VMConfig
 	bus    hv.Bus
 	closed bool
+
+	// Missing-page handlers (uffd.go): ufMu guards uf; ufPending counts
+	// handler errors waiting for a Run, so the run loop's check is one
+	// atomic load while no handler has failed.
+	ufMu      sync.Mutex
+	uf        *userfaults
+	ufPending atomic.Int32
 
 	mu    sync.Mutex
 	slots map[uint32]hv.Memslot
@@ -197,9 +205,17 @@ func (vm *VM) ResetDirtyRings() (int, error) {
 	return int(n), nil
 }
 
-// SetMissingPageHandler implements hv.VM.
+// SetMissingPageHandler implements hv.VM with userfaultfd: the slot's
+// host range is registered in MISSING mode, and each first touch of a page
+// that is not populated (never written, or punched) calls h on a reader
+// thread and installs its page with UFFDIO_COPY; populated pages never
+// fault. A handler error cannot fail the access itself: the page is served
+// as zeroes and the error is returned by the faulting vCPU's next Run, by
+// MissingPageErr and by the removal. A nil h removes the slot's handler,
+// closes its descriptors and thread, and returns the first error its
+// handler returned. See uffd.go.
 func (vm *VM) SetMissingPageHandler(slot uint32, h hv.MissingPageHandler) error {
-	return vm.h.caps.Require(hv.CapUserfault)
+	return vm.setMissingPageHandler(slot, h)
 }
 
 // AttachMMIO implements hv.VM.
@@ -221,7 +237,11 @@ func (vm *VM) Stats() (hv.Stats, error) {
 		}
 		vm.stats = sf
 	}
-	return vm.stats.read()
+	st, err := vm.stats.read()
+	if err != nil {
+		return nil, err
+	}
+	return append(st, vm.userfaultStats()...), nil
 }
 
 // Close implements hv.VM: vCPUs first, then the VM descriptor.
@@ -242,6 +262,8 @@ func (vm *VM) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	// No vCPU can fault any more: stop the missing-page readers.
+	vm.closeUserfaults()
 	if st != nil {
 		st.close()
 	}
