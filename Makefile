@@ -11,6 +11,8 @@ BIN       := bin/kvmspec
 OUT       := reports/out
 FUZZTIME  ?= 30s
 BENCHTIME ?= 20000x
+DIRTYLOG_MIB    ?= 64
+DIRTYLOG_PASSES ?= 5
 CC        ?= cc
 # Unit-test packages: everything but the suite entry, which `make test`
 # runs through the kvmspec binary so its reports are the CLI's own.
@@ -41,7 +43,8 @@ suites: build
 refbench:
 	@mkdir -p bin
 	@if command -v $(CC) >/dev/null 2>&1; then $(CC) -O2 -Wall -o bin/refbench tools/refbench/refbench.c && \
-	  $(CC) -O2 -Wall -pthread -o bin/refbench-uffd tools/refbench/uffd.c; \
+	  $(CC) -O2 -Wall -pthread -o bin/refbench-uffd tools/refbench/uffd.c && \
+	  $(CC) -O2 -Wall -o bin/refbench-dirtylog tools/refbench/dirtylog.c; \
 	else echo "no C compiler: the C reference is skipped"; fi
 
 bench: refbench
@@ -50,7 +53,12 @@ bench: refbench
 	@echo "== userfaultfd first touch, Go then C (both pinned to CPU 0: cross-CPU wake-ups dominate otherwise)"
 	GOMAXPROCS=2 taskset -c 0 $(GO) test -run '^$$' -bench Uffd -benchtime 5000x ./harness/kvm/ | tee $(OUT)/bench-uffd.txt
 	@if [ -x bin/refbench-uffd ]; then taskset -c 0 ./bin/refbench-uffd host 5000; taskset -c 0 ./bin/refbench-uffd guest 5000; fi
-	$(GO) test -run '^$$' -bench . ./harness/asm/ ./harness/emu/ 2>/dev/null | tee $(OUT)/bench-go.txt || true
+	@echo "== dirty-log harvest per page, Go then C ($(DIRTYLOG_MIB) MiB, $(DIRTYLOG_PASSES) passes)"
+	$(GO) test -run '^$$' -bench Harvest -benchtime $(DIRTYLOG_PASSES)x ./suites/dirtylog/ -args -dirtylog.mem=$(DIRTYLOG_MIB)M | tee $(OUT)/bench-dirtylog.txt
+	@if [ -x bin/refbench-dirtylog ]; then bin/refbench-dirtylog all $(DIRTYLOG_MIB) $(DIRTYLOG_PASSES) | tee $(OUT)/bench-dirtylog-c.txt; \
+	  ./tools/refbench/compare-dirtylog.sh $(OUT)/bench-dirtylog.txt $(OUT)/bench-dirtylog-c.txt; fi
+	@echo "== emulator and assembler"
+	$(GO) test -run '^$$' -bench . ./harness/asm/ ./harness/emu/ | tee $(OUT)/bench-go.txt
 	@if [ -x bin/refbench ]; then ./tools/refbench/compare.sh bin/refbench $(OUT)/bench-kvm.txt; fi
 
 lint:

@@ -2,6 +2,8 @@ package suites_test
 
 import (
 	"flag"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/kvmspec/kvmspec/suites"
@@ -11,8 +13,27 @@ import (
 var (
 	backend   = flag.String("kvmspec.backend", "all", "backends to run: kvm, emu, auto or all")
 	reportDir = flag.String("kvmspec.report-dir", "", "write junit.xml and report.json here")
-	strict    = flag.Bool("kvmspec.strict", false, "ignore host profiles")
+	strict    = flag.Bool("kvmspec.strict", false, "ignore host profiles' expected failures")
+	params    = paramFlag{}
 )
+
+func init() {
+	flag.Var(params, "kvmspec.param", "spec parameter key=value (repeatable), as kvmspec run --param")
+}
+
+// paramFlag collects repeated -kvmspec.param key=value flags.
+type paramFlag map[string]string
+
+func (p paramFlag) String() string { return fmt.Sprint(map[string]string(p)) }
+
+func (p paramFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want key=value, got %q", s)
+	}
+	p[k] = v
+	return nil
+}
 
 // TestSuites runs every area's specs under `go test`, the same specs the
 // kvmspec binary runs. Select with -ginkgo.label-filter / -ginkgo.focus.
@@ -21,7 +42,11 @@ func TestSuites(t *testing.T) {
 	run, err := suites.Run(t, suites.Options{
 		Backend: *backend, LabelFilter: sc.LabelFilter, Focus: sc.FocusStrings, Skip: sc.SkipStrings,
 		Seed: sc.RandomSeed, Timeout: sc.Timeout, Verbose: rc.Verbose, Strict: *strict, ReportDir: *reportDir,
+		DryRun: sc.DryRun, Params: params,
 	})
+	if sc.DryRun {
+		return
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

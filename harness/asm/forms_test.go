@@ -287,7 +287,6 @@ type (
 	fn1  func(*asm.Assembler, asm.Operand)
 	fn2  func(*asm.Assembler, asm.Operand, asm.Operand)
 	fnRO func(*asm.Assembler, asm.Reg, asm.Operand)
-	fnOR func(*asm.Assembler, asm.Operand, asm.Reg)
 	fnL  func(*asm.Assembler, *asm.Label)
 	fnM  func(*asm.Assembler, asm.Mem)
 )

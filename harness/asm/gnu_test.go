@@ -121,14 +121,6 @@ func TestGNUAs(t *testing.T) {
 		len(cases), len(cases)-len(pairs)-failed, len(pairs))
 }
 
-func byteList(b []byte) string {
-	s := make([]string, len(b))
-	for i, c := range b {
-		s[i] = fmt.Sprintf("%#x", c)
-	}
-	return strings.Join(s, ",")
-}
-
 func firstLines(b []byte, n int) string {
 	lines := strings.SplitN(string(b), "\n", n+1)
 	return strings.Join(lines[:min(n, len(lines))], "\n")

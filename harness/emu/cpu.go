@@ -127,7 +127,6 @@ type cpu struct {
 	slow     bool
 	replay   []ioRecord
 	replayAt int
-	rfNext   bool // RF was set at instruction start
 
 	intShadow bool // STI: the next instruction runs before any interrupt
 	pendTrap  bool // a TF trap waits for the exit in front of it
@@ -138,7 +137,6 @@ type cpu struct {
 	pend        []pendingWrite
 	shutdown    bool
 	ringFull    bool
-	delivering  int // nesting depth of exception delivery
 	firstVec    int // vector being delivered (-1: none), for #DF rules
 
 	// Exit values are reused: an Exit is valid until the next Run.

@@ -150,10 +150,6 @@ func (c *cpu) setArith(mask, v uint64) {
 	c.rflags = c.rflags&^mask | v&mask
 }
 
-func (c *cpu) setLazy(op uint8, size uint8, res, a, b uint64) {
-	c.lz = lazyFlags{op: op, size: size, res: res, a: a, b: b}
-}
-
 // cond evaluates condition code cc (the low nibble of Jcc/SETcc/CMOVcc).
 func (c *cpu) cond(cc uint8) bool {
 	var v bool

@@ -8,37 +8,7 @@
 //
 // The guest setup mirrors harness/kvm's test guest: 4 MiB at GPA 0,
 // identity-mapped with 2 MiB pages, flat 64-bit segments.
-#include <errno.h>
-#include <fcntl.h>
-#include <linux/kvm.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <time.h>
-#include <unistd.h>
-
-static void die(const char *what) {
-	perror(what);
-	exit(1);
-}
-
-static uint64_t now_ns(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
-static struct kvm_cpuid2 *supported_cpuid(int kvm) {
-	int n = 256;
-	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(struct kvm_cpuid_entry2));
-	c->nent = n;
-	if (ioctl(kvm, KVM_GET_SUPPORTED_CPUID, c) < 0)
-		die("KVM_GET_SUPPORTED_CPUID");
-	return c;
-}
+#include "refbench.h"
 
 struct vcpu {
 	int vm, fd;

@@ -14,36 +14,15 @@
 // slot 0 at GPA 0, the first GiB identity-mapped with 2 MiB pages, code at
 // 0x100000, the registered slot at GPA 0x20000000.
 #define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <linux/kvm.h>
+#include "refbench.h"
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
 
 #define PAGE 4096ul
 #define DATA_GPA 0x20000000ull
-
-static void die(const char *what) {
-	perror(what);
-	exit(1);
-}
-
-static uint64_t now_ns(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
 
 // open_uffd opens a userfaultfd that also handles kernel-mode faults
 // (KVM's), through the syscall or /dev/userfaultfd.
