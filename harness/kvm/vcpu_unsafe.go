@@ -140,22 +140,28 @@ func (v *VCPU) msr(req uintptr, index uint32, value uint64) (uint64, error) {
 	return m.entry.data, nil
 }
 
-// harvest collects dirty entries in ring order. The flags word is read with
-// acquire and written with release ordering, as KVM's ACQ_REL ring requires.
+// harvest collects dirty entries in ring order. The flags word is read
+// with acquire ordering (a plain load on amd64, atomic for the compiler)
+// so the entry's slot and offset are read after KVM published them.
+// Marking an entry RESET needs release ordering only with respect to the
+// KVM_RESET_DIRTY_RINGS ioctl that consumes it, and a system call orders
+// every store before it: a plain store is enough, and it avoids a locked
+// exchange per entry (the ring is KVM's size, a power of two).
 func (v *VCPU) harvest(fn func(slot uint32, offset uint64)) int {
 	entries := len(v.ring) / int(unsafe.Sizeof(dirtyGFN{}))
 	if entries == 0 {
 		return 0
 	}
 	gfns := unsafe.Slice((*dirtyGFN)(unsafe.Pointer(&v.ring[0])), entries)
+	mask := uint32(entries - 1)
 	n := 0
 	for {
-		g := &gfns[v.ringNext%uint32(entries)]
+		g := &gfns[v.ringNext&mask]
 		if atomic.LoadUint32(&g.flags)&dirtyGFNDirty == 0 {
 			return n
 		}
 		fn(g.slot, g.offset)
-		atomic.StoreUint32(&g.flags, dirtyGFNReset)
+		g.flags = dirtyGFNReset
 		v.ringNext++
 		n++
 	}
