@@ -3,80 +3,18 @@ package emu
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/kvmspec/kvmspec/harness/asm"
 	"github.com/kvmspec/kvmspec/harness/hv"
+	"github.com/kvmspec/kvmspec/harness/hv/hvtest"
 	"golang.org/x/sys/unix"
 )
 
-// TestMemslotErrors mirrors harness/kvm's table: same cases, same errnos.
-func TestMemslotErrors(t *testing.T) {
-	h := New(Options{})
-	vm, err := h.NewVM(hv.VMConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vm.Close()
-	mem, err := hv.NewMemory(1<<20, hv.Anonymous)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mem.Close()
-	if err := vm.SetMemslot(hv.Memslot{Slot: 0, GPA: 0, Size: 1 << 19, Memory: mem}); err != nil {
-		t.Fatal(err)
-	}
-	cases := []struct {
-		name string
-		m    hv.Memslot
-		want error
-	}{
-		{"overlap", hv.Memslot{Slot: 1, GPA: 0x1000, Size: 0x1000, Memory: mem, Offset: 1 << 19}, unix.EEXIST},
-		{"unaligned gpa", hv.Memslot{Slot: 2, GPA: 0x100001, Size: 0x1000, Memory: mem, Offset: 1 << 19}, unix.EINVAL},
-		{"unaligned size", hv.Memslot{Slot: 2, GPA: 0x100000, Size: 0x1001, Memory: mem, Offset: 1 << 19}, unix.EINVAL},
-		{"unaligned offset", hv.Memslot{Slot: 2, GPA: 0x100000, Size: 0x1000, Memory: mem, Offset: 1<<19 + 8}, unix.EINVAL},
-		{"size zero", hv.Memslot{Slot: 2, GPA: 0x100000, Size: 0, Memory: mem}, unix.EINVAL},
-		{"no memory", hv.Memslot{Slot: 2, GPA: 0x100000, Size: 0x1000}, unix.EINVAL},
-		{"beyond memory", hv.Memslot{Slot: 3, GPA: 0x200000, Size: 2 << 20, Memory: mem}, unix.EINVAL},
-		{"slot id out of range", hv.Memslot{Slot: uint32(h.Caps().MaxMemslots), GPA: 0x300000, Size: 0x1000, Memory: mem, Offset: 1 << 19}, unix.EINVAL},
-		{"resize", hv.Memslot{Slot: 0, GPA: 0, Size: 1 << 20, Memory: mem}, unix.EINVAL},
-		{"flip readonly", hv.Memslot{Slot: 0, GPA: 0, Size: 1 << 19, Memory: mem, Flags: hv.MemReadOnly}, unix.EINVAL},
-		{"unknown flag", hv.Memslot{Slot: 4, GPA: 0x400000, Size: 0x1000, Memory: mem, Offset: 1 << 19, Flags: 1 << 7}, unix.EINVAL},
-		{"move onto another", hv.Memslot{Slot: 0, GPA: 0x1000000, Size: 1 << 19, Memory: mem}, nil},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			err := vm.SetMemslot(c.m)
-			if c.want == nil {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if !errors.Is(err, c.want) {
-				t.Fatalf("SetMemslot = %v, want %v", err, c.want)
-			}
-			if !strings.Contains(err.Error(), "slot") {
-				t.Errorf("error %q does not name the slot", err)
-			}
-		})
-	}
-	if err := vm.SetMemslot(hv.Memslot{Slot: 0, GPA: 1 << 30, Size: 1 << 19, Memory: mem, Flags: hv.MemLogDirty}); err != nil {
-		t.Fatalf("move + enable logging: %v", err)
-	}
-	if err := vm.DeleteMemslot(0); err != nil {
-		t.Fatal(err)
-	}
-	if err := vm.DeleteMemslot(0); !errors.Is(err, unix.EINVAL) {
-		t.Fatalf("second delete = %v, want EINVAL", err)
-	}
-	if got := len(vm.Memslots()); got != 0 {
-		t.Fatalf("%d slots left", got)
-	}
-}
+// TestMemslotErrors: the same table as the kvm backend, same errnos.
+func TestMemslotErrors(t *testing.T) { hvtest.MemslotErrors(t, New(Options{})) }
 
 func TestDirtyRingConfigErrors(t *testing.T) {
 	h := New(Options{})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kvmspec/kvmspec/harness/hv"
+	"github.com/kvmspec/kvmspec/harness/hv/hvtest"
 	"golang.org/x/sys/unix"
 )
 
@@ -194,60 +195,7 @@ func putPTE(b []byte, off int, v uint64) {
 	}
 }
 
-func TestMemslotErrors(t *testing.T) {
-	h := openOrSkip(t)
-	vm, err := h.CreateVM(hv.VMConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vm.Close()
-	mem, err := hv.NewMemory(1<<20, hv.Anonymous)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mem.Close()
-	if err := vm.SetMemslot(hv.Memslot{Slot: 0, GPA: 0, Size: 1 << 19, Memory: mem}); err != nil {
-		t.Fatal(err)
-	}
-	cases := []struct {
-		name string
-		m    hv.Memslot
-		want error
-	}{
-		// The kernel says EEXIST for a new slot overlapping another.
-		{"overlap", hv.Memslot{Slot: 1, GPA: 0x1000, Size: 0x1000, Memory: mem, Offset: 1 << 19}, unix.EEXIST},
-		{"unaligned gpa", hv.Memslot{Slot: 2, GPA: 0x100001, Size: 0x1000, Memory: mem, Offset: 1 << 19}, unix.EINVAL},
-		{"beyond memory", hv.Memslot{Slot: 3, GPA: 0x200000, Size: 2 << 20, Memory: mem}, unix.EINVAL},
-		{"slot id out of range", hv.Memslot{Slot: uint32(h.Caps().MaxMemslots), GPA: 0x300000, Size: 0x1000, Memory: mem, Offset: 1 << 19}, unix.EINVAL},
-		{"resize", hv.Memslot{Slot: 0, GPA: 0, Size: 1 << 20, Memory: mem}, unix.EINVAL},
-		{"flip readonly", hv.Memslot{Slot: 0, GPA: 0, Size: 1 << 19, Memory: mem, Flags: hv.MemReadOnly}, unix.EINVAL},
-		{"unknown flag", hv.Memslot{Slot: 4, GPA: 0x400000, Size: 0x1000, Memory: mem, Offset: 1 << 19, Flags: 1 << 7}, unix.EINVAL},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			err := vm.SetMemslot(c.m)
-			if !errors.Is(err, c.want) {
-				t.Fatalf("SetMemslot = %v, want %v", err, c.want)
-			}
-			if !contains(err.Error(), "slot") {
-				t.Errorf("error %q does not name the slot", err)
-			}
-		})
-	}
-	// A move (same slot, new GPA) and a flag change on logging are allowed.
-	if err := vm.SetMemslot(hv.Memslot{Slot: 0, GPA: 1 << 30, Size: 1 << 19, Memory: mem}); err != nil {
-		t.Fatalf("move: %v", err)
-	}
-	if err := vm.SetMemslot(hv.Memslot{Slot: 0, GPA: 1 << 30, Size: 1 << 19, Memory: mem, Flags: hv.MemLogDirty}); err != nil {
-		t.Fatalf("enable logging: %v", err)
-	}
-	if err := vm.DeleteMemslot(0); err != nil {
-		t.Fatal(err)
-	}
-	if err := vm.DeleteMemslot(0); !errors.Is(err, unix.EINVAL) {
-		t.Fatalf("second delete = %v, want EINVAL", err)
-	}
-}
+func TestMemslotErrors(t *testing.T) { hvtest.MemslotErrors(t, openOrSkip(t)) }
 
 func TestStats(t *testing.T) {
 	h := openOrSkip(t)
