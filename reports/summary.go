@@ -257,6 +257,9 @@ func (r Run) verdict() string {
 		detail += "; report problems: " + r.Validate().Error()
 	case c.Total == 0:
 		word = "EMPTY"
+	case c.Passed == 0:
+		// Everything skipped: nothing was tested, which is not a pass.
+		word = "SKIPPED"
 	}
 	// Deviations count as skips in the CI line: they did not pass.
 	return fmt.Sprintf("%s\n%s: %d passed, %d failed, %d skipped", detail, word, c.Passed, c.Failed, c.Skipped+c.Deviations)

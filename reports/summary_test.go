@@ -115,6 +115,7 @@ func TestVerdict(t *testing.T) {
 		{"pass", FromGinkgo(report(pass), meta()), "1 specs, 0 known deviations, 1m0s", "PASS: 1 passed, 0 failed, 0 skipped"},
 		{"nothing", FromGinkgo(report(spec("kvm", "smoke", nil, "a", types.SpecStateSkipped, "")), meta()), "0 specs, 0 known deviations, 1 filtered out", "EMPTY: 0 passed, 0 failed, 0 skipped"},
 		{"duplicates", FromGinkgo(report(pass, pass), meta()), "2 specs, 0 known deviations, 1m0s; report problems:", "FAIL: 2 passed, 0 failed, 0 skipped"},
+		{"all skipped", FromGinkgo(report(spec("kvm", "smoke", nil, "a", types.SpecStateSkipped, "no pmu")), meta()), "1 specs, 0 known deviations", "SKIPPED: 0 passed, 0 failed, 1 skipped"},
 		{"failed", FromGinkgo(report(spec("kvm", "smoke", nil, "a", types.SpecStatePanicked, "x")), meta()), "1 specs, 0 known deviations", "FAIL: 0 passed, 1 failed, 0 skipped"},
 	}
 	for _, tt := range tests {

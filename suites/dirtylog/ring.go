@@ -328,8 +328,11 @@ func runRingsPerVCPU(ctx context.Context, b *framework.Backend, cpl guest.Mode) 
 // counts as reset must be write-protected again, however the call ended.
 func runInterruptedReset(ctx context.Context, b *framework.Backend, cpl guest.Mode) {
 	modeDirtyRing.require(b)
-	// Rounds until a loss shows; on a correct hypervisor all of them.
-	const pages, rounds = 2048, 48
+	// Rounds until a loss shows, or until enough resets were cut short
+	// for "no loss" to mean something: on this host class a loss shows
+	// within 2 to 16 interrupted resets, so fewer than minShort is no
+	// verdict (a pass there would be reported as an unexpected pass).
+	const pages, maxRounds, minShort = 2048, 160, 16
 	// Room for a whole pass: no ring-full exit, one harvest per pass.
 	ring := 64 << 10
 	if max := b.Caps.DirtyRingMaxBytes; max > 0 && max < ring {
@@ -343,7 +346,9 @@ func runInterruptedReset(ctx context.Context, b *framework.Backend, cpl guest.Mo
 	all := rangeSet(pages, 0, pages)
 	var history []string
 	short := 0
-	for round := 1; round <= rounds; round++ {
+	rounds := 0
+	for round := 1; round <= maxRounds && short < minShort; round++ {
+		rounds = round
 		store64(g.Mem.Bytes(), ctl, uint64(round))
 		ev, err := g.Run(ctx, 0)
 		Expect(err).NotTo(HaveOccurred())
@@ -364,9 +369,9 @@ func runInterruptedReset(ctx context.Context, b *framework.Backend, cpl guest.Mo
 		history = append(history, fmt.Sprint(calls))
 	}
 	AddReportEntry("interrupted resets", fmt.Sprintf("%d of %d resets under SIGURG took more than one call", short, rounds))
-	if short == 0 {
-		// Nothing was tested: the backend's reset was never cut short
-		// (it makes no system call, or the signals did not land in time).
-		Skip(fmt.Sprintf("inconclusive: none of %d ResetDirtyRings under SIGURG was cut short", rounds))
+	if short < minShort {
+		// Too little was tested: the backend's reset was rarely or never
+		// cut short (it makes no system call, or the signals did not land).
+		Skip(fmt.Sprintf("inconclusive: %d of %d ResetDirtyRings under SIGURG were cut short, %d needed", short, rounds, minShort))
 	}
 }
