@@ -40,36 +40,13 @@ static void destroy(struct vcpu *v) {
 static void bench_pio(int kvm, struct kvm_cpuid2 *cpuid, long n) {
 	struct vcpu v;
 	create_vm_vcpu(kvm, cpuid, &v);
-	size_t size = 4 << 20;
-	uint8_t *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (mem == MAP_FAILED)
-		die("mmap guest");
-	uint64_t *pml4 = (uint64_t *)(mem + 0x1000), *pdpt = (uint64_t *)(mem + 0x2000), *pd = (uint64_t *)(mem + 0x3000);
-	pml4[0] = 0x2000 | 7;
-	pdpt[0] = 0x3000 | 7;
-	for (uint64_t i = 0; i < 512; i++)
-		pd[i] = (i << 21) | 0x87;
+	size_t size = RAW_MEM;
 	const uint8_t code[] = {0xe6, 0x10, 0xeb, 0xfc}; // loop: out 0x10, al; jmp loop
-	memcpy(mem + 0x100000, code, sizeof(code));
+	uint8_t *mem = raw_guest_memory(code, sizeof(code));
 	struct kvm_userspace_memory_region r = {.slot = 0, .guest_phys_addr = 0, .memory_size = size, .userspace_addr = (uint64_t)mem};
 	if (ioctl(v.vm, KVM_SET_USER_MEMORY_REGION, &r) < 0)
 		die("KVM_SET_USER_MEMORY_REGION");
-	struct kvm_sregs s;
-	if (ioctl(v.fd, KVM_GET_SREGS, &s) < 0)
-		die("KVM_GET_SREGS");
-	struct kvm_segment cs = {.selector = 8, .limit = 0xffffffff, .type = 11, .present = 1, .s = 1, .l = 1, .g = 1};
-	struct kvm_segment ds = {.selector = 16, .limit = 0xffffffff, .type = 3, .present = 1, .s = 1, .db = 1, .g = 1};
-	s.cs = cs;
-	s.ds = s.es = s.fs = s.gs = s.ss = ds;
-	s.cr3 = 0x1000;
-	s.cr4 = 1 << 5;
-	s.cr0 = 0x80050033;
-	s.efer = 0x500;
-	if (ioctl(v.fd, KVM_SET_SREGS, &s) < 0)
-		die("KVM_SET_SREGS");
-	struct kvm_regs regs = {.rip = 0x100000, .rsp = 0x200000, .rflags = 2};
-	if (ioctl(v.fd, KVM_SET_REGS, &regs) < 0)
-		die("KVM_SET_REGS");
+	raw_guest_cpu(v.fd);
 	// Warm up, then time.
 	for (int i = 0; i < 100; i++)
 		if (ioctl(v.fd, KVM_RUN, 0) < 0 && errno != EINTR)

@@ -160,22 +160,14 @@ static void bench_guest(long n) {
 	if (ioctl(vcpu, KVM_SET_CPUID2, cpuid) < 0)
 		die("KVM_SET_CPUID2");
 
-	size_t size0 = 4 << 20;
-	uint8_t *mem = mmap(NULL, size0, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (mem == MAP_FAILED)
-		die("mmap guest");
-	uint64_t *pml4 = (uint64_t *)(mem + 0x1000), *pdpt = (uint64_t *)(mem + 0x2000), *pd = (uint64_t *)(mem + 0x3000);
-	pml4[0] = 0x2000 | 7;
-	pdpt[0] = 0x3000 | 7;
-	for (uint64_t i = 0; i < 512; i++)
-		pd[i] = (i << 21) | 0x87;
+	size_t size0 = RAW_MEM;
 	// mov rbx, 0x20000000; mov rcx, n; loop: mov rax, [rbx];
 	// add rbx, 4096; dec rcx; jnz loop; out 0x10, al; jmp $
 	uint8_t code[] = {0x48, 0xc7, 0xc3, 0x00, 0x00, 0x00, 0x20, 0x48, 0xc7, 0xc1, 0, 0, 0, 0,
 			  0x48, 0x8b, 0x03, 0x48, 0x81, 0xc3, 0x00, 0x10, 0x00, 0x00, 0x48, 0xff, 0xc9, 0x75, 0xf1,
 			  0xe6, 0x10, 0xeb, 0xfe};
 	memcpy(code + 10, &(uint32_t){(uint32_t)n}, 4);
-	memcpy(mem + 0x100000, code, sizeof(code));
+	uint8_t *mem = raw_guest_memory(code, sizeof(code));
 	struct kvm_userspace_memory_region r0 = {.slot = 0, .memory_size = size0, .userspace_addr = (uint64_t)mem};
 	if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &r0) < 0)
 		die("KVM_SET_USER_MEMORY_REGION 0");
@@ -187,22 +179,7 @@ static void bench_guest(long n) {
 	if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &r1) < 0)
 		die("KVM_SET_USER_MEMORY_REGION 1");
 
-	struct kvm_sregs s;
-	if (ioctl(vcpu, KVM_GET_SREGS, &s) < 0)
-		die("KVM_GET_SREGS");
-	struct kvm_segment cs = {.selector = 8, .limit = 0xffffffff, .type = 11, .present = 1, .s = 1, .l = 1, .g = 1};
-	struct kvm_segment ds = {.selector = 16, .limit = 0xffffffff, .type = 3, .present = 1, .s = 1, .db = 1, .g = 1};
-	s.cs = cs;
-	s.ds = s.es = s.fs = s.gs = s.ss = ds;
-	s.cr3 = 0x1000;
-	s.cr4 = 1 << 5;
-	s.cr0 = 0x80050033;
-	s.efer = 0x500;
-	if (ioctl(vcpu, KVM_SET_SREGS, &s) < 0)
-		die("KVM_SET_SREGS");
-	struct kvm_regs regs = {.rip = 0x100000, .rsp = 0x200000, .rflags = 2};
-	if (ioctl(vcpu, KVM_SET_REGS, &regs) < 0)
-		die("KVM_SET_REGS");
+	raw_guest_cpu(vcpu);
 
 	struct server srv;
 	start(&srv, data, size);
