@@ -402,16 +402,18 @@ func opIdiv(c *cpu, in *inst) {
 	c.setAccPair(sz, uint64(q), uint64(r))
 }
 
-// opShift implements SHL SHR SAR ROL ROR RCL RCR.
-func opShift(c *cpu, in *inst) {
+// shiftTarget reads a shift or rotate's count (from cntOp, masked to 5
+// bits, 6 for 64-bit operands) and its destination, register or memory
+// (kept as a read-modify-write location). done is true for a count of 0:
+// flags and value are unchanged, but hardware still writes a 32-bit
+// register destination, which zero-extends it, and that is done here.
+func (c *cpu) shiftTarget(in *inst, cntOp *operand) (cnt uint64, l loc, a uint64, done bool) {
 	sz := in.size
 	mask := uint64(0x1f)
 	if sz == 8 {
 		mask = 0x3f
 	}
-	cnt := c.get(&in.src, in, 1) & mask
-	var l loc
-	var a uint64
+	cnt = c.get(cntOp, in, 1) & mask
 	if in.dst.kind == kReg {
 		a = c.getReg(&in.dst, sz)
 	} else {
@@ -419,11 +421,19 @@ func opShift(c *cpu, in *inst) {
 		a = c.ldLoc(l, sz)
 	}
 	if cnt == 0 {
-		// Flags and value are unchanged, but hardware still writes a
-		// 32-bit register destination, which zero-extends it.
 		if in.dst.kind == kReg && sz == 4 {
 			c.setReg(&in.dst, sz, a)
 		}
+		return cnt, l, a, true
+	}
+	return cnt, l, a, false
+}
+
+// opShift implements SHL SHR SAR ROL ROR RCL RCR.
+func opShift(c *cpu, in *inst) {
+	sz := in.size
+	cnt, l, a, done := c.shiftTarget(in, &in.src)
+	if done {
 		return
 	}
 	w := uint64(8 * sz)
@@ -516,24 +526,9 @@ func b2f(b bool, flag uint64) uint64 {
 // opShxd implements SHLD (cc 0) and SHRD (cc 1).
 func opShxd(c *cpu, in *inst) {
 	sz := in.size
-	mask := uint64(0x1f)
-	if sz == 8 {
-		mask = 0x3f
-	}
-	cnt := c.get(&in.src2, in, 1) & mask
 	b := c.getReg(&in.src, sz)
-	var l loc
-	var a uint64
-	if in.dst.kind == kReg {
-		a = c.getReg(&in.dst, sz)
-	} else {
-		l = c.rmwLoc(c.ea(&in.dst, in), sz)
-		a = c.ldLoc(l, sz)
-	}
-	if cnt == 0 {
-		if in.dst.kind == kReg && sz == 4 {
-			c.setReg(&in.dst, sz, a)
-		}
+	cnt, l, a, done := c.shiftTarget(in, &in.src2)
+	if done {
 		return
 	}
 	w := uint64(8 * sz)
