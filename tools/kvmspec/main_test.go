@@ -246,6 +246,35 @@ func TestAllSkippedFails(t *testing.T) {
 	}
 }
 
+// TestWithoutKVM: a host without /dev/kvm reports the backend unavailable
+// with the reason, skips its specs (a run of nothing but skips fails), and
+// auto falls back to the bundled backend.
+func TestWithoutKVM(t *testing.T) {
+	noKVM := []string{"KVMSPEC_KVM_DEVICE=/nonexistent/kvm"}
+	dir := t.TempDir()
+	r := kvmspec(t, noKVM, "run", "--backend", "kvm", "--label-filter", "smoke", "--report-dir", dir)
+	if r.code != exitFailed || !strings.Contains(r.stderr, "all") || !strings.Contains(r.stderr, "skipped") {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	j := readJUnit(t, dir)
+	if j.Tests == 0 || j.Skipped != j.Tests {
+		t.Fatalf("junit: %d tests, %d skipped; want all skipped", j.Tests, j.Skipped)
+	}
+	for _, c := range j.Suites[0].Testcases {
+		if c.Skipped == nil || !strings.Contains(c.Skipped.Message, "/nonexistent/kvm does not exist") {
+			t.Fatalf("%s: skip reason %+v does not name the missing device", c.Name, c.Skipped)
+		}
+	}
+	r = kvmspec(t, noKVM, "run", "--backend", "auto", "--label-filter", "smoke", "--report-dir", t.TempDir())
+	if r.code != exitOK || !strings.Contains(r.stdout, "backends emu") {
+		t.Fatalf("auto without kvm: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = kvmspec(t, noKVM, "caps", "--backend", "kvm")
+	if r.code != exitOK || !strings.Contains(r.stdout, "unavailable") {
+		t.Fatalf("caps without kvm: exit %d\n%s", r.code, r.stdout)
+	}
+}
+
 func TestCapsAndList(t *testing.T) {
 	r := kvmspec(t, nil, "caps")
 	if r.code != exitOK || !strings.Contains(r.stdout, "kvm:") || !strings.Contains(r.stdout, "emu:") {
