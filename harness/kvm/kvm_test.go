@@ -272,3 +272,22 @@ func TestCallsStayOnTheVCPUThread(t *testing.T) {
 		t.Fatalf("a concurrent call ran on thread %d, not the vCPU thread %d", got, v.tid)
 	}
 }
+
+// TestErrorsReturnNilInterfaces: a failed NewVM or NewVCPU returns a nil
+// interface, not a nil pointer inside one, so `vm != nil` checks hold.
+func TestErrorsReturnNilInterfaces(t *testing.T) {
+	h := openOrSkip(t)
+	vm, err := h.NewVM(hv.VMConfig{InitiallySet: true})
+	if err == nil || vm != nil {
+		t.Fatalf("NewVM with a bad config = %v, %v; want nil and an error", vm, err)
+	}
+	vm, err = h.NewVM(hv.VMConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	v, err := vm.NewVCPU(-1)
+	if err == nil || v != nil {
+		t.Fatalf("NewVCPU(-1) = %v, %v; want nil and an error", v, err)
+	}
+}

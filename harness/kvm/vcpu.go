@@ -64,7 +64,13 @@ type VCPU struct {
 var _ hv.VCPU = (*VCPU)(nil)
 
 // NewVCPU implements hv.VM.
-func (vm *VM) NewVCPU(id int) (hv.VCPU, error) { return vm.CreateVCPU(id) }
+func (vm *VM) NewVCPU(id int) (hv.VCPU, error) {
+	v, err := vm.CreateVCPU(id)
+	if err != nil {
+		return nil, err // not a typed nil inside the interface
+	}
+	return v, nil
+}
 
 // CreateVCPU is NewVCPU with the concrete type.
 func (vm *VM) CreateVCPU(id int) (*VCPU, error) {

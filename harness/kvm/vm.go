@@ -40,7 +40,13 @@ type VM struct {
 var _ hv.VM = (*VM)(nil)
 
 // NewVM implements hv.Hypervisor.
-func (h *Hypervisor) NewVM(cfg hv.VMConfig) (hv.VM, error) { return h.CreateVM(cfg) }
+func (h *Hypervisor) NewVM(cfg hv.VMConfig) (hv.VM, error) {
+	vm, err := h.CreateVM(cfg)
+	if err != nil {
+		return nil, err // not a typed nil inside the interface
+	}
+	return vm, nil
+}
 
 // CreateVM is NewVM with the concrete type, for tests that need KVM specifics.
 func (h *Hypervisor) CreateVM(cfg hv.VMConfig) (*VM, error) {
