@@ -132,7 +132,8 @@ type VM interface {
 }
 
 // VCPU is one virtual CPU. Its methods must not be called concurrently with
-// each other; Run is cancelled through its context from any goroutine.
+// each other (HarvestDirtyRing excepted); Run is cancelled through its
+// context from any goroutine.
 type VCPU interface {
 	ID() int
 	Regs() (Regs, error)
@@ -155,7 +156,9 @@ type VCPU interface {
 	Do(fn func() error) error
 
 	// HarvestDirtyRing calls fn for each dirty entry published since the
-	// last harvest, marks them for reset, and returns their count.
+	// last harvest, marks them for reset, and returns their count. Unlike
+	// the other methods it may be called from any goroutine, also while
+	// the vCPU runs: the ring is memory shared with the hypervisor.
 	HarvestDirtyRing(fn func(slot uint32, offset uint64)) (int, error)
 
 	// Stats reads this vCPU's statistics.

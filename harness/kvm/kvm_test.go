@@ -291,3 +291,37 @@ func TestErrorsReturnNilInterfaces(t *testing.T) {
 		t.Fatalf("NewVCPU(-1) = %v, %v; want nil and an error", v, err)
 	}
 }
+
+// TestHarvestWhileRunning: the ring is harvested from another goroutine
+// while the vCPU is inside KVM_RUN, as the kernel's dirty_log_test does.
+func TestHarvestWhileRunning(t *testing.T) {
+	h := openOrSkip(t)
+	if !h.Caps().Has(hv.CapDirtyRing) {
+		t.Skip("no dirty ring")
+	}
+	// A guest that spins: the harvest must not wait for Run to return.
+	g := newRawGuest(t, h, hv.VMConfig{DirtyRingBytes: 4096}, []byte{0xeb, 0xfe})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := g.vcpu.Run(ctx)
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	if _, err := g.vcpu.HarvestDirtyRing(func(uint32, uint64) {}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("harvest waited %v for the running vCPU", d)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, want canceled", err)
+	}
+	g.vm.Close()
+	if _, err := g.vcpu.HarvestDirtyRing(func(uint32, uint64) {}); !errors.Is(err, errClosed) {
+		t.Fatalf("harvest after close = %v, want closed", err)
+	}
+}
