@@ -59,8 +59,8 @@ func demandPaging(b *framework.Backend, mode guest.Mode) {
 				exp := gmeasure.NewExperiment(fmt.Sprintf("demand paging, %d vcpu, %d pages each, handler delay %v", n, pages, delay))
 				exp.Sample(func(int) {
 					rate, perVCPU := demandPagingRun(b, mode, n, pages, delay, ctx)
-					exp.RecordValue("overall pages/s", rate, gmeasure.Precision(0))
-					exp.RecordValue("per-vcpu pages/s", perVCPU, gmeasure.Precision(0))
+					exp.RecordValue("overall", rate, gmeasure.Units("pages/s"), gmeasure.Precision(0))
+					exp.RecordValue("per vcpu", perVCPU, gmeasure.Units("pages/s"), gmeasure.Precision(0))
 				}, gmeasure.SamplingConfig{N: samples, Duration: time.Minute})
 				// Added once sampled, so the report shows every sample.
 				AddReportEntry(exp.Name, exp)

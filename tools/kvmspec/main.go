@@ -5,6 +5,7 @@
 //	              [--report-dir DIR] [--seed N] [--timeout D] [--strict] [-v]
 //	kvmspec caps  [--backend ...]
 //	kvmspec list  [--backend ...] [--label-filter EXPR] [--focus RE]
+//	kvmspec report [--baseline OLD.json] [--out FILE.html] [--threshold 0.2] NEW.json
 //	kvmspec version
 //
 // Exit status: 0 all selected specs passed; 1 a failure, or nothing was
@@ -12,11 +13,13 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,6 +45,7 @@ commands:
   run      run the suites and write reports (default backend: auto)
   caps     print what each backend supports on this host, and why not
   list     print the specs a filter selects, with their labels
+  report   turn a report.json into an HTML page; compare with a baseline
   version  print the version
 
 Run "kvmspec <command> -h" for the command's flags.
@@ -61,6 +65,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdCaps(args[1:], stdout, stderr)
 	case "list":
 		return cmdList(args[1:], stdout, stderr)
+	case "report":
+		return cmdReport(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "kvmspec", suites.Version)
 		return exitOK
@@ -258,6 +264,81 @@ func cmdList(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%d specs selected, %d deselected\n", len(run.Cases), run.Filtered)
 	if len(run.Cases) == 0 {
+		return exitFailed
+	}
+	return exitOK
+}
+
+func readReport(path string) (reports.Run, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return reports.Run{}, err
+	}
+	defer f.Close()
+	r, err := reports.ReadJSON(f)
+	if err != nil {
+		return reports.Run{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
+}
+
+// cmdReport writes the HTML page of a run and, given a baseline, prints
+// what changed: exit 1 when a case regressed or a number got worse, so a
+// nightly job can gate on it.
+func cmdReport(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("report", stderr)
+	baseline := fs.String("baseline", "", "an earlier report.json to compare with")
+	out := fs.String("out", "", "the HTML file to write (default: report.html beside NEW.json)")
+	threshold := fs.Float64("threshold", reports.DefaultThreshold, "relative change of a median that counts as worse or better")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: kvmspec report [--baseline OLD.json] [--out FILE.html] [--threshold 0.2] NEW.json")
+		return exitUsage
+	}
+	if *threshold <= 0 {
+		fmt.Fprintf(stderr, "kvmspec report: --threshold %v: want a positive fraction\n", *threshold)
+		return exitUsage
+	}
+	cur, err := readReport(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintln(stderr, "kvmspec report:", err)
+		return exitUsage
+	}
+	var base *reports.Run
+	if *baseline != "" {
+		b, err := readReport(*baseline)
+		if err != nil {
+			fmt.Fprintln(stderr, "kvmspec report:", err)
+			return exitUsage
+		}
+		base = &b
+	}
+	opt := reports.CompareOptions{Threshold: *threshold}
+	path := *out
+	if path == "" {
+		path = filepath.Join(filepath.Dir(fs.Arg(0)), "report.html")
+	}
+	var page bytes.Buffer
+	if err := cur.WriteHTMLOptions(&page, base, opt); err != nil {
+		fmt.Fprintln(stderr, "kvmspec report:", err)
+		return exitFailed
+	}
+	if err := os.WriteFile(path, page.Bytes(), 0o644); err != nil {
+		fmt.Fprintln(stderr, "kvmspec report:", err)
+		return exitFailed
+	}
+	fmt.Fprintln(stdout, "report:", path)
+	if base == nil {
+		return exitOK
+	}
+	c := reports.Compare(*base, cur, opt)
+	c.Text(stdout)
+	if c.Regressions() > 0 {
 		return exitFailed
 	}
 	return exitOK

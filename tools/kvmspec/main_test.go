@@ -289,3 +289,57 @@ func TestCapsAndList(t *testing.T) {
 		t.Fatalf("version: %+v", r)
 	}
 }
+
+func TestReport(t *testing.T) {
+	dir := t.TempDir()
+	runInto := func(name string) string {
+		d := filepath.Join(dir, name)
+		r := kvmspec(t, nil, "run", "--backend", "emu", "--label-filter", "smoke", "--focus", "arithmetic|ucall", "--report-dir", d)
+		if r.code != exitOK {
+			t.Fatalf("run: exit %d\n%s", r.code, r.stderr)
+		}
+		return filepath.Join(d, "report.json")
+	}
+	a, b := runInto("a"), runInto("b")
+
+	r := kvmspec(t, nil, "report", "--baseline", a, b)
+	if r.code != exitOK || !strings.Contains(r.stdout, "NO REGRESSIONS") {
+		t.Fatalf("same suite twice: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	page, err := os.ReadFile(filepath.Join(dir, "b", "report.html"))
+	if err != nil || !bytes.Contains(page, []byte("<html")) {
+		t.Fatalf("report.html: %v", err)
+	}
+
+	// A case that passed in the baseline and fails now is a regression.
+	data, err := os.ReadFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	c := doc["cases"].([]any)[0].(map[string]any)
+	c["state"], c["message"] = "failed", "injected failure"
+	bad := filepath.Join(dir, "bad.json")
+	out, _ := json.Marshal(doc)
+	if err := os.WriteFile(bad, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = kvmspec(t, nil, "report", "--baseline", a, "--out", filepath.Join(dir, "bad.html"), bad)
+	if r.code != exitFailed || !strings.Contains(r.stdout, "REGRESSION") || !strings.Contains(r.stdout, "injected failure") {
+		t.Fatalf("regression: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	corrupt := filepath.Join(dir, "corrupt.json")
+	if err := os.WriteFile(corrupt, []byte(`{"schema_version": 1, "cases": [`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"report", corrupt}, {"report", "--baseline", corrupt, a}, {"report"}, {"report", "--threshold", "-1", a}} {
+		r = kvmspec(t, nil, args...)
+		if r.code != exitUsage || r.stderr == "" {
+			t.Errorf("%v: exit %d, stderr %q; want a clear usage error", args, r.code, r.stderr)
+		}
+	}
+}
