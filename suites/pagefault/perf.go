@@ -64,9 +64,9 @@ func demandPaging(b *framework.Backend, mode guest.Mode) {
 				}, gmeasure.SamplingConfig{N: samples, Duration: time.Minute})
 				// Added once sampled, so the report shows every sample.
 				AddReportEntry(exp.Name, exp)
-				med := exp.GetStats("overall pages/s").ValueFor(gmeasure.StatMedian)
+				med := exp.GetStats("overall").ValueFor(gmeasure.StatMedian)
 				AddReportEntry("median overall demand paging rate (pages/s)", fmt.Sprintf("%.0f", med))
-				AddReportEntry("median per-vcpu demand paging rate (pages/s)", fmt.Sprintf("%.0f", exp.GetStats("per-vcpu pages/s").ValueFor(gmeasure.StatMedian)))
+				AddReportEntry("median per-vcpu demand paging rate (pages/s)", fmt.Sprintf("%.0f", exp.GetStats("per vcpu").ValueFor(gmeasure.StatMedian)))
 			}, SpecTimeout(2*time.Minute))
 		}
 	})
