@@ -96,16 +96,20 @@ func SelectBackends(sel string) ([]*framework.Backend, error) {
 	case "all":
 		names = BackendNames
 	default:
-		for _, n := range strings.Split(sel, ",") {
-			if _, err := OpenBackend(n); errors.As(err, new(*UsageError)) {
-				return nil, err
-			}
-			names = append(names, n)
-		}
+		names = strings.Split(sel, ",")
 	}
 	var out []*framework.Backend
 	for _, n := range names {
 		h, err := OpenBackend(n)
+		if errors.As(err, new(*UsageError)) {
+			// An unknown name: close what was opened and say so.
+			for _, b := range out {
+				if b.HV != nil {
+					b.HV.Close()
+				}
+			}
+			return nil, err
+		}
 		out = append(out, newBackend(n, h, err))
 	}
 	return out, nil
