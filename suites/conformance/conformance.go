@@ -195,9 +195,11 @@ func (s *side) load(p corpus.Program) []byte {
 	p.Build(gp.Assembler)
 	gp.Done()
 	Expect(s.g.Load(gp)).To(Succeed(), "%s: load on %s", p.Name, s.name)
-	code, err := gp.Assemble()
+	// Load assembled and copied it: read the code back rather than
+	// assembling a second time.
+	code, err := s.g.Bytes(guest.CodeBase, gp.Len())
 	Expect(err).NotTo(HaveOccurred())
-	return code
+	return append([]byte(nil), code...)
 }
 
 // run executes the loaded program from state in and records the outcome.
