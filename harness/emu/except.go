@@ -47,7 +47,7 @@ func (c *cpu) deliverFault() {
 		switch {
 		case first == vecDF:
 			c.shutdown = true
-			c.exit = hv.ShutdownExit{}
+			c.exit = &hv.ShutdownExit{}
 			c.rip = c.cur
 			return
 		case (contributory(first) || first == vecPF) && (contributory(second) || (first == vecPF && second == vecPF)):

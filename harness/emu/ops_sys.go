@@ -23,7 +23,7 @@ func (c *cpu) needCPL0() {
 func opHlt(c *cpu, in *inst) {
 	c.needCPL0()
 	c.st.haltExits++
-	c.exit = hv.HaltExit{}
+	c.exit = &hv.HaltExit{}
 	c.poke(attnExit)
 }
 

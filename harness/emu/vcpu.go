@@ -219,7 +219,7 @@ func (v *VCPU) SetGuestDebug(d *hv.GuestDebug) error {
 	if err := v.check(); err != nil {
 		return err
 	}
-	if !d.Enable {
+	if d.Flags&hv.DebugEnable == 0 {
 		return nil
 	}
 	return v.vm.h.caps.Require(hv.CapGuestDebug)
@@ -323,7 +323,7 @@ func (v *VCPU) Run(ctx context.Context) (exit hv.Exit, err error) {
 // as a VM entry with invalid guest state fails (exit reason 33).
 func (c *cpu) checkState() hv.Exit {
 	if c.shutdown {
-		return hv.ShutdownExit{}
+		return &hv.ShutdownExit{}
 	}
 	s := &c.sr
 	ok := s.CR0&hv.CR0PE != 0 && s.CR0&hv.CR0PG != 0 && s.CR4&hv.CR4PAE != 0 &&
@@ -396,7 +396,7 @@ func (c *cpu) takeExit() hv.Exit {
 	if c.ringFull || c.v.ring.softFull() {
 		c.ringFull = false
 		c.st.ringFullExits++
-		return hv.DirtyRingFullExit{}
+		return &hv.DirtyRingFullExit{}
 	}
 	return nil
 }

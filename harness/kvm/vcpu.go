@@ -375,20 +375,12 @@ func (v *VCPU) SetDebugRegs(r *hv.DebugRegs) error {
 
 // SetGuestDebug implements hv.VCPU.
 func (v *VCPU) SetGuestDebug(g *hv.GuestDebug) error {
-	var d guestDebug
-	if g.Enable {
-		d.control |= guestDbgEnable
+	if rest := g.Flags &^ hv.DebugFlagsKnown; rest != 0 {
+		return fmt.Errorf("KVM_SET_GUEST_DEBUG vcpu %d: unknown flags %#x: %w", v.id, uint32(rest), unix.EINVAL)
 	}
-	if g.SingleStep {
-		d.control |= guestDbgSingleStep
-	}
-	if g.SoftwareBP {
-		d.control |= guestDbgUseSWBP
-	}
-	if g.HardwareBP {
-		d.control |= guestDbgUseHWBP
-	}
-	d.debugreg = g.DebugReg
+	// hv.DebugFlags carry KVM's KVM_GUESTDBG_* values (checked against
+	// the header by const_test.go).
+	d := guestDebug{control: uint32(g.Flags), debugreg: g.DebugReg}
 	if err := v.vm.h.caps.Require(hv.CapGuestDebug); err != nil {
 		return err
 	}

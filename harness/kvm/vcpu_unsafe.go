@@ -55,11 +55,11 @@ func (v *VCPU) decodeExit() hv.Exit {
 		e.Data = v.run[u+8 : u+8+e.Len : u+8+e.Len]
 		return e
 	case exitHLT:
-		return hv.HaltExit{}
+		return &hv.HaltExit{}
 	case exitShutdown:
-		return hv.ShutdownExit{}
+		return &hv.ShutdownExit{}
 	case exitDirtyRingFull:
-		return hv.DirtyRingFullExit{}
+		return &hv.DirtyRingFullExit{}
 	case exitDebug:
 		v.debugExit = hv.DebugExit{Exception: v.u32(u), PC: v.u64(u + 8), DR6: v.u64(u + 16), DR7: v.u64(u + 24)}
 		return &v.debugExit

@@ -224,13 +224,14 @@ func (vm *VM) SetMissingPageHandler(slot uint32, h hv.MissingPageHandler) error 
 	return vm.setMissingPageHandler(slot, h)
 }
 
-// AttachMMIO implements hv.VM.
-func (vm *VM) AttachMMIO(base, size uint64, d hv.MMIOHandler) error {
-	return vm.bus.AttachMMIO(base, size, d)
-}
+// Attach implements hv.VM.
+func (vm *VM) Attach(d hv.Device, regions ...hv.Region) error { return vm.bus.Attach(d, regions...) }
 
-// AttachPIO implements hv.VM.
-func (vm *VM) AttachPIO(port, n uint16, d hv.PIOHandler) error { return vm.bus.AttachPIO(port, n, d) }
+// Detach implements hv.VM.
+func (vm *VM) Detach(d hv.Device) error { return vm.bus.Detach(d) }
+
+// ResetDevices implements hv.VM.
+func (vm *VM) ResetDevices() error { return vm.bus.Reset() }
 
 // Stats implements hv.VM.
 func (vm *VM) Stats() (hv.Stats, error) {
