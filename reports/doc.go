@@ -12,7 +12,7 @@
 //
 // The spec tree is Describe(backend) > Describe(area) > … > It. A case's
 // Backend comes from its "backend:<name>" label, its Area from the first
-// area label (see IsArea), its Name from the container texts below those
+// area label (see taxonomy.IsArea), its Name from the container texts below those
 // two and the It text, joined with " / ", and its ID is Area + "/" + Name:
 // "smoke/pio out [cpl3]", "smoke/exceptions / #UD [cpl0]". IDs must be
 // unique per backend (Validate); host profiles match deviations on them.

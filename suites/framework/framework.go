@@ -17,6 +17,7 @@ import (
 	"github.com/kvmspec/kvmspec/harness/hv"
 	"github.com/kvmspec/kvmspec/harness/profile"
 	"github.com/kvmspec/kvmspec/reports"
+	"github.com/kvmspec/kvmspec/suites/taxonomy"
 	. "github.com/onsi/ginkgo/v2"
 	"github.com/onsi/ginkgo/v2/types"
 	. "github.com/onsi/gomega"
@@ -94,26 +95,26 @@ func (b *Backend) NewGuest(cfg guest.Config) *guest.Guest {
 	return g
 }
 
-// Area is a group of specs registered under one area label.
+// Area is the specs registered under one area.
 type Area struct {
-	Name  string
+	Area  taxonomy.Area
 	Specs func(b *Backend)
 }
 
 var (
 	areasMu sync.Mutex
-	areas   = map[string]Area{}
+	areas   = map[taxonomy.Area]Area{}
 )
 
 // Register adds an area's specs; area packages call it from init. The
 // function is called once per selected backend when the tree is built.
-func Register(name string, specs func(b *Backend)) {
+func Register(area taxonomy.Area, specs func(b *Backend)) {
 	areasMu.Lock()
 	defer areasMu.Unlock()
-	if _, dup := areas[name]; dup {
-		panic("framework: area registered twice: " + name)
+	if _, dup := areas[area]; dup {
+		panic("framework: area registered twice: " + area.String())
 	}
-	areas[name] = Area{Name: name, Specs: specs}
+	areas[area] = Area{Area: area, Specs: specs}
 }
 
 // Areas returns the registered areas in a stable order.
@@ -124,8 +125,16 @@ func Areas() []Area {
 	for _, a := range areas {
 		out = append(out, a)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	sort.Slice(out, func(i, j int) bool { return out[i].Area.String() < out[j].Area.String() })
 	return out
+}
+
+// ModeLabel is the label of the privilege level test code runs at.
+func ModeLabel(m guest.Mode) Labels {
+	if m == guest.CPL0 {
+		return taxonomy.CPL0
+	}
+	return taxonomy.CPL3
 }
 
 // SpecID is the stable identity of a spec: area, then the container texts
@@ -139,11 +148,11 @@ func SpecID(r types.SpecReport) string { return reports.SpecID(r) }
 func Build(backends []*Backend) {
 	for _, b := range backends {
 		b := b
-		Describe(b.Name, Label(BackendLabel(b.Name)), func() {
+		Describe(b.Name, taxonomy.Backend(b.Name).Label(), func() {
 			BeforeEach(func() { b.beforeSpec() })
 			for _, a := range Areas() {
 				a := a
-				Describe(a.Name, Label(a.Name), func() { a.Specs(b) })
+				Describe(a.Area.String(), a.Area.Label(), func() { a.Specs(b) })
 			}
 		})
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/kvmspec/kvmspec/harness/hv"
 	"github.com/kvmspec/kvmspec/harness/profile"
 	"github.com/kvmspec/kvmspec/suites/framework"
+	"github.com/kvmspec/kvmspec/suites/taxonomy"
 	. "github.com/onsi/ginkgo/v2"
 	"github.com/onsi/ginkgo/v2/types"
 	. "github.com/onsi/gomega"
@@ -34,7 +35,7 @@ type emptyKmsg struct{}
 var taintFile string
 
 func init() {
-	framework.Register("fwtest", func(b *framework.Backend) {
+	framework.Register(taxonomy.SelfTest, func(b *framework.Backend) {
 		It("taints the host", func() {
 			Expect(os.WriteFile(taintFile, []byte("512\n"), 0o644)).To(Succeed())
 		})
@@ -55,9 +56,9 @@ func TestFramework(t *testing.T) {
 	run := true
 	norun := false
 	prof := &profile.Profile{Name: "fw", Deviations: []profile.Deviation{
-		{ID: "d1", Backend: "fake", Specs: []string{"fwtest/fails as declared"}, Reason: "declared", Run: &run},
-		{ID: "d2", Backend: "fake", Specs: []string{"fwtest/passes despite*"}, Reason: "declared too", Run: &run},
-		{ID: "d3", Backend: "fake", Specs: []string{"fwtest/is not run"}, Reason: "harmful", Run: &norun},
+		{ID: "d1", Backend: "fake", Specs: []string{"selftest/fails as declared"}, Reason: "declared", Run: &run},
+		{ID: "d2", Backend: "fake", Specs: []string{"selftest/passes despite*"}, Reason: "declared too", Run: &run},
+		{ID: "d3", Backend: "fake", Specs: []string{"selftest/is not run"}, Reason: "harmful", Run: &norun},
 	}}
 	b := &framework.Backend{Name: "fake", HV: fakeHV{}, Caps: fakeHV{}.Caps(), Env: &framework.Env{}, Profile: prof,
 		Health: true, HealthSources: &host.Sources{Taint: host.TaintFile(taintFile), Kmsg: emptyKmsg{}}}
@@ -66,7 +67,7 @@ func TestFramework(t *testing.T) {
 	ReportAfterSuite("capture", func(r Report) { report = r })
 	RegisterFailHandler(Fail)
 	sc, rc := GinkgoConfiguration()
-	sc.LabelFilter = "fwtest"
+	sc.LabelFilter = taxonomy.SelfTest.String()
 	rc.NoColor = true
 	// The suite has failures on purpose; its verdict is checked below.
 	RunSpecs(&quietT{}, "framework", sc, rc)

@@ -11,6 +11,7 @@ import (
 	"github.com/kvmspec/kvmspec/harness/asm"
 	"github.com/kvmspec/kvmspec/harness/guest"
 	"github.com/kvmspec/kvmspec/suites/framework"
+	"github.com/kvmspec/kvmspec/suites/taxonomy"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
@@ -20,7 +21,7 @@ const EnvVar = "KVMSPEC_SELFTEST"
 
 func init() {
 	if os.Getenv(EnvVar) == "1" {
-		framework.Register("selftest", specs)
+		framework.Register(taxonomy.SelfTest, specs)
 	}
 }
 
