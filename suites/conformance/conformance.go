@@ -173,7 +173,7 @@ func (pr *pair) compare(ctx context.Context, p corpus.Program, rnd *rand.Rand, s
 		want, err := pr.ref.run(ctx, in, data)
 		Expect(err).NotTo(HaveOccurred(), "%s on %s", p.Name, pr.ref.name)
 		if msg := corpus.Compare(p, &in, want, got, pr.ref.name, pr.test.name, emu.UndefinedFlags); msg != "" {
-			framework.Failure(divergence(p, in, msg, code, replayCmd))
+			Fail(divergence(p, in, msg, code, replayCmd))
 		}
 	}
 }

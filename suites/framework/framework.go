@@ -6,9 +6,7 @@ package framework
 
 import (
 	"context"
-	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -174,58 +172,33 @@ func (b *Backend) beforeSpec() {
 				AddReportEntry("host health", h.String())
 			}
 			if h.Failed() {
-				Fail("host kernel health: " + h.String())
+				Fail(reports.HealthFailurePrefix + h.String())
 			}
 		})
 	}
-	if b.Profile == nil {
-		return
-	}
-	id := SpecID(CurrentSpecReport())
-	d := b.Profile.Lookup(b.Name, id)
+	b.recordDeviation()
+}
+
+// recordDeviation records the host profile's deviation on the current spec
+// for the report to judge from the spec's final state (reports.
+// DeviationEntry), whatever route the spec fails by, so no spec needs to
+// care how it fails. Specs whose deviation harms the host are not run.
+func (b *Backend) recordDeviation() {
+	d := b.Profile.Lookup(b.Name, SpecID(CurrentSpecReport()))
 	if d == nil {
 		return
 	}
+	kd := reports.KnownDeviation{ID: d.ID, Profile: b.Profile.Name, Reason: d.Reason, Run: d.Runs()}
 	// Strict ignores expected failures, never the specs that harm the
 	// host when run (kernel warnings, taint, livelocks).
-	if !d.Runs() {
-		Skip(fmt.Sprintf("known deviation (not run): %s [%s]", d.Reason, d.ID))
+	if !kd.Run {
+		AddReportEntry(reports.DeviationEntry, kd, ReportEntryVisibilityNever)
+		Skip(kd.NotRunMessage())
 	}
 	if b.Env.Strict {
 		return
 	}
-	// The spec is expected to fail: a Gomega failure becomes the
-	// deviation's skip, and a pass is itself a failure so the profile
-	// cannot rot.
-	failed := false
-	RegisterFailHandler(func(message string, offset ...int) {
-		failed = true
-		Skip(fmt.Sprintf("known deviation: %s [%s] (observed: %s)", d.Reason, d.ID, firstLine(message)))
-	})
-	DeferCleanup(func() {
-		RegisterFailHandler(Fail)
-		if !failed && !CurrentSpecReport().State.Is(types.SpecStateSkipped|types.SpecStateFailureStates) {
-			Fail(fmt.Sprintf("unexpected pass: remove the deviation %s from host profile %s (%s)", d.ID, b.Profile.Name, d.Reason))
-		}
-	})
-}
-
-// firstLine condenses a Gomega failure message to one line: its lines
-// without Gomega's "<*type | 0x…>:" headers, folded, at most 240 bytes.
-func firstLine(s string) string {
-	var parts []string
-	for _, l := range strings.Split(s, "\n") {
-		l = strings.TrimSpace(l)
-		if l == "" || (strings.HasPrefix(l, "<") && strings.HasSuffix(l, ">:")) {
-			continue
-		}
-		parts = append(parts, l)
-	}
-	out := strings.Join(parts, " ")
-	if len(out) > 240 {
-		out = out[:240] + "…"
-	}
-	return out
+	AddReportEntry(reports.DeviationEntry, kd, ReportEntryVisibilityFailureOrVerbose)
 }
 
 // GuestContext returns a context for guest runs inside a spec: the spec's
@@ -234,12 +207,4 @@ func GuestContext(ctx context.Context, d time.Duration) context.Context {
 	c, cancel := context.WithTimeout(ctx, d)
 	DeferCleanup(cancel)
 	return c
-}
-
-// Failure fails the current spec through Gomega, so that a known deviation
-// turns it into a skip like any other assertion. Specs use it instead of
-// Ginkgo's Fail, which would bypass the host profile.
-func Failure(message string) {
-	GinkgoHelper()
-	Expect(false).To(BeTrue(), message)
 }
