@@ -16,21 +16,7 @@ import (
 
 // verdictProfile declares a deviation on a selftest spec for every route a
 // spec can fail by, one on a spec that passes and one that must not run.
-const verdictProfile = `{
-  "name": "verdicts",
-  "description": "deviations on kvmspec's self-test specs, one per failure route",
-  "match": {},
-  "deviations": [
-    {"id": "v-expect", "backend": "emu", "specs": ["selftest/a deviation that fails as declared"], "reason": "fails through Expect", "run": true},
-    {"id": "v-fail", "backend": "emu", "specs": ["selftest/a deviation that fails through Fail"], "reason": "fails through Fail", "run": true},
-    {"id": "v-panic", "backend": "emu", "specs": ["selftest/a deviation that panics"], "reason": "panics", "run": true},
-    {"id": "v-assert", "backend": "emu", "specs": ["selftest/a failing guest assert"], "reason": "the guest asserts", "run": true},
-    {"id": "v-timeout", "backend": "emu", "specs": ["selftest/a guest that spins past the spec timeout"], "reason": "the guest hangs", "run": true},
-    {"id": "v-exit", "backend": "emu", "specs": ["selftest/a guest that exits unexpectedly"], "reason": "the guest exits", "run": true},
-    {"id": "v-passes", "backend": "emu", "specs": ["selftest/a deviation that passes"], "reason": "declared but passes", "run": true},
-    {"id": "v-notrun", "backend": "emu", "specs": ["selftest/a deviation that is not run"], "reason": "would harm the host", "run": false}
-  ]
-}`
+const verdictProfile = "testdata/verdicts.json"
 
 // declaredFailures are the selftest specs verdictProfile expects to fail,
 // with the route and what each one's report must say it observed.
@@ -56,8 +42,8 @@ func TestVerdicts(t *testing.T) {
 	if os.Getenv(selftest.EnvVar) == "1" {
 		t.Skip("this process runs the selftest specs itself")
 	}
-	prof := filepath.Join(t.TempDir(), "verdicts.json")
-	if err := os.WriteFile(prof, []byte(verdictProfile), 0o644); err != nil {
+	prof, err := filepath.Abs(verdictProfile)
+	if err != nil {
 		t.Fatal(err)
 	}
 	var focus []string
