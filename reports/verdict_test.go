@@ -115,3 +115,29 @@ func TestCondense(t *testing.T) {
 		}
 	}
 }
+
+// TestCompareDeviations: a known deviation that observed something else
+// this run (addresses, timings) is no change; another deviation is.
+func TestCompareDeviations(t *testing.T) {
+	d1 := &KnownDeviation{ID: "d1", Profile: "pvm", Reason: "r", Run: true}
+	d2 := &KnownDeviation{ID: "d2", Profile: "pvm", Reason: "r", Run: true}
+	one := func(d *KnownDeviation, msg string) Run {
+		return Run{Meta: Meta{Backends: []string{"kvm"}}, Cases: []Case{{Backend: "kvm", Area: "smoke", Name: "a", ID: "smoke/a",
+			State: StateDeviation, Message: msg, Deviation: d}}}
+	}
+	tests := []struct {
+		name      string
+		base, cur Run
+		changed   bool
+	}{
+		{"same deviation, new observation", one(d1, "known deviation: r [d1] (observed: failed: 0x1)"), one(d1, "known deviation: r [d1] (observed: failed: 0x2)"), false},
+		{"another deviation", one(d1, "m"), one(d2, "m"), true},
+		{"older reports compare messages", one(nil, "known deviation: a"), one(nil, "known deviation: b"), true},
+	}
+	for _, tt := range tests {
+		c := Compare(tt.base, tt.cur, CompareOptions{})
+		if got := len(c.Cases) > 0; got != tt.changed {
+			t.Errorf("%s: changes %+v, want changed=%v", tt.name, c.Cases, tt.changed)
+		}
+	}
+}
