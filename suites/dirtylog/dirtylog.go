@@ -39,10 +39,11 @@ import (
 	"github.com/kvmspec/kvmspec/harness/guest"
 	"github.com/kvmspec/kvmspec/harness/hv"
 	"github.com/kvmspec/kvmspec/suites/framework"
+	"github.com/kvmspec/kvmspec/suites/taxonomy"
 	. "github.com/onsi/ginkgo/v2"
 )
 
-func init() { framework.Register("dirtylog", specs) }
+func init() { framework.Register(taxonomy.DirtyLog, specs) }
 
 // Spec texts, named so the host-profile test can build the IDs it checks.
 const (
@@ -74,10 +75,10 @@ func specs(b *framework.Backend) {
 		Describe(mode.name, mode.labels(), func() {
 			for _, cpl := range b.Modes() {
 				cpl := cpl
-				cplLabel := Label(cpl.String())
+				cplLabel := framework.ModeLabel(cpl)
 				name := func(s string) string { return fmt.Sprintf("%s [%s]", s, cpl) }
 
-				It(name(textConcurrent), cplLabel, func(ctx SpecContext) {
+				It(name(textConcurrent), cplLabel, taxonomy.Stress, func(ctx SpecContext) {
 					runConcurrent(ctx, b, mode, cpl)
 				}, SpecTimeout(concurrentTimeout(b)))
 
@@ -102,11 +103,11 @@ func specs(b *framework.Backend) {
 
 	// Perf specs run at the host's fast privilege level only: they
 	// measure the hypervisor's logging, not its instruction emulator.
-	Describe("perf", framework.Perf, Serial, func() {
+	Describe("perf", taxonomy.Perf, Serial, func() {
 		cpl := b.Modes()[0]
 		for _, mode := range logModes {
 			mode := mode
-			It(fmt.Sprintf("%s phases [%s]", mode, cpl), mode.labels(), Label(cpl.String()), func(ctx SpecContext) {
+			It(fmt.Sprintf("%s phases [%s]", mode, cpl), mode.labels(), framework.ModeLabel(cpl), func(ctx SpecContext) {
 				runPerf(ctx, b, mode, cpl)
 			}, SpecTimeout(10*time.Minute))
 		}
@@ -127,7 +128,7 @@ func modeSpecs(b *framework.Backend, mode *logMode, cpl guest.Mode, name func(st
 		It(name(textTwice), cplLabel, func(ctx SpecContext) {
 			runTwice(ctx, b, cpl)
 		}, SpecTimeout(specTimeout))
-		It(name(textPerVCPU), cplLabel, framework.Needs("multi-vcpu"), func(ctx SpecContext) {
+		It(name(textPerVCPU), cplLabel, taxonomy.Needs(hv.CapMultiVCPU), func(ctx SpecContext) {
 			runRingsPerVCPU(ctx, b, cpl)
 		}, SpecTimeout(specTimeout))
 		It(name(textInterrupted), cplLabel, func(ctx SpecContext) {

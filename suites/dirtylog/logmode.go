@@ -8,6 +8,7 @@ import (
 
 	"github.com/kvmspec/kvmspec/harness/hv"
 	"github.com/kvmspec/kvmspec/suites/framework"
+	"github.com/kvmspec/kvmspec/suites/taxonomy"
 	. "github.com/onsi/ginkgo/v2"
 )
 
@@ -39,7 +40,7 @@ func (m *logMode) String() string { return m.name }
 func (m *logMode) labels() Labels {
 	var l Labels
 	for _, c := range m.caps {
-		l = append(l, framework.Needs(string(c))...)
+		l = append(l, taxonomy.Needs(c)...)
 	}
 	return l
 }
