@@ -188,10 +188,10 @@ func (g *Guest) allocPT() (uint64, error) {
 	return p, nil
 }
 
-func (g *Guest) addSite(file string, line int, msg, format string) uint64 {
+func (g *Guest) addSite(cmd UcallCmd, file string, line int, msg, format string) uint64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	s := &Site{ID: uint64(len(g.sites) + 1), File: file, Line: line, Msg: msg, Format: format}
+	s := &Site{ID: uint64(len(g.sites) + 1), Cmd: cmd, File: file, Line: line, Msg: msg, Format: format}
 	g.sites = append(g.sites, s)
 	return s.ID
 }
@@ -350,7 +350,8 @@ func (g *Guest) run(ctx context.Context, i int) (Event, error) {
 		case UcallSync, UcallDone:
 			return Event{Ucall: u}, nil
 		}
-		return Event{Ucall: u}, fmt.Errorf("vcpu %d: unknown ucall command %d", i, u.Cmd)
+		// parseUcall admits only the commands above.
+		return Event{Ucall: u}, &UcallError{VCPU: i, Cmd: u.Cmd, Field: "command", Value: uint64(u.Cmd), Reason: "not handled by the run loop"}
 	}
 }
 
@@ -385,17 +386,42 @@ func (g *Guest) readUcall(i int) (*Ucall, error) {
 }
 
 // parseUcall decodes a ucall page. The page is guest-written, so every
-// field is untrusted: a bad count is an error, an unknown site is nil.
+// field is untrusted: a command the ABI does not define, a site the host
+// never issued (or issued for another command), or an argument count the
+// command does not take is a *UcallError naming the bad value.
 func parseUcall(b []byte, vcpu int, site func(uint64) *Site) (*Ucall, error) {
 	if len(b) < ucArgs+8*MaxUcallArgs {
 		return nil, fmt.Errorf("vcpu %d: ucall page of %d bytes is short", vcpu, len(b))
 	}
 	le := binary.LittleEndian
+	cmd := UcallCmd(le.Uint64(b[ucCmd:]))
+	id := le.Uint64(b[ucSite:])
 	n := le.Uint64(b[ucNArgs:])
-	if n > MaxUcallArgs {
-		return nil, fmt.Errorf("vcpu %d: malformed ucall with %d arguments", vcpu, n)
+	bad := func(field string, value uint64, why string) error {
+		return &UcallError{VCPU: vcpu, Cmd: cmd, Field: field, Value: value, Reason: why}
 	}
-	u := &Ucall{VCPU: vcpu, Cmd: UcallCmd(le.Uint64(b[ucCmd:])), Site: site(le.Uint64(b[ucSite:]))}
+	lo, hi, known := cmd.argRange()
+	if !known {
+		return nil, bad("command", uint64(cmd), "not a command of the ucall ABI")
+	}
+	if n > MaxUcallArgs {
+		return nil, bad("argument count", n, fmt.Sprintf("a ucall carries at most %d", MaxUcallArgs))
+	}
+	if n < lo || n > hi {
+		return nil, bad("argument count", n, fmt.Sprintf("%s takes %d to %d", cmd, lo, hi))
+	}
+	u := &Ucall{VCPU: vcpu, Cmd: cmd}
+	// The runtime's exception report is the one ucall without a site:
+	// it is emitted by the IDT stubs, not by a Program call.
+	if cmd != UcallUnhandled || id != 0 {
+		u.Site = site(id)
+		if u.Site == nil {
+			return nil, bad("site", id, "the host never issued it")
+		}
+		if u.Site.Cmd != cmd {
+			return nil, bad("site", id, fmt.Sprintf("it was issued for %s at %s", u.Site.Cmd, u.Site))
+		}
+	}
 	for k := uint64(0); k < n; k++ {
 		u.Args = append(u.Args, le.Uint64(b[ucArgs+8*k:]))
 	}

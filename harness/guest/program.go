@@ -23,9 +23,9 @@ func (g *Guest) Program() *Program {
 	return &Program{Assembler: a, g: g}
 }
 
-func (p *Program) site(skip int, msg, format string) uint64 {
+func (p *Program) site(cmd UcallCmd, skip int, msg, format string) uint64 {
 	_, file, line, _ := runtime.Caller(skip + 1)
-	return p.g.addSite(file, line, msg, format)
+	return p.g.addSite(cmd, file, line, msg, format)
 }
 
 // ucall emits a call of cmd with args: each argument is stored into the
@@ -67,21 +67,21 @@ func (p *Program) ucall(cmd UcallCmd, site uint64, args []asm.Operand) {
 
 // Sync reports a stage and up to 7 values to the host and continues.
 func (p *Program) Sync(stage int64, args ...asm.Operand) {
-	p.ucall(UcallSync, p.site(1, "", ""), append([]asm.Operand{asm.Imm(stage)}, args...))
+	p.ucall(UcallSync, p.site(UcallSync, 1, "", ""), append([]asm.Operand{asm.Imm(stage)}, args...))
 }
 
 // Done ends the test on this vCPU.
-func (p *Program) Done() { p.ucall(UcallDone, p.site(1, "", ""), nil) }
+func (p *Program) Done() { p.ucall(UcallDone, p.site(UcallDone, 1, "", ""), nil) }
 
 // Printf asks the host to print format with the values of args (Go %
 // verbs; each arg is a uint64).
 func (p *Program) Printf(format string, args ...asm.Operand) {
-	p.ucall(UcallPrintf, p.site(1, "", format), args)
+	p.ucall(UcallPrintf, p.site(UcallPrintf, 1, "", format), args)
 }
 
 // Fail reports an unconditional guest failure with msg and values.
 func (p *Program) Fail(msg string, args ...asm.Operand) {
-	p.ucall(UcallAssert, p.site(1, msg, ""), args)
+	p.ucall(UcallAssert, p.site(UcallAssert, 1, msg, ""), args)
 }
 
 // Assert checks that cond holds for the flags the previous instruction set;
@@ -92,7 +92,7 @@ func (p *Program) Assert(cond asm.Cond, msg string, args ...asm.Operand) {
 }
 
 func (p *Program) assert(skip int, cond asm.Cond, msg string, args []asm.Operand) {
-	site := p.site(skip, msg, "")
+	site := p.site(UcallAssert, skip, msg, "")
 	ok := p.NewLabel()
 	p.Jcc(cond, ok)
 	p.ucall(UcallAssert, site, args)

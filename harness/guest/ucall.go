@@ -34,10 +34,42 @@ func (c UcallCmd) String() string {
 	return fmt.Sprintf("ucall(%d)", uint64(c))
 }
 
+// argRange is how many arguments cmd takes; known is false for a value
+// that is not a command of the ABI.
+func (c UcallCmd) argRange() (lo, hi uint64, known bool) {
+	switch c {
+	case UcallSync:
+		return 1, MaxUcallArgs, true // the stage, then values
+	case UcallAssert, UcallPrintf:
+		return 0, MaxUcallArgs, true
+	case UcallDone:
+		return 0, 0, true
+	case UcallUnhandled:
+		return 4, 4, true // vector, error code, RIP, CR2
+	}
+	return 0, 0, false
+}
+
+// UcallError is a ucall the host refuses: the guest wrote a value into its
+// ucall page that the ABI or the host's record of issued sites does not
+// allow. The guest is untrusted, so this is a spec failure, never a panic.
+type UcallError struct {
+	VCPU   int
+	Cmd    UcallCmd
+	Field  string // "command", "site" or "argument count"
+	Value  uint64
+	Reason string
+}
+
+func (e *UcallError) Error() string {
+	return fmt.Sprintf("vcpu %d: malformed ucall %s: %s %d (%#x): %s", e.VCPU, e.Cmd, e.Field, e.Value, e.Value, e.Reason)
+}
+
 // Site is where guest code that makes a ucall was built: the Go file:line
 // of the Program call, and its static message or format.
 type Site struct {
 	ID     uint64
+	Cmd    UcallCmd // the command the site was issued for
 	File   string
 	Line   int
 	Msg    string
@@ -81,7 +113,11 @@ type AssertError struct {
 
 func (e *AssertError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "guest assertion failed at %s: %s", e.Site, e.Site.Msg)
+	msg := "(no message)"
+	if e.Site != nil {
+		msg = e.Site.Msg
+	}
+	fmt.Fprintf(&b, "guest assertion failed at %s: %s", e.Site, msg)
 	if len(e.Args) > 0 {
 		fmt.Fprintf(&b, " (values:")
 		for _, a := range e.Args {
