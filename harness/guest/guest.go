@@ -122,38 +122,6 @@ func (g *Guest) Close() error {
 	return errors.Join(errs...)
 }
 
-// Bytes is the host view of guest-physical [gpa, gpa+n) in whichever slot holds it.
-func (g *Guest) Bytes(gpa uint64, n int) ([]byte, error) {
-	if gpa+uint64(n) <= g.cfg.MemSize {
-		return g.Mem.Bytes()[gpa : gpa+uint64(n)], nil
-	}
-	for _, s := range g.VM.Memslots() {
-		if s.Contains(gpa) && gpa+uint64(n) <= s.GPA+s.Size {
-			return s.Bytes()[gpa-s.GPA : gpa-s.GPA+uint64(n)], nil
-		}
-	}
-	return nil, fmt.Errorf("guest-physical [%#x, +%d) is not in one memslot", gpa, n)
-}
-
-// Read64 and Write64 access a guest-physical quadword.
-func (g *Guest) Read64(gpa uint64) (uint64, error) {
-	b, err := g.Bytes(gpa, 8)
-	if err != nil {
-		return 0, err
-	}
-	return binary.LittleEndian.Uint64(b), nil
-}
-
-// Write64 writes a guest-physical quadword.
-func (g *Guest) Write64(gpa, v uint64) error {
-	b, err := g.Bytes(gpa, 8)
-	if err != nil {
-		return err
-	}
-	binary.LittleEndian.PutUint64(b, v)
-	return nil
-}
-
 // Alloc reserves size bytes of identity-mapped test data aligned to align
 // (a power of two, at least 8) and returns its address.
 func (g *Guest) Alloc(size, align uint64) (uint64, error) {
