@@ -229,3 +229,45 @@ func (pt *PageTables) ClearAccessedDirty(gva uint64) error {
 	}
 	return nil
 }
+
+// ptChunk is how much the page-table pool takes from free memory each
+// time it runs out: 64 tables, enough to map 128 MiB more with 4 KiB pages.
+const ptChunk = 64 * Page4K
+
+// ptPool hands out zeroed page-table pages: first from the layout's chunk,
+// then from chunks the allocator gives, so a spec mapping gigabytes with
+// 4 KiB pages runs out of guest memory, not of a fixed table count.
+type ptPool struct {
+	next, end uint64 // the current chunk's unused part
+	pages     int    // tables handed out
+	phys      *Allocator
+	mem       func(gpa uint64, n int) ([]byte, error)
+	grown     []Region
+	grew      func(Region) error // told of each chunk taken from free memory
+}
+
+func (p *ptPool) alloc() (uint64, error) {
+	if p.next >= p.end {
+		base, err := p.phys.Alloc(ptChunk, Page4K, "page tables")
+		if err != nil {
+			return 0, fmt.Errorf("page-table pool after %d tables: %w", p.pages, err)
+		}
+		r := Region{Base: base, Size: ptChunk, Owner: "page tables"}
+		p.next, p.end = base, base+ptChunk
+		p.grown = append(p.grown, r)
+		if p.grew != nil {
+			if err := p.grew(r); err != nil {
+				return 0, fmt.Errorf("page-table pool: protect %v: %w", r, err)
+			}
+		}
+	}
+	t := p.next
+	b, err := p.mem(t, Page4K)
+	if err != nil {
+		return 0, fmt.Errorf("page-table pool: %w", err)
+	}
+	clear(b)
+	p.next += Page4K
+	p.pages++
+	return t, nil
+}

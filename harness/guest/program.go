@@ -7,7 +7,7 @@ import (
 	"github.com/kvmspec/kvmspec/harness/asm"
 )
 
-// Program is test code for the standard guest: an assembler at CodeBase
+// Program is test code for the standard guest: an assembler at the code area (CodeBase by default)
 // plus the ucall emitters. R15 holds the vCPU's ucall page and is reserved;
 // RDI holds the vCPU index at entry; RSP points at the vCPU's stack.
 type Program struct {
@@ -15,9 +15,9 @@ type Program struct {
 	g *Guest
 }
 
-// Program starts a new test program at CodeBase.
+// Program starts a new test program at the code area.
 func (g *Guest) Program() *Program {
-	a := asm.New(CodeBase)
+	a := asm.New(g.cfg.Layout.Code)
 	// Listing and error locations should name the test's line, not ours.
 	a.SkipCallerPackage("github.com/kvmspec/kvmspec/harness/guest")
 	return &Program{Assembler: a, g: g}
@@ -59,7 +59,7 @@ func (p *Program) ucall(cmd UcallCmd, site uint64, args []asm.Operand) {
 	p.Mov(asm.Q(asm.R15, ucCmd), asm.Imm(int64(cmd)))
 	if p.g.cfg.UcallMMIO {
 		// R15 + disp lands on this vCPU's page of the unbacked window.
-		p.Mov(asm.B(asm.R15, int32(UcallMMIOGPA-VCPUBlockBase-blockUcall)), asm.AL)
+		p.Mov(asm.B(asm.R15, p.g.ucallMMIODisp()), asm.AL)
 	} else {
 		p.Out(asm.Imm(UcallPort), asm.AL)
 	}
