@@ -77,6 +77,14 @@ func (g *Guest) identityMap() error {
 			return err
 		}
 	}
+	// The local APIC page, uncached; CPL3 test code signals EOI itself.
+	apic := uint64(PTEWrite | PTEPCD | PTEPWT)
+	if g.cfg.Mode == CPL3 {
+		apic |= PTEUser
+	}
+	if err := g.PT.Map(APICBase, APICBase, hv.PageSize, apic); err != nil {
+		return err
+	}
 	if g.cfg.UcallMMIO {
 		for i := 0; i < g.cfg.VCPUs; i++ {
 			gpa := UcallMMIOGPA + uint64(i)*VCPUBlockSize
@@ -112,11 +120,16 @@ func (g *Guest) buildGDT() error {
 		if sel := gdt.AddTSS(g.tssDescriptor(i)); sel != g.trSelector(i) {
 			return fmt.Errorf("guest GDT: TSS of vcpu %d at %v, want %v", i, sel, g.trSelector(i))
 		}
-		// RSP0 and IST1 at the top of the block's exception stack; the I/O
-		// bitmap right after the header, all ports allowed (zero bits), and
-		// the 0xff byte the CPU reads past the last port.
-		top := g.cfg.Layout.vcpuBlock(i) + blockISTTop
-		tss := desc.TSS{RSP: [3]uint64{top}, IST: [7]uint64{top}, IOPBBase: tssIOPB}
+		// RSP0 and IST1 at the top of the block's exception stack, IST2
+		// below it; the I/O bitmap right after the header, all ports
+		// allowed (zero bits), and the 0xff byte the CPU reads past the
+		// last port.
+		block := g.cfg.Layout.vcpuBlock(i)
+		var tss desc.TSS
+		tss.RSP[0] = block + blockISTTop
+		tss.IST[istStubs-1] = block + blockISTTop
+		tss.IST[istHandlers-1] = block + blockIST2Top
+		tss.IOPBBase = tssIOPB
 		b, err := g.Bytes(g.tssDescriptor(i).Base, tssSize)
 		if err != nil {
 			return err
@@ -216,7 +229,7 @@ func (g *Guest) buildRuntime() error {
 	copy(dst, code)
 	for v := 0; v < desc.IDTVectors; v++ {
 		addr, _ := a.Addr(stubs[v])
-		g.idt[v] = desc.InterruptGate(addr, SelKernelCode, 1, gateDPL(v))
+		g.idt[v] = desc.InterruptGate(addr, SelKernelCode, istStubs, gateDPL(v))
 	}
 	g.runtimeEnd = RuntimeBase + uint64(len(code))
 	return g.writeIDT()

@@ -70,6 +70,7 @@ type Guest struct {
 	// runtimeEnd is the first free byte of the runtime area, where
 	// installed handlers go.
 	runtimeEnd uint64
+	handlers   []*asm.Assembler // installed handlers, for Source
 	mu         sync.Mutex
 	sites      []*Site
 	errs       []error
@@ -201,6 +202,13 @@ func (g *Guest) site(id uint64) *Site {
 	return g.sites[id-1]
 }
 
+// pendingErrs are the errors recorded while emitting guest code.
+func (g *Guest) pendingErrs() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return errors.Join(g.errs...)
+}
+
 func (g *Guest) recordErr(err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -219,11 +227,8 @@ func (g *Guest) LoadAt(p *Program, l *asm.Label) error {
 	if err != nil {
 		return fmt.Errorf("guest program: %w", err)
 	}
-	g.mu.Lock()
-	errs := errors.Join(g.errs...)
-	g.mu.Unlock()
-	if errs != nil {
-		return fmt.Errorf("guest program: %w", errs)
+	if err := g.pendingErrs(); err != nil {
+		return fmt.Errorf("guest program: %w", err)
 	}
 	if uint64(len(code)) > g.cfg.Layout.CodeSize {
 		return fmt.Errorf("guest program: %d bytes, the code area holds %d", len(code), g.cfg.Layout.CodeSize)
@@ -297,13 +302,16 @@ func (g *Guest) ResetVCPU(i int) error {
 	return g.setSregs(i)
 }
 
-// Source returns the Go file:line that emitted the test-code instruction at rip.
+// Source returns the Go file:line that emitted the test-code or handler
+// instruction at rip.
 func (g *Guest) Source(rip uint64) string {
-	if g.program == nil {
-		return ""
-	}
-	if f, l, ok := g.program.SourceAt(rip); ok {
-		return fmt.Sprintf("%s:%d", f, l)
+	for _, a := range append([]*asm.Assembler{g.program}, g.handlers...) {
+		if a == nil {
+			continue
+		}
+		if f, l, ok := a.SourceAt(rip); ok {
+			return fmt.Sprintf("%s:%d", f, l)
+		}
 	}
 	return ""
 }

@@ -29,7 +29,8 @@ const (
 	blockTSS       = 0x0000 // TSS with a full I/O permission bitmap (3 pages)
 	blockUcall     = 0x3000 // ucall page (user accessible)
 	blockISTBottom = 0x4000
-	blockISTTop    = 0x8000 // IST1 stack top: every exception runs here
+	blockIST2Top   = 0x6000 // IST2 stack top: installed handlers run here
+	blockISTTop    = 0x8000 // IST1 stack top: the reporting stubs run here
 	blockUserStack = 0x10000
 
 	PageTableBase = 0x500000 // first chunk of the page-table pool
@@ -53,6 +54,9 @@ const (
 	// The TSS: header, I/O bitmap right after it, the terminating 0xff byte.
 	tssIOPB = desc.TSSHeaderSize
 	tssSize = tssIOPB + desc.IOBitmapSize + 1
+
+	istStubs    = 1 // the reporting stubs' stack
+	istHandlers = 2 // installed handlers' stack, so a fault in one is reported intact
 )
 
 // Selectors of the standard GDT, in table order; the descriptors behind
@@ -75,18 +79,18 @@ var (
 
 // Ucall page layout (offsets from R15).
 const (
-	ucCmd     = 0x00
-	ucSite    = 0x08
-	ucNArgs   = 0x10
-	ucArgs    = 0x18 // MaxUcallArgs quadwords
-	ucExcFix  = 0x100
-	ucExcVec  = 0x108
-	ucExcErr  = 0x110
-	ucExcRIP  = 0x118
-	ucExcCR2  = 0x120
-	ucExcCnt  = 0x128
-	ucExcSave = 0x140 // scratch for the handler's saved registers
-	ucUser    = 0x800 // free for tests: Guest.UcallPage(i)[ucUser:]
+	ucCmd      = 0x00
+	ucSite     = 0x08
+	ucNArgs    = 0x10
+	ucArgs     = 0x18 // MaxUcallArgs quadwords
+	ucExcFix   = 0x100
+	ucExcVec   = 0x108
+	ucExcErr   = 0x110
+	ucExcRIP   = 0x118
+	ucExcCR2   = 0x120
+	ucExcCnt   = 0x128
+	ucIntCount = 0x400 // 256 32-bit counts, one per vector, of installed handlers' runs
+	ucUser     = 0x800 // free for tests: Guest.UcallPage(i)[ucUser:]
 
 	// MaxUcallArgs is how many arguments a ucall carries.
 	MaxUcallArgs = 8
