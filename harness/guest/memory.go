@@ -37,18 +37,25 @@ func (g *Guest) span(op string, gpa uint64, n int) ([]byte, bool, error) {
 }
 
 // Read64 reads a guest-physical quadword (not atomically: see Load64).
-func (g *Guest) Read64(gpa uint64) (uint64, error) {
-	b, err := g.Bytes(gpa, 8)
+func (g *Guest) Read64(gpa uint64) (uint64, error) { return read64(g.Bytes, gpa) }
+
+// Write64 writes a guest-physical quadword (not atomically: see Store64).
+// It writes read-only slots too, as host code initialising them must.
+func (g *Guest) Write64(gpa, v uint64) error { return write64(g.Bytes, gpa, v) }
+
+// memView is how guest-physical bytes are reached (Guest.Bytes).
+type memView func(gpa uint64, n int) ([]byte, error)
+
+func read64(mem memView, gpa uint64) (uint64, error) {
+	b, err := mem(gpa, 8)
 	if err != nil {
 		return 0, err
 	}
 	return binary.LittleEndian.Uint64(b), nil
 }
 
-// Write64 writes a guest-physical quadword (not atomically: see Store64).
-// It writes read-only slots too, as host code initialising them must.
-func (g *Guest) Write64(gpa, v uint64) error {
-	b, err := g.Bytes(gpa, 8)
+func write64(mem memView, gpa, v uint64) error {
+	b, err := mem(gpa, 8)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package guest
 
 import (
-	"encoding/binary"
 	"fmt"
 )
 
@@ -32,7 +31,7 @@ const (
 type PageTables struct {
 	// Root is the guest-physical address of the PML4 (CR3).
 	Root  uint64
-	mem   func(gpa uint64, n int) ([]byte, error)
+	mem   memView
 	alloc func() (uint64, error)
 }
 
@@ -44,22 +43,9 @@ type WalkStep struct {
 	Entry    uint64
 }
 
-func (pt *PageTables) read(gpa uint64) (uint64, error) {
-	b, err := pt.mem(gpa, 8)
-	if err != nil {
-		return 0, err
-	}
-	return binary.LittleEndian.Uint64(b), nil
-}
+func (pt *PageTables) read(gpa uint64) (uint64, error) { return read64(pt.mem, gpa) }
 
-func (pt *PageTables) write(gpa, v uint64) error {
-	b, err := pt.mem(gpa, 8)
-	if err != nil {
-		return err
-	}
-	binary.LittleEndian.PutUint64(b, v)
-	return nil
-}
+func (pt *PageTables) write(gpa, v uint64) error { return write64(pt.mem, gpa, v) }
 
 func index(gva uint64, level int) uint64 { return gva >> (12 + 9*uint(level-1)) & 511 }
 
@@ -241,7 +227,7 @@ type ptPool struct {
 	next, end uint64 // the current chunk's unused part
 	pages     int    // tables handed out
 	phys      *Allocator
-	mem       func(gpa uint64, n int) ([]byte, error)
+	mem       memView
 	grown     []Region
 	grew      func(Region) error // told of each chunk taken from free memory
 }
