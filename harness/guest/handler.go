@@ -11,8 +11,21 @@ import (
 // uncached at its architectural default address.
 const (
 	APICBase = 0xfee00000
-	// APICEOI is the end-of-interrupt register's offset in the APIC page.
-	APICEOI = 0xb0
+	// Register offsets in the APIC page (SDM Vol. 3A, table 11-1).
+	APICID       = 0x20
+	APICVersion  = 0x30
+	APICTPR      = 0x80
+	APICEOI      = 0xb0
+	APICSVR      = 0xf0
+	APICLVTTimer = 0x320
+	APICLVTPerf  = 0x340
+	APICLVTLINT0 = 0x350
+	APICLVTLINT1 = 0x360
+	APICLVTError = 0x370
+	// APICSVREnable is the software-enable bit of the spurious-vector register.
+	APICSVREnable = 1 << 8
+	// APICLVTMasked masks an LVT entry.
+	APICLVTMasked = 1 << 16
 )
 
 // Handler is guest code installed for one vector, beside the reporting
@@ -152,11 +165,30 @@ func (p *Program) InterruptCount(vector int) asm.Mem {
 // EOI signals end of interrupt to the local APIC (a store to its EOI
 // register). It changes no register and no flag; it works at CPL3 since
 // the APIC page is user-accessible for CPL3 guests.
-func (p *Program) EOI() {
-	p.Push(asm.RAX)
-	p.MovAbs(asm.RAX, APICBase+APICEOI)
-	p.Mov(asm.D(asm.RAX, 0), asm.Imm(0))
-	p.Pop(asm.RAX)
+func (p *Program) EOI() { p.APICWrite(APICEOI, asm.Imm(0)) }
+
+// APICWrite stores v (a 32-bit immediate or a register, whose low half is
+// used) into the local APIC register at off, for programming LVT entries,
+// TPR and SVR from test code. It changes no other register and no flag.
+func (p *Program) APICWrite(off int32, v asm.Operand) {
+	if r, ok := v.(asm.Reg); ok && r.Size() != 4 {
+		v = r.As(4)
+	}
+	scratch := asm.RAX
+	if r, ok := v.(asm.Reg); ok && r.As(8) == asm.RAX {
+		scratch = asm.RDX
+	}
+	p.Push(scratch)
+	p.MovAbs(scratch, APICBase)
+	p.Mov(asm.D(scratch, off), v)
+	p.Pop(scratch)
+}
+
+// APICRead loads the local APIC register at off into dst (zero-extended).
+func (p *Program) APICRead(dst asm.Reg, off int32) {
+	dst = dst.As(8)
+	p.MovAbs(dst, APICBase)
+	p.Mov(dst.As(4), asm.D(dst, off))
 }
 
 // EnableInterrupts sets RFLAGS.IF (sti). CPL3 code may: the runtime gives
