@@ -8,8 +8,6 @@ import (
 	"github.com/kvmspec/kvmspec/harness/hv"
 )
 
-// vectorHasErrorCode marks the exceptions for which the CPU pushes an error code.
-var vectorHasErrorCode = map[int]bool{8: true, 10: true, 11: true, 12: true, 13: true, 14: true, 17: true, 21: true, 29: true, 30: true}
 
 func (g *Guest) build() error {
 	root, err := g.pool.alloc()
@@ -165,7 +163,7 @@ func (g *Guest) buildRuntime() error {
 	stubs := make([]*asm.Label, 256)
 	for v := 0; v < 256; v++ {
 		stubs[v] = a.Here()
-		if !vectorHasErrorCode[v] {
+		if !desc.HasErrorCode(v) {
 			a.Push(asm.Imm(0))
 		}
 		a.Push(asm.Imm(int64(v)))
@@ -262,7 +260,7 @@ func (g *Guest) setSregs(i int) error {
 // gateDPL lets ring-3 software reach #BP (int3), #OF (into) and the
 // non-exception vectors (int n), as a usual OS does.
 func gateDPL(v int) uint8 {
-	if v == 3 || v == 4 || v >= 32 {
+	if v == desc.VectorBP || v == desc.VectorOF || v >= desc.FirstExternalVector {
 		return 3
 	}
 	return 0

@@ -64,7 +64,7 @@ var savedGPRs = []asm.Reg{asm.RAX, asm.RBX, asm.RCX, asm.RDX, asm.RSI, asm.RDI, 
 
 func handlerFrame(vector int) Frame {
 	off := int32(8 * len(savedGPRs))
-	f := Frame{HasErrorCode: vectorHasErrorCode[vector]}
+	f := Frame{HasErrorCode: desc.HasErrorCode(vector)}
 	if f.HasErrorCode {
 		f.ErrorCode = asm.Q(asm.RSP, off)
 		off += 8
@@ -102,7 +102,7 @@ func (g *Guest) Handle(h Handler) error {
 	for i := len(savedGPRs) - 1; i >= 0; i-- {
 		p.Pop(savedGPRs[i])
 	}
-	if vectorHasErrorCode[h.Vector] {
+	if desc.HasErrorCode(h.Vector) {
 		p.Add(asm.RSP, asm.Imm(8))
 	}
 	p.Iretq()

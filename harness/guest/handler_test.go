@@ -258,3 +258,35 @@ func TestAPICAccess(t *testing.T) {
 		}
 	})
 }
+
+// TestInterruptFlag: CPL3 guests run with IOPL 3, so test code may cli and
+// sti; CPL0 guests keep IOPL 0, which ring 0 does not need.
+func TestInterruptFlag(t *testing.T) {
+	forEach(t, func(t *testing.T, h hv.Hypervisor, mode guest.Mode) {
+		g := newGuest(t, h, guest.Config{Mode: mode})
+		p := g.Program()
+		p.DisableInterrupts()
+		p.Pushfq()
+		p.Pop(asm.RAX)
+		p.EnableInterrupts()
+		p.Pushfq()
+		p.Pop(asm.RBX)
+		p.DisableInterrupts()
+		p.Sync(1, asm.RAX, asm.RBX)
+		p.Done()
+		if err := g.Load(p); err != nil {
+			t.Fatal(err)
+		}
+		var got []uint64
+		if err := g.RunUntilDone(ctx(t), 0, func(u *guest.Ucall) error { got = u.Args; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		wantIOPL := uint64(0)
+		if mode == guest.CPL3 {
+			wantIOPL = hv.FlagIOPL
+		}
+		if got[1]&hv.FlagIF != 0 || got[2]&hv.FlagIF == 0 || got[1]&hv.FlagIOPL != wantIOPL {
+			t.Fatalf("rflags after cli %#x, after sti %#x; want IF off then on, IOPL %#x", got[1], got[2], wantIOPL)
+		}
+	})
+}

@@ -3,6 +3,8 @@ package guest
 import (
 	"fmt"
 	"strings"
+
+	"github.com/kvmspec/kvmspec/harness/guest/desc"
 )
 
 // UcallCmd is the kind of a guest-to-host call.
@@ -129,17 +131,12 @@ func (e *AssertError) Error() string {
 	return b.String()
 }
 
-// Vector names for exception reports.
-var vectorNames = map[uint64]string{0: "#DE", 1: "#DB", 2: "NMI", 3: "#BP", 4: "#OF", 5: "#BR",
-	6: "#UD", 7: "#NM", 8: "#DF", 10: "#TS", 11: "#NP", 12: "#SS", 13: "#GP", 14: "#PF",
-	16: "#MF", 17: "#AC", 18: "#MC", 19: "#XM", 20: "#VE", 21: "#CP"}
-
 // VectorName returns "#PF" for 14 and so on.
 func VectorName(v uint64) string {
-	if n, ok := vectorNames[v]; ok {
-		return n
+	if v >= desc.IDTVectors {
+		return fmt.Sprintf("vector %d", v)
 	}
-	return fmt.Sprintf("vector %d", v)
+	return desc.VectorName(int(v))
 }
 
 // Exception is an exception the guest IDT caught.
@@ -152,7 +149,7 @@ type Exception struct {
 
 func (x Exception) String() string {
 	s := fmt.Sprintf("%s (%d) at rip %#x, error code %#x", VectorName(x.Vector), x.Vector, x.RIP, x.ErrorCode)
-	if x.Vector == 14 {
+	if x.Vector == desc.VectorPF {
 		s += fmt.Sprintf(", cr2 %#x", x.CR2)
 	}
 	return s
