@@ -71,6 +71,7 @@ type Guest struct {
 	// installed handlers go.
 	runtimeEnd uint64
 	handlers   []*asm.Assembler // installed handlers, for Source
+	flat       []Region         // ranges flat binaries reserved
 	mu         sync.Mutex
 	sites      []*Site
 	errs       []error
@@ -266,11 +267,17 @@ func (g *Guest) LoadFlat(gpa uint64, code []byte, entry uint64) error {
 		return fmt.Errorf("guest flat binary [%#x, +%#x): entry %#x is outside it", gpa, n, entry)
 	}
 	l := g.cfg.Layout
-	inCode := gpa >= l.Code && gpa-l.Code <= l.CodeSize && n <= l.CodeSize-(gpa-l.Code)
-	if !inCode {
+	// The code area, or a range an earlier flat binary reserved, may be
+	// loaded again; anything else must be free memory.
+	reserved := within(gpa, n, Region{Base: l.Code, Size: l.CodeSize})
+	for _, r := range g.flat {
+		reserved = reserved || within(gpa, n, r)
+	}
+	if !reserved {
 		if err := g.phys.Reserve(gpa, n, "flat binary"); err != nil {
 			return fmt.Errorf("guest flat binary: %w", err)
 		}
+		g.flat = append(g.flat, Region{Base: gpa, Size: n, Owner: "flat binary"})
 	}
 	dst, err := g.Bytes(gpa, len(code))
 	if err != nil {
@@ -285,6 +292,11 @@ func (g *Guest) LoadFlat(gpa uint64, code []byte, entry uint64) error {
 		}
 	}
 	return nil
+}
+
+// within reports whether [gpa, gpa+n) lies inside r.
+func within(gpa, n uint64, r Region) bool {
+	return gpa >= r.Base && gpa-r.Base <= r.Size && n <= r.Size-(gpa-r.Base)
 }
 
 // ResetVCPU puts vCPU i back at the program entry with its initial

@@ -78,7 +78,8 @@ func handlerFrame(vector int) Frame {
 // the IDT, replacing the reporting stub for the vector, for every vCPU and
 // every program loaded afterwards. Installing a vector again replaces the
 // handler. The gate lets CPL3 code raise the vector with int n where the
-// standard IDT does (#BP, #OF and vectors 32 and up).
+// standard IDT does (#BP, #OF and vectors 32 and up). Install handlers
+// while no vCPU runs: the IDT is rewritten in guest memory.
 func (g *Guest) Handle(h Handler) error {
 	if h.Vector < 0 || h.Vector >= desc.IDTVectors {
 		return fmt.Errorf("guest handler: vector %d is not in [0, %d)", h.Vector, desc.IDTVectors)
