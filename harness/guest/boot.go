@@ -8,7 +8,6 @@ import (
 	"github.com/kvmspec/kvmspec/harness/hv"
 )
 
-
 func (g *Guest) build() error {
 	root, err := g.pool.alloc()
 	if err != nil {
