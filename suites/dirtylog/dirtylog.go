@@ -8,6 +8,9 @@
 // exact-set scenarios, ring-full behaviour, several vCPUs with their own
 // rings, bad input, and the phases of dirty_log_perf_test as measurements.
 //
+// A fourth mode, dirty rings with the backup bitmap, collects the pages a
+// device writes through hv.GuestMemory (hostwrite.go).
+//
 // Every spec runs in each log mode the backend offers and at each
 // privilege level (b.Modes), the host's fast one first. Spec IDs read
 // "dirtylog/<mode> / <spec> [cplN]"; the dirty ring at CPL0 is declared
@@ -54,6 +57,7 @@ const (
 	textTwice        = "a page written twice before a reset is one entry"
 	textPerVCPU      = "each vcpu's ring holds only its own pages"
 	textInterrupted  = "a reset interrupted by signals re-protects every page it counts"
+	textBackupSplit  = "vcpu writes go to the rings and device writes to the backup bitmap"
 )
 
 // specTimeout bounds the short specs; a hung guest fails its spec only.
@@ -134,6 +138,12 @@ func modeSpecs(b *framework.Backend, mode *logMode, cpl guest.Mode, name func(st
 		It(name(textInterrupted), cplLabel, func(ctx SpecContext) {
 			runInterruptedReset(ctx, b, cpl)
 		}, SpecTimeout(specTimeout))
+	case modeRingBackup:
+		DescribeTable(name(textBackupSplit), cplLabel, taxonomy.Needs(hv.CapGuestMemoryTrack),
+			func(ctx SpecContext, order string) { runBackupSplit(ctx, b, cpl, order) },
+			Entry(ringsThenBitmap, ringsThenBitmap, SpecTimeout(specTimeout)),
+			Entry(bitmapThenRings, bitmapThenRings, SpecTimeout(specTimeout)),
+		)
 	}
 }
 

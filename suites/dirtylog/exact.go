@@ -238,6 +238,7 @@ var exactCases = []struct {
 		e.write(a, 5)
 		e.expect(map[*testSlot][]uint64{a: {5}})
 	}},
+	{"pages a device writes through guest memory", []hv.Cap{hv.CapGuestMemoryTrack}, hostWriteCase},
 	{"a deleted and re-created slot starts clean", nil, func(e *exactEnv) {
 		a := e.slot(1, 2*64+3, hv.MemLogDirty)
 		e.write(a, 7, 8)
