@@ -119,7 +119,7 @@ func (r *rig) mmio(off uint64, size int, v uint64, write bool) uint64 {
 }
 
 func (r *rig) w32(off uint64, v uint32) { r.mmio(off, 4, uint64(v), true) }
-func (r *rig) r32(off uint64) uint32   { return uint32(r.mmio(off, 4, 0, false)) }
+func (r *rig) r32(off uint64) uint32    { return uint32(r.mmio(off, 4, 0, false)) }
 
 // qpair is the driver's view of one SQ/CQ pair.
 type qpair struct {
@@ -133,6 +133,8 @@ type qpair struct {
 
 func (r *rig) enable() {
 	r.adm = &qpair{id: 0, sq: r.alloc(64 * SQEntrySize), cq: r.alloc(64 * CQEntrySize), size: 64, phase: true}
+	r.w32(RegMSIXTable, hv.MSIAddrBase) // vector 0: the admin queue's
+	r.w32(RegMSIXTable+8, 0x40)
 	r.w32(RegAQA, 63|63<<16)
 	r.mmio(RegASQ, 8, r.adm.sq, true)
 	r.mmio(RegACQ, 8, r.adm.cq, true)

@@ -540,3 +540,56 @@ func TestTimingModel(t *testing.T) {
 		t.Fatal("no completions counted")
 	}
 }
+
+// OCSSD 1.2 mode: PPA addressing, 1.2 status codes, the bad-block table.
+func TestVersion12Device(t *testing.T) {
+	r := newRig(t, Config{Geometry: geometry12()})
+	g := r.dev.geo
+	if g.CLBA != 64 || g.WSMin != 4 {
+		t.Fatalf("derived geometry %+v", g)
+	}
+	q := r.ioQueue(1, 16, -1)
+	// Program block 3 of ch 1 lun 2, page by page (4 sectors each).
+	lbas := r.seq(1, 2, 3, 0, 8)
+	if a, ok := g.DecodePPA(lbas[5]); !ok || a != (Addr{Group: 1, PU: 2, Chunk: 3, Sector: 5}) {
+		t.Fatalf("PPA round trip: %v %v", a, ok)
+	}
+	if st := r.write(q, lbas...).Status; st != 0 {
+		t.Fatalf("1.2 write: %v", st)
+	}
+	if st := r.write(q, r.seq(1, 2, 3, 12, 4)...).Status; st != Status12FailWrite {
+		t.Fatalf("1.2 out-of-order program: %v, want %v", st, Status12FailWrite)
+	}
+	fill := r.seq(1, 2, 3, 8, 56)
+	if st := r.write(q, fill...).Status; st != 0 {
+		t.Fatal(st)
+	}
+	if cqe, data := r.read(q, lbas[2]); cqe.Status != 0 || !bytes.Equal(data, pattern(lbas[2], 4096)) {
+		t.Fatalf("1.2 read: %v", cqe.Status)
+	}
+	if cqe, _ := r.read(q, r.lba(0, 0, 0, 0)); cqe.Status != Status12EmptyPage || cqe.Result != 1 {
+		t.Fatalf("1.2 read of an erased page: %v", cqe.Status)
+	}
+	// Grow a bad block and find it in the table.
+	r.dev.InjectResetFailure(Addr{Group: 1, PU: 2, Chunk: 3})
+	r.reset(q, r.lba(1, 2, 3, 0))
+	buf := r.alloc(4096)
+	if st := r.cmd(r.adm, Command{Opcode: AdminGetBadBlocks, NSID: 1, PRP1: buf, CDW10: uint32(r.lba(1, 2, 0, 0))}).Status; st != 0 {
+		t.Fatal(st)
+	}
+	tbl := make([]byte, bbtHeaderSize+32)
+	r.ga.ReadGPA(buf, tbl)
+	le := binary.LittleEndian
+	if string(tbl[:4]) != "BBLT" || le.Uint16(tbl[4:]) != 1 || le.Uint32(tbl[12:]) != uint32(g.Blocks*g.Planes) {
+		t.Fatalf("table header % x", tbl[:24])
+	}
+	for i, b := range tbl[bbtHeaderSize : bbtHeaderSize+32] {
+		want := byte(BlockFree)
+		if i/2 == 3 {
+			want = BlockGrownBad
+		}
+		if b != want {
+			t.Fatalf("block %d plane %d: %d, want %d", i/2, i%2, b, want)
+		}
+	}
+}
