@@ -184,22 +184,30 @@ func (g *Geometry) normalize12() error {
 	if g.PageSize%g.SectorSize != 0 {
 		return fmt.Errorf("version 1.2: page_size %d is not a multiple of hw_sector_size %d", g.PageSize, g.SectorSize)
 	}
-	if g.Groups|g.PUnits|g.Chunks|g.CLBA|g.WSMin|g.WSOpt|g.MWCunit|g.MaxOC|g.MaxOCPU != 0 {
-		return fmt.Errorf("version 1.2: groups/punits/chunks/clba/ws_*/mw_cunits/maxoc* are derived, do not set them")
-	}
 	secPerPg := g.PageSize / g.SectorSize
-	g.Groups, g.PUnits, g.Chunks = g.Channels, g.LUNs, g.Blocks
-	g.CLBA = secPerPg * g.Planes * g.Pages
-	g.WSMin, g.WSOpt = secPerPg, secPerPg
-	g.MWCunit = g.WSOpt << 3
+	d := *g
+	d.Groups, d.PUnits, d.Chunks = g.Channels, g.LUNs, g.Blocks
+	d.CLBA = secPerPg * g.Planes * g.Pages
+	d.WSMin, d.WSOpt = secPerPg, secPerPg
+	d.MWCunit = d.WSOpt << 3
 	switch {
 	case g.MPOS&0x020202 != 0:
-		g.WSOpt <<= 1
+		d.WSOpt <<= 1
 	case g.MPOS&0x040404 != 0:
-		g.WSOpt <<= 2
+		d.WSOpt <<= 2
 	}
-	g.MaxOC = g.Channels * g.LUNs * g.Blocks
-	g.MaxOCPU = g.Blocks
+	d.MaxOC = g.Channels * g.LUNs * g.Blocks
+	d.MaxOCPU = g.Blocks
+	// The 2.0 view is derived; a file may leave it out or repeat it
+	// exactly (Normalize is idempotent), never contradict it.
+	set := []int{g.Groups, g.PUnits, g.Chunks, g.CLBA, g.WSMin, g.WSOpt, g.MWCunit, g.MaxOC, g.MaxOCPU}
+	derived := []int{d.Groups, d.PUnits, d.Chunks, d.CLBA, d.WSMin, d.WSOpt, d.MWCunit, d.MaxOC, d.MaxOCPU}
+	for i := range set {
+		if set[i] != 0 && set[i] != derived[i] {
+			return fmt.Errorf("version 1.2: groups/punits/chunks/clba/ws_*/mw_cunits/maxoc* are derived (%v), the file says %v", derived, set)
+		}
+	}
+	*g = d
 	// 1.2 names its write and reset timings program and erase.
 	g.WriteTyp, g.WriteMax, g.ResetTyp, g.ResetMax = g.ProgTyp, g.ProgMax, g.EraseTyp, g.EraseMax
 	return nil

@@ -18,7 +18,7 @@ func TestPollQueuesNeverInterrupt(t *testing.T) {
 	mark := r.next
 	for i := 0; i < n; i++ {
 		r.next = mark // reuse the buffers
-		ci := i % 6 // maxoc 6
+		ci := i % 6   // maxoc 6
 		grp, pu := ci/4, ci/2%2
 		chk := ci % 2 * 2
 		s := i / 6 * 4 % 32

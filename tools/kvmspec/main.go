@@ -46,6 +46,7 @@ commands:
   caps     print what each backend supports on this host, and why not
   list     print the specs a filter selects, with their labels
   report   turn a report.json into an HTML page; compare with a baseline
+  lightnvm sysfs: write an OCSSD geometry's sysfs tree (no suite run)
   version  print the version
 
 Run "kvmspec <command> -h" for the command's flags.
@@ -67,6 +68,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdList(args[1:], stdout, stderr)
 	case "report":
 		return cmdReport(args[1:], stdout, stderr)
+	case "lightnvm":
+		return cmdLightNVM(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "kvmspec", suites.Version)
 		return exitOK
