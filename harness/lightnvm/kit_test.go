@@ -85,6 +85,12 @@ func newMemAccess(t testing.TB) (*hv.Memory, *hv.GuestAccess) {
 func newRig(t testing.TB, cfg Config) *rig {
 	t.Helper()
 	mem, ga := newMemAccess(t)
+	return newRigOn(t, mem, ga, cfg)
+}
+
+// newRigOn builds a rig on existing guest memory (fuzz targets reuse one).
+func newRigOn(t testing.TB, mem *hv.Memory, ga *hv.GuestAccess, cfg Config) *rig {
+	t.Helper()
 	r := &rig{t: t, mem: mem, ga: ga, irq: &irqSink{}, next: 0x10000}
 	if cfg.Geometry.Version == "" {
 		cfg.Geometry = smallGeometry()

@@ -137,9 +137,27 @@ func decodeState(g Geometry, b []byte, chunks []Chunk) error {
 		default:
 			return fmt.Errorf("chunk %d: invalid state %#x", i, r[0])
 		}
-		if c.WP > c.CNLB {
-			return fmt.Errorf("chunk %d: write pointer %d beyond cnlb %d", i, c.WP, c.CNLB)
+		if c.WP > c.CNLB || c.State == ChunkFree && c.WP != 0 {
+			return fmt.Errorf("chunk %d: %v with write pointer %d (cnlb %d)", i, c.State, c.WP, c.CNLB)
 		}
+		if r[3]&^flagResetFail != 0 || (c.Type != ChunkSeq && c.Type != ChunkRandom) {
+			return fmt.Errorf("chunk %d: invalid type %#x or flags %#x", i, r[1], r[3])
+		}
+	}
+	// The device never opens more chunks than maxoc/maxocpu; a file that
+	// does was not written by it.
+	open, openPU := 0, make(map[int]int)
+	for i, c := range chunks {
+		if c.State == ChunkOpen {
+			open++
+			openPU[i/g.Chunks]++
+			if openPU[i/g.Chunks] > g.MaxOCPU {
+				return fmt.Errorf("parallel unit %d has more than maxocpu %d open chunks", i/g.Chunks, g.MaxOCPU)
+			}
+		}
+	}
+	if open > g.MaxOC {
+		return fmt.Errorf("%d open chunks, more than maxoc %d", open, g.MaxOC)
 	}
 	return nil
 }
