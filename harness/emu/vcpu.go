@@ -229,6 +229,16 @@ func (v *VCPU) SetGuestDebug(d *hv.GuestDebug) error {
 		return fmt.Errorf("KVM_SET_GUEST_DEBUG vcpu %d flags %s: unknown flags: %w", v.id, d.Flags, unix.EINVAL)
 	}
 	c := v.c
+	if d.Flags&(hv.DebugEnable|hv.DebugUseHWBP) == hv.DebugEnable|hv.DebugUseHWBP {
+		dr7 := d.DebugReg[7]
+		for i := 0; i < 4; i++ {
+			if dr7>>(2*i)&3 != 0 && dr7>>(16+4*i)&3 != 0 {
+				// Only execute breakpoints are checked: refuse rather than
+				// silently never hit a data breakpoint.
+				return fmt.Errorf("KVM_SET_GUEST_DEBUG vcpu %d: DR%d is a data breakpoint: %w", v.id, i, v.vm.h.caps.Require(hv.CapWatchpoint))
+			}
+		}
+	}
 	if d.Flags&(hv.DebugInjectDB|hv.DebugInjectBP) != 0 {
 		if c.injectVec >= 0 {
 			return fmt.Errorf("KVM_SET_GUEST_DEBUG vcpu %d: an injected exception is still pending: %w", v.id, unix.EBUSY)
