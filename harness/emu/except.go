@@ -324,10 +324,10 @@ func (c *cpu) execBreakpoint() bool {
 
 // Debug events, as routeDebug sees them.
 const (
-	dbgStep   = iota // single-step trap after an instruction (RIP: the next one)
-	dbgInt3          // int3 executed (c.cur: the int3)
-	dbgExecBP        // execute breakpoint hit at c.cur (hit: DR0-3 bits)
-	dbgIntrStep      // host single-step entered an interrupt handler (RIP: its first instruction)
+	dbgStep     = iota // single-step trap after an instruction (RIP: the next one)
+	dbgInt3            // int3 executed (c.cur: the int3)
+	dbgExecBP          // execute breakpoint hit at c.cur (hit: DR0-3 bits)
+	dbgIntrStep        // host single-step entered an interrupt handler (RIP: its first instruction)
 )
 
 // dr6 values of a debug exit: the reserved bits read 1 ("active low").
