@@ -94,10 +94,10 @@ func TestCPUIDTable(t *testing.T) {
 
 // debugCode: nop; int3; nop; out portDone. Offsets of each instruction.
 const (
-	atNop1  = codeGPA
-	atInt3  = codeGPA + 1
-	atNop2  = codeGPA + 2
-	atDone  = codeGPA + 3
+	atNop1   = codeGPA
+	atInt3   = codeGPA + 1
+	atNop2   = codeGPA + 2
+	atDone   = codeGPA + 3
 	dr6Step  = 0xffff4ff0
 	dr6Quiet = 0xffff0ff0
 )
