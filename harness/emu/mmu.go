@@ -279,13 +279,26 @@ func (c *cpu) logWrite(r ramRef) {
 // codeWritten invalidates decoded instructions of a page that was just
 // written, in every vCPU.
 func (c *cpu) codeWritten(r ramRef) {
-	w := atomic.LoadUint32(r.code)
-	if w&1 == 0 || !atomic.CompareAndSwapUint32(r.code, w, w+1) {
-		return
+	if c.vm.dropCode(r.code) {
+		c.vm.pokeAll(attnCode)
 	}
-	c.vm.codeInval.Add(1)
-	for _, v := range *c.vm.running.Load() {
-		v.c.poke(attnCode)
+}
+
+// dropCode makes a page's code word even (a new value) if some vCPU may
+// hold decoded instructions of the page, and reports whether it did.
+func (vm *VM) dropCode(code *uint32) bool {
+	w := atomic.LoadUint32(code)
+	if w&1 == 0 || !atomic.CompareAndSwapUint32(code, w, w+1) {
+		return false
+	}
+	vm.codeInval.Add(1)
+	return true
+}
+
+// pokeAll sets attention bits in every vCPU.
+func (vm *VM) pokeAll(bits uint32) {
+	for _, v := range *vm.running.Load() {
+		v.c.poke(bits)
 	}
 }
 
