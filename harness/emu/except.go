@@ -298,11 +298,7 @@ func (c *cpu) execBreakpoint() bool {
 	if c.rflags&hv.FlagRF != 0 {
 		return false
 	}
-	dr7, drs := c.dr7, &c.dr
-	host := c.dbg.Flags&(hv.DebugEnable|hv.DebugUseHWBP) == hv.DebugEnable|hv.DebugUseHWBP
-	if host {
-		dr7, drs = c.dbg.DebugReg[7], (*[4]uint64)(c.dbg.DebugReg[:4])
-	}
+	dr7, drs, _ := c.effectiveDR()
 	if dr7&0xff == 0 {
 		return false
 	}
@@ -328,6 +324,7 @@ const (
 	dbgInt3            // int3 executed (c.cur: the int3)
 	dbgExecBP          // execute breakpoint hit at c.cur (hit: DR0-3 bits)
 	dbgIntrStep        // host single-step entered an interrupt handler (RIP: its first instruction)
+	dbgWatch           // data breakpoint hit by the instruction before RIP (hit: DR0-3 bits)
 )
 
 // dr6 values of a debug exit: the reserved bits read 1 ("active low").
@@ -369,6 +366,12 @@ func (c *cpu) routeDebug(kind int, hit uint64) {
 		c.fault = guestFault{vec: vecDB}
 		c.deliverFault()
 		// The handler's IRET normally sets RF so the instruction can run once.
+	case dbgWatch:
+		if c.watchHost {
+			c.debugExit(vecDB, c.rip, dr6ActiveLow|hit, c.dbg.DebugReg[7])
+		}
+		c.dr6 = c.dr6&^0xf | hit | dr6Fixed
+		c.raiseTrap(vecDB)
 	}
 }
 

@@ -313,6 +313,9 @@ func (c *cpu) xlate(va uint64, acc int) (uint64, *tlbEntry) {
 	if r.readonly {
 		perm &^= permWS | permWU
 	}
+	if len(c.watch) > 0 && c.watchedPage(va) {
+		perm = 0 // every access to a watched page comes back here
+	}
 	e := &c.dtlb[(va>>12)%tlbSize]
 	*e = tlbEntry{vpn: va >> 12, perm: perm, page: r.page, code: r.code}
 	if r.s.log {
@@ -398,6 +401,9 @@ func (c *cpu) readChunk(va uint64, n int, acc int) uint64 {
 	var gpa uint64
 	if e.vpn != va>>12 || e.perm&rp == 0 {
 		gpa, e = c.xlate(va, acc)
+		if len(c.watch) > 0 {
+			c.watchAccess(va, n, false)
+		}
 		if e == nil {
 			return c.mmioRead(gpa, n)
 		}
@@ -415,6 +421,9 @@ func (c *cpu) readChunk(va uint64, n int, acc int) uint64 {
 // straddling write are translated before either is written.
 func (c *cpu) writeSlow(va uint64, size uint8, v uint64, acc int) {
 	acc |= accWrite
+	if len(c.watch) > 0 {
+		c.watchAccess(va, int(size), true)
+	}
 	off := va & 0xfff
 	if off+uint64(size) <= hv.PageSize {
 		gpa, _ := c.xlate(va, acc)
@@ -489,6 +498,9 @@ func (c *cpu) stLoc(l loc, size uint8, v uint64) {
 func (c *cpu) lockedRMW(va uint64, size uint8, f func(uint64) uint64) uint64 {
 	m := sizeMask[size]
 	off := va & 0xfff
+	if len(c.watch) > 0 {
+		c.watchAccess(va, int(size), true)
+	}
 	if off%8+uint64(size) <= 8 {
 		gpa, _ := c.translate(va, accWrite)
 		r := c.ramPage(gpa&^0xfff, true)

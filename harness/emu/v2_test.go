@@ -387,3 +387,62 @@ func TestHostWriteInvalidatesCode(t *testing.T) {
 		t.Fatal("no code invalidation counted")
 	}
 }
+
+func TestWatchpoints(t *testing.T) {
+	const watched = dataGPA + 0x10
+	var afterRead, afterWrite, afterLocked uint64
+	code := assemble(t, func(a *asm.Assembler) {
+		a.Mov(asm.RSI, asm.Imm(dataGPA))
+		a.Mov(asm.EAX, asm.D(asm.RSI, 0x10)) // read
+		afterRead = a.PC()
+		a.Mov(asm.D(asm.RSI, 0x12), asm.EAX) // write, overlapping the 4 watched bytes
+		afterWrite = a.PC()
+		a.Lock().Add(asm.D(asm.RSI, 0x10), asm.Imm(1))
+		afterLocked = a.PC()
+		done(a)
+	})
+	// dr7 enables DR0 (L0) with rw and a 4-byte length.
+	dr7 := func(rw uint64) uint64 { return 1 | rw<<16 | 3<<18 }
+	cases := []struct {
+		name   string
+		host   bool
+		rw     uint64
+		stopAt []uint64 // RIPs of the hits, in order
+	}{
+		{"host read/write", true, 3, []uint64{afterRead, afterWrite, afterLocked}},
+		{"host write only", true, 1, []uint64{afterWrite, afterLocked}},
+		{"guest read/write", false, 3, []uint64{afterRead, afterWrite, afterLocked}},
+		{"guest write only", false, 1, []uint64{afterWrite, afterLocked}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			g := newTestGuest(t, newEmu(t), guestOpt{}, code)
+			if c.host {
+				d := hv.GuestDebug{Flags: hv.DebugEnable | hv.DebugUseHWBP, DebugReg: [8]uint64{watched, 0, 0, 0, 0, 0, 0, dr7(c.rw)}}
+				if err := g.vcpu.SetGuestDebug(&d); err != nil {
+					t.Fatal(err)
+				}
+				for _, at := range c.stopAt {
+					e := g.run(t)
+					d, ok := e.(*hv.DebugExit)
+					want := hv.DebugExit{Exception: 1, PC: at, DR6: dr6Quiet | 1, DR7: dr7(c.rw)}
+					if !ok || *d != want {
+						t.Fatalf("exit %v, want %v", e, want)
+					}
+				}
+				g.runDone(t)
+				return
+			}
+			if err := g.vcpu.SetDebugRegs(&hv.DebugRegs{DB: [4]uint64{watched}, DR7: dr7(c.rw)}); err != nil {
+				t.Fatal(err)
+			}
+			f := g.runException(t)
+			if f.vec != 1 || f.rip != c.stopAt[0] {
+				t.Fatalf("guest got vector %d at %#x, want #DB after the access at %#x", f.vec, f.rip, c.stopAt[0])
+			}
+			if d, _ := g.vcpu.DebugRegs(); d.DR6&0xf != 1 {
+				t.Fatalf("guest DR6 %#x, want B0", d.DR6)
+			}
+		})
+	}
+}

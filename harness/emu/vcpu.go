@@ -212,6 +212,7 @@ func (v *VCPU) SetDebugRegs(d *hv.DebugRegs) error {
 		return fmt.Errorf("KVM_SET_DEBUGREGS vcpu %d: %w", v.id, unix.EINVAL)
 	}
 	v.c.dr, v.c.dr6, v.c.dr7 = d.DB, d.DR6|dr6Fixed, d.DR7|dr7Fixed
+	v.c.updateWatch()
 	v.c.updateSlow()
 	return nil
 }
@@ -229,16 +230,6 @@ func (v *VCPU) SetGuestDebug(d *hv.GuestDebug) error {
 		return fmt.Errorf("KVM_SET_GUEST_DEBUG vcpu %d flags %s: unknown flags: %w", v.id, d.Flags, unix.EINVAL)
 	}
 	c := v.c
-	if d.Flags&(hv.DebugEnable|hv.DebugUseHWBP) == hv.DebugEnable|hv.DebugUseHWBP {
-		dr7 := d.DebugReg[7]
-		for i := 0; i < 4; i++ {
-			if dr7>>(2*i)&3 != 0 && dr7>>(16+4*i)&3 != 0 {
-				// Only execute breakpoints are checked: refuse rather than
-				// silently never hit a data breakpoint.
-				return fmt.Errorf("KVM_SET_GUEST_DEBUG vcpu %d: DR%d is a data breakpoint: %w", v.id, i, v.vm.h.caps.Require(hv.CapWatchpoint))
-			}
-		}
-	}
 	if d.Flags&(hv.DebugInjectDB|hv.DebugInjectBP) != 0 {
 		if c.injectVec >= 0 {
 			return fmt.Errorf("KVM_SET_GUEST_DEBUG vcpu %d: an injected exception is still pending: %w", v.id, unix.EBUSY)
@@ -255,6 +246,7 @@ func (v *VCPU) SetGuestDebug(d *hv.GuestDebug) error {
 		g.DebugReg = [8]uint64{}
 	}
 	c.dbg = g
+	c.updateWatch()
 	c.updateSlow()
 	return nil
 }
