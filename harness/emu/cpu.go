@@ -115,7 +115,7 @@ type cpu struct {
 	watchHost           bool         // they are the host's (DebugUseHWBP)
 	watchHit            uint64       // DR6 bits hit by the executing instruction
 	pendWatch           uint64       // a hit held back while an exit was reported
-	ran                 bool // Run was called (CPUID is frozen, as KVM does from 5.16)
+	ran                 bool         // Run was called (CPUID is frozen, as KVM does from 5.16)
 
 	// Attention and epoch handshake with other goroutines.
 	attn     atomic.Uint32
