@@ -557,7 +557,7 @@ func (c *cpu) halt() {
 	c.leave()
 	defer c.enter()
 	for {
-		if c.interruptible() {
+		if c.wakeable() {
 			c.halted = false
 			c.updateSlow()
 			return

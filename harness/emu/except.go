@@ -345,7 +345,8 @@ func (c *cpu) routeDebug(kind int, hit uint64) {
 	switch kind {
 	case dbgStep, dbgIntrStep:
 		if f&hv.DebugSingleStep != 0 {
-			c.debugExit(vecDB, c.rip, dr6ActiveLow|dr6BS, c.dr7)
+			dr7, _, _ := c.effectiveDR()
+			c.debugExit(vecDB, c.rip, dr6ActiveLow|dr6BS, dr7)
 		}
 		if kind == dbgIntrStep {
 			return
@@ -355,7 +356,8 @@ func (c *cpu) routeDebug(kind int, hit uint64) {
 	case dbgInt3:
 		if f&hv.DebugUseSWBP != 0 {
 			c.rip = c.cur // KVM leaves RIP at the int3 for the debugger
-			c.debugExit(vecBP, c.cur, dr6ActiveLow, c.dr7)
+			dr7, _, _ := c.effectiveDR()
+			c.debugExit(vecBP, c.cur, dr6ActiveLow, dr7)
 		}
 		panic(&guestFault{vec: vecBP, trap: true, soft: true})
 	case dbgExecBP:
