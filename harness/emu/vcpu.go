@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 
 	"github.com/kvmspec/kvmspec/harness/hv"
@@ -272,24 +273,13 @@ func (v *VCPU) SetCPUID(t hv.CPUID) error {
 	if len(t) > cpuidMaxEntries {
 		return fmt.Errorf("KVM_SET_CPUID2 vcpu %d: %d entries: %w", v.id, len(t), unix.E2BIG)
 	}
-	if v.c.ran && !sameCPUID(v.c.cpuid, t) {
+	if v.c.ran && !slices.Equal(v.c.cpuid, t) {
 		return fmt.Errorf("KVM_SET_CPUID2 vcpu %d: the vCPU has run, its CPUID is frozen: %w", v.id, unix.EBUSY)
 	}
 	v.c.cpuid = t.Clone()
 	return nil
 }
 
-func sameCPUID(a, b hv.CPUID) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
 
 // HarvestDirtyRing implements hv.VCPU.
 func (v *VCPU) HarvestDirtyRing(fn func(slot uint32, offset uint64)) (int, error) {
