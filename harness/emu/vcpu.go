@@ -280,7 +280,6 @@ func (v *VCPU) SetCPUID(t hv.CPUID) error {
 	return nil
 }
 
-
 // HarvestDirtyRing implements hv.VCPU.
 func (v *VCPU) HarvestDirtyRing(fn func(slot uint32, offset uint64)) (int, error) {
 	if err := v.check(); err != nil {
