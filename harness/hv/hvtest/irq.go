@@ -2,6 +2,7 @@ package hvtest
 
 import (
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -134,6 +135,34 @@ func InterruptsDeliveredOnce(t *testing.T, h hv.Hypervisor) {
 		}()
 		expect(irqFixedVec)
 		none()
+	})
+	t.Run("many at once from many goroutines", func(t *testing.T) {
+		const lo, hi = 0x50, 0xf0 // stubs for these vectors EOI and return
+		var wg sync.WaitGroup
+		for v := lo; v < hi; v++ {
+			wg.Add(1)
+			go func(v uint8) {
+				defer wg.Done()
+				if err := g.VM.Interrupt(0, v); err != nil {
+					t.Error(err)
+				}
+			}(uint8(v))
+		}
+		seen := map[uint8]int{}
+		for len(seen) < hi-lo {
+			p, v := g.RunPort(t)
+			if p != RawPortVec {
+				t.Fatalf("port %#x", p)
+			}
+			seen[uint8(v)]++
+		}
+		wg.Wait()
+		none()
+		for v, n := range seen {
+			if n != 1 || v < lo || v >= hi {
+				t.Fatalf("vector %#x delivered %d times", v, n)
+			}
+		}
 	})
 	t.Run("bad input", func(t *testing.T) {
 		bad := []struct {
