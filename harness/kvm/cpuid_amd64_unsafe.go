@@ -1,3 +1,5 @@
+//go:build amd64
+
 package kvm
 
 import (
@@ -44,10 +46,30 @@ func setCPUID(fd int, entries []cpuidEntry2) error {
 
 // CPUID returns the supported CPUID leaf (function, index) as KVM reports it.
 func (h *Hypervisor) CPUID(function, index uint32) (eax, ebx, ecx, edx uint32, ok bool) {
-	for _, e := range h.cpuid {
-		if e.function == function && (e.index == index || e.flags&1 == 0) {
+	for _, e := range h.arch.cpuid {
+		if e.function == function && (e.index == index || e.flags&cpuidFlagIndexed == 0) {
 			return e.eax, e.ebx, e.ecx, e.edx, true
 		}
 	}
 	return 0, 0, 0, 0, false
+}
+
+// getCPUID reads a vCPU's table (KVM_GET_CPUID2), growing the buffer on E2BIG.
+func getCPUID(fd int) ([]cpuidEntry2, error) {
+	for n := 64; n <= 4096; n *= 2 {
+		buf := make([]byte, 8+n*int(unsafe.Sizeof(cpuidEntry2{})))
+		*(*uint32)(unsafe.Pointer(&buf[0])) = uint32(n)
+		_, err := ioctlPtr(fd, kvmGetCPUID2, unsafe.Pointer(&buf[0]))
+		if errors.Is(err, unix.E2BIG) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("KVM_GET_CPUID2: %w", err)
+		}
+		nent := min(*(*uint32)(unsafe.Pointer(&buf[0])), uint32(n))
+		out := make([]cpuidEntry2, nent)
+		copy(out, unsafe.Slice((*cpuidEntry2)(unsafe.Pointer(&buf[8])), nent))
+		return out, nil
+	}
+	return nil, fmt.Errorf("KVM_GET_CPUID2: more than 4096 entries")
 }
