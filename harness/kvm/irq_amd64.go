@@ -153,25 +153,36 @@ func (v *VCPU) beforeEntry() error {
 	a := v.arch.apic
 	v.arch.cr8 = uint64(a.TPR() >> 4)
 	v.setU64(runCR8, v.arch.cr8)
-	if !a.SoftwareEnabled() || !a.Pending() {
-		setRunByte(v.run, runRequestIRQWindow, 0)
-		return nil
-	}
-	if v.u8(runReadyForIRQ) != 0 && v.u8(runIFFlag) != 0 {
-		if vec, ok := a.Accept(true); ok {
-			if err := v.injectInterrupt(vec); err != nil {
-				return err
-			}
-			// One injection per entry: kvm_run's readiness is stale now.
-			v.run[runReadyForIRQ] = 0
+	vec, inject, window := injectPlan(a, v.u8(runReadyForIRQ) != 0, v.u8(runIFFlag) != 0)
+	if inject {
+		if err := v.injectInterrupt(vec); err != nil {
+			return err
 		}
+		// One injection per entry: kvm_run's readiness is stale now.
+		v.run[runReadyForIRQ] = 0
 	}
-	want := uint8(0)
-	if a.Pending() {
-		want = 1
+	var w uint8
+	if window {
+		w = 1
 	}
-	setRunByte(v.run, runRequestIRQWindow, want)
+	setRunByte(v.run, runRequestIRQWindow, w)
 	return nil
+}
+
+// injectPlan decides one entry of the userspace path: the vector to
+// inject now (moved from IRR to ISR) when KVM said the vCPU can take one
+// (ready: kvm_run.ready_for_interrupt_injection, ifFlag: its if_flag),
+// and whether to ask for an interrupt-window exit for what still waits.
+// A software-disabled APIC, or nothing above the processor priority,
+// asks for nothing: an open window would exit for ever.
+func injectPlan(a *lapic.APIC, ready, ifFlag bool) (vec uint8, inject, window bool) {
+	if !a.SoftwareEnabled() || !a.Pending() {
+		return 0, false, false
+	}
+	if ready && ifFlag {
+		vec, inject = a.Accept(true)
+	}
+	return vec, inject, a.Pending()
 }
 
 // archExit serves the exits the backend owns: the userspace APIC page and
@@ -195,6 +206,9 @@ func (v *VCPU) archExit(ctx context.Context, exit hv.Exit) (bool, error) {
 			a := v.arch.apic
 			if v.u8(runIFFlag) != 0 && a.SoftwareEnabled() && a.Pending() {
 				return true, nil
+			}
+			if v.watchFired.Load() || v.stopping.Load() {
+				return true, nil // the run loop reports which
 			}
 			select {
 			case <-v.arch.wakeCh:
@@ -266,7 +280,6 @@ func (vm *VM) Interrupt(vcpu int, vector uint8) error {
 	}
 	v.arch.apic.Raise(vector)
 	v.kick()
-	v.wake()
 	return nil
 }
 

@@ -226,7 +226,6 @@ func (v *VCPU) startClose() {
 	v.stopping.Store(true)
 	close(v.closing)
 	v.kick()
-	v.wake()
 }
 
 // kick stops a running KVM_RUN: immediate_exit makes the next or current
@@ -234,6 +233,7 @@ func (v *VCPU) startClose() {
 // SIGURG is the Go runtime's own preemption signal, so an extra one is
 // harmless to the runtime.
 func (v *VCPU) kick() {
+	v.wake() // a vCPU halted in userspace waits on a channel, not in KVM_RUN
 	v.kickMu.Lock()
 	defer v.kickMu.Unlock()
 	if v.run == nil {

@@ -92,15 +92,21 @@ func checkDebugFlags(c hv.Caps, mask uint32, f hv.DebugFlags) error {
 	if err := c.Require(hv.CapGuestDebug); err != nil {
 		return err
 	}
-	if missing := uint32(f) &^ mask; missing != 0 {
-		cp := hv.CapGuestDebug
-		for _, d := range debugFlagCaps {
-			if missing&d.need != 0 {
-				cp = d.cp
-				break
-			}
-		}
-		return hv.Unsupported(Name, cp, "flags %s not in KVM_CAP_SET_GUEST_DEBUG2's mask %#x", hv.DebugFlags(missing), mask)
+	missing := uint32(f) &^ mask
+	if missing == 0 {
+		return nil
 	}
-	return nil
+	// Name every capability the missing flags stand for (USE_HW_BP is
+	// both hardware breakpoints and watchpoints).
+	var cps []hv.Cap
+	for _, d := range debugFlagCaps {
+		if missing&d.need != 0 {
+			cps = append(cps, d.cp)
+		}
+	}
+	cp := hv.CapGuestDebug
+	if len(cps) > 0 {
+		cp = cps[0]
+	}
+	return hv.Unsupported(Name, cp, "flags %s not in KVM_CAP_SET_GUEST_DEBUG2's mask %#x (needed for %v)", hv.DebugFlags(missing), mask, cps)
 }

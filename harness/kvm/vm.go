@@ -62,9 +62,7 @@ func (h *Hypervisor) CreateVM(cfg hv.VMConfig) (*VM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("KVM_CREATE_VM: %w", err)
 	}
-	vm := &VM{h: h, fd: int(fd), cfg: cfg, slots: map[uint32]hv.Memslot{}, hostDirty: map[uint32]*hostDirty{}}
-	vm.byGPA.Store(&[]hv.Memslot{})
-	vm.access = hv.GuestAccess{Slots: vm.slotsByGPA, Written: vm.hostWritten, Writable: vm.hostWritable}
+	vm := newVMState(h, int(fd), cfg)
 	unix.CloseOnExec(vm.fd)
 	if err := vm.applyConfig(); err != nil {
 		unix.Close(vm.fd)
@@ -74,6 +72,14 @@ func (h *Hypervisor) CreateVM(cfg hv.VMConfig) (*VM, error) {
 	h.vms++
 	h.mu.Unlock()
 	return vm, nil
+}
+
+// newVMState builds the VM's host-side state around a KVM VM descriptor.
+func newVMState(h *Hypervisor, fd int, cfg hv.VMConfig) *VM {
+	vm := &VM{h: h, fd: fd, cfg: cfg, slots: map[uint32]hv.Memslot{}, hostDirty: map[uint32]*hostDirty{}}
+	vm.byGPA.Store(&[]hv.Memslot{})
+	vm.access = hv.GuestAccess{Slots: vm.slotsByGPA, Written: vm.hostWritten, Writable: vm.hostWritable}
+	return vm
 }
 
 func (vm *VM) applyConfig() error {
@@ -96,8 +102,15 @@ func (vm *VM) applyConfig() error {
 			return fmt.Errorf("KVM_ENABLE_CAP MANUAL_DIRTY_LOG_PROTECT2 %#x: %w", arg, err)
 		}
 	}
-	if cfg.DirtyRingWithBitmap && cfg.DirtyRingBytes == 0 {
-		return fmt.Errorf("VM config: DirtyRingWithBitmap needs DirtyRingBytes")
+	if cfg.DirtyRingWithBitmap {
+		if cfg.DirtyRingBytes == 0 {
+			return fmt.Errorf("VM config: DirtyRingWithBitmap needs DirtyRingBytes")
+		}
+		// Asked first, so a host without rings names the bitmap, the
+		// capability the caller asked for.
+		if err := vm.h.caps.Require(hv.CapDirtyRingBitmap); err != nil {
+			return fmt.Errorf("VM config DirtyRingWithBitmap: %w", err)
+		}
 	}
 	if cfg.DirtyRingBytes != 0 {
 		if err := vm.h.caps.Require(hv.CapDirtyRing); err != nil {
@@ -114,9 +127,6 @@ func (vm *VM) applyConfig() error {
 	// The backup bitmap must follow the ring and precede every memslot
 	// (KVM refuses it otherwise): VM creation is the only such moment.
 	if cfg.DirtyRingWithBitmap {
-		if err := vm.h.caps.Require(hv.CapDirtyRingBitmap); err != nil {
-			return fmt.Errorf("VM config DirtyRingWithBitmap: %w", err)
-		}
 		if err := vm.enableCap(capDirtyLogRingWithBitmap, 0); err != nil {
 			return fmt.Errorf("KVM_ENABLE_CAP DIRTY_LOG_RING_WITH_BITMAP: %w", err)
 		}
@@ -156,12 +166,18 @@ func (vm *VM) SetMemslot(m hv.Memslot) error {
 	if err := vm.setRegion(&r); err != nil {
 		return fmt.Errorf("KVM_SET_USER_MEMORY_REGION slot %d gpa %#x size %#x flags %s: %w", m.Slot, m.GPA, m.Size, m.Flags, err)
 	}
+	vm.slotSet(m)
+	return nil
+}
+
+// slotSet records a slot KVM accepted. KVM keeps a slot's dirty bitmap
+// while logging stays on (also across a move) and drops it when logging
+// is turned off: so does the record of host writes.
+func (vm *VM) slotSet(m hv.Memslot) {
 	vm.mu.Lock()
+	defer vm.mu.Unlock()
 	old, had := vm.slots[m.Slot]
 	vm.slots[m.Slot] = m
-	// KVM keeps a slot's dirty bitmap while logging stays on (also across
-	// a move) and drops it when logging is turned off: so does the record
-	// of host writes.
 	switch {
 	case m.Flags&hv.MemLogDirty == 0:
 		delete(vm.hostDirty, m.Slot)
@@ -169,8 +185,6 @@ func (vm *VM) SetMemslot(m hv.Memslot) error {
 		vm.hostDirty[m.Slot] = newHostDirty(m.Pages())
 	}
 	vm.publishSlotsLocked()
-	vm.mu.Unlock()
-	return nil
 }
 
 // DeleteMemslot implements hv.VM.
@@ -185,12 +199,17 @@ func (vm *VM) DeleteMemslot(slot uint32) error {
 	if err := vm.setRegion(&r); err != nil {
 		return fmt.Errorf("KVM_SET_USER_MEMORY_REGION delete slot %d: %w", slot, err)
 	}
+	vm.slotDeleted(slot)
+	return nil
+}
+
+// slotDeleted forgets a slot KVM deleted.
+func (vm *VM) slotDeleted(slot uint32) {
 	vm.mu.Lock()
+	defer vm.mu.Unlock()
 	delete(vm.slots, slot)
 	delete(vm.hostDirty, slot)
 	vm.publishSlotsLocked()
-	vm.mu.Unlock()
-	return nil
 }
 
 // publishSlotsLocked replaces the GPA-sorted snapshot (vm.mu held).
@@ -265,8 +284,15 @@ func (vm *VM) GetDirtyLog(slot uint32, bitmap []uint64) error {
 	if err := vm.getDirtyLog(slot, bitmap, s.Pages()); err != nil {
 		return err
 	}
-	vm.dirtyRecord(slot).collect(bitmap, !vm.cfg.ManualProtect)
+	vm.mergeHostWrites(slot, bitmap)
 	return nil
+}
+
+// mergeHostWrites ORs the host writes of a slot into the bitmap KVM just
+// filled: taken with it in bitmap mode, left for ClearDirtyLog with
+// manual protect.
+func (vm *VM) mergeHostWrites(slot uint32, bitmap []uint64) {
+	vm.dirtyRecord(slot).collect(bitmap, !vm.cfg.ManualProtect)
 }
 
 // ClearDirtyLog implements hv.VM.
