@@ -62,6 +62,7 @@ const (
 	exitShutdown      = 8
 	exitFailEntry     = 9
 	exitIntr          = 10
+	exitSetTPR        = 11
 	exitInternalError = 17
 	exitSystemEvent   = 24
 	exitX86RDMSR      = 29
@@ -149,6 +150,7 @@ var ioctlTable = []ioctlEntry{
 	{"KVM_EXIT_SHUTDOWN", exitShutdown, ""},
 	{"KVM_EXIT_FAIL_ENTRY", exitFailEntry, ""},
 	{"KVM_EXIT_INTR", exitIntr, ""},
+	{"KVM_EXIT_SET_TPR", exitSetTPR, ""},
 	{"KVM_EXIT_INTERNAL_ERROR", exitInternalError, ""},
 	{"KVM_EXIT_SYSTEM_EVENT", exitSystemEvent, ""},
 	{"KVM_EXIT_X86_RDMSR", exitX86RDMSR, ""},

@@ -99,8 +99,10 @@ func (v *VCPU) decodeExit() hv.Exit {
 			e.Args[i] = v.u64(u + 8 + 8*i)
 		}
 		return e
-	case exitIntr, exitIRQWindowOpen:
-		// Re-enter: the run loop injects what the window was opened for.
+	case exitIntr, exitIRQWindowOpen, exitSetTPR:
+		// Re-enter: the run loop injects what the window was opened for;
+		// a CR8 write without an in-kernel APIC (KVM_EXIT_SET_TPR) was
+		// taken into the userspace APIC by afterExit.
 		return nil
 	}
 	v.unknown = hv.UnknownExit{Reason: reason}
