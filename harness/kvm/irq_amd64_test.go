@@ -1,12 +1,15 @@
 package kvm
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kvmspec/kvmspec/harness/hv"
 	"github.com/kvmspec/kvmspec/harness/lapic"
+	"golang.org/x/sys/unix"
 )
 
 func enabledAPIC(id uint32) *lapic.APIC {
@@ -163,5 +166,88 @@ func TestUserspaceAPICHidesX2APIC(t *testing.T) {
 	}
 	if v.arch.apic == nil || v.arch.apic.ID() != 2 {
 		t.Fatal("no APIC model with the vCPU's id")
+	}
+}
+
+// userspaceVCPU is a vCPU of the userspace APIC path without KVM: a
+// kvm_run buffer, its APIC model, and the channels Close uses.
+func userspaceVCPU(t *testing.T) (*VM, *VCPU) {
+	t.Helper()
+	vm := newVMState(&Hypervisor{}, -1, hv.VMConfig{IRQChip: true})
+	vm.arch.irq = irqUser
+	v := &VCPU{vm: vm, id: 0, fd: -1, run: make([]byte, 4096), closing: make(chan struct{}), done: make(chan struct{}), tid: unix.Gettid()}
+	v.archVCPUCreate(nil)
+	vm.vcpus = []*VCPU{v}
+	v.arch.apic.Write(lapic.RegSVR, lapic.SVREnable|0xff)
+	return vm, v
+}
+
+// haltWait runs the halt of the userspace path in a goroutine.
+func haltWait(v *VCPU, ctx context.Context) chan error {
+	done := make(chan error, 1)
+	go func() {
+		handled, err := v.archExit(ctx, &hv.HaltExit{})
+		if !handled && err == nil {
+			err = errors.New("halt not handled by the backend")
+		}
+		done <- err
+	}()
+	return done
+}
+
+func TestUserspaceHaltWaitsForAnInterrupt(t *testing.T) {
+	vm, v := userspaceVCPU(t)
+	v.run[runIFFlag] = 1
+	done := haltWait(v, context.Background())
+	select {
+	case err := <-done:
+		t.Fatalf("halt returned with nothing pending: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if err := vm.Interrupt(0, 0x40); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("halt not woken by Interrupt")
+	}
+	if v.run[runImmediateExit] != 1 {
+		t.Fatal("Interrupt did not set immediate_exit to kick a running guest")
+	}
+}
+
+func TestUserspaceHaltEnds(t *testing.T) {
+	cases := []struct {
+		name string
+		end  func(v *VCPU, cancel func())
+	}{
+		{"IF clear: an interrupt does not wake, Close does", func(v *VCPU, _ func()) {
+			v.vm.Interrupt(0, 0x40)
+			time.Sleep(20 * time.Millisecond)
+			v.startClose()
+		}},
+		{"context end", func(_ *VCPU, cancel func()) { cancel() }},
+		{"watchdog", func(v *VCPU, _ func()) { v.watchFired.Store(true); v.kick() }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, v := userspaceVCPU(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := haltWait(v, ctx)
+			c.end(v, cancel)
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("halt did not end")
+			}
+		})
 	}
 }
