@@ -46,10 +46,12 @@ func (v *VCPU) decodeExit() hv.Exit {
 		e.Size = int(v.u8(u + 1))
 		e.Port = v.u16(u + 2)
 		e.Count = int(v.u32(u + 4))
-		off := int(v.u64(u + 8))
-		n := e.Size * e.Count
-		if off < 0 || n < 0 || off+n > len(v.run) {
-			v.intErr = hv.InternalErrorExit{Suberror: 0xffff, Data: []uint64{uint64(off), uint64(n)}}
+		// Bounds in unsigned 64-bit arithmetic: size < 256 and count <
+		// 2^32, so n cannot wrap, and off is compared before it is added.
+		off, n, size := v.u64(u+8), uint64(e.Size)*uint64(e.Count), uint64(len(v.run))
+		if off > size || n > size-off {
+			v.intErr = hv.InternalErrorExit{Suberror: 0xffff, Data: []uint64{off, n},
+				Detail: fmt.Sprintf("KVM_EXIT_IO data [%#x, +%#x) outside the %#x-byte kvm_run mapping", off, n, size)}
 			return &v.intErr
 		}
 		e.Data = v.run[off : off+n : off+n]
