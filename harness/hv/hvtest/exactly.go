@@ -163,6 +163,17 @@ func DeviceExactlyOnce(t *testing.T, h hv.Hypervisor) {
 						t.Fatalf("writes carried % x, want % x", got, p.data)
 					}
 				}
+				// VM.Close closes the bus: every device still attached is
+				// closed once, a detached one is not closed again.
+				if err := g.VM.Close(); err != nil {
+					t.Fatalf("VM.Close: %v", err)
+				}
+				if _, closes := dev.Lifecycle(); closes != 1 {
+					t.Fatalf("device closed %d times by VM.Close, want 1", closes)
+				}
+				if _, closes := other.Lifecycle(); closes != 1 {
+					t.Fatalf("other device closed %d times, want 1", closes)
+				}
 			})
 		}
 	}

@@ -1,7 +1,9 @@
 package hvtest
 
 import (
+	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -135,6 +137,34 @@ func InterruptsDeliveredOnce(t *testing.T, h hv.Hypervisor) {
 		expect(irqFixedVec)
 		none()
 	})
+	t.Run("many at once from many goroutines", func(t *testing.T) {
+		const lo, hi = 0x50, 0xf0 // stubs for these vectors EOI and return
+		var wg sync.WaitGroup
+		for v := lo; v < hi; v++ {
+			wg.Add(1)
+			go func(v uint8) {
+				defer wg.Done()
+				if err := g.VM.Interrupt(0, v); err != nil {
+					t.Error(err)
+				}
+			}(uint8(v))
+		}
+		seen := map[uint8]int{}
+		for len(seen) < hi-lo {
+			p, v := g.RunPort(t)
+			if p != RawPortVec {
+				t.Fatalf("port %#x", p)
+			}
+			seen[uint8(v)]++
+		}
+		wg.Wait()
+		none()
+		for v, n := range seen {
+			if n != 1 || v < lo || v >= hi {
+				t.Fatalf("vector %#x delivered %d times", v, n)
+			}
+		}
+	})
 	t.Run("bad input", func(t *testing.T) {
 		bad := []struct {
 			name string
@@ -155,11 +185,28 @@ func InterruptsDeliveredOnce(t *testing.T, h hv.Hypervisor) {
 }
 
 // HaltWakes checks that with an irqchip HLT waits inside Run (no
-// HaltExit) until an interrupt raised from another goroutine arrives.
+// HaltExit) until an interrupt raised from another goroutine arrives, and
+// that the Run context still ends a HLT nothing can wake.
 func HaltWakes(t *testing.T, h hv.Hypervisor) {
 	if err := h.Caps().Require(hv.CapIRQChip); err != nil {
 		t.Skip(err)
 	}
+	t.Run("context ends a HLT with interrupts off", func(t *testing.T) {
+		g := NewRawGuest(t, h, hv.VMConfig{IRQChip: true}, func(a *asm.Assembler) {
+			a.Cli()
+			a.Hlt()
+			RawDone(a)
+		})
+		g.VM.Interrupt(0, irqHaltVec) // pending, but IF=0: no wake-up
+		start := time.Now()
+		e, err := g.Run(t, 100*time.Millisecond)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Run = %v, %v; want the context's deadline", e, err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("Run took %v after its deadline", d)
+		}
+	})
 	g := NewRawGuest(t, h, hv.VMConfig{IRQChip: true}, func(a *asm.Assembler) {
 		a.Mov(asm.EDI, asm.Imm(hv.LAPICBase))
 		a.Mov(asm.D(asm.RDI, apicSVR), asm.Imm(apicSWEnable|0xff))
