@@ -98,10 +98,14 @@ func (vm *VM) deliver(dest int, vector uint8, level bool) error {
 	}
 	for _, v := range *vm.running.Load() {
 		if v.id == dest {
+			var ok bool
 			if level {
-				v.c.apic.RaiseLevel(vector)
+				ok = v.c.apic.RaiseLevel(vector)
 			} else {
-				v.c.apic.Raise(vector)
+				ok = v.c.apic.Raise(vector)
+			}
+			if !ok {
+				return fmt.Errorf("vCPU %d's local APIC did not accept vector %d (software-disabled: SVR bit 8 clear)", dest, vector)
 			}
 			v.c.kick()
 			return nil

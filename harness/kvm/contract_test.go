@@ -19,8 +19,11 @@ func TestUnsupportedCaps(t *testing.T)         { hvtest.UnsupportedCaps(t, openO
 
 // The userspace interrupt path (harness/lapic + KVM_INTERRUPT) runs where
 // KVM also offers its in-kernel irqchip only when asked for: these run
-// the parts of the kit it serves (it has no I/O APIC, so no lines).
+// the whole kit; it has no I/O APIC, so the line steps skip with that reason.
 func TestUserspaceAPICHaltWakes(t *testing.T) { hvtest.HaltWakes(t, openUserspaceAPICOrSkip(t)) }
+func TestUserspaceAPICInterruptsDeliveredOnce(t *testing.T) {
+	hvtest.InterruptsDeliveredOnce(t, openUserspaceAPICOrSkip(t))
+}
 func TestUserspaceAPICCloseRunningVCPU(t *testing.T) {
 	hvtest.CloseRunningVCPU(t, openUserspaceAPICOrSkip(t))
 }

@@ -278,7 +278,9 @@ func (vm *VM) Interrupt(vcpu int, vector uint8) error {
 	if vm.arch.irq == irqKernel {
 		return vm.signalMSI(hv.MSIAddrBase|uint64(vcpu)<<hv.MSIDestShift, uint32(vector))
 	}
-	v.arch.apic.Raise(vector)
+	if !v.arch.apic.Raise(vector) {
+		return fmt.Errorf("interrupt vcpu %d vector %d: the local APIC did not accept it (software-disabled: SVR bit 8 clear)", vcpu, vector)
+	}
 	v.kick()
 	return nil
 }

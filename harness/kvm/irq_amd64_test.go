@@ -112,6 +112,10 @@ func TestUserspaceInterruptLatchesAndWakes(t *testing.T) {
 	v.archVCPUCreate(nil)
 	vm.vcpus = []*VCPU{v}
 
+	if err := vm.Interrupt(0, 0x41); err == nil {
+		t.Fatal("a software-disabled APIC accepted an interrupt")
+	}
+	v.arch.apic.Write(lapic.RegSVR, lapic.SVREnable|0xff)
 	if err := vm.Interrupt(0, 0x41); err != nil {
 		t.Fatal(err)
 	}

@@ -71,7 +71,7 @@ const (
 type APIC struct {
 	id    uint32
 	tpr   uint32
-	svr   uint32
+	svr   atomic.Uint32 // read by Raise from other goroutines
 	ldr   uint32
 	dfr   uint32
 	esr   atomic.Uint32
@@ -94,7 +94,8 @@ func New(id uint32) *APIC {
 // Reset puts the APIC in its power-on state (INIT): every LVT entry masked,
 // software-disabled, nothing pending.
 func (a *APIC) Reset(id uint32) {
-	a.id, a.tpr, a.svr, a.ldr, a.dfr = id, 0, 0xff, 0, 0xffffffff
+	a.id, a.tpr, a.ldr, a.dfr = id, 0, 0, 0xffffffff
+	a.svr.Store(0xff)
 	a.esr.Store(0)
 	a.icr = [2]uint32{}
 	a.tinit, a.tdiv = 0, 0
@@ -118,7 +119,7 @@ func (a *APIC) TPR() uint32 { return a.tpr }
 func (a *APIC) SetTPR(v uint32) { a.tpr = v & 0xff }
 
 // SoftwareEnabled reports SVR bit 8: a disabled APIC accepts no interrupts.
-func (a *APIC) SoftwareEnabled() bool { return a.svr&SVREnable != 0 }
+func (a *APIC) SoftwareEnabled() bool { return a.svr.Load()&SVREnable != 0 }
 
 // Read returns the 32-bit register at off (a page offset; the low four
 // bits are ignored). Unknown offsets read 0.
@@ -138,7 +139,7 @@ func (a *APIC) Read(off uint32) uint32 {
 	case RegDFR:
 		return a.dfr
 	case RegSVR:
-		return a.svr
+		return a.svr.Load()
 	case RegESR:
 		return a.esr.Load()
 	case RegICRLo:
@@ -183,7 +184,7 @@ func (a *APIC) Write(off uint32, v uint32) (eoi EOIResult) {
 	case RegDFR:
 		a.dfr = v | 0x0fffffff
 	case RegSVR:
-		a.svr = v & 0x3ff
+		a.svr.Store(v & 0x3ff)
 		if v&SVREnable == 0 {
 			for i := range a.lvt {
 				a.lvt[i] |= LVTMasked
@@ -255,9 +256,11 @@ func (a *APIC) FireLVT(i int) bool {
 	return true
 }
 
-// Raise makes vector v pending as a fixed, edge-triggered interrupt. A
-// vector below 16 is illegal: it sets the ESR bit and is dropped. Safe
-// from any goroutine.
+// Raise makes vector v pending as a fixed, edge-triggered interrupt and
+// reports whether the APIC accepted it. A vector below 16 is illegal: it
+// sets the ESR bit and is dropped. A software-disabled APIC (SVR bit 8
+// clear) accepts no fixed interrupt: it is dropped, as KVM's LAPIC drops
+// it (SDM 11.4.7.2; __apic_accept_irq). Safe from any goroutine.
 func (a *APIC) Raise(v uint8) bool { return a.raise(v, false) }
 
 // RaiseLevel makes vector v pending as a level-triggered interrupt (an
@@ -267,6 +270,9 @@ func (a *APIC) RaiseLevel(v uint8) bool { return a.raise(v, true) }
 func (a *APIC) raise(v uint8, level bool) bool {
 	if v < 16 {
 		a.esr.Or(ESRIllegalVector)
+		return false
+	}
+	if !a.SoftwareEnabled() {
 		return false
 	}
 	bit := uint32(1) << (v % 32)
