@@ -22,8 +22,10 @@ func guestAccessFixture(t *testing.T) (*GuestAccess, *[]string) {
 	}
 	var log []string
 	a := &GuestAccess{
-		Slots:   func() []Memslot { return slots },
-		Written: func(m Memslot, first, last uint64) { log = append(log, fmt.Sprintf("slot%d:%d-%d", m.Slot, first, last)) },
+		Slots: func() []Memslot { return slots },
+		Written: func(m Memslot, first, last uint64) {
+			log = append(log, fmt.Sprintf("slot%d:%d-%d", m.Slot, first, last))
+		},
 	}
 	return a, &log
 }
