@@ -172,7 +172,7 @@ func FuzzVectorLBAList(f *testing.F) {
 // against an enabled controller: no panic, no error from Access, and the
 // device still serves a queue afterwards unless the guest disabled it.
 func FuzzRegisterAccess(f *testing.F) {
-	f.Add([]byte{0x14, 0x00, 4, 0, 0, 0, 0})              // CC = 0
+	f.Add([]byte{0x14, 0x00, 4, 0, 0, 0, 0})             // CC = 0
 	f.Add([]byte{0x00, 0x10, 4, 0xff, 0xff, 0xff, 0xff}) // SQ 0 doorbell past the size
 	f.Add([]byte{0x0c, 0x20, 4, 1, 0, 0, 0})             // MSI-X 0 control
 	f.Add([]byte{0x28, 0x00, 8, 1, 2, 3, 4})

@@ -36,6 +36,11 @@ func TestPersistenceSurvivesResetAndNewDevice(t *testing.T) {
 	if got := r.chunk(0, 1, 1); got != want[0] {
 		t.Fatalf("after device reset: %v, want %v", got, want[0])
 	}
+	// New queues after the reset append at the kept write pointer.
+	if st := r.write(q, r.seq(0, 1, 1, 12, 4)...).Status; st != 0 {
+		t.Fatalf("append after device reset: %v", st)
+	}
+	want[0] = r.chunk(0, 1, 1)
 	if err := r.dev.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +58,7 @@ func TestPersistenceSurvivesResetAndNewDevice(t *testing.T) {
 		t.Fatalf("data in a new VM: %v", cqe.Status)
 	}
 	// The write pointer continues where it was.
-	if st := r2.write(q2, r2.seq(0, 1, 1, 12, 4)...).Status; st != 0 {
+	if st := r2.write(q2, r2.seq(0, 1, 1, 16, 4)...).Status; st != 0 {
 		t.Fatalf("append at the persisted wp: %v", st)
 	}
 }
