@@ -502,3 +502,15 @@ func (m *media) badBlockTable(ch, lun int) []byte {
 	binary.LittleEndian.PutUint32(b[20:], uint32(grown*g.Planes)) // tgrown
 	return b
 }
+
+// Pattern is the deterministic content of one LBA's sector (n bytes) that
+// this package's tests and the lightnvm suite write and verify: every
+// 8-byte word depends on the LBA and its offset, so a sector landing at
+// the wrong address or a torn transfer shows.
+func Pattern(lba uint64, n int) []byte {
+	b := make([]byte, n)
+	for i := 0; i+8 <= n; i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], lba*0x9e3779b97f4a7c15^uint64(i))
+	}
+	return b
+}

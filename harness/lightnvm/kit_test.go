@@ -264,7 +264,7 @@ func (r *rig) prps(buf, n uint64) (uint64, uint64) {
 func (r *rig) write(q *qpair, lbas ...uint64) Completion {
 	buf := r.alloc(uint64(len(lbas)) * uint64(r.dev.geo.SectorSize))
 	for i, l := range lbas {
-		if err := r.ga.WriteGPA(buf+uint64(i)*uint64(r.dev.geo.SectorSize), pattern(l, r.dev.geo.SectorSize)); err != nil {
+		if err := r.ga.WriteGPA(buf+uint64(i)*uint64(r.dev.geo.SectorSize), Pattern(l, r.dev.geo.SectorSize)); err != nil {
 			r.t.Fatal(err)
 		}
 	}
@@ -321,15 +321,6 @@ func (r *rig) seq(grp, pu, chk, first, n int) []uint64 {
 		out[i] = r.lba(grp, pu, chk, first+i)
 	}
 	return out
-}
-
-// pattern is the data a test writes to an LBA.
-func pattern(lba uint64, n int) []byte {
-	b := make([]byte, n)
-	for i := 0; i < n; i += 8 {
-		binary.LittleEndian.PutUint64(b[i:], lba*0x9e3779b97f4a7c15^uint64(i))
-	}
-	return b
 }
 
 func (r *rig) chunk(grp, pu, chk int) Chunk {

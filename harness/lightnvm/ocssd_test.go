@@ -394,8 +394,8 @@ func TestReadRules(t *testing.T) {
 			cqe, data := r.read(q, c.lba)
 			switch {
 			case c.readable:
-				if cqe.Status != 0 || !bytes.Equal(data, pattern(c.lba, 4096)) {
-					t.Errorf("dulbe=%v %s: status %v, data matches %v", dulbe, c.name, cqe.Status, bytes.Equal(data, pattern(c.lba, 4096)))
+				if cqe.Status != 0 || !bytes.Equal(data, Pattern(c.lba, 4096)) {
+					t.Errorf("dulbe=%v %s: status %v, data matches %v", dulbe, c.name, cqe.Status, bytes.Equal(data, Pattern(c.lba, 4096)))
 				}
 			case dulbe:
 				if cqe.Status != StatusDULB || cqe.Result != 1 {
@@ -410,7 +410,7 @@ func TestReadRules(t *testing.T) {
 		// liblightnvm's mw_cunits rule: after ws_min more sectors, sector 4
 		// of chunk 0 reads back.
 		r.write(q, r.seq(0, 0, 0, 12, 4)...)
-		if cqe, data := r.read(q, r.lba(0, 0, 0, 4)); cqe.Status != 0 || !bytes.Equal(data, pattern(r.lba(0, 0, 0, 4), 4096)) {
+		if cqe, data := r.read(q, r.lba(0, 0, 0, 4)); cqe.Status != 0 || !bytes.Equal(data, Pattern(r.lba(0, 0, 0, 4), 4096)) {
 			t.Errorf("dulbe=%v: sector 4 after wp moved past it by mw_cunits: %v", dulbe, cqe.Status)
 		}
 	}
@@ -452,7 +452,7 @@ func TestVectorLimits(t *testing.T) {
 		t.Fatalf("bitmap %#x status %v, want %#x DULB", cqe.Result, cqe.Status, want)
 	}
 	for i, l := range lbas {
-		if want&(1<<i) == 0 && !bytes.Equal(data[i*4096:(i+1)*4096], pattern(l, 4096)) {
+		if want&(1<<i) == 0 && !bytes.Equal(data[i*4096:(i+1)*4096], Pattern(l, 4096)) {
 			t.Fatalf("LBA index %d data wrong", i)
 		}
 	}
@@ -480,7 +480,7 @@ func TestErrorInjection(t *testing.T) {
 	if c := r.chunk(0, 1, 2); c.State != ChunkClosed || c.WP != 8 {
 		t.Fatalf("after early close: %v, want CLOSED wp 8", c)
 	}
-	if cqe, data := r.read(q, r.lba(0, 1, 2, 7)); cqe.Status != 0 || !bytes.Equal(data, pattern(r.lba(0, 1, 2, 7), 4096)) {
+	if cqe, data := r.read(q, r.lba(0, 1, 2, 7)); cqe.Status != 0 || !bytes.Equal(data, Pattern(r.lba(0, 1, 2, 7), 4096)) {
 		t.Fatalf("sector before the failure: %v", cqe.Status)
 	}
 	if st := r.reset(q, r.lba(0, 1, 2, 0)).Status; st != StatusOfflineChunk {
@@ -502,7 +502,7 @@ func TestErrorInjection(t *testing.T) {
 	fill(r, q, 1, 0, 0)
 	r.dev.InjectHighECC(Addr{Group: 1, PU: 0, Chunk: 0, Sector: 5})
 	cqe, data := r.read(q, r.seq(1, 0, 0, 4, 2)...)
-	if cqe.Status != StatusReadHighECC || cqe.Result != 2 || !bytes.Equal(data[4096:], pattern(r.lba(1, 0, 0, 5), 4096)) {
+	if cqe.Status != StatusReadHighECC || cqe.Result != 2 || !bytes.Equal(data[4096:], Pattern(r.lba(1, 0, 0, 5), 4096)) {
 		t.Fatalf("high ECC: %v %#x", cqe.Status, cqe.Result)
 	}
 }
@@ -564,7 +564,7 @@ func TestVersion12Device(t *testing.T) {
 	if st := r.write(q, fill...).Status; st != 0 {
 		t.Fatal(st)
 	}
-	if cqe, data := r.read(q, lbas[2]); cqe.Status != 0 || !bytes.Equal(data, pattern(lbas[2], 4096)) {
+	if cqe, data := r.read(q, lbas[2]); cqe.Status != 0 || !bytes.Equal(data, Pattern(lbas[2], 4096)) {
 		t.Fatalf("1.2 read: %v", cqe.Status)
 	}
 	if cqe, _ := r.read(q, r.lba(0, 0, 0, 0)); cqe.Status != Status12EmptyPage || cqe.Result != 1 {

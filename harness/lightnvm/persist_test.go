@@ -54,7 +54,7 @@ func TestPersistenceSurvivesResetAndNewDevice(t *testing.T) {
 		}
 	}
 	q2 := r2.ioQueue(1, 16, -1)
-	if cqe, data := r2.read(q2, r2.lba(1, 0, 3, 17)); cqe.Status != 0 || !bytes.Equal(data, pattern(r2.lba(1, 0, 3, 17), 4096)) {
+	if cqe, data := r2.read(q2, r2.lba(1, 0, 3, 17)); cqe.Status != 0 || !bytes.Equal(data, Pattern(r2.lba(1, 0, 3, 17), 4096)) {
 		t.Fatalf("data in a new VM: %v", cqe.Status)
 	}
 	// The write pointer continues where it was.
@@ -171,7 +171,7 @@ func TestPersistenceKillChild(t *testing.T) {
 		q := r.ioQueue(1, 16, -1)
 		// Sectors below the last acknowledged wp minus mw_cunits read back.
 		for s := 0; s+r.dev.geo.MWCunit < acked && s < 64; s += 7 {
-			if cqe, data := r.read(q, r.lba(0, 0, 0, s)); cqe.Status != 0 || !bytes.Equal(data, pattern(r.lba(0, 0, 0, s), 4096)) {
+			if cqe, data := r.read(q, r.lba(0, 0, 0, s)); cqe.Status != 0 || !bytes.Equal(data, Pattern(r.lba(0, 0, 0, s), 4096)) {
 				t.Fatalf("round %d: acknowledged sector %d lost: %v", round, s, cqe.Status)
 			}
 		}

@@ -306,7 +306,7 @@ func TestConcurrentQueuesPollOwnCQ(t *testing.T) {
 			for s := 0; s < 32; s += 4 {
 				lbas := r.seq(grp, pu, 0, s, 4)
 				for i, l := range lbas {
-					r.ga.WriteGPA(bufs[w]+uint64(i)*4096, pattern(l, 4096))
+					r.ga.WriteGPA(bufs[w]+uint64(i)*4096, Pattern(l, 4096))
 				}
 				mu.Lock()
 				c := r.vecCmd(IOVectorWrite, lbas, bufs[w])
@@ -351,7 +351,7 @@ func TestQueueDepthIntegrity(t *testing.T) {
 		for i := 0; i < qd; i++ {
 			buf := r.alloc(4 * 4096)
 			for k := 0; k < 4; k++ {
-				r.ga.WriteGPA(buf+uint64(k)*4096, pattern(lbas[4*i+k], 4096))
+				r.ga.WriteGPA(buf+uint64(k)*4096, Pattern(lbas[4*i+k], 4096))
 			}
 			r.submit(q, r.vecCmd(IOVectorWrite, lbas[4*i:4*i+4], buf))
 		}
@@ -380,7 +380,7 @@ func TestQueueDepthIntegrity(t *testing.T) {
 			got := make([]byte, 4*4096)
 			r.ga.ReadGPA(b, got)
 			for k := 0; k < 4; k++ {
-				if !bytes.Equal(got[k*4096:(k+1)*4096], pattern(lbas[4*i+k], 4096)) {
+				if !bytes.Equal(got[k*4096:(k+1)*4096], Pattern(lbas[4*i+k], 4096)) {
 					t.Fatalf("qd %d: command %d sector %d corrupt", qd, i, k)
 				}
 			}

@@ -208,16 +208,23 @@ func noInterruptSpec(ctx context.Context, b *framework.Backend) {
 	AddReportEntry("poll-queue I/Os", rounds*128)
 }
 
+// timedReads is a one-vCPU rig whose device honours read latencies in
+// [typ, max] ns, with n reads prepared on poll queue 1.
+func timedReads(b *framework.Backend, typ, max uint32, n int) (*rig, nvm.Geometry, *queue, *work) {
+	GinkgoHelper()
+	g := suiteGeometry()
+	g.ReadTyp, g.ReadMax = typ, max
+	r := newRig(b, rigConfig{vcpus: 1, dev: nvm.Config{Geometry: g, Timing: true, Seed: GinkgoRandomSeed()}})
+	q := r.ioQueue(0, 1, 128, false)
+	return r, g, q, r.vectorWork(q, nvm.IOVectorRead, 0, n)
+}
+
 // resetSpec: with media latencies on, vCPU 0 reaps part of its commands,
 // disables the controller, and the host checks at that SYNC that nothing
 // is posted afterwards and every command was completed or dropped once.
 func resetSpec(ctx context.Context, b *framework.Backend) {
-	g := suiteGeometry()
-	g.ReadTyp, g.ReadMax = 200_000, 5_000_000
-	r := newRig(b, rigConfig{vcpus: 1, dev: nvm.Config{Geometry: g, Timing: true, Seed: GinkgoRandomSeed()}})
 	const n = 100
-	q := r.ioQueue(0, 1, 128, false)
-	w := r.vectorWork(q, nvm.IOVectorRead, 0, n)
+	r, g, q, w := timedReads(b, 200_000, 5_000_000, n)
 	r.chain(0, w, n, 10) // all in flight, return after 10 completions
 	r.chainReset(0, q)
 	var snapshot []byte
@@ -263,12 +270,8 @@ func resetSpec(ctx context.Context, b *framework.Backend) {
 
 // inFlightSpec: the vCPU submits and leaves; the completions still come.
 func inFlightSpec(ctx context.Context, b *framework.Backend) {
-	g := suiteGeometry()
-	g.ReadTyp, g.ReadMax = 500_000, 2_000_000
-	r := newRig(b, rigConfig{vcpus: 1, dev: nvm.Config{Geometry: g, Timing: true, Seed: GinkgoRandomSeed()}})
 	const n = 64
-	q := r.ioQueue(0, 1, 128, false)
-	w := r.vectorWork(q, nvm.IOVectorRead, 0, n)
+	r, _, q, w := timedReads(b, 500_000, 2_000_000, n)
 	r.chain(0, w, n, stopSubmitOnly)
 	r.run(ctx, nil)
 	Expect(r.get64(w.cb+cbDone)).To(BeZero(), "the guest reaped nothing")

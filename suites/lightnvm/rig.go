@@ -231,7 +231,7 @@ func (r *rig) vectorWork(q *queue, op uint8, firstChunk, n int) *work {
 		if op == nvm.IOVectorWrite {
 			buf := r.bytes(page, lbasPerCmd*g.SectorSize)
 			for k, l := range lbas {
-				copy(buf[k*g.SectorSize:], pattern(l, g.SectorSize))
+				copy(buf[k*g.SectorSize:], nvm.Pattern(l, g.SectorSize))
 			}
 		}
 		w.lbas, w.data = append(w.lbas, lbas), append(w.data, page)
@@ -239,15 +239,6 @@ func (r *rig) vectorWork(q *queue, op uint8, firstChunk, n int) *work {
 		w.add(r, nvm.Command{Opcode: op, NSID: 1, PRP1: page, CDW10: uint32(addr), CDW11: uint32(addr >> 32), CDW12: lbasPerCmd - 1})
 	}
 	return w
-}
-
-// pattern is the data written to an LBA.
-func pattern(lba uint64, n int) []byte {
-	b := make([]byte, n)
-	for i := 0; i < n; i += 8 {
-		binary.LittleEndian.PutUint64(b[i:], lba*0x9e3779b97f4a7c15^uint64(i))
-	}
-	return b
 }
 
 // run loads the driver and runs every vCPU to DONE; onSync sees each SYNC.
@@ -276,7 +267,7 @@ func (r *rig) expectData(w *work, what string) {
 	for i, lbas := range w.lbas {
 		buf := r.bytes(w.data[i], lbasPerCmd*ss)
 		for k, l := range lbas {
-			if string(buf[k*ss:(k+1)*ss]) != string(pattern(l, ss)) {
+			if string(buf[k*ss:(k+1)*ss]) != string(nvm.Pattern(l, ss)) {
 				Fail(fmt.Sprintf("%s: command %d LBA %#x read back wrong data", what, i, l))
 			}
 		}
