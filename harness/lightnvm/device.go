@@ -71,6 +71,7 @@ type compQueue struct {
 	iv         int
 	sqs        int          // submission queues feeding it
 	backlog    []Completion // waiting for the host to free slots
+	delayed    int          // completions the timing model still holds
 }
 
 type msixEntry struct {
@@ -445,10 +446,28 @@ func (d *Device) doorbell(off uint64, w uint32) []msixEntry {
 		d.post(c, cqe)
 		irqs = d.raise(c, irqs)
 	}
-	return irqs
+	return append(irqs, d.resume(c)...)
 }
 
 func (c *compQueue) full() bool { return (c.tail+1)%c.size == c.head }
+
+// owed is how many completions c owes the host beyond its free slots:
+// the controller stops fetching commands for c while it owes a queue's
+// worth, as a controller does when it has nowhere to put completions, so
+// a guest that never reaps cannot make the device hold unbounded state.
+func (c *compQueue) owed() int { return len(c.backlog) + c.delayed }
+
+// resume fetches again from the submission queues of c that stopped
+// because c owed too much.
+func (d *Device) resume(c *compQueue) []msixEntry {
+	var irqs []msixEntry
+	for _, q := range d.sqs {
+		if q != nil && q.cqid == c.id && q.head != q.tail && c.owed() < int(c.size) {
+			irqs = append(irqs, d.process(q)...)
+		}
+	}
+	return irqs
+}
 
 // outcome is one executed command: its completion, its latency, and
 // whether it changed persistent state.
@@ -463,6 +482,9 @@ func (d *Device) process(q *subQueue) []msixEntry {
 	var outs []outcome
 	dirty := false
 	for q.head != q.tail && d.sqs[q.id] == q {
+		if c := d.cqs[q.cqid]; c != nil && c.owed()+len(outs) >= int(c.size) {
+			break // resumed when the host frees completion slots
+		}
 		var raw [SQEntrySize]byte
 		at := q.base + uint64(q.head)*SQEntrySize
 		q.head = (q.head + 1) % q.size
@@ -517,6 +539,7 @@ func (d *Device) process(q *subQueue) []msixEntry {
 func (d *Device) delay(cqid int, o outcome) {
 	gen := d.gen
 	d.pending[gen]++
+	d.cqs[cqid].delayed++
 	time.AfterFunc(o.delay, func() {
 		d.mu.Lock()
 		if gen != d.gen || d.closed {
@@ -526,8 +549,9 @@ func (d *Device) delay(cqid int, o outcome) {
 		d.pending[gen]--
 		var irqs []msixEntry
 		if c := d.cqs[cqid]; c != nil {
+			c.delayed--
 			d.complete(c, o.cqe)
-			irqs = d.raise(c, nil)
+			irqs = append(d.raise(c, nil), d.resume(c)...)
 		} else {
 			d.stats.Aborted++
 		}
