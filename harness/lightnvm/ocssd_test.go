@@ -519,7 +519,7 @@ func TestTimingModel(t *testing.T) {
 		r.cmd(q, c)
 		return time.Since(start)
 	}
-	const slack = 50 * time.Millisecond // scheduler noise on a shared host
+	const slack = 250 * time.Millisecond // scheduler noise on a shared host; the lower bound is exact
 	for i := 0; i < 4; i++ {
 		w := measure(r.vecCmd(IOVectorWrite, r.seq(0, 0, 0, 8*i, 8), r.alloc(8*4096)))
 		rd := measure(r.vecCmd(IOVectorRead, r.seq(0, 0, 0, 0, 1), r.alloc(4096)))
