@@ -57,12 +57,12 @@ func specs(b *framework.Backend) {
 			entry("4 vCPUs, QD8", 4, 8),
 			entry("4 vCPUs, QD128", 4, 128),
 		)
-		DescribeTable("data integrity by queue depth, completion by interrupt",
+		DescribeTable("data integrity by queue depth, completion by interrupt", needsIRQ,
 			func(ctx SpecContext, vcpus, qd int) { integritySpec(ctx, b, vcpus, qd, true) },
 			entry("1 vCPU, QD1", 1, 1),
 			entry("2 vCPUs, QD32", 2, 32),
 		)
-		It("poll queues never interrupt over many I/Os; interrupt queues do", func(ctx SpecContext) {
+		It("poll queues never interrupt over many I/Os; interrupt queues do", needsIRQ, taxonomy.Needs(hv.CapMultiVCPU), func(ctx SpecContext) {
 			noInterruptSpec(ctx, b)
 		}, SpecTimeout(specTimeout))
 	})
@@ -88,8 +88,14 @@ func specs(b *framework.Backend) {
 
 // entry is one (vCPUs, queue depth) case with the spec timeout.
 func entry(text string, vcpus, qd int) TableEntry {
+	if vcpus > 1 {
+		return Entry(text, vcpus, qd, SpecTimeout(specTimeout), taxonomy.Needs(hv.CapMultiVCPU))
+	}
 	return Entry(text, vcpus, qd, SpecTimeout(specTimeout))
 }
+
+// needsIRQ labels the specs that complete by MSI.
+var needsIRQ = Label(append(taxonomy.Needs(hv.CapIRQChip), taxonomy.Needs(hv.CapMSI)...)...)
 
 func adminSpec(ctx context.Context, b *framework.Backend) {
 	r := newRig(b, rigConfig{vcpus: 1})
