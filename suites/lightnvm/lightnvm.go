@@ -62,6 +62,9 @@ func specs(b *framework.Backend) {
 			entry("1 vCPU, QD1", 1, 1),
 			entry("2 vCPUs, QD32", 2, 32),
 		)
+		It("an OCSSD 1.2 device: physical page addresses, data integrity at QD32", func(ctx SpecContext) {
+			integrityOn(ctx, newRig(b, rigConfig{vcpus: 1, dev: nvm.Config{Geometry: geometry12()}}), 1, 32, false)
+		}, SpecTimeout(specTimeout))
 		It("poll queues never interrupt over many I/Os; interrupt queues do", needsIRQ, taxonomy.Needs(hv.CapMultiVCPU), func(ctx SpecContext) {
 			noInterruptSpec(ctx, b)
 		}, SpecTimeout(specTimeout))
@@ -157,7 +160,19 @@ func prpList(r *rig, buf uint64, n int) uint64 {
 const ioCommands = 128
 
 func integritySpec(ctx context.Context, b *framework.Backend, vcpus, qd int, irq bool) {
-	r := newRig(b, rigConfig{vcpus: vcpus, irq: irq})
+	integrityOn(ctx, newRig(b, rigConfig{vcpus: vcpus, irq: irq}), vcpus, qd, irq)
+}
+
+// geometry12 is the suite geometry's shape in OCSSD 1.2 terms: 2
+// channels × 4 LUNs × 16 blocks of 8 pages of one 4 KiB plane page, so a
+// block is 64 512-byte sectors and ws_min one page (8 sectors).
+func geometry12() nvm.Geometry {
+	return nvm.Geometry{Version: nvm.V12, Channels: 2, LUNs: 4, Planes: 1, Blocks: 16, Pages: 8, PageSize: 4096,
+		SectorSize: 512, OOBSize: 16, ReadTyp: 50000, ReadMax: 100000, ProgTyp: 200000, ProgMax: 400000,
+		EraseTyp: 500000, EraseMax: 1000000}
+}
+
+func integrityOn(ctx context.Context, r *rig, vcpus, qd int, irq bool) {
 	chunksPer := ioCommands * lbasPerCmd / r.geo.CLBA
 	writes, reads := make([]*work, vcpus), make([]*work, vcpus)
 	for v := 0; v < vcpus; v++ {
