@@ -437,3 +437,16 @@ func (d *Device) Close() error {
 	})
 	return nil
 }
+
+// Sub is s minus an earlier snapshot o: what happened in between.
+func (s Stats) Sub(o Stats) Stats {
+	return Stats{
+		MMIOReads: s.MMIOReads - o.MMIOReads, MMIOWrites: s.MMIOWrites - o.MMIOWrites,
+		PVSubmits: s.PVSubmits - o.PVSubmits, LegacySubmits: s.LegacySubmits - o.LegacySubmits,
+		Rejected: s.Rejected - o.Rejected, Workloads: s.Workloads - o.Workloads,
+		Completed: s.Completed - o.Completed, Failed: s.Failed - o.Failed,
+		CtxSwitchIRQs: s.CtxSwitchIRQs - o.CtxSwitchIRQs, UserIRQs: s.UserIRQs - o.UserIRQs,
+		IRQErrors: s.IRQErrors - o.IRQErrors, CTBMessages: s.CTBMessages - o.CTBMessages,
+		CTBTriggers: s.CTBTriggers - o.CTBTriggers, Errors: s.Errors - o.Errors,
+	}
+}
