@@ -65,8 +65,6 @@ type engineState struct {
 	completed uint32
 	failed    uint32
 	queue     chan workload
-	// running is held while a workload executes, so Reset can wait for it.
-	running sync.Mutex
 }
 
 // Device is the vGPU model. It implements hv.Device on one MMIO region
@@ -97,8 +95,11 @@ type Device struct {
 	engines       []*engineState
 	gen           uint64
 	inflight      int
-	stats         Stats
-	closed        bool
+	// idle is signalled (with mu) when inflight drops to 0, so Reset can
+	// wait for workloads an engine has taken off its queue.
+	idle   *sync.Cond
+	stats  Stats
+	closed bool
 
 	quit      chan struct{}
 	wg        sync.WaitGroup
@@ -124,6 +125,7 @@ func New(cfg Config) (*Device, error) {
 		irq: cfg.IRQ, irqVCPU: cfg.IRQVCPU, vector: cfg.Vector,
 		quit: make(chan struct{}),
 	}
+	d.idle = sync.NewCond(&d.mu)
 	if d.name == "" {
 		d.name = "vgpu0"
 	}
@@ -381,7 +383,8 @@ func (d *Device) Drain(ctx context.Context) error {
 
 // Reset implements hv.Device: registers go back to their power-on values,
 // and every workload in flight completes or fails exactly once before
-// Reset returns (queued ones fail, a running one finishes).
+// Reset returns: queued ones fail, one an engine has already taken runs
+// to its end (or fails on the new generation).
 func (d *Device) Reset() error {
 	d.mu.Lock()
 	d.gen++
@@ -389,10 +392,12 @@ func (d *Device) Reset() error {
 	d.mu.Unlock()
 	for i := range d.engines {
 		d.failQueued(i)
-		s := d.engines[i]
-		s.running.Lock() // wait for the running workload, if any
-		s.running.Unlock()
 	}
+	d.mu.Lock()
+	for d.inflight > 0 {
+		d.idle.Wait()
+	}
+	d.mu.Unlock()
 	return nil
 }
 

@@ -9,7 +9,6 @@ func (d *Device) engineLoop(e int) {
 		case <-d.quit:
 			return
 		case w := <-s.queue:
-			s.running.Lock()
 			d.mu.Lock()
 			stale := w.gen != d.gen
 			d.mu.Unlock()
@@ -18,7 +17,6 @@ func (d *Device) engineLoop(e int) {
 				ok = d.execute(w)
 			}
 			d.finish(w, ok)
-			s.running.Unlock()
 		}
 	}
 }
@@ -93,6 +91,9 @@ func (d *Device) finish(w workload, ok bool) {
 // waiting for this device).
 func (d *Device) finishLocked(w workload, ok bool) bool {
 	d.inflight--
+	if d.inflight == 0 {
+		d.idle.Broadcast()
+	}
 	s := d.engines[w.engine]
 	current := w.gen == d.gen
 	if ok {

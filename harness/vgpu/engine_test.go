@@ -180,7 +180,8 @@ func TestResetWithWorkInFlight(t *testing.T) {
 	if err := r.d.Reset(); err != nil {
 		t.Fatal(err)
 	}
-	r.drain()
+	// No drain: every workload has ended when Reset returns (a workload
+	// an engine had taken off its queue but not yet started once escaped).
 	st := r.d.Stats()
 	if st.Workloads != n || st.Completed+st.Failed != n {
 		t.Fatalf("after reset: %+v", st)
