@@ -6,22 +6,43 @@ import "encoding/binary"
 // desc[0] must be valid and every valid descriptor must use PPGTT
 // (privilege_access), else upstream says "unexpected GGTT elsp
 // submission" and returns -EINVAL. It returns how many descriptors are
-// valid (1 or 2) and whether the pair is acceptable.
-func validDescs(descs [Ports]uint64) (int, bool) {
+// reports whether the pair is acceptable.
+func validDescs(descs [Ports]uint64) bool {
 	if descs[0]&DescValid == 0 {
-		return 0, false
+		return false
 	}
-	n := 0
 	for _, x := range descs {
-		if x&DescValid == 0 {
-			continue
+		if x&DescValid != 0 && x&DescPrivilege == 0 {
+			return false
 		}
-		if x&DescPrivilege == 0 {
-			return 0, false
-		}
-		n++
 	}
-	return n, true
+	return true
+}
+
+// submit validates a pair and queues one workload per valid descriptor
+// (d.mu held); it reports whether the pair was accepted.
+func (d *Device) submit(e int, descs, ctx [Ports]uint64, legacy bool) bool {
+	if !validDescs(descs) {
+		d.reject(ErrSubmitInvalid)
+		return false
+	}
+	if legacy {
+		d.stats.LegacySubmits++
+	} else {
+		d.stats.PVSubmits++
+	}
+	for i, x := range descs {
+		if x&DescValid != 0 {
+			d.queue(workload{engine: e, desc: x, ctx: ctx[i], legacy: legacy})
+		}
+	}
+	return true
+}
+
+// reject counts a refused submission and records why.
+func (d *Device) reject(code uint32) {
+	d.stats.Rejected++
+	d.setError(code)
 }
 
 // elspWrite is a guest write to engine e's ELSP, d.mu held. With
@@ -46,17 +67,8 @@ func (d *Device) elspWrite(e int, v uint32) {
 		uint64(s.elsp[1])<<32 | uint64(s.elsp[0]),
 		uint64(s.elsp[3])<<32 | uint64(s.elsp[2]),
 	}
-	if _, ok := validDescs(descs); !ok {
-		d.stats.Rejected++
-		d.setError(ErrSubmitInvalid)
-		return
-	}
-	d.stats.LegacySubmits++
-	for _, x := range descs {
-		if x&DescValid != 0 {
-			d.queue(workload{engine: e, desc: x, ctx: x & DescLRCAMask, legacy: true})
-		}
-	}
+	// The model's GGTT is the identity: the context is at the LRCA.
+	d.submit(e, descs, [Ports]uint64{descs[0] & DescLRCAMask, descs[1] & DescLRCAMask}, true)
 }
 
 // pvSubmit is handle_pv_submission for engine e, d.mu held: read the
@@ -65,20 +77,17 @@ func (d *Device) elspWrite(e int, v uint32) {
 // `submitted` set, so the guest's wait times out, as upstream.
 func (d *Device) pvSubmit(e int) {
 	if !d.subSet {
-		d.stats.Rejected++
-		d.setError(ErrSubmitNoArea)
+		d.reject(ErrSubmitNoArea)
 		return
 	}
 	area := d.subGPA + uint64(e)*SubSize
 	if area < d.subGPA {
-		d.stats.Rejected++
-		d.setError(ErrSubmitRead)
+		d.reject(ErrSubmitRead)
 		return
 	}
 	var raw [SubSize]byte
 	if err := d.mem.ReadGPA(area, raw[:]); err != nil {
-		d.stats.Rejected++
-		d.setError(ErrSubmitRead)
+		d.reject(ErrSubmitRead)
 		return
 	}
 	le := binary.LittleEndian
@@ -87,16 +96,8 @@ func (d *Device) pvSubmit(e int) {
 		descs[i] = le.Uint64(raw[SubDescs+8*i:])
 		ctx[i] = le.Uint64(raw[SubCtxGPA+8*i:])
 	}
-	if _, ok := validDescs(descs); !ok {
-		d.stats.Rejected++
-		d.setError(ErrSubmitInvalid)
+	if !d.submit(e, descs, ctx, false) {
 		return
-	}
-	d.stats.PVSubmits++
-	for i, x := range descs {
-		if x&DescValid != 0 {
-			d.queue(workload{engine: e, desc: x, ctx: ctx[i]})
-		}
 	}
 	if err := d.mem.WriteGPA(area+SubSubmitted, []byte{0}); err != nil {
 		d.setError(ErrSubmitWriteBack)
