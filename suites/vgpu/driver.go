@@ -22,6 +22,9 @@ const spinLimit = 1 << 24
 // reserved area is the guest's own.
 const fenceSlot = dev.PVRsvdOff
 
+// errNoSpace is the guest's -ENOSPC for a message that does not fit.
+const errNoSpace = -28
+
 // driver emits the guest side of the PV protocol, as the series' guest
 // driver does it, into a Program: detection, negotiation, registration,
 // CTB send with a fence wait, PV submission with the `submitted` wait and
@@ -100,9 +103,15 @@ func (d *driver) register() {
 // registers other than RAX, RCX, RDX and RSI), triggers the host, waits
 // for the fence and leaves the status in EAX.
 func (d *driver) send(action uint32, data ...asm.Operand) {
+	d.trySend(nil, action, data...)
+}
+
+// trySend is send that jumps to noSpace, with -ENOSPC in EAX and nothing
+// written, when the message does not fit (nil: fail the guest).
+func (d *driver) trySend(noSpace *asm.Label, action uint32, data ...asm.Operand) {
 	p := d.p
 	p.Mov(asm.R10D, asm.Imm(int64(len(data))))
-	d.begin(action)
+	d.begin(action, noSpace)
 	for _, v := range data {
 		d.put(v)
 	}
@@ -119,7 +128,7 @@ func (d *driver) sendTable(action uint32, table uint64, count int) {
 	p.Mov(asm.R11D, asm.Imm(int64(count)))
 	next := p.Here()
 	p.Mov(asm.R10D, asm.D(asm.RDI, 0))
-	d.begin(action)
+	d.begin(action, nil)
 	p.Lea(asm.R8, asm.Q(asm.RDI, 4))
 	p.Mov(asm.R9D, asm.R10D)
 	more, done := p.NewLabel(), p.NewLabel()
@@ -143,7 +152,9 @@ func (d *driver) sendTable(action uint32, table uint64, count int) {
 // begin starts a message of R10D data dwords: the guest-side space check
 // (-ENOSPC when used+len+1 >= size/4), the next fence in ESI, and the
 // header and fence dwords; ECX is the tail as the message is written.
-func (d *driver) begin(action uint32) {
+// A refused message jumps to noSpace with -ENOSPC in EAX (nil: the guest
+// fails).
+func (d *driver) begin(action uint32, noSpace *asm.Label) {
 	p := d.p
 	p.Mov(asm.ECX, ctb(dev.CTBDescTail))
 	p.Mov(asm.EAX, asm.ECX)
@@ -153,7 +164,15 @@ func (d *driver) begin(action uint32) {
 	p.Add(asm.EAX, asm.R10D)
 	p.Add(asm.EAX, asm.Imm(2)) // len+1 = data+2
 	p.Cmp(asm.EAX, asm.Imm(dev.CTBSize/4))
-	p.Assert(asm.CondB, "CTB -ENOSPC", asm.RAX)
+	if noSpace != nil {
+		fits := p.NewLabel()
+		p.Jcc(asm.CondB, fits)
+		p.Mov(asm.EAX, asm.Imm(errNoSpace))
+		p.Jmp(noSpace)
+		p.Bind(fits)
+	} else {
+		p.Assert(asm.CondB, "CTB -ENOSPC", asm.RAX)
+	}
 	p.Mov(asm.ESI, asm.D(regShared, fenceSlot))
 	p.Inc(asm.ESI)
 	p.Mov(asm.D(regShared, fenceSlot), asm.ESI)

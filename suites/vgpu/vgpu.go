@@ -275,6 +275,31 @@ func specs(b *framework.Backend) {
 			Expect(t.d.Stats().CTBMessages).To(BeEquivalentTo(messages + 1))
 		}, SpecTimeout(specTimeout))
 
+		It(name("check 5: the guest refuses a message that would fill the ring (-ENOSPC)"), modeLabel, func(ctx SpecContext) {
+			t := bed(bedConfig{})
+			p, d := t.program()
+			d.setup(dev.PVSubmission)
+			// used+len+1 >= 512 dwords: with 509 dwords used a 2-dword
+			// message (len 2) is refused, one of len 1 would fit.
+			p.Mov(asm.EAX, ctb(dev.CTBDescTail))
+			p.Add(asm.EAX, asm.Imm(12))
+			p.And(asm.EAX, asm.Imm(dev.CTBSize-1))
+			p.Mov(ctb(dev.CTBDescHead), asm.EAX)
+			refused, sent := p.NewLabel(), p.NewLabel()
+			d.trySend(refused, dev.PVCmdDefault, asm.Imm(7))
+			p.Jmp(sent)
+			p.Bind(refused)
+			p.AssertEq(asm.EAX, asm.Imm(errNoSpace), "refusal")
+			p.Mov(asm.EAX, ctb(dev.CTBDescTail))
+			p.Mov(ctb(dev.CTBDescHead), asm.EAX)
+			d.send(dev.PVCmdDefault, asm.Imm(7))
+			p.AssertEq(asm.EAX, asm.Imm(0), "status once the ring is empty again")
+			p.Mov(asm.R8D, asm.Imm(1))
+			p.Bind(sent)
+			p.AssertEq(asm.R8D, asm.Imm(1), "a message that does not fit was sent")
+			t.run(ctx, p, nil)
+		}, SpecTimeout(specTimeout))
+
 		It(name("check 6: malformed ring indices get -EINVAL, never a host error"), modeLabel, func(ctx SpecContext) {
 			t := bed(bedConfig{})
 			p, d := t.program()
