@@ -31,6 +31,7 @@ import (
 	_ "github.com/kvmspec/kvmspec/suites/pagefault"
 	_ "github.com/kvmspec/kvmspec/suites/selftest"
 	_ "github.com/kvmspec/kvmspec/suites/smoke"
+	_ "github.com/kvmspec/kvmspec/suites/vgpu"
 )
 
 // Version is kvmspec's version, recorded in every report.
