@@ -98,6 +98,10 @@ func clean(s string) string {
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
+// Plain strips terminal escapes and invalid UTF-8, for text that goes
+// into a report or a one-line error.
+func Plain(s string) string { return clean(s) }
+
 // summaryLen bounds a one-line message.
 const summaryLen = 160
 

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 )
 
 // WriteJSON writes the run as the report.json document described in the
@@ -68,53 +66,4 @@ func describe(data []byte, err error) error {
 		return fmt.Errorf("line %d (offset %d): %w", line, syn.Offset, err)
 	}
 	return err
-}
-
-// Report file names inside the directory WriteDir writes.
-const (
-	JUnitFile = "junit.xml"
-	JSONFile  = "report.json"
-)
-
-// WriteDir creates dir and writes junit.xml and report.json into it. Each
-// file is written to a temporary name and renamed, so a reader (or a CI
-// step after a crash) never sees half a report.
-func WriteDir(dir string, r Run) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("report dir: %w", err)
-	}
-	if err := writeAtomic(filepath.Join(dir, JUnitFile), r.WriteJUnit); err != nil {
-		return err
-	}
-	return writeAtomic(filepath.Join(dir, JSONFile), r.WriteJSON)
-}
-
-func writeAtomic(path string, write func(io.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := write(f); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	// CreateTemp makes the file 0600; reports are for everyone to read.
-	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

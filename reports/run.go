@@ -98,8 +98,14 @@ type Meta struct {
 	Seed        int64           `json:"seed"`                   // Ginkgo random seed, to replay the order
 	LabelFilter string          `json:"label_filter,omitempty"` // --label-filter as given
 	Focus       string          `json:"focus,omitempty"`        // --focus as given
+	Skip        string          `json:"skip,omitempty"`         // --skip as given
 	Strict      bool            `json:"strict,omitempty"`       // host profiles were ignored
 	Profile     string          `json:"profile,omitempty"`      // host profile applied, "" for none
+	ProfileFile string          `json:"profile_file,omitempty"` // --profile-file it came from, if any
+	Deviations  int             `json:"deviations,omitempty"`   // known deviations the profile lists
+	// Params are the --param values the run was given, so a number can be
+	// traced to the workload that produced it.
+	Params map[string]string `json:"params,omitempty"`
 	Host        []host.Property `json:"host,omitempty"`         // host facts, in order
 	// Caps maps backend name → its capability lines.
 	Caps     map[string][]CapLine `json:"caps,omitempty"`
@@ -169,6 +175,10 @@ type Run struct {
 	// Problems are defects of the run itself (duplicate case IDs); the
 	// CLI fails a run that has any.
 	Problems []string `json:"problems,omitempty"`
+	// Incomplete, when set, says the run did not finish and why: the
+	// report a run leaves in its directory while it runs, so that one
+	// killed before writing its results is never read as a result.
+	Incomplete string `json:"incomplete,omitempty"`
 }
 
 // Counts are the totals of a run. Total = Passed + Failed + Skipped +
@@ -204,7 +214,7 @@ func tally(cases []Case) Counts {
 
 // OK reports whether the run may be called green: nothing failed and the
 // report itself is sound.
-func (r Run) OK() bool { return r.Counts().Failed == 0 && r.Validate() == nil }
+func (r Run) OK() bool { return r.Counts().Failed == 0 && r.Validate() == nil && r.Incomplete == "" }
 
 // Validate checks the run's integrity: every case ID is unique within its
 // backend (two specs with one ID would make deviations and baselines

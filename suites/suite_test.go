@@ -36,15 +36,19 @@ func (p paramFlag) Set(s string) error {
 }
 
 // TestSuites runs every area's specs under `go test`, the same specs the
-// kvmspec binary runs. Select with -ginkgo.label-filter / -ginkgo.focus.
+// kvmspec binary runs. Select with -ginkgo.label-filter / -ginkgo.focus;
+// Ginkgo's other suite and report flags (-ginkgo.fail-fast,
+// -ginkgo.focus-file, -ginkgo.flake-attempts, -ginkgo.junit-report …)
+// are passed through, and ginkgo -p is refused by suites.Run.
 func TestSuites(t *testing.T) {
 	sc, rc := GinkgoConfiguration()
 	run, err := suites.Run(t, suites.Options{
 		Backend: *backend, LabelFilter: sc.LabelFilter, Focus: sc.FocusStrings, Skip: sc.SkipStrings,
+		FocusFiles: sc.FocusFiles, SkipFiles: sc.SkipFiles, FailFast: sc.FailFast, FlakeAttempts: sc.FlakeAttempts,
 		Seed: sc.RandomSeed, Timeout: sc.Timeout, Verbose: rc.Verbose, Strict: *strict, ReportDir: *reportDir,
-		DryRun: sc.DryRun, Params: params,
+		DryRun: sc.DryRun, Params: params, Reporter: &rc, ParallelTotal: sc.ParallelTotal,
 	})
-	if sc.DryRun {
+	if sc.DryRun && err == nil {
 		return
 	}
 	if err != nil {
