@@ -93,20 +93,20 @@ type CapLine struct {
 
 // Meta describes the run as a whole: what was asked for and where.
 type Meta struct {
-	Version     string          `json:"version"`                // kvmspec version
-	Backends    []string        `json:"backends"`               // backends selected, in order
-	Seed        int64           `json:"seed"`                   // Ginkgo random seed, to replay the order
-	LabelFilter string          `json:"label_filter,omitempty"` // --label-filter as given
-	Focus       string          `json:"focus,omitempty"`        // --focus as given
-	Skip        string          `json:"skip,omitempty"`         // --skip as given
-	Strict      bool            `json:"strict,omitempty"`       // host profiles were ignored
-	Profile     string          `json:"profile,omitempty"`      // host profile applied, "" for none
-	ProfileFile string          `json:"profile_file,omitempty"` // --profile-file it came from, if any
-	Deviations  int             `json:"deviations,omitempty"`   // known deviations the profile lists
+	Version     string   `json:"version"`                // kvmspec version
+	Backends    []string `json:"backends"`               // backends selected, in order
+	Seed        int64    `json:"seed"`                   // Ginkgo random seed, to replay the order
+	LabelFilter string   `json:"label_filter,omitempty"` // --label-filter as given
+	Focus       string   `json:"focus,omitempty"`        // --focus as given
+	Skip        string   `json:"skip,omitempty"`         // --skip as given
+	Strict      bool     `json:"strict,omitempty"`       // host profiles were ignored
+	Profile     string   `json:"profile,omitempty"`      // host profile applied, "" for none
+	ProfileFile string   `json:"profile_file,omitempty"` // --profile-file it came from, if any
+	Deviations  int      `json:"deviations,omitempty"`   // known deviations the profile lists
 	// Params are the --param values the run was given, so a number can be
 	// traced to the workload that produced it.
 	Params map[string]string `json:"params,omitempty"`
-	Host        []host.Property `json:"host,omitempty"`         // host facts, in order
+	Host   []host.Property   `json:"host,omitempty"` // host facts, in order
 	// Caps maps backend name → its capability lines.
 	Caps     map[string][]CapLine `json:"caps,omitempty"`
 	Started  time.Time            `json:"started"`  // when the run began
