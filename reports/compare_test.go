@@ -345,7 +345,7 @@ func TestComparisonText(t *testing.T) {
 		"baseline 0.1.0 seed 1 → current 0.2.0 seed 2, threshold 20%",
 		"cases: 1 regressions, 1 fixed, 0 lost coverage, 0 gained coverage, 0 deviation changes, 0 new, 0 removed, 1 unchanged",
 		"perf: 1 worse, 1 better, 1 same (1 held back as noise), 0 unrated, 0 new, 0 removed",
-		"  REGRESSION  kvm/smoke/breaks  passed → failed  Expected <int>: 1 to equal <int>: 2",
+		"  REGRESSION  kvm/smoke/breaks  passed → failed  Expected 1 to equal 2",
 		"  fixed       kvm/smoke/fixed   failed → passed",
 		"  WORSE   kvm/perf/p  m             100ns → 2µs  ×20  range 90ns–110ns → 1.9µs–2.1µs",
 		"  better  kvm/perf/p  rate pages/s  100 → 200    ×2   range 90–110 → 190–210",

@@ -358,17 +358,6 @@ func Run(t GinkgoTestingT, opt Options) (reports.Run, error) {
 		}
 		defer dir.Close()
 	}
-	if opt.Interrupted != nil {
-		if sig := opt.Interrupted(); sig != "" {
-			if dir != nil {
-				if err := dir.Write(reports.IncompleteRun(meta, "interrupted by "+sig+" before any spec ran")); err != nil {
-					return reports.Run{}, err
-				}
-			}
-			return reports.Run{}, ErrInterrupted
-		}
-	}
-
 	backends, err := SelectBackends(opt.Backend)
 	if err != nil {
 		return reports.Run{}, err
@@ -392,6 +381,18 @@ func Run(t GinkgoTestingT, opt Options) (reports.Run, error) {
 	var report types.Report
 	ReportAfterSuite("kvmspec report", func(r Report) { report = r })
 
+	// A signal caught before Ginkgo installs its handler (in RunSpecs)
+	// would otherwise be lost: Ginkgo never sees it.
+	if opt.Interrupted != nil {
+		if sig := opt.Interrupted(); sig != "" {
+			if dir != nil {
+				if err := dir.Write(reports.IncompleteRun(meta, "interrupted by "+sig+" before any spec ran")); err != nil {
+					return reports.Run{}, err
+				}
+			}
+			return reports.Run{}, ErrInterrupted
+		}
+	}
 	sc, rc := ginkgoConfig(opt)
 	gomega.RegisterFailHandler(Fail)
 	RunSpecs(t, "kvmspec", sc, rc)

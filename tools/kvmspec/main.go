@@ -19,11 +19,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/kvmspec/kvmspec/harness/host"
@@ -31,18 +29,10 @@ import (
 	"github.com/kvmspec/kvmspec/reports"
 	"github.com/kvmspec/kvmspec/suites"
 	"github.com/kvmspec/kvmspec/suites/framework"
+	"github.com/kvmspec/kvmspec/tools/kvmspec/internal/interrupt"
 )
 
-// early receives SIGINT and SIGTERM from main's first instruction on, so
-// that a run interrupted before Ginkgo installs its own handler still
-// marks its report directory instead of dying with the previous run's
-// reports in place.
-var early = make(chan os.Signal, 1)
-
-func main() {
-	signal.Notify(early, os.Interrupt, syscall.SIGTERM)
-	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
-}
+func main() { os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // Exit codes.
 const (
@@ -308,16 +298,6 @@ func usageOrFail(c *command, err error, stderr io.Writer) int {
 	return exitFailed
 }
 
-// interrupted reports a signal caught by early, without waiting.
-func interrupted() string {
-	select {
-	case s := <-early:
-		return s.String()
-	default:
-		return ""
-	}
-}
-
 var runCmd = &command{
 	name: "run", args: "[flags]",
 	summary: "run the suites and write reports (default backend: auto)",
@@ -365,7 +345,7 @@ writes its reports (the remaining specs as "not run: interrupted").`,
 		if err := rf.finish(); err != nil {
 			return usageOrFail(c, err, stderr)
 		}
-		rf.opt.Interrupted = interrupted
+		rf.opt.Interrupted = interrupt.Caught
 		run, err := suites.Run(&testingT{}, rf.opt)
 		if errors.Is(err, suites.ErrInterrupted) {
 			fmt.Fprintf(stderr, "kvmspec run: %v\n", err)
