@@ -187,7 +187,7 @@ func TestFailureMessagesStable(t *testing.T) {
 		t.Errorf("summary\n%q, want\n%q", a, want)
 	}
 	cases := map[string]string{
-		"the declared deviation\nExpected\n    <int>: 1\nto equal\n    <int>: 2": "the declared deviation Expected 1 to equal 2",
+		"the declared deviation\nExpected\n    <int>: 1\nto equal\n    <int>: 2":                                "the declared deviation Expected 1 to equal 2",
 		"ctx\nUnexpected error:\n    <*errors.errorString | 0xc0000a>: \n    boom\n    {s: \"boom\"}\noccurred": "ctx: boom (unexpected error)",
 		"A spec timeout occurred": "A spec timeout occurred",
 	}
