@@ -35,7 +35,9 @@ func ReadJSON(rd io.Reader) (Run, error) {
 		return Run{}, fmt.Errorf("report json: %w", err)
 	}
 	var probe struct {
-		SchemaVersion *int `json:"schema_version"`
+		SchemaVersion *int             `json:"schema_version"`
+		Meta          *json.RawMessage `json:"meta"`
+		Cases         *json.RawMessage `json:"cases"`
 	}
 	if err := json.Unmarshal(data, &probe); err != nil {
 		return Run{}, fmt.Errorf("report json: %w", describe(data, err))
@@ -43,8 +45,24 @@ func ReadJSON(rd io.Reader) (Run, error) {
 	switch {
 	case probe.SchemaVersion == nil:
 		return Run{}, errors.New("report json: no schema_version: not a kvmspec report")
-	case *probe.SchemaVersion != SchemaVersion:
-		return Run{}, fmt.Errorf("report json: schema_version %d is not supported (this kvmspec reads version %d)", *probe.SchemaVersion, SchemaVersion)
+	case *probe.SchemaVersion < 1 || *probe.SchemaVersion > SchemaVersion:
+		return Run{}, fmt.Errorf("report json: schema_version %d is not supported (this kvmspec reads versions 1 to %d)", *probe.SchemaVersion, SchemaVersion)
+	case probe.Meta == nil || probe.Cases == nil:
+		// Another tool's document that happens to have a schema_version
+		// must not read as an empty run ("356 removed, no regressions").
+		return Run{}, errors.New("report json: no meta or no cases: not a kvmspec report")
+	}
+	var shape struct {
+		Meta  map[string]json.RawMessage `json:"meta"`
+		Cases []json.RawMessage          `json:"cases"`
+	}
+	if err := json.Unmarshal(data, &shape); err != nil {
+		return Run{}, fmt.Errorf("report json: not a kvmspec report: %w", err)
+	}
+	for _, k := range []string{"version", "started"} {
+		if _, ok := shape.Meta[k]; !ok {
+			return Run{}, fmt.Errorf("report json: meta has no %s: not a kvmspec report", k)
+		}
 	}
 	var r Run
 	if err := json.Unmarshal(data, &r); err != nil {

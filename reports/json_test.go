@@ -52,9 +52,13 @@ func TestReadJSONErrors(t *testing.T) {
 		in, want string
 	}{
 		{`{"cases": []}`, "no schema_version: not a kvmspec report"},
-		{`{"schema_version": 2}`, "schema_version 2 is not supported (this kvmspec reads version 1)"},
+		{`{"schema_version": 99}`, "schema_version 99 is not supported"},
+		{`{"schema_version": 0, "meta": {}, "cases": []}`, "schema_version 0 is not supported"},
+		{`{"schema_version": 1, "results": [{"name": "x"}]}`, "not a kvmspec report"},
+		{`{"schema_version": 1, "meta": {"version": "x"}, "cases": []}`, "meta has no started: not a kvmspec report"},
+		{`{"schema_version": 1, "meta": [], "cases": []}`, "not a kvmspec report"},
 		{`{"schema_version": "1"}`, "report json"},
-		{`{"schema_version": 1, "cases": [{"state": "exploded"}]}`, `cases[0].state: unknown state "exploded"`},
+		{`{"schema_version": 1, "meta": {"version": "", "started": "2026-01-01T00:00:00Z"}, "cases": [{"state": "exploded"}]}`, `cases[0].state: unknown state "exploded"`},
 		{"{\"schema_version\": 1,\n\"cases\": [}", "line 2"},
 		{``, "report json"},
 		{`[]`, "report json"},
