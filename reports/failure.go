@@ -228,8 +228,13 @@ func measurements(e types.ReportEntry) []Measurement {
 		}
 		st := m.Stats()
 		units := m.Units
+		samples := append([]float64{}, m.Values...)
 		if st.Type == gmeasure.StatsTypeDuration {
 			units = "ns"
+			samples = make([]float64, len(m.Durations))
+			for i, d := range m.Durations {
+				samples[i] = float64(d.Nanoseconds())
+			}
 		}
 		out = append(out, Measurement{
 			Experiment: m.ExperimentName,
@@ -241,6 +246,7 @@ func measurements(e types.ReportEntry) []Measurement {
 			Mean:       st.FloatFor(gmeasure.StatMean),
 			Max:        st.FloatFor(gmeasure.StatMax),
 			StdDev:     st.FloatFor(gmeasure.StatStdDev),
+			Samples:    samples,
 		})
 	}
 	return out

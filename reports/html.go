@@ -494,8 +494,8 @@ func newHTMLComparison(c Comparison) *htmlComparison {
 	h := &htmlComparison{
 		Regressions: c.Regressions(),
 		Threshold:   fmt.Sprintf("%g%%", c.Options.Threshold*100),
-		Guard: fmt.Sprintf("a median must move by more than ×%g (×%g when either run has fewer than %d samples) and, where both runs have a min–max range, the ranges must be apart by ×%g",
-			1+c.Options.Threshold, c.Options.FewSamplesFactor, c.Options.MinSamples, 1+c.Options.Threshold/2),
+		Guard: fmt.Sprintf("a median must move by more than ×%g, a Mann-Whitney U test on the samples must give p < %g and the runs' min–max ranges must be apart by ×%g; with fewer than %d samples a side there is no verdict (not enough data)",
+			1+c.Options.Threshold, c.Options.Alpha, 1+c.Options.Threshold/2, c.Options.MinSamples),
 	}
 	b := c.Base
 	add := func(k, v string) {

@@ -13,11 +13,13 @@ import (
 	"github.com/kvmspec/kvmspec/harness/host"
 )
 
-// SchemaVersion is the version of the JSON report this package writes and
-// the only one ReadJSON accepts. Bump it on any change an old reader would
-// misread (a renamed or re-typed field, a new state); adding a field does
-// not need a bump.
-const SchemaVersion = 1
+// SchemaVersion is the version of the JSON report this package writes;
+// ReadJSON reads it and every earlier one. Bump it on any change an old
+// reader would misread (a renamed or re-typed field, a new state) or a
+// comparison must know about: version 2 keeps every perf sample
+// (Measurement.Samples), which version 1 reports lack, so they compare as
+// "not enough data".
+const SchemaVersion = 2
 
 // areas are the area labels, a stable user interface: CI selects with them
 // and a spec ID starts with one.
@@ -134,6 +136,9 @@ type Measurement struct {
 	Mean   float64 `json:"mean"`
 	Max    float64 `json:"max"`
 	StdDev float64 `json:"stddev"` // population standard deviation, as gmeasure computes it
+	// Samples are every value, in the order measured (durations in ns),
+	// so that comparisons can test them (schema version 2 on).
+	Samples []float64 `json:"samples,omitempty"`
 }
 
 // Case is one testcase: one It of one backend.
