@@ -74,6 +74,16 @@ type Options struct {
 	Interrupted func() string
 	// MaxProfileSize caps --profile-file (0: DefaultMaxProfileSize).
 	MaxProfileSize int64
+	// Progress, when set, is called as each selected spec starts and
+	// ends, for a progress line on a terminal.
+	Progress func(Progress)
+}
+
+// Progress is where a run is: specs done of the total selected, failures
+// so far, and the spec running now ("" between specs).
+type Progress struct {
+	Done, Total, Failed int
+	Current             string
 }
 
 // DefaultMaxProfileSize bounds a host profile file: real ones are a few
@@ -380,6 +390,9 @@ func Run(t GinkgoTestingT, opt Options) (reports.Run, error) {
 	framework.Build(backends)
 	var report types.Report
 	ReportAfterSuite("kvmspec report", func(r Report) { report = r })
+	if opt.Progress != nil {
+		reportProgress(opt.Progress)
+	}
 
 	// A signal caught before Ginkgo installs its handler (in RunSpecs)
 	// would otherwise be lost: Ginkgo never sees it.
@@ -405,6 +418,51 @@ func Run(t GinkgoTestingT, opt Options) (reports.Run, error) {
 		}
 	}
 	return run, nil
+}
+
+// reportProgress registers the reporting nodes that feed f. Specs the
+// filters deselected are reported too, as skipped without a message, and
+// are not counted.
+func reportProgress(f func(Progress)) {
+	var p Progress
+	ReportBeforeSuite(func(r Report) {
+		p.Total = r.PreRunStats.SpecsThatWillRun
+		f(p)
+	})
+	deselected := func(s SpecReport) bool {
+		return s.State == types.SpecStateSkipped && s.Failure.Message == "" && s.RunTime == 0
+	}
+	ReportBeforeEach(func(s SpecReport) {
+		if s.State == types.SpecStateSkipped {
+			return // deselected (or skipped before it starts): nothing runs
+		}
+		p.Current = reports.SpecID(s)
+		if b := reportsBackend(s); b != "" {
+			p.Current = b + "/" + p.Current
+		}
+		f(p)
+	})
+	ReportAfterEach(func(s SpecReport) {
+		if deselected(s) {
+			return
+		}
+		p.Done++
+		if s.Failed() {
+			p.Failed++
+		}
+		p.Current = ""
+		f(p)
+	})
+}
+
+// reportsBackend is the backend a spec runs on, from its label.
+func reportsBackend(s SpecReport) string {
+	for _, l := range s.Labels() {
+		if b, ok := strings.CutPrefix(l, framework.BackendLabel("")); ok {
+			return b
+		}
+	}
+	return ""
 }
 
 // ginkgoConfig turns the options into Ginkgo's configuration.

@@ -212,3 +212,25 @@ func checkJUnitSchema(t *testing.T, dir string) {
 		t.Errorf("junit.xml does not validate: %v\n%s", err, out)
 	}
 }
+
+// A green run does not print the report entries (perf tables) of its
+// passing specs: they are in the report files.
+func TestPassingSpecsQuiet(t *testing.T) {
+	dir := t.TempDir()
+	r := kvmspec(t, nil, "run", "--backend", "emu", "--label-filter", "perf || smoke", "--focus", "arithmetic|phases|1 vcpu",
+		"--param", "dirtylog.perf.mem=4M", "--param", "pagefault.pages=64", "--report-dir", dir)
+	if r.code != exitOK {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	lines := strings.Count(r.stdout, "\n")
+	if strings.Contains(r.stdout, "Report Entries") || lines > 40 {
+		t.Errorf("%d lines on stdout, report entries included:\n%s", lines, r.stdout)
+	}
+	if !strings.Contains(r.stdout, "PASS: ") || !strings.Contains(r.stdout, "perf (median, n):") {
+		t.Errorf("summary missing:\n%s", r.stdout)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil || !bytes.Contains(b, []byte(`"report_entries"`)) || !bytes.Contains(b, []byte(`"samples"`)) {
+		t.Errorf("report.json lacks the entries or the samples: %v", err)
+	}
+}

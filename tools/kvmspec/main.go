@@ -346,7 +346,21 @@ writes its reports (the remaining specs as "not run: interrupted").`,
 			return usageOrFail(c, err, stderr)
 		}
 		rf.opt.Interrupted = interrupt.Caught
-		run, err := suites.Run(&testingT{}, rf.opt)
+		var run reports.Run
+		var err error
+		if f, ok := stdout.(*os.File); ok && f == os.Stdout && !rf.opt.Verbose {
+			// Passing specs' report entries (perf tables, host health)
+			// belong in the report files, not on the screen.
+			ferr := filtered(func(con *console) {
+				rf.opt.Progress = con.SetProgress
+				run, err = suites.Run(&testingT{}, rf.opt)
+			})
+			if ferr != nil {
+				run, err = suites.Run(&testingT{}, rf.opt)
+			}
+		} else {
+			run, err = suites.Run(&testingT{}, rf.opt)
+		}
 		if errors.Is(err, suites.ErrInterrupted) {
 			fmt.Fprintf(stderr, "kvmspec run: %v\n", err)
 			return exitInterrupted
