@@ -101,7 +101,7 @@ type htmlCountRow struct {
 
 type htmlFailed struct {
 	ID, Name, State, Cls, Location, FailureLocation, Message, Failure, Output, Duration string
-	Entries                                                                         []Entry
+	Entries                                                                             []Entry
 }
 
 type htmlSkipGroup struct {
@@ -128,12 +128,12 @@ type htmlPerfRow struct {
 // htmlChart is the geometry of one measurement's bar, in SVG user units.
 type htmlChart struct {
 	Width, Height                     int
-	Track1, Track2                    string // x of the axis ends
-	RangeX, RangeW                    string // current min–max, "" without a range
-	Median                            string // current median
-	BaseX, BaseW                      string // baseline min–max, "" without one
-	BaseMedian                        string // baseline median, "" without a baseline
-	Lo, Hi                            string // axis ends as values, with units: the axis labels
+	Track1, Track2                    string   // x of the axis ends
+	RangeX, RangeW                    string   // current min–max, "" without a range
+	Median                            string   // current median
+	BaseX, BaseW                      string   // baseline min–max, "" without one
+	BaseMedian                        string   // baseline median, "" without a baseline
+	Lo, Hi                            string   // axis ends as values, with units: the axis labels
 	Samples                           []string // x of every sample (at most maxChartSamples)
 	SamplesShown                      string   // "20 samples", or "200 of 5000 samples"
 	Title                             string
