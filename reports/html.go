@@ -217,7 +217,11 @@ func newHTMLPage(r Run, cmp *Comparison) htmlPage {
 			href = "#" + id
 		}
 		if c.State.Failed() && href != "" {
-			p.FailedLinks = append(p.FailedLinks, htmlLink{Text: caseName(c) + ": " + oneLine(c.Message), Href: href, Cls: "fail"})
+			if len(p.FailedLinks) < leadFailures {
+				p.FailedLinks = append(p.FailedLinks, htmlLink{Text: caseName(c) + ": " + oneLine(c.Message), Href: href, Cls: "fail"})
+			} else if len(p.FailedLinks) == leadFailures {
+				p.FailedLinks = append(p.FailedLinks, htmlLink{Text: "… and more: see the failed section", Href: "#failed"})
+			}
 			p.Failed = append(p.Failed, htmlFailed{
 				ID:   anchors[caseKey{c.Backend, c.ID}],
 				Name: caseName(c), State: string(c.State), Cls: stateClass(c.State),
@@ -233,6 +237,9 @@ func newHTMLPage(r Run, cmp *Comparison) htmlPage {
 	}
 	if cmp != nil {
 		p.Changed = changedLinks(*cmp, anchors)
+		if n := len(p.Changed); n > leadChanges {
+			p.Changed = append(p.Changed[:leadChanges], htmlLink{Text: fmt.Sprintf("… and %d more: see the comparison", n-leadChanges), Href: "#comparison"})
+		}
 		for i := range p.Cmp.Cases {
 			if id, ok := anchors[caseKey{cmp.Cases[i].Backend, cmp.Cases[i].ID}]; ok {
 				p.Cmp.Cases[i].Href = "#" + id
@@ -243,6 +250,13 @@ func newHTMLPage(r Run, cmp *Comparison) htmlPage {
 	p.Perf, p.PerfBase = perfSection(r, cmp)
 	return p
 }
+
+// leadFailures bounds the failures listed in the page's lead, so that a
+// run where everything fails still shows its verdict on the first screen.
+const (
+	leadFailures = 20
+	leadChanges  = 30
+)
 
 // failureAnchors gives every failing case an anchor, in run order; the
 // first case of a duplicated key keeps it.
@@ -716,7 +730,7 @@ svg .basemedian { stroke: #555; stroke-width: 2; stroke-dasharray: 3 2; }
 <p>{{.VerdictLine}}</p>
 {{if .Changed}}<h3>what changed</h3>
 <ul class="lead">{{range .Changed}}<li class="{{.Cls}}">{{if .Href}}<a href="{{.Href}}">{{.Text}}</a>{{else}}{{.Text}}{{end}}</li>{{end}}</ul>{{end}}
-{{if .FailedLinks}}<h3>failures ({{len .FailedLinks}})</h3>
+{{if .FailedLinks}}<h3>failures ({{.Total.Failed}})</h3>
 <ul class="lead">{{range .FailedLinks}}<li class="{{.Cls}}"><a href="{{.Href}}">{{.Text}}</a></li>{{end}}</ul>{{end}}
 </div>
 {{with .Cmp}}

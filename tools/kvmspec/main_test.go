@@ -148,6 +148,8 @@ func TestUsageErrors(t *testing.T) {
 		{"not a kvmspec report", []string{"report", notReport}, "not a kvmspec report"},
 		{"baseline not a kvmspec report", []string{"report", "--baseline", notReport, notReport}, "not a kvmspec report"},
 		{"report without file", []string{"report"}, "want one NEW.json"},
+		{"history of one", []string{"report", "--history", notReport}, "--history wants two or more reports"},
+		{"history with baseline", []string{"report", "--history", "--baseline", notReport, notReport, notReport}, "exclude each other"},
 		{"help for nothing", []string{"help", "frobnicate"}, `unknown command "frobnicate"`},
 	}
 	dir := greenDir(t)
@@ -401,6 +403,15 @@ func TestReport(t *testing.T) {
 	r := kvmspec(t, nil, "report", "--baseline", a, b)
 	if r.code != exitOK || !strings.Contains(r.stdout, "NO REGRESSIONS") {
 		t.Fatalf("same suite twice: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// Flags after the positional argument; a history of the two.
+	hist := filepath.Join(dir, "history.html")
+	r = kvmspec(t, nil, "report", "--history", a, b, "--out", hist)
+	if r.code != exitOK || !strings.Contains(r.stdout, "history of 2 runs") {
+		t.Fatalf("history: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if page, err := os.ReadFile(hist); err != nil || !bytes.Contains(page, []byte("failing now (0)")) {
+		t.Fatalf("history.html: %v", err)
 	}
 	page, err := os.ReadFile(filepath.Join(dir, "b", "report.html"))
 	if err != nil || !bytes.Contains(page, []byte("<html")) {

@@ -45,6 +45,7 @@ each failing case fails.`,
 		fs.StringVar(&f.baseline, "baseline", "", "an earlier report.json to compare with")
 		fs.StringVar(&f.out, "out", "", "the HTML file to write (default: report.html beside the newest report)")
 		fs.Float64Var(&f.threshold, "threshold", reports.DefaultThreshold, "relative change of a median that counts as worse or better (0 < t < 10)")
+		fs.BoolVar(&f.history, "history", false, "the arguments are reports oldest first: show trends and failing-since")
 		return f
 	},
 	run: runReport,
@@ -122,13 +123,22 @@ func runReport(c *command, state any, pos []string, stdout, stderr io.Writer) in
 	}
 	var page bytes.Buffer
 	var err error
-	if err = cur.WriteHTMLOptions(&page, base, opt); err != nil {
+	if f.history {
+		err = reports.WriteHistoryHTML(&page, runs, opt)
+	} else {
+		err = cur.WriteHTMLOptions(&page, base, opt)
+	}
+	if err != nil {
 		return fail(exitFailed, "%v", err)
 	}
 	if err := os.WriteFile(path, page.Bytes(), 0o644); err != nil {
 		return fail(exitFailed, "%v", err)
 	}
 	fmt.Fprintln(stdout, "report:", path)
+	if f.history {
+		reports.History(runs, opt).Text(stdout)
+		return exitOK
+	}
 	if cur.Incomplete != "" {
 		return fail(exitFailed, "%s: %s", newest, cur.Incomplete)
 	}
