@@ -45,14 +45,8 @@ type reportState struct {
 
 func readState(t *testing.T, dir string) reportState {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var s reportState
-	if err := json.Unmarshal(b, &s); err != nil {
-		t.Fatalf("report.json: %v", err)
-	}
+	readReportFile(t, dir, "report.json", json.Unmarshal, &s)
 	return s
 }
 

@@ -74,16 +74,22 @@ type junit struct {
 	} `xml:"testsuite"`
 }
 
-func readJUnit(t *testing.T, dir string) junit {
+// readReportFile decodes one of dir's report files into v.
+func readReportFile(t *testing.T, dir, name string, unmarshal func([]byte, any) error, v any) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "junit.xml"))
+	b, err := os.ReadFile(filepath.Join(dir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var j junit
-	if err := xml.Unmarshal(b, &j); err != nil {
-		t.Fatalf("junit.xml: %v", err)
+	if err := unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", name, err)
 	}
+}
+
+func readJUnit(t *testing.T, dir string) junit {
+	t.Helper()
+	var j junit
+	readReportFile(t, dir, "junit.xml", xml.Unmarshal, &j)
 	return j
 }
 
