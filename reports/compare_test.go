@@ -461,6 +461,11 @@ func FuzzCompare(f *testing.F) {
 	f.Add([]byte(`{"schema_version": 1, "cases": [{"state": "passed", "perf": [{"median": -1, "min": 1e308, "max": -1e308}]}]}`),
 		[]byte(`{"schema_version": 1, "cases": [{"state": "failed", "perf": [{"median": 0}, {"median": 0}]}]}`))
 	f.Add([]byte(`{"schema_version": 1, "meta": {"caps": {"b": [{"name": "x"}], "a": [{"name": "x"}]}}}`), []byte(`{"schema_version": 1}`))
+	// Version 2, with samples for the U test.
+	f.Add([]byte(`{"schema_version": 2, "meta": {"version": "v", "started": "2026-01-01T00:00:00Z"}, "cases": [{"backend": "k", "id": "a", "state": "passed",
+		"perf": [{"name": "p", "units": "ns", "n": 5, "min": 1, "median": 3, "max": 5, "samples": [1, 2, 3, 4, 5]}]}]}`),
+		[]byte(`{"schema_version": 2, "meta": {"version": "v", "started": "2026-01-01T00:00:00Z"}, "cases": [{"backend": "k", "id": "a", "state": "passed",
+		"perf": [{"name": "p", "units": "ns", "n": 5, "min": 10, "median": 30, "max": 50, "samples": [10, 20, 30, 40, 1e308]}]}]}`))
 	f.Fuzz(func(t *testing.T, x, y []byte) {
 		base, err := ReadJSON(bytes.NewReader(x))
 		if err != nil {
