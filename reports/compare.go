@@ -363,8 +363,8 @@ func transition(b, c Case) (kind ChangeKind, changed bool) {
 		return ChangeGainedCoverage, true
 	case from == 'D' && to == 'D':
 		// The same deviation under a new description is a profile change
-		// a reviewer should see.
-		return ChangeDeviation, b.Message != c.Message
+		// a reviewer should see; what it observed may differ run to run.
+		return ChangeDeviation, deviationKey(b) != deviationKey(c)
 	case from == 'D' || to == 'D':
 		return ChangeDeviation, true
 	}
@@ -693,4 +693,13 @@ func runLabel(m Meta) string {
 		s += " " + m.Started.UTC().Format("2006-01-02T15:04Z")
 	}
 	return s
+}
+
+// deviationKey identifies the deviation that judged a case: its profile
+// entry where the report records it, else (older reports) the message.
+func deviationKey(c Case) string {
+	if d := c.Deviation; d != nil {
+		return d.Profile + "\x00" + d.ID + "\x00" + d.Reason
+	}
+	return c.Message
 }

@@ -12,7 +12,7 @@
 //
 // The spec tree is Describe(backend) > Describe(area) > … > It. A case's
 // Backend comes from its "backend:<name>" label, its Area from the first
-// area label (see IsArea), its Name from the container texts below those
+// area label (see taxonomy.IsArea), its Name from the container texts below those
 // two and the It text, joined with " / ", and its ID is Area + "/" + Name:
 // "smoke/pio out [cpl3]", "smoke/exceptions / #UD [cpl0]". IDs must be
 // unique per backend (Validate); host profiles match deviations on them.
@@ -51,7 +51,7 @@
 //	    "message": "…",                 failure message or skip reason
 //	    "location": "suites/smoke/pio.go:42",
 //	    "failure_location": "…",        failures only
-//	    "failure": "…",                 failures only: full text (panic, stack, steps)
+//	    "failure": "…",                 failures and known deviations that ran: full text (panic, stack, steps)
 //	    "started": "…",
 //	    "duration_ns": 1234567,
 //	    "labels": ["backend:kvm", "smoke", "cpl3"],
@@ -59,7 +59,9 @@
 //	    "perf": [{"experiment": "pio", "name": "exit round trip", "units": "ns",
 //	              "n": 3, "min": 1, "median": 2, "mean": 2, "max": 3, "stddev": 0.8,
 //	              "samples": [2, 1, 3]}],   every value in the order measured (version 2 on)
-//	    "output": "…"                   GinkgoWriter and captured stdout/stderr
+//	    "output": "…",                  GinkgoWriter and captured stdout/stderr
+//	    "deviation": {"id": "pvm-cpl0-int3", "profile": "pvm", "reason": "…", "run": true}
+//	                                    optional: the host profile's deviation that judged the case
 //	  }],
 //	  "filtered": 12,                   specs deselected by the filters
 //	  "problems": ["duplicate case ID …"],

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kvmspec/kvmspec/harness/asm"
 	"github.com/kvmspec/kvmspec/harness/hv"
+	"github.com/kvmspec/kvmspec/harness/hv/hvtest"
 )
 
 // mmioGPA is not backed by the test guest's slot (8 MiB) but mapped by its
@@ -93,17 +94,8 @@ func TestReadOnlySlotWriteExits(t *testing.T) {
 	}
 }
 
-type countingPIO struct{ in, out int }
-
-func (d *countingPIO) PIO(vcpu int, off uint16, data []byte, write bool) error {
-	if write {
-		d.out++
-	} else {
-		d.in++
-		data[0] = 0x5a
-	}
-	return nil
-}
+// dev1 reports whether the device saw one read and one write.
+func dev1(d *hvtest.Recorder) bool { r, w := d.Counts(); return r == 1 && w == 1 }
 
 func TestPIO(t *testing.T) {
 	code := assemble(t, func(a *asm.Assembler) {
@@ -117,8 +109,8 @@ func TestPIO(t *testing.T) {
 		done(a)
 	})
 	g := newTestGuest(t, newEmu(t), guestOpt{user: true}, code)
-	dev := &countingPIO{}
-	if err := g.vm.AttachPIO(0x3f8, 8, dev); err != nil {
+	dev := &hvtest.Recorder{ReadValue: 0x5a}
+	if err := g.vm.Attach(dev, hv.Region{Space: hv.SpacePIO, Base: 0x3f8, Size: 8}); err != nil {
 		t.Fatal(err)
 	}
 	io := g.runIO(t)
@@ -131,8 +123,8 @@ func TestPIO(t *testing.T) {
 	}
 	io.SetValue(0x99)
 	r := g.runDone(t)
-	if r.RBX&0xff != 0x99 || r.RAX&0xff != 0x5a || dev.in != 1 || dev.out != 1 {
-		t.Fatalf("rbx %#x rax %#x device %+v", r.RBX, r.RAX, dev)
+	if r.RBX&0xff != 0x99 || r.RAX&0xff != 0x5a || !dev1(dev) {
+		t.Fatalf("rbx %#x rax %#x device %+v", r.RBX, r.RAX, dev.Accesses())
 	}
 	st, _ := g.vcpu.Stats()
 	if n, _ := st.Get("io_exits"); n != 5 {

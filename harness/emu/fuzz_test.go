@@ -56,7 +56,7 @@ func FuzzExecute(f *testing.F) {
 					t.Fatalf("emulator bug: %s", g.vcpu.(*VCPU).c.internalMsg)
 				}
 				return
-			case hv.HaltExit, hv.ShutdownExit, *hv.FailEntryExit:
+			case *hv.HaltExit, *hv.ShutdownExit, *hv.FailEntryExit:
 				return
 			}
 		}

@@ -1,79 +1,24 @@
 package guest
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"github.com/kvmspec/kvmspec/harness/asm"
+	"github.com/kvmspec/kvmspec/harness/guest/desc"
 	"github.com/kvmspec/kvmspec/harness/hv"
 )
 
-// vectorHasErrorCode marks the exceptions for which the CPU pushes an error code.
-var vectorHasErrorCode = map[int]bool{8: true, 10: true, 11: true, 12: true, 13: true, 14: true, 17: true, 21: true, 29: true, 30: true}
-
 func (g *Guest) build() error {
-	mem := g.Mem.Bytes()
-	le := binary.LittleEndian
-	root, err := g.allocPT()
+	root, err := g.pool.alloc()
 	if err != nil {
 		return err
 	}
-	g.PT = &PageTables{Root: root, mem: g.Bytes, alloc: g.allocPT}
-
-	// Identity map slot 0 with 4 KiB pages (page 0 left out). System areas
-	// are supervisor-only; the ucall pages, user stacks, code and data are
-	// user-accessible so CPL3 code can use them.
-	sup := uint64(PTEWrite)
-	usr := uint64(PTEWrite | PTEUser)
-	maps := []struct{ base, size, flags uint64 }{
-		{0x1000, RuntimeBase - 0x1000, sup},
-		{RuntimeBase, RuntimeSize, sup},
-		{PageTableBase, PageTableSize, sup},
-		{CodeBase, CodeSize, usr},
-		{DataBase, g.cfg.MemSize - DataBase, usr},
+	g.PT = &PageTables{Root: root, mem: g.Bytes, alloc: g.pool.alloc}
+	if err := g.identityMap(); err != nil {
+		return fmt.Errorf("guest page tables: %w", err)
 	}
-	for i := 0; i < MaxVCPUs; i++ {
-		b := vcpuBlock(i)
-		maps = append(maps,
-			struct{ base, size, flags uint64 }{b, blockUcall, sup},
-			struct{ base, size, flags uint64 }{b + blockUcall, hv.PageSize, usr},
-			struct{ base, size, flags uint64 }{b + blockISTBottom, blockISTTop - blockISTBottom, sup},
-			struct{ base, size, flags uint64 }{b + blockISTTop, blockUserStack - blockISTTop, usr})
-	}
-	for _, m := range maps {
-		if err := g.PT.Map(m.base, m.base, m.size, m.flags); err != nil {
-			return fmt.Errorf("guest page tables: %w", err)
-		}
-	}
-	if g.cfg.UcallMMIO {
-		for i := 0; i < g.cfg.VCPUs; i++ {
-			gpa := UcallMMIOGPA + uint64(i)*VCPUBlockSize
-			if err := g.PT.Map(gpa, gpa, hv.PageSize, usr); err != nil {
-				return err
-			}
-		}
-	}
-
-	// GDT: null, kernel code/data, user code/data, one TSS per vCPU.
-	gdt := mem[GDTBase : GDTBase+hv.PageSize]
-	le.PutUint64(gdt[SelKernelCode:], 0x00af9b000000ffff) // 64-bit code, DPL0
-	le.PutUint64(gdt[SelKernelData:], 0x00cf93000000ffff) // data, DPL0
-	le.PutUint64(gdt[SelUserCode&^3:], 0x00affb000000ffff)
-	le.PutUint64(gdt[SelUserData&^3:], 0x00cff3000000ffff)
-	for i := 0; i < g.cfg.VCPUs; i++ {
-		base := vcpuBlock(i) + blockTSS
-		off := selTSS0 + 16*i
-		lo := uint64(tssLimit&0xffff) | (base&0xffffff)<<16 | uint64(0x89)<<40 | uint64(tssLimit>>16&0xf)<<48 | (base>>24&0xff)<<56
-		le.PutUint64(gdt[off:], lo)
-		le.PutUint64(gdt[off+8:], base>>32)
-		// TSS: RSP0 and IST1 at the top of the block's IST stack; I/O
-		// bitmap right after the header, all ports allowed.
-		tss := mem[base : base+tssSize]
-		clear(tss)
-		le.PutUint64(tss[4:], vcpuBlock(i)+blockISTTop)
-		le.PutUint64(tss[36:], vcpuBlock(i)+blockISTTop)
-		le.PutUint16(tss[102:], 0x68)
-		tss[tssSize-1] = 0xff
+	if err := g.buildGDT(); err != nil {
+		return err
 	}
 	if err := g.buildRuntime(); err != nil {
 		return err
@@ -91,6 +36,125 @@ func (g *Guest) build() error {
 	return nil
 }
 
+// identityMap maps slot 0 with 4 KiB pages (page 0 left out). System
+// areas are supervisor-only; the ucall pages, user stacks, code and free
+// memory are user-accessible so CPL3 code can use them.
+func (g *Guest) identityMap() error {
+	sup := uint64(PTEWrite)
+	usr := uint64(PTEWrite | PTEUser)
+	type area struct{ base, size, flags uint64 }
+	l := g.cfg.Layout
+	maps := []area{
+		{Page4K, SystemSize - Page4K, sup},
+		{l.PageTables, l.PageTableSize, sup},
+		{l.Code, l.CodeSize, usr},
+	}
+	for i := 0; i < MaxVCPUs; i++ {
+		b := l.vcpuBlock(i)
+		maps = append(maps,
+			area{b, blockUcall, sup},
+			area{b + blockUcall, hv.PageSize, usr},
+			area{b + blockISTBottom, blockISTTop - blockISTBottom, sup},
+			area{b + blockISTTop, blockUserStack - blockISTTop, usr})
+	}
+	// Free memory is whatever the areas leave, before anything else
+	// (page-table chunks among them) is allocated from it.
+	start := uint64(0)
+	for _, r := range g.phys.Regions() {
+		if r.Base > start {
+			maps = append(maps, area{start, r.Base - start, usr})
+		}
+		start = r.End()
+	}
+	if start < g.cfg.MemSize {
+		maps = append(maps, area{start, g.cfg.MemSize - start, usr})
+	}
+	for _, m := range maps {
+		if err := g.PT.Map(m.base, m.base, m.size, m.flags); err != nil {
+			return err
+		}
+	}
+	// The local APIC page, uncached; CPL3 test code signals EOI itself.
+	apic := uint64(PTEWrite | PTEPCD | PTEPWT)
+	if g.cfg.Mode == CPL3 {
+		apic |= PTEUser
+	}
+	if err := g.PT.Map(APICBase, APICBase, hv.PageSize, apic); err != nil {
+		return err
+	}
+	if g.cfg.UcallMMIO {
+		for i := 0; i < g.cfg.VCPUs; i++ {
+			gpa := UcallMMIOGPA + uint64(i)*VCPUBlockSize
+			if err := g.PT.Map(gpa, gpa, hv.PageSize, usr); err != nil {
+				return err
+			}
+		}
+	}
+	// Chunks the pool took from free memory while mapping it were mapped
+	// for the user above; page tables are the supervisor's.
+	g.booted = true
+	for _, r := range g.pool.grown {
+		if err := g.ptGrew(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// buildGDT writes the standard GDT (null, kernel code and data, user code
+// and data, one TSS descriptor per vCPU) and each vCPU's TSS.
+func (g *Guest) buildGDT() error {
+	gdt := desc.NewGDT()
+	for _, e := range []struct {
+		d    desc.Descriptor
+		want desc.Selector
+	}{{kernelCode, SelKernelCode}, {kernelData, SelKernelData}, {userCode, SelUserCode}, {userData, SelUserData}} {
+		if sel := gdt.Add(e.d); sel != e.want {
+			return fmt.Errorf("guest GDT: descriptor at %v, its selector constant says %v", sel, e.want)
+		}
+	}
+	for i := 0; i < g.cfg.VCPUs; i++ {
+		if sel := gdt.AddTSS(g.tssDescriptor(i)); sel != g.trSelector(i) {
+			return fmt.Errorf("guest GDT: TSS of vcpu %d at %v, want %v", i, sel, g.trSelector(i))
+		}
+		// RSP0 and IST1 at the top of the block's exception stack, IST2
+		// below it; the I/O bitmap right after the header, all ports
+		// allowed (zero bits), and the 0xff byte the CPU reads past the
+		// last port.
+		block := g.cfg.Layout.vcpuBlock(i)
+		var tss desc.TSS
+		tss.RSP[0] = block + blockISTTop
+		tss.IST[istStubs-1] = block + blockISTTop
+		tss.IST[istHandlers-1] = block + blockIST2Top
+		tss.IOPBBase = tssIOPB
+		b, err := g.Bytes(g.tssDescriptor(i).Base, tssSize)
+		if err != nil {
+			return err
+		}
+		clear(b)
+		if err := tss.Put(b); err != nil {
+			return err
+		}
+		b[tssSize-1] = 0xff
+	}
+	if gdt.Len() > IDTBase-GDTBase {
+		return fmt.Errorf("guest GDT: %d bytes overrun the IDT", gdt.Len())
+	}
+	dst, err := g.Bytes(GDTBase, gdt.Len())
+	if err != nil {
+		return err
+	}
+	copy(dst, gdt.Bytes())
+	g.gdtr = gdt.DTable(GDTBase)
+	return nil
+}
+
+func (g *Guest) tssDescriptor(i int) desc.TSSDescriptor {
+	return desc.NewTSSDescriptor(g.cfg.Layout.vcpuBlock(i)+blockTSS, tssSize)
+}
+
+func (g *Guest) trSelector(i int) desc.Selector { return selTSS0 + desc.Selector(16*i) }
+
 // buildRuntime assembles the IDT stubs and the common handler and fills the IDT.
 func (g *Guest) buildRuntime() error {
 	a := asm.New(RuntimeBase)
@@ -98,7 +162,7 @@ func (g *Guest) buildRuntime() error {
 	stubs := make([]*asm.Label, 256)
 	for v := 0; v < 256; v++ {
 		stubs[v] = a.Here()
-		if !vectorHasErrorCode[v] {
+		if !desc.HasErrorCode(v) {
 			a.Push(asm.Imm(0))
 		}
 		a.Push(asm.Imm(int64(v)))
@@ -140,7 +204,7 @@ func (g *Guest) buildRuntime() error {
 	a.Mov(asm.Q(asm.RBX, ucSite), asm.Imm(0))
 	a.Mov(asm.Q(asm.RBX, ucCmd), asm.Imm(int64(UcallUnhandled)))
 	if g.cfg.UcallMMIO {
-		a.Mov(asm.B(asm.RBX, int32(UcallMMIOGPA-VCPUBlockBase-blockUcall)), asm.AL)
+		a.Mov(asm.B(asm.RBX, g.ucallMMIODisp()), asm.AL)
 	} else {
 		a.Out(asm.Imm(UcallPort), asm.AL)
 	}
@@ -155,32 +219,17 @@ func (g *Guest) buildRuntime() error {
 	if len(code) > RuntimeSize {
 		return fmt.Errorf("guest runtime: %d bytes do not fit", len(code))
 	}
-	mem := g.Mem.Bytes()
-	copy(mem[RuntimeBase:], code)
-	le := binary.LittleEndian
-	for v := 0; v < 256; v++ {
+	dst, err := g.Bytes(RuntimeBase, len(code))
+	if err != nil {
+		return err
+	}
+	copy(dst, code)
+	for v := 0; v < desc.IDTVectors; v++ {
 		addr, _ := a.Addr(stubs[v])
-		dpl := uint64(0)
-		// Software interrupts from ring 3 are allowed for #BP, #OF and the
-		// non-exception vectors, as a usual OS does.
-		if v == 3 || v == 4 || v >= 32 {
-			dpl = 3
-		}
-		lo := addr&0xffff | uint64(SelKernelCode)<<16 | 1<<32 /* IST1 */ | (0x8e|dpl<<5)<<40 | (addr>>16&0xffff)<<48
-		le.PutUint64(mem[IDTBase+16*v:], lo)
-		le.PutUint64(mem[IDTBase+16*v+8:], addr>>32)
+		g.idt[v] = desc.InterruptGate(addr, SelKernelCode, istStubs, gateDPL(v))
 	}
-	return nil
-}
-
-func seg(sel uint16, code bool, dpl uint8) hv.Segment {
-	s := hv.Segment{Selector: sel, Limit: 0xffffffff, Present: 1, S: 1, G: 1, DPL: dpl}
-	if code {
-		s.Type, s.L = 11, 1
-	} else {
-		s.Type, s.DB = 3, 1
-	}
-	return s
+	g.runtimeEnd = RuntimeBase + uint64(len(code))
+	return g.writeIDT()
 }
 
 func (g *Guest) setSregs(i int) error {
@@ -189,22 +238,46 @@ func (g *Guest) setSregs(i int) error {
 	if err != nil {
 		return err
 	}
+	code, data, cs, ds := kernelCode, kernelData, SelKernelCode, SelKernelData
 	if g.cfg.Mode == CPL3 {
-		s.CS = seg(SelUserCode, true, 3)
-		d := seg(SelUserData, false, 3)
-		s.DS, s.ES, s.FS, s.GS, s.SS = d, d, d, d, d
-	} else {
-		s.CS = seg(SelKernelCode, true, 0)
-		d := seg(SelKernelData, false, 0)
-		s.DS, s.ES, s.FS, s.GS, s.SS = d, d, d, d, d
+		code, data, cs, ds = userCode, userData, SelUserCode, SelUserData
 	}
-	s.TR = hv.Segment{Selector: uint16(selTSS0 + 16*i), Base: vcpuBlock(i) + blockTSS, Limit: tssLimit, Type: 11, Present: 1}
-	s.LDT = hv.Segment{Unusable: 1, Type: 2, Present: 1}
-	s.GDT = hv.DTable{Base: GDTBase, Limit: uint16(selTSS0 + 16*g.cfg.VCPUs - 1)}
-	s.IDT = hv.DTable{Base: IDTBase, Limit: 256*16 - 1}
+	s.CS = code.Segment(cs)
+	d := data.Segment(ds)
+	s.DS, s.ES, s.FS, s.GS, s.SS = d, d, d, d, d
+	s.TR = g.tssDescriptor(i).TR(g.trSelector(i))
+	s.LDT = desc.UnusableLDT()
+	s.GDT = g.gdtr
+	s.IDT = g.idt.DTable(IDTBase)
 	s.CR0 = hv.CR0PE | hv.CR0MP | hv.CR0ET | hv.CR0NE | hv.CR0WP | hv.CR0PG
 	s.CR3 = g.PT.Root
 	s.CR4 = hv.CR4PAE | hv.CR4OSFXSR | hv.CR4OSXMMEXCPT
 	s.EFER = hv.EFERLME | hv.EFERLMA | hv.EFERNXE | hv.EFERSCE
 	return v.SetSregs(&s)
+}
+
+// gateDPL lets ring-3 software reach #BP (int3), #OF (into) and the
+// non-exception vectors (int n), as a usual OS does.
+func gateDPL(v int) uint8 {
+	if v == desc.VectorBP || v == desc.VectorOF || v >= desc.FirstExternalVector {
+		return 3
+	}
+	return 0
+}
+
+// writeIDT copies the IDT into guest memory.
+func (g *Guest) writeIDT() error {
+	b := g.idt.Bytes()
+	dst, err := g.Bytes(IDTBase, len(b))
+	if err != nil {
+		return err
+	}
+	copy(dst, b)
+	return nil
+}
+
+// ucallMMIODisp is the displacement from a vCPU's ucall page (R15) to its
+// page of the MMIO ucall window.
+func (g *Guest) ucallMMIODisp() int32 {
+	return int32(UcallMMIOGPA - g.cfg.Layout.VCPUBlocks - blockUcall)
 }

@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/kvmspec/kvmspec/harness/asm"
+	"github.com/kvmspec/kvmspec/harness/guest/desc"
 	"github.com/kvmspec/kvmspec/harness/hv"
 )
 
@@ -43,7 +45,10 @@ type Config struct {
 	MemSize   uint64 // slot 0 size, default DefaultMemSize
 	Backing   hv.Backing
 	UcallMMIO bool // ucalls by MMIO write instead of port I/O
-	VM        hv.VMConfig
+	// Layout places the vCPU blocks, page tables and code area; the zero
+	// value is the default layout.
+	Layout Layout
+	VM     hv.VMConfig
 	// Output receives guest PRINTF lines (default: discarded).
 	Output io.Writer
 }
@@ -56,14 +61,22 @@ type Guest struct {
 	PT    *PageTables
 	VCPUs []hv.VCPU
 
-	cfg     Config
-	ptNext  uint64
-	heap    uint64
-	mu      sync.Mutex
-	sites   []*Site
-	errs    []error
-	program *asm.Assembler
-	entry   uint64
+	cfg    Config
+	phys   *Allocator
+	pool   ptPool
+	booted bool // the identity map exists: page-table chunks are protected as they come
+	gdtr   hv.DTable
+	idt    desc.IDT
+	// runtimeEnd is the first free byte of the runtime area, where
+	// installed handlers go.
+	runtimeEnd uint64
+	handlers   []*asm.Assembler // installed handlers, for Source
+	flat       []Region         // ranges flat binaries reserved
+	mu         sync.Mutex
+	sites      []*Site
+	errs       []error
+	program    *asm.Assembler
+	entry      uint64
 }
 
 // New builds the standard guest: memory, page tables, descriptor tables,
@@ -78,13 +91,24 @@ func New(h hv.Hypervisor, cfg Config) (*Guest, error) {
 	if cfg.MemSize == 0 {
 		cfg.MemSize = DefaultMemSize
 	}
-	if cfg.MemSize < DataBase+Page2M || cfg.MemSize%Page2M != 0 || cfg.MemSize > UcallMMIOGPA {
-		return nil, fmt.Errorf("guest: memory size %#x must be a multiple of 2 MiB in [%#x, %#x]", cfg.MemSize, DataBase+Page2M, UcallMMIOGPA)
+	if cfg.MemSize%Page2M != 0 || cfg.MemSize > UcallMMIOGPA {
+		return nil, fmt.Errorf("guest: memory size %#x must be a multiple of 2 MiB up to %#x", cfg.MemSize, UcallMMIOGPA)
+	}
+	cfg.Layout = cfg.Layout.withDefaults()
+	if err := cfg.Layout.check(cfg.MemSize, cfg.UcallMMIO); err != nil {
+		return nil, err
 	}
 	if cfg.Output == nil {
 		cfg.Output = io.Discard
 	}
-	g := &Guest{HV: h, cfg: cfg, ptNext: PageTableBase, heap: DataBase}
+	g := &Guest{HV: h, cfg: cfg, phys: NewAllocator(0, cfg.MemSize)}
+	for _, r := range cfg.Layout.areas() {
+		if err := g.phys.Reserve(r.Base, r.Size, r.Owner); err != nil {
+			return nil, err // check() saw the same reservations succeed
+		}
+	}
+	g.pool = ptPool{next: cfg.Layout.PageTables, end: cfg.Layout.PageTables + cfg.Layout.PageTableSize,
+		phys: g.phys, mem: g.Bytes, grew: g.ptGrew}
 	var err error
 	if g.VM, err = h.NewVM(cfg.VM); err != nil {
 		return nil, err
@@ -122,76 +146,50 @@ func (g *Guest) Close() error {
 	return errors.Join(errs...)
 }
 
-// Bytes is the host view of guest-physical [gpa, gpa+n) in whichever slot holds it.
-func (g *Guest) Bytes(gpa uint64, n int) ([]byte, error) {
-	if gpa+uint64(n) <= g.cfg.MemSize {
-		return g.Mem.Bytes()[gpa : gpa+uint64(n)], nil
-	}
-	for _, s := range g.VM.Memslots() {
-		if s.Contains(gpa) && gpa+uint64(n) <= s.GPA+s.Size {
-			return s.Bytes()[gpa-s.GPA : gpa-s.GPA+uint64(n)], nil
-		}
-	}
-	return nil, fmt.Errorf("guest-physical [%#x, +%d) is not in one memslot", gpa, n)
-}
-
-// Read64 and Write64 access a guest-physical quadword.
-func (g *Guest) Read64(gpa uint64) (uint64, error) {
-	b, err := g.Bytes(gpa, 8)
-	if err != nil {
-		return 0, err
-	}
-	return binary.LittleEndian.Uint64(b), nil
-}
-
-// Write64 writes a guest-physical quadword.
-func (g *Guest) Write64(gpa, v uint64) error {
-	b, err := g.Bytes(gpa, 8)
-	if err != nil {
-		return err
-	}
-	binary.LittleEndian.PutUint64(b, v)
-	return nil
-}
-
-// Alloc reserves size bytes of identity-mapped test data aligned to align
-// (a power of two, at least 8) and returns its address.
+// Alloc reserves size bytes of identity-mapped, user-accessible test data
+// aligned to align (a power of two; below 8 means 8) from free memory and
+// returns its address. It fails when memory runs out.
 func (g *Guest) Alloc(size, align uint64) (uint64, error) {
-	if align < 8 {
-		align = 8
-	}
-	addr := (g.heap + align - 1) &^ (align - 1)
-	if addr+size > g.cfg.MemSize || addr+size < addr {
-		return 0, fmt.Errorf("guest alloc %#x bytes: only %#x left", size, g.cfg.MemSize-g.heap)
-	}
-	g.heap = addr + size
-	return addr, nil
+	return g.phys.Alloc(size, max(align, 8), "data")
 }
 
-// UcallPage is the guest address of vCPU i's ucall page (R15 in its code).
+// Allocator is the guest-physical allocator of slot 0, for callers that
+// reserve fixed ranges or want to list what is where.
+func (g *Guest) Allocator() *Allocator { return g.phys }
+
+// UcallPage is the guest address of vCPU i's ucall page (R15 in its code)
+// in the default layout; Guest.UcallPage follows Config.Layout.
 func UcallPage(i int) uint64 { return vcpuBlock(i) + blockUcall }
 
-// UserScratchAddr is the guest address of vCPU i's scratch area.
+// UserScratchAddr is the guest address of vCPU i's scratch area in the
+// default layout.
 func UserScratchAddr(i int) uint64 { return UcallPage(i) + UserScratch }
 
-// StackTop is the initial RSP of vCPU i.
+// StackTop is the initial RSP of vCPU i in the default layout.
 func StackTop(i int) uint64 { return vcpuBlock(i) + blockUserStack }
 
-func (g *Guest) allocPT() (uint64, error) {
-	if g.ptNext >= PageTableBase+PageTableSize {
-		return 0, fmt.Errorf("page-table pool of %d pages exhausted", PageTableSize/hv.PageSize)
+// UcallPage is the guest address of vCPU i's ucall page (R15 in its code).
+func (g *Guest) UcallPage(i int) uint64 { return g.cfg.Layout.vcpuBlock(i) + blockUcall }
+
+// UserScratchAddr is the guest address of vCPU i's scratch area.
+func (g *Guest) UserScratchAddr(i int) uint64 { return g.UcallPage(i) + UserScratch }
+
+// StackTop is the initial RSP of vCPU i.
+func (g *Guest) StackTop(i int) uint64 { return g.cfg.Layout.vcpuBlock(i) + blockUserStack }
+
+// ptGrew keeps a page-table chunk the pool took from free memory out of
+// reach of CPL3 code, once the identity map that covers it exists.
+func (g *Guest) ptGrew(r Region) error {
+	if !g.booted {
+		return nil // build protects the chunks it grew when it is done
 	}
-	p := g.ptNext
-	g.ptNext += hv.PageSize
-	b := g.Mem.Bytes()[p : p+hv.PageSize]
-	clear(b)
-	return p, nil
+	return g.PT.Protect(r.Base, r.Size, 0, PTEUser)
 }
 
-func (g *Guest) addSite(file string, line int, msg, format string) uint64 {
+func (g *Guest) addSite(cmd UcallCmd, file string, line int, msg, format string) uint64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	s := &Site{ID: uint64(len(g.sites) + 1), File: file, Line: line, Msg: msg, Format: format}
+	s := &Site{ID: uint64(len(g.sites) + 1), Cmd: cmd, File: file, Line: line, Msg: msg, Format: format}
 	g.sites = append(g.sites, s)
 	return s.ID
 }
@@ -205,14 +203,21 @@ func (g *Guest) site(id uint64) *Site {
 	return g.sites[id-1]
 }
 
+// pendingErrs are the errors recorded while emitting guest code.
+func (g *Guest) pendingErrs() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return errors.Join(g.errs...)
+}
+
 func (g *Guest) recordErr(err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.errs = append(g.errs, err)
 }
 
-// Load assembles p, copies it to CodeBase and puts every vCPU at its entry
-// (the first instruction) in the configured mode.
+// Load assembles p, copies it to the code area and puts every vCPU at its
+// entry (the first instruction) in the configured mode.
 func (g *Guest) Load(p *Program) error {
 	return g.LoadAt(p, nil)
 }
@@ -223,18 +228,15 @@ func (g *Guest) LoadAt(p *Program, l *asm.Label) error {
 	if err != nil {
 		return fmt.Errorf("guest program: %w", err)
 	}
-	g.mu.Lock()
-	errs := errors.Join(g.errs...)
-	g.mu.Unlock()
-	if errs != nil {
-		return fmt.Errorf("guest program: %w", errs)
+	if err := g.pendingErrs(); err != nil {
+		return fmt.Errorf("guest program: %w", err)
 	}
-	if len(code) > CodeSize {
-		return fmt.Errorf("guest program: %d bytes, the code area holds %d", len(code), CodeSize)
+	if uint64(len(code)) > g.cfg.Layout.CodeSize {
+		return fmt.Errorf("guest program: %d bytes, the code area holds %d", len(code), g.cfg.Layout.CodeSize)
 	}
-	copy(g.Mem.Bytes()[CodeBase:], code)
+	copy(g.Mem.Bytes()[g.cfg.Layout.Code:], code)
 	g.program = p.Assembler
-	g.entry = CodeBase
+	g.entry = g.cfg.Layout.Code
 	if l != nil {
 		a, ok := p.Addr(l)
 		if !ok {
@@ -250,22 +252,78 @@ func (g *Guest) LoadAt(p *Program, l *asm.Label) error {
 	return nil
 }
 
-// ResetVCPU puts vCPU i back at the program entry with its initial registers.
+// LoadFlat copies a flat binary to guest-physical gpa and puts every vCPU
+// at entry, which must lie inside it, in the configured mode, with the
+// registers a Program gets (R15 the ucall page, RSP the stack, RDI the
+// vCPU index). The range must be free memory or inside the code area; it
+// is identity-mapped and user-accessible like test data. Code not built
+// with Program makes ucalls with site 0 (no Go source to name).
+func (g *Guest) LoadFlat(gpa uint64, code []byte, entry uint64) error {
+	n := uint64(len(code))
+	if n == 0 {
+		return fmt.Errorf("guest flat binary at %#x: empty", gpa)
+	}
+	if entry < gpa || entry-gpa >= n {
+		return fmt.Errorf("guest flat binary [%#x, +%#x): entry %#x is outside it", gpa, n, entry)
+	}
+	l := g.cfg.Layout
+	// The code area, or a range an earlier flat binary reserved, may be
+	// loaded again; anything else must be free memory.
+	reserved := within(gpa, n, Region{Base: l.Code, Size: l.CodeSize})
+	for _, r := range g.flat {
+		reserved = reserved || within(gpa, n, r)
+	}
+	if !reserved {
+		if err := g.phys.Reserve(gpa, n, "flat binary"); err != nil {
+			return fmt.Errorf("guest flat binary: %w", err)
+		}
+		g.flat = append(g.flat, Region{Base: gpa, Size: n, Owner: "flat binary"})
+	}
+	dst, err := g.Bytes(gpa, len(code))
+	if err != nil {
+		return fmt.Errorf("guest flat binary: %w", err)
+	}
+	copy(dst, code)
+	g.program = nil
+	g.entry = entry
+	for i := range g.VCPUs {
+		if err := g.ResetVCPU(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// within reports whether [gpa, gpa+n) lies inside r.
+func within(gpa, n uint64, r Region) bool {
+	return gpa >= r.Base && gpa-r.Base <= r.Size && n <= r.Size-(gpa-r.Base)
+}
+
+// ResetVCPU puts vCPU i back at the program entry with its initial
+// registers. CPL3 code gets IOPL 3 so it may use cli, sti and port I/O
+// (the TSS bitmap allows every port anyway): its tests drive interrupts.
 func (g *Guest) ResetVCPU(i int) error {
-	r := hv.Regs{RIP: g.entry, RSP: StackTop(i), RDI: uint64(i), R15: UcallPage(i), RFLAGS: hv.FlagsFixed}
+	flags := uint64(hv.FlagsFixed)
+	if g.cfg.Mode == CPL3 {
+		flags |= hv.FlagIOPL
+	}
+	r := hv.Regs{RIP: g.entry, RSP: g.StackTop(i), RDI: uint64(i), R15: g.UcallPage(i), RFLAGS: flags}
 	if err := g.VCPUs[i].SetRegs(&r); err != nil {
 		return err
 	}
 	return g.setSregs(i)
 }
 
-// Source returns the Go file:line that emitted the test-code instruction at rip.
+// Source returns the Go file:line that emitted the test-code or handler
+// instruction at rip.
 func (g *Guest) Source(rip uint64) string {
-	if g.program == nil {
-		return ""
-	}
-	if f, l, ok := g.program.SourceAt(rip); ok {
-		return fmt.Sprintf("%s:%d", f, l)
+	for _, a := range append([]*asm.Assembler{g.program}, g.handlers...) {
+		if a == nil {
+			continue
+		}
+		if f, l, ok := a.SourceAt(rip); ok {
+			return fmt.Sprintf("%s:%d", f, l)
+		}
 	}
 	return ""
 }
@@ -281,8 +339,7 @@ func (g *Guest) Listing() []asm.Line {
 
 // LastException is what the runtime recorded for vCPU i's last caught exception.
 func (g *Guest) LastException(i int) (Exception, uint64, error) {
-	base := UcallPage(i)
-	b, err := g.Bytes(base+ucExcVec, 40)
+	b, err := g.Bytes(g.UcallPage(i)+ucExcVec, 40)
 	if err != nil {
 		return Exception{}, 0, err
 	}
@@ -350,12 +407,14 @@ func (g *Guest) run(ctx context.Context, i int) (Event, error) {
 		case UcallSync, UcallDone:
 			return Event{Ucall: u}, nil
 		}
-		return Event{Ucall: u}, fmt.Errorf("vcpu %d: unknown ucall command %d", i, u.Cmd)
+		// parseUcall admits only the commands above.
+		return Event{Ucall: u}, &UcallError{VCPU: i, Cmd: u.Cmd, Field: "command", Value: uint64(u.Cmd), Reason: "not handled by the run loop"}
 	}
 }
 
 func (g *Guest) printf(u *Ucall) {
-	format := "%v"
+	// An anonymous PRINTF (site 0) has no format: print the values.
+	format := strings.TrimSpace(strings.Repeat("%#x ", len(u.Args)))
 	if u.Site != nil {
 		format = u.Site.Format
 	}
@@ -377,7 +436,7 @@ func (g *Guest) isUcall(i int, exit hv.Exit) bool {
 }
 
 func (g *Guest) readUcall(i int) (*Ucall, error) {
-	b, err := g.Bytes(UcallPage(i), ucArgs+8*MaxUcallArgs)
+	b, err := g.Bytes(g.UcallPage(i), ucArgs+8*MaxUcallArgs)
 	if err != nil {
 		return nil, err
 	}
@@ -385,17 +444,43 @@ func (g *Guest) readUcall(i int) (*Ucall, error) {
 }
 
 // parseUcall decodes a ucall page. The page is guest-written, so every
-// field is untrusted: a bad count is an error, an unknown site is nil.
+// field is untrusted: a command the ABI does not define, a site the host
+// never issued (or issued for another command), or an argument count the
+// command does not take is a *UcallError naming the bad value.
 func parseUcall(b []byte, vcpu int, site func(uint64) *Site) (*Ucall, error) {
 	if len(b) < ucArgs+8*MaxUcallArgs {
 		return nil, fmt.Errorf("vcpu %d: ucall page of %d bytes is short", vcpu, len(b))
 	}
 	le := binary.LittleEndian
+	cmd := UcallCmd(le.Uint64(b[ucCmd:]))
+	id := le.Uint64(b[ucSite:])
 	n := le.Uint64(b[ucNArgs:])
-	if n > MaxUcallArgs {
-		return nil, fmt.Errorf("vcpu %d: malformed ucall with %d arguments", vcpu, n)
+	bad := func(field string, value uint64, why string) error {
+		return &UcallError{VCPU: vcpu, Cmd: cmd, Field: field, Value: value, Reason: why}
 	}
-	u := &Ucall{VCPU: vcpu, Cmd: UcallCmd(le.Uint64(b[ucCmd:])), Site: site(le.Uint64(b[ucSite:]))}
+	lo, hi, known := cmd.argRange()
+	if !known {
+		return nil, bad("command", uint64(cmd), "not a command of the ucall ABI")
+	}
+	if n > MaxUcallArgs {
+		return nil, bad("argument count", n, fmt.Sprintf("a ucall carries at most %d", MaxUcallArgs))
+	}
+	if n < lo || n > hi {
+		return nil, bad("argument count", n, fmt.Sprintf("%s takes %d to %d", cmd, lo, hi))
+	}
+	u := &Ucall{VCPU: vcpu, Cmd: cmd}
+	// Site 0 is anonymous: the runtime's own reports and flat binaries,
+	// which have no Go source, use it. Any other site must be one the host
+	// issued, for this command.
+	if id != 0 {
+		u.Site = site(id)
+		if u.Site == nil {
+			return nil, bad("site", id, "the host never issued it")
+		}
+		if u.Site.Cmd != cmd {
+			return nil, bad("site", id, fmt.Sprintf("it was issued for %s at %s", u.Site.Cmd, u.Site))
+		}
+	}
 	for k := uint64(0); k < n; k++ {
 		u.Args = append(u.Args, le.Uint64(b[ucArgs+8*k:]))
 	}

@@ -1,7 +1,6 @@
 package guest
 
 import (
-	"encoding/binary"
 	"fmt"
 )
 
@@ -32,7 +31,7 @@ const (
 type PageTables struct {
 	// Root is the guest-physical address of the PML4 (CR3).
 	Root  uint64
-	mem   func(gpa uint64, n int) ([]byte, error)
+	mem   memView
 	alloc func() (uint64, error)
 }
 
@@ -44,22 +43,9 @@ type WalkStep struct {
 	Entry    uint64
 }
 
-func (pt *PageTables) read(gpa uint64) (uint64, error) {
-	b, err := pt.mem(gpa, 8)
-	if err != nil {
-		return 0, err
-	}
-	return binary.LittleEndian.Uint64(b), nil
-}
+func (pt *PageTables) read(gpa uint64) (uint64, error) { return read64(pt.mem, gpa) }
 
-func (pt *PageTables) write(gpa, v uint64) error {
-	b, err := pt.mem(gpa, 8)
-	if err != nil {
-		return err
-	}
-	binary.LittleEndian.PutUint64(b, v)
-	return nil
-}
+func (pt *PageTables) write(gpa, v uint64) error { return write64(pt.mem, gpa, v) }
 
 func index(gva uint64, level int) uint64 { return gva >> (12 + 9*uint(level-1)) & 511 }
 
@@ -228,4 +214,46 @@ func (pt *PageTables) ClearAccessedDirty(gva uint64) error {
 		}
 	}
 	return nil
+}
+
+// ptChunk is how much the page-table pool takes from free memory each
+// time it runs out: 64 tables, enough to map 128 MiB more with 4 KiB pages.
+const ptChunk = 64 * Page4K
+
+// ptPool hands out zeroed page-table pages: first from the layout's chunk,
+// then from chunks the allocator gives, so a spec mapping gigabytes with
+// 4 KiB pages runs out of guest memory, not of a fixed table count.
+type ptPool struct {
+	next, end uint64 // the current chunk's unused part
+	pages     int    // tables handed out
+	phys      *Allocator
+	mem       memView
+	grown     []Region
+	grew      func(Region) error // told of each chunk taken from free memory
+}
+
+func (p *ptPool) alloc() (uint64, error) {
+	if p.next >= p.end {
+		base, err := p.phys.Alloc(ptChunk, Page4K, "page tables")
+		if err != nil {
+			return 0, fmt.Errorf("page-table pool after %d tables: %w", p.pages, err)
+		}
+		r := Region{Base: base, Size: ptChunk, Owner: "page tables"}
+		p.next, p.end = base, base+ptChunk
+		p.grown = append(p.grown, r)
+		if p.grew != nil {
+			if err := p.grew(r); err != nil {
+				return 0, fmt.Errorf("page-table pool: protect %v: %w", r, err)
+			}
+		}
+	}
+	t := p.next
+	b, err := p.mem(t, Page4K)
+	if err != nil {
+		return 0, fmt.Errorf("page-table pool: %w", err)
+	}
+	clear(b)
+	p.next += Page4K
+	p.pages++
+	return t, nil
 }

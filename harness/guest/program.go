@@ -7,7 +7,7 @@ import (
 	"github.com/kvmspec/kvmspec/harness/asm"
 )
 
-// Program is test code for the standard guest: an assembler at CodeBase
+// Program is test code for the standard guest: an assembler at the code area (CodeBase by default)
 // plus the ucall emitters. R15 holds the vCPU's ucall page and is reserved;
 // RDI holds the vCPU index at entry; RSP points at the vCPU's stack.
 type Program struct {
@@ -15,17 +15,17 @@ type Program struct {
 	g *Guest
 }
 
-// Program starts a new test program at CodeBase.
+// Program starts a new test program at the code area.
 func (g *Guest) Program() *Program {
-	a := asm.New(CodeBase)
+	a := asm.New(g.cfg.Layout.Code)
 	// Listing and error locations should name the test's line, not ours.
 	a.SkipCallerPackage("github.com/kvmspec/kvmspec/harness/guest")
 	return &Program{Assembler: a, g: g}
 }
 
-func (p *Program) site(skip int, msg, format string) uint64 {
+func (p *Program) site(cmd UcallCmd, skip int, msg, format string) uint64 {
 	_, file, line, _ := runtime.Caller(skip + 1)
-	return p.g.addSite(file, line, msg, format)
+	return p.g.addSite(cmd, file, line, msg, format)
 }
 
 // ucall emits a call of cmd with args: each argument is stored into the
@@ -59,7 +59,7 @@ func (p *Program) ucall(cmd UcallCmd, site uint64, args []asm.Operand) {
 	p.Mov(asm.Q(asm.R15, ucCmd), asm.Imm(int64(cmd)))
 	if p.g.cfg.UcallMMIO {
 		// R15 + disp lands on this vCPU's page of the unbacked window.
-		p.Mov(asm.B(asm.R15, int32(UcallMMIOGPA-VCPUBlockBase-blockUcall)), asm.AL)
+		p.Mov(asm.B(asm.R15, p.g.ucallMMIODisp()), asm.AL)
 	} else {
 		p.Out(asm.Imm(UcallPort), asm.AL)
 	}
@@ -67,21 +67,21 @@ func (p *Program) ucall(cmd UcallCmd, site uint64, args []asm.Operand) {
 
 // Sync reports a stage and up to 7 values to the host and continues.
 func (p *Program) Sync(stage int64, args ...asm.Operand) {
-	p.ucall(UcallSync, p.site(1, "", ""), append([]asm.Operand{asm.Imm(stage)}, args...))
+	p.ucall(UcallSync, p.site(UcallSync, 1, "", ""), append([]asm.Operand{asm.Imm(stage)}, args...))
 }
 
 // Done ends the test on this vCPU.
-func (p *Program) Done() { p.ucall(UcallDone, p.site(1, "", ""), nil) }
+func (p *Program) Done() { p.ucall(UcallDone, p.site(UcallDone, 1, "", ""), nil) }
 
 // Printf asks the host to print format with the values of args (Go %
 // verbs; each arg is a uint64).
 func (p *Program) Printf(format string, args ...asm.Operand) {
-	p.ucall(UcallPrintf, p.site(1, "", format), args)
+	p.ucall(UcallPrintf, p.site(UcallPrintf, 1, "", format), args)
 }
 
 // Fail reports an unconditional guest failure with msg and values.
 func (p *Program) Fail(msg string, args ...asm.Operand) {
-	p.ucall(UcallAssert, p.site(1, msg, ""), args)
+	p.ucall(UcallAssert, p.site(UcallAssert, 1, msg, ""), args)
 }
 
 // Assert checks that cond holds for the flags the previous instruction set;
@@ -92,7 +92,7 @@ func (p *Program) Assert(cond asm.Cond, msg string, args ...asm.Operand) {
 }
 
 func (p *Program) assert(skip int, cond asm.Cond, msg string, args []asm.Operand) {
-	site := p.site(skip, msg, "")
+	site := p.site(UcallAssert, skip, msg, "")
 	ok := p.NewLabel()
 	p.Jcc(cond, ok)
 	p.ucall(UcallAssert, site, args)

@@ -3,6 +3,8 @@ package guest
 import (
 	"fmt"
 	"strings"
+
+	"github.com/kvmspec/kvmspec/harness/guest/desc"
 )
 
 // UcallCmd is the kind of a guest-to-host call.
@@ -34,10 +36,42 @@ func (c UcallCmd) String() string {
 	return fmt.Sprintf("ucall(%d)", uint64(c))
 }
 
+// argRange is how many arguments cmd takes; known is false for a value
+// that is not a command of the ABI.
+func (c UcallCmd) argRange() (lo, hi uint64, known bool) {
+	switch c {
+	case UcallSync:
+		return 1, MaxUcallArgs, true // the stage, then values
+	case UcallAssert, UcallPrintf:
+		return 0, MaxUcallArgs, true
+	case UcallDone:
+		return 0, 0, true
+	case UcallUnhandled:
+		return 4, 4, true // vector, error code, RIP, CR2
+	}
+	return 0, 0, false
+}
+
+// UcallError is a ucall the host refuses: the guest wrote a value into its
+// ucall page that the ABI or the host's record of issued sites does not
+// allow. The guest is untrusted, so this is a spec failure, never a panic.
+type UcallError struct {
+	VCPU   int
+	Cmd    UcallCmd
+	Field  string // "command", "site" or "argument count"
+	Value  uint64
+	Reason string
+}
+
+func (e *UcallError) Error() string {
+	return fmt.Sprintf("vcpu %d: malformed ucall %s: %s %d (%#x): %s", e.VCPU, e.Cmd, e.Field, e.Value, e.Value, e.Reason)
+}
+
 // Site is where guest code that makes a ucall was built: the Go file:line
 // of the Program call, and its static message or format.
 type Site struct {
 	ID     uint64
+	Cmd    UcallCmd // the command the site was issued for
 	File   string
 	Line   int
 	Msg    string
@@ -81,7 +115,11 @@ type AssertError struct {
 
 func (e *AssertError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "guest assertion failed at %s: %s", e.Site, e.Site.Msg)
+	msg := "(no message)"
+	if e.Site != nil {
+		msg = e.Site.Msg
+	}
+	fmt.Fprintf(&b, "guest assertion failed at %s: %s", e.Site, msg)
 	if len(e.Args) > 0 {
 		fmt.Fprintf(&b, " (values:")
 		for _, a := range e.Args {
@@ -93,17 +131,12 @@ func (e *AssertError) Error() string {
 	return b.String()
 }
 
-// Vector names for exception reports.
-var vectorNames = map[uint64]string{0: "#DE", 1: "#DB", 2: "NMI", 3: "#BP", 4: "#OF", 5: "#BR",
-	6: "#UD", 7: "#NM", 8: "#DF", 10: "#TS", 11: "#NP", 12: "#SS", 13: "#GP", 14: "#PF",
-	16: "#MF", 17: "#AC", 18: "#MC", 19: "#XM", 20: "#VE", 21: "#CP"}
-
 // VectorName returns "#PF" for 14 and so on.
 func VectorName(v uint64) string {
-	if n, ok := vectorNames[v]; ok {
-		return n
+	if v >= desc.IDTVectors {
+		return fmt.Sprintf("vector %d", v)
 	}
-	return fmt.Sprintf("vector %d", v)
+	return desc.VectorName(int(v))
 }
 
 // Exception is an exception the guest IDT caught.
@@ -116,7 +149,7 @@ type Exception struct {
 
 func (x Exception) String() string {
 	s := fmt.Sprintf("%s (%d) at rip %#x, error code %#x", VectorName(x.Vector), x.Vector, x.RIP, x.ErrorCode)
-	if x.Vector == 14 {
+	if x.Vector == desc.VectorPF {
 		s += fmt.Sprintf(", cr2 %#x", x.CR2)
 	}
 	return s

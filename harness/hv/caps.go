@@ -31,6 +31,18 @@ const (
 	CapMemfd          Cap = "memfd-backing"     // memfd-backed guest memory with hole punching
 	CapCPL0Native     Cap = "cpl0-native"       // supervisor guest code runs at native speed
 	CapInstructionSet Cap = "instruction-exact" // every instruction of the subset executes (no emulation gaps)
+
+	// Contract v2.
+	CapIRQChip          Cap = "irqchip"                   // VMConfig.IRQChip: LAPIC + I/O APIC; the detail says which path (in-kernel, userspace)
+	CapMSI              Cap = "msi"                       // SignalMSI
+	CapIRQLine          Cap = "irq-line"                  // SetIRQLine through an I/O APIC
+	CapDirtyRingBitmap  Cap = "dirty-ring-with-bitmap"    // VMConfig.DirtyRingWithBitmap
+	CapSoftwareBP       Cap = "sw-breakpoint"             // DebugUseSWBP: int3 exits to the host
+	CapWatchpoint       Cap = "hw-watchpoint"             // DebugUseHWBP data breakpoints (RW=01/11)
+	CapBlockIRQ         Cap = "guest-debug-blockirq"      // DebugBlockIRQ
+	CapDebugInject      Cap = "guest-debug-inject"        // DebugInjectDB / DebugInjectBP
+	CapCPUID            Cap = "cpuid"                     // per-vCPU CPUID tables (SetCPUID)
+	CapGuestMemoryTrack Cap = "host-write-dirty-tracking" // host writes through GuestMemory show up in dirty harvests
 )
 
 // Support says whether one capability is present and, if not, why.

@@ -33,6 +33,8 @@ func (k ExitKind) String() string {
 // Exit is what Run returns when the guest stops for the host. The value
 // belongs to the vCPU and is valid until the next Run: the host answers an
 // IN or an MMIO read by writing into its Data, and Run hands it to the guest.
+// Every exit type implements Exit with pointer receivers only, so a type
+// switch names them as *hv.HaltExit and a value case cannot compile.
 type Exit interface {
 	Kind() ExitKind
 	String() string
@@ -94,22 +96,22 @@ func (e *MMIOExit) SetValue(v uint64) { putLE(e.Data, v) }
 type HaltExit struct{}
 
 // Kind implements Exit.
-func (HaltExit) Kind() ExitKind { return ExitHalt }
-func (HaltExit) String() string { return "halt" }
+func (*HaltExit) Kind() ExitKind { return ExitHalt }
+func (*HaltExit) String() string { return "halt" }
 
 // ShutdownExit: triple fault or a similar unrecoverable guest state.
 type ShutdownExit struct{}
 
 // Kind implements Exit.
-func (ShutdownExit) Kind() ExitKind { return ExitShutdown }
-func (ShutdownExit) String() string { return "shutdown" }
+func (*ShutdownExit) Kind() ExitKind { return ExitShutdown }
+func (*ShutdownExit) String() string { return "shutdown" }
 
 // DirtyRingFullExit: the vCPU's dirty ring reached its soft limit.
 type DirtyRingFullExit struct{}
 
 // Kind implements Exit.
-func (DirtyRingFullExit) Kind() ExitKind { return ExitDirtyRingFull }
-func (DirtyRingFullExit) String() string { return "dirty-ring-full" }
+func (*DirtyRingFullExit) Kind() ExitKind { return ExitDirtyRingFull }
+func (*DirtyRingFullExit) String() string { return "dirty-ring-full" }
 
 // DebugExit: a host-requested debug event (breakpoint, single-step).
 type DebugExit struct {
@@ -125,15 +127,22 @@ func (e *DebugExit) String() string {
 }
 
 // InternalErrorExit: the hypervisor could not handle the guest (for example an
-// instruction its emulator does not know).
+// instruction its emulator does not know). Detail is the backend's own
+// diagnosis in words (the emu's: the instruction and why; KVM's: the
+// suberror's name and the instruction bytes when KVM gives them), so a
+// report says more than a number.
 type InternalErrorExit struct {
 	Suberror uint32
 	Data     []uint64
+	Detail   string
 }
 
 // Kind implements Exit.
 func (*InternalErrorExit) Kind() ExitKind { return ExitInternalError }
 func (e *InternalErrorExit) String() string {
+	if e.Detail != "" {
+		return fmt.Sprintf("internal-error suberror %d data %#x: %s", e.Suberror, e.Data, e.Detail)
+	}
 	return fmt.Sprintf("internal-error suberror %d data %#x", e.Suberror, e.Data)
 }
 

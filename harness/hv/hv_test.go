@@ -2,8 +2,10 @@ package hv
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCapsRequire(t *testing.T) {
@@ -49,55 +51,64 @@ func TestUnavailableError(t *testing.T) {
 }
 
 type recDev struct {
-	got  []string
-	fail bool
+	name            string
+	got             []string
+	fail            bool
+	resets, closes  int
+	block, released chan struct{}
 }
 
-func (d *recDev) MMIO(vcpu int, off uint64, data []byte, write bool) error {
-	d.got = append(d.got, "mmio")
+func (d *recDev) Name() string { return d.name }
+func (d *recDev) Reset() error { d.resets++; return nil }
+func (d *recDev) Close() error { d.closes++; return nil }
+
+func (d *recDev) Access(a *Access) error {
+	if d.block != nil {
+		d.block <- struct{}{}
+		<-d.released
+	}
 	if d.fail {
-		return errors.New("bad register")
+		return errors.New("device says no")
 	}
-	if !write {
-		data[0] = byte(off)
-	}
-	return nil
-}
-
-func (d *recDev) PIO(vcpu int, off uint16, data []byte, write bool) error {
-	d.got = append(d.got, "pio")
-	if !write {
-		data[0] = byte(off)
+	d.got = append(d.got, fmt.Sprintf("r%d+%#x w=%v", a.Region, a.Offset, a.Write))
+	if !a.Write {
+		a.Data[0] = byte(a.Offset)
 	}
 	return nil
 }
 
 func TestBus(t *testing.T) {
 	var b Bus
-	d := &recDev{}
+	d := &recDev{name: "rec"}
 	if !b.Empty() {
 		t.Fatal("new bus not empty")
 	}
-	if err := b.AttachMMIO(0x1000, 0x100, d); err != nil {
+	if err := b.Attach(d, Region{SpaceMMIO, 0x1000, 0x100}, Region{SpacePIO, 0x60, 4}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.AttachPIO(0x60, 4, d); err != nil {
-		t.Fatal(err)
-	}
+	other := &recDev{name: "other"}
 	bad := []struct {
 		name string
 		err  error
 	}{
-		{"mmio overlap", b.AttachMMIO(0x10ff, 0x10, d)},
-		{"mmio empty", b.AttachMMIO(0x5000, 0, d)},
-		{"mmio wrap", b.AttachMMIO(^uint64(0)-4, 0x10, d)},
-		{"pio overlap", b.AttachPIO(0x63, 2, d)},
-		{"pio beyond 0xffff", b.AttachPIO(0xffff, 2, d)},
+		{"mmio overlap", b.Attach(other, Region{SpaceMMIO, 0x10ff, 0x10})},
+		{"mmio empty", b.Attach(other, Region{SpaceMMIO, 0x5000, 0})},
+		{"mmio wrap", b.Attach(other, Region{SpaceMMIO, ^uint64(0) - 4, 0x10})},
+		{"pio overlap", b.Attach(other, Region{SpacePIO, 0x63, 2})},
+		{"pio beyond 0xffff", b.Attach(other, Region{SpacePIO, 0xffff, 2})},
+		{"own regions overlap", b.Attach(other, Region{SpacePIO, 0x100, 4}, Region{SpacePIO, 0x102, 4})},
+		{"no regions", b.Attach(other)},
+		{"twice", b.Attach(d, Region{SpacePIO, 0x200, 1})},
+		{"unknown space", b.Attach(other, Region{Space: 7, Base: 0x300, Size: 1})},
 	}
 	for _, c := range bad {
 		if c.err == nil {
 			t.Errorf("%s: accepted", c.name)
 		}
+	}
+	// A PIO region and an MMIO region at the same numbers do not collide.
+	if err := b.Attach(other, Region{SpacePIO, 0x1000, 0x10}); err != nil {
+		t.Fatalf("pio at an mmio region's numbers: %v", err)
 	}
 	rd := &MMIOExit{GPA: 0x1010, Len: 1, Data: make([]byte, 1)}
 	if h, err := b.Dispatch(0, rd); !h || err != nil || rd.Data[0] != 0x10 {
@@ -110,12 +121,69 @@ func TestBus(t *testing.T) {
 	if h, err := b.Dispatch(0, in); !h || err != nil || in.Data[0] != 2 || in.Data[1] != 2 {
 		t.Fatalf("pio dispatch: %v %v %v", h, err, in.Data)
 	}
-	if h, _ := b.Dispatch(0, HaltExit{}); h {
+	if h, _ := b.Dispatch(0, &HaltExit{}); h {
 		t.Fatal("halt was handled")
 	}
+	if _, err := b.Dispatch(0, &MMIOExit{GPA: 0x10fc, Len: 8, Data: make([]byte, 8)}); err == nil {
+		t.Fatal("an access past the region's end reached the device")
+	}
 	d.fail = true
-	if _, err := b.Dispatch(3, &MMIOExit{GPA: 0x1000, Len: 4, Write: true, Data: make([]byte, 4)}); err == nil || !strings.Contains(err.Error(), "0x1000") {
-		t.Fatalf("device error not reported with the address: %v", err)
+	_, err := b.Dispatch(3, &MMIOExit{GPA: 0x1000, Len: 4, Write: true, Data: make([]byte, 4)})
+	var de *DeviceError
+	if !errors.As(err, &de) || de.Device != "rec" || !strings.Contains(err.Error(), "0x1000") {
+		t.Fatalf("device error not reported with device and address: %v", err)
+	}
+	d.fail = false
+	want := []string{"r0+0x10 w=false", "r1+0x2 w=false", "r1+0x2 w=false"}
+	if fmt.Sprint(d.got) != fmt.Sprint(want) {
+		t.Fatalf("accesses %q, want %q", d.got, want)
+	}
+	if err := b.Reset(); err != nil || d.resets != 1 || other.resets != 1 {
+		t.Fatalf("reset: %v, %d %d", err, d.resets, other.resets)
+	}
+	if err := b.Detach(d); err != nil || d.closes != 1 {
+		t.Fatalf("detach: %v, closes %d", err, d.closes)
+	}
+	if h, _ := b.Dispatch(0, &MMIOExit{GPA: 0x1010, Len: 1, Data: make([]byte, 1)}); h {
+		t.Fatal("a detached device got an access")
+	}
+	if err := b.Detach(d); !errors.Is(err, ErrDetached) {
+		t.Fatalf("second detach: %v", err)
+	}
+	if err := b.Close(); err != nil || other.closes != 1 || !b.Empty() {
+		t.Fatalf("close: %v, closes %d", err, other.closes)
+	}
+	if err := b.Attach(d, Region{SpacePIO, 0x60, 1}); err == nil {
+		t.Fatal("attach after close accepted")
+	}
+}
+
+// Detach waits for an access in flight and closes the device after it.
+func TestBusDetachWaitsForAccess(t *testing.T) {
+	var b Bus
+	d := &recDev{name: "slow", block: make(chan struct{}), released: make(chan struct{})}
+	if err := b.Attach(d, Region{SpaceMMIO, 0x1000, 0x1000}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() {
+		_, err := b.Dispatch(0, &MMIOExit{GPA: 0x1000, Len: 4, Write: true, Data: make([]byte, 4)})
+		done <- err
+	}()
+	<-d.block // the access is inside the device
+	detached := make(chan error)
+	go func() { detached <- b.Detach(d) }()
+	select {
+	case <-detached:
+		t.Fatal("Detach returned while an access was in flight")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(d.released)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-detached; err != nil || d.closes != 1 {
+		t.Fatalf("detach: %v, closes %d", err, d.closes)
 	}
 }
 

@@ -14,3 +14,10 @@ func mincore(b []byte, vec []byte) error {
 	}
 	return nil
 }
+
+// The atomics below act on guest memory that a vCPU (a thread in KVM, a
+// goroutine in the emu) may touch at the same time; callers check bounds
+// and natural alignment first, so the pointer is always inside b.
+
+func word32(b []byte, off uint64) *uint32 { return (*uint32)(unsafe.Pointer(&b[off])) }
+func word64(b []byte, off uint64) *uint64 { return (*uint64)(unsafe.Pointer(&b[off])) }

@@ -153,14 +153,74 @@ type DebugRegs struct {
 	DR7 uint64
 }
 
-// GuestDebug configures host-side debugging of a vCPU (KVM_SET_GUEST_DEBUG).
-type GuestDebug struct {
-	Enable     bool
-	SingleStep bool
-	SoftwareBP bool // int3 exits to the host instead of the guest
-	HardwareBP bool // DebugReg[0..3,7] are host breakpoints
-	DebugReg   [8]uint64
+// DebugFlags are the control bits of KVM_SET_GUEST_DEBUG, with KVM's x86
+// values (KVM_GUESTDBG_*), so the kvm backend passes them through as they are.
+type DebugFlags uint32
+
+// Guest debug flags.
+const (
+	// DebugEnable turns host-side debugging on; without it the other
+	// flags are ignored and the guest owns its debug state.
+	DebugEnable DebugFlags = 1 << 0
+	// DebugSingleStep exits to the host after every guest instruction.
+	DebugSingleStep DebugFlags = 1 << 1
+	// DebugUseSWBP makes int3 exit to the host instead of raising #BP.
+	DebugUseSWBP DebugFlags = 1 << 16
+	// DebugUseHWBP makes GuestDebug.DebugReg[0..3,7] the host's hardware
+	// breakpoints and watchpoints, in place of the guest's DR0-DR3/DR7.
+	DebugUseHWBP DebugFlags = 1 << 17
+	// DebugInjectDB injects a #DB into the guest on the next entry.
+	DebugInjectDB DebugFlags = 1 << 18
+	// DebugInjectBP injects a #BP into the guest on the next entry.
+	DebugInjectBP DebugFlags = 1 << 19
+	// DebugBlockIRQ keeps interrupts from being delivered while
+	// single-stepping, so a step lands on the next instruction of the
+	// code being stepped, not in an interrupt handler.
+	DebugBlockIRQ DebugFlags = 1 << 20
+)
+
+// DebugFlagsKnown is every flag the contract defines; backends refuse others.
+const DebugFlagsKnown = DebugEnable | DebugSingleStep | DebugUseSWBP | DebugUseHWBP |
+	DebugInjectDB | DebugInjectBP | DebugBlockIRQ
+
+var debugFlagNames = []struct {
+	f    DebugFlags
+	name string
+}{
+	{DebugEnable, "enable"}, {DebugSingleStep, "singlestep"}, {DebugUseSWBP, "sw-bp"},
+	{DebugUseHWBP, "hw-bp"}, {DebugInjectDB, "inject-db"}, {DebugInjectBP, "inject-bp"},
+	{DebugBlockIRQ, "blockirq"},
 }
+
+func (f DebugFlags) String() string {
+	s := ""
+	for _, n := range debugFlagNames {
+		if f&n.f != 0 {
+			s += "|" + n.name
+		}
+	}
+	if rest := f &^ DebugFlagsKnown; rest != 0 {
+		s += fmt.Sprintf("|%#x", uint32(rest))
+	}
+	if s == "" {
+		return "none"
+	}
+	return s[1:]
+}
+
+// GuestDebug configures host-side debugging of a vCPU (KVM_SET_GUEST_DEBUG).
+// DebugReg holds DR0-DR3 in [0..3] and DR7 in [7] when DebugUseHWBP is set.
+type GuestDebug struct {
+	Flags    DebugFlags
+	DebugReg [8]uint64
+}
+
+// DebugExit routing. With host debugging enabled a debug event is the
+// host's (a DebugExit) when it comes from the host's own settings: a
+// single-step with DebugSingleStep, an int3 with DebugUseSWBP, a hit of a
+// breakpoint in GuestDebug.DebugReg with DebugUseHWBP. Every other debug
+// event (the guest's own TF, DR0-DR3, int3 without DebugUseSWBP) is the
+// guest's and goes through its IDT as #DB or #BP.
 
 // MSR indices used by the harness and suites.
 const (

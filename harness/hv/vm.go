@@ -2,6 +2,7 @@ package hv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -30,6 +31,18 @@ type VMConfig struct {
 	InitiallySet bool
 	// UserSpaceMSR makes unknown or filtered MSR accesses exit to the host.
 	UserSpaceMSR bool
+	// DirtyRingWithBitmap adds the backup bitmap to a dirty-ring VM
+	// (KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP): vCPU writes go to the rings,
+	// pages dirtied by anything else (device models, host code) to each
+	// slot's bitmap, collected with GetDirtyLog. Needs DirtyRingBytes.
+	DirtyRingWithBitmap bool
+	// IRQChip gives the VM interrupt controllers: a local APIC per vCPU
+	// and an I/O APIC (KVM: the in-kernel irqchip where offered, else a
+	// userspace model with KVM_INTERRUPT). With it, HLT waits inside Run
+	// until an interrupt wakes the vCPU (or the context ends) instead of
+	// returning a HaltExit; without it the APIC pages are plain MMIO and
+	// the Interrupts methods fail with ErrUnsupported.
+	IRQChip bool
 }
 
 // MemFlags are memslot flags.
@@ -119,17 +132,30 @@ type VM interface {
 	// NewVCPU creates vCPU id.
 	NewVCPU(id int) (VCPU, error)
 
-	// AttachMMIO routes guest accesses to [base, base+size) that no slot
-	// backs to d, inside Run, without returning to the caller.
-	AttachMMIO(base, size uint64, d MMIOHandler) error
-	// AttachPIO routes port I/O to [port, port+n) to d, inside Run.
-	AttachPIO(port uint16, n uint16, d PIOHandler) error
+	// GuestMemory is host and device access to guest-physical memory.
+	GuestMemory
+	// Interrupts raises interrupts in the guest (VMConfig.IRQChip).
+	Interrupts
+
+	// Attach routes guest accesses to the device's regions (MMIO ranges
+	// no slot backs, I/O ports) to it, inside Run, exactly once each.
+	Attach(d Device, regions ...Region) error
+	// Detach removes a device; it is closed when no access is in flight.
+	Detach(d Device) error
+	// ResetDevices resets every attached device.
+	ResetDevices() error
 
 	// Stats reads the VM-wide statistics.
 	Stats() (Stats, error)
-	// Close frees the VM and its vCPUs (not the Memory objects).
+	// Close stops running vCPUs promptly (their Run returns an error
+	// wrapping ErrVMClosed), closes attached devices and frees the VM and
+	// its vCPUs (not the Memory objects).
 	Close() error
 }
+
+// ErrVMClosed is wrapped by the error of a Run that VM.Close stopped, and
+// of calls on a closed VM or vCPU.
+var ErrVMClosed = errors.New("vm closed")
 
 // VCPU is one virtual CPU. Its methods must not be called concurrently with
 // each other (HarvestDirtyRing excepted); Run is cancelled through its
@@ -144,15 +170,24 @@ type VCPU interface {
 	SetMSR(index uint32, value uint64) error
 	DebugRegs() (DebugRegs, error)
 	SetDebugRegs(d *DebugRegs) error
+	// SetGuestDebug sets host-side debugging (see DebugFlags for how
+	// events are routed between host and guest).
 	SetGuestDebug(d *GuestDebug) error
+	// CPUID is the vCPU's CPUID table; SetCPUID replaces it (before the
+	// first Run, as KVM requires from 5.16 on).
+	CPUID() (CPUID, error)
+	SetCPUID(t CPUID) error
 
 	// Run enters the guest until an exit the caller must see. Exits to
 	// attached devices are handled inside. When ctx ends, a running guest
 	// is stopped and Run returns an error wrapping ctx.Err().
 	Run(ctx context.Context) (Exit, error)
 
-	// Do runs fn on the vCPU's own OS thread: a whole run loop inside Do
-	// pays no thread hand-off per exit.
+	// Do runs fn where the vCPU's calls are cheapest: on KVM, the vCPU's
+	// own OS thread (KVM wants every vCPU ioctl from the thread that made
+	// the vCPU, and a thread hand-off per exit costs as much as the exit),
+	// so a whole run loop inside Do pays no hand-off; elsewhere it just
+	// calls fn. Calls of the vCPU's methods inside fn are allowed.
 	Do(fn func() error) error
 
 	// HarvestDirtyRing calls fn for each dirty entry published since the
@@ -176,19 +211,6 @@ type Fault struct {
 	Slot  uint32
 	GPA   uint64 // page aligned
 	Write bool
-}
-
-// MMIOHandler is a device model's MMIO range.
-type MMIOHandler interface {
-	// MMIO handles an access at offset off of the range: for a read it
-	// fills data, for a write it consumes it. An error stops the vCPU.
-	MMIO(vcpu int, off uint64, data []byte, write bool) error
-}
-
-// PIOHandler is a device model's port range.
-type PIOHandler interface {
-	// PIO handles an access at port offset off of the range.
-	PIO(vcpu int, off uint16, data []byte, write bool) error
 }
 
 // Stat is one statistic of a VM or vCPU.

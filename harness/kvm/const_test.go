@@ -22,7 +22,8 @@ type headerCheck struct {
 }
 
 var headerChecks = []headerCheck{
-	{"<linux/kvm.h>", []string{"linux/kvm.h"}, ioctlTable, layoutTable},
+	{"<linux/kvm.h>", []string{"linux/kvm.h"}, append(append([]ioctlEntry(nil), ioctlTable...), archIoctlTable...),
+		append(append([]layoutEntry(nil), layoutTable...), archLayoutTable...)},
 	{"<linux/userfaultfd.h>", []string{"linux/ioctl.h", "linux/userfaultfd.h"}, uffdIoctlTable, uffdLayoutTable},
 }
 

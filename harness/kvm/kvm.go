@@ -25,6 +25,10 @@ type Options struct {
 	Device string
 	// SysRoot is the root of /sys for module parameters ("" = "/").
 	SysRoot string
+	// UserspaceAPIC makes VMConfig.IRQChip use the userspace APIC model
+	// with KVM_INTERRUPT even where KVM offers its in-kernel irqchip, so
+	// that path can be tested on any host.
+	UserspaceAPIC bool
 }
 
 // Hypervisor is an open /dev/kvm.
@@ -32,8 +36,10 @@ type Hypervisor struct {
 	fd       int
 	mmapSize int
 	caps     hv.Caps
-	cpuid    []cpuidEntry2
 	sysRoot  string
+	// userspaceAPIC is Options.UserspaceAPIC.
+	userspaceAPIC bool
+	arch          archHypervisor
 
 	mu  sync.Mutex
 	vms int
@@ -44,6 +50,9 @@ var _ hv.Hypervisor = (*Hypervisor)(nil)
 // Open opens /dev/kvm. A missing device or a permission problem comes back
 // as an *hv.UnavailableError whose Reason says what to do about it.
 func Open(opt Options) (*Hypervisor, error) {
+	if archUnavailable != "" {
+		return nil, &hv.UnavailableError{Backend: Name, Reason: archUnavailable}
+	}
 	path := opt.Device
 	if path == "" {
 		path = DevicePath
@@ -60,7 +69,7 @@ func Open(opt Options) (*Hypervisor, error) {
 		}
 		return nil, &hv.UnavailableError{Backend: Name, Reason: "cannot open " + path, Err: err}
 	}
-	h := &Hypervisor{fd: fd, sysRoot: opt.SysRoot}
+	h := &Hypervisor{fd: fd, sysRoot: opt.SysRoot, userspaceAPIC: opt.UserspaceAPIC}
 	if h.sysRoot == "" {
 		h.sysRoot = "/"
 	}
@@ -75,9 +84,9 @@ func Open(opt Options) (*Hypervisor, error) {
 		return nil, &hv.UnavailableError{Backend: Name, Reason: "KVM_GET_VCPU_MMAP_SIZE failed", Err: err}
 	}
 	h.mmapSize = int(sz)
-	if h.cpuid, err = h.supportedCPUID(); err != nil {
+	if err := h.archOpen(); err != nil {
 		unix.Close(fd)
-		return nil, &hv.UnavailableError{Backend: Name, Reason: "KVM_GET_SUPPORTED_CPUID failed", Err: err}
+		return nil, err
 	}
 	h.caps = h.probeCaps()
 	return h, nil
@@ -134,18 +143,9 @@ func (h *Hypervisor) probeCaps() hv.Caps {
 	}
 	c.Set(hv.CapMultiVCPU, c.MaxVCPUs > 1, uint64(c.MaxVCPUs), fmt.Sprintf("KVM_CAP_MAX_VCPUS=%d", c.MaxVCPUs))
 	c.MaxMemslots = h.CheckExtension(capNRMemslots)
-	yesno := func(cp hv.Cap, kc int, name string) int {
-		v := h.CheckExtension(kc)
-		reason := name + "=0"
-		if v != 0 {
-			reason = fmt.Sprintf("%s=%#x", name, v)
-		}
-		c.Set(cp, v != 0, uint64(v), reason)
-		return v
-	}
-	yesno(hv.CapReadOnlyMem, capReadonlyMem, "KVM_CAP_READONLY_MEM")
+	h.capFromExt(&c, hv.CapReadOnlyMem, capReadonlyMem, "KVM_CAP_READONLY_MEM")
 	c.Set(hv.CapDirtyLog, true, 0, "KVM_GET_DIRTY_LOG")
-	mp := yesno(hv.CapManualProtect, capManualDirtyLogProtect2, "KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2")
+	mp := h.capFromExt(&c, hv.CapManualProtect, capManualDirtyLogProtect2, "KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2")
 	c.Set(hv.CapInitiallySet, mp&dirtyLogInitiallySet != 0, uint64(mp), fmt.Sprintf("KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2=%#x", mp))
 	ring := h.CheckExtension(capDirtyLogRingAcqRel)
 	ringName := "KVM_CAP_DIRTY_LOG_RING_ACQ_REL"
@@ -155,45 +155,39 @@ func (h *Hypervisor) probeCaps() hv.Caps {
 	}
 	c.DirtyRingMaxBytes = ring
 	c.Set(hv.CapDirtyRing, ring > 0, uint64(ring), fmt.Sprintf("%s=%d", ringName, ring))
-	gd := yesno(hv.CapGuestDebug, capSetGuestDebug, "KVM_CAP_SET_GUEST_DEBUG")
-	gd2 := h.CheckExtension(capSetGuestDebug2)
-	if gd2 == 0 && gd != 0 {
-		gd2 = guestDbgEnable | guestDbgSingleStep | guestDbgUseSWBP | guestDbgUseHWBP
-	}
-	c.Set(hv.CapHWBreakpoint, gd2&guestDbgUseHWBP != 0, uint64(gd2), fmt.Sprintf("KVM_CAP_SET_GUEST_DEBUG2=%#x", gd2))
-	c.Set(hv.CapSingleStep, gd2&guestDbgSingleStep != 0, uint64(gd2), fmt.Sprintf("KVM_CAP_SET_GUEST_DEBUG2=%#x", gd2))
-	yesno(hv.CapStats, capBinaryStatsFD, "KVM_CAP_BINARY_STATS_FD")
-	yesno(hv.CapUserSpaceMSR, capX86UserSpaceMSR, "KVM_CAP_X86_USER_SPACE_MSR")
-	yesno(hv.CapSignalKick, capImmediateExit, "KVM_CAP_IMMEDIATE_EXIT")
+	h.capFromExt(&c, hv.CapStats, capBinaryStatsFD, "KVM_CAP_BINARY_STATS_FD")
+	h.capFromExt(&c, hv.CapSignalKick, capImmediateExit, "KVM_CAP_IMMEDIATE_EXIT")
 	c.Set(hv.CapMemfd, true, 0, "memfd_create + fallocate(PUNCH_HOLE)")
 	c.Features[hv.CapUserfault] = probeUserfaultfd()
-
-	// PMU: the module parameter is the usual reason; CPUID leaf 0xA says
-	// what the guest would see.
-	pmuVersion := 0
-	for _, e := range h.cpuid {
-		if e.function == 0xa {
-			pmuVersion = int(e.eax & 0xff)
-			c.PMU = hv.PMUInfo{Version: pmuVersion, GPCounters: int(e.eax >> 8 & 0xff),
-				CounterWidth: int(e.eax >> 16 & 0xff), FixedCounters: int(e.edx & 0x1f)}
-		}
-	}
-	switch p, ok := h.ModuleParam("kvm", "enable_pmu"); {
-	case ok && p == "N":
-		c.Set(hv.CapPMU, false, 0, "PMU disabled (kvm.enable_pmu=N)")
-	case pmuVersion == 0:
-		c.Set(hv.CapPMU, false, 0, "no architectural PMU in KVM_GET_SUPPORTED_CPUID leaf 0xA")
-	default:
-		c.Set(hv.CapPMU, true, uint64(pmuVersion), fmt.Sprintf("architectural PMU v%d, %d counters", pmuVersion, c.PMU.GPCounters))
-	}
-	if h.IsPVM() {
-		c.Set(hv.CapCPL0Native, false, 0, "kvm_pvm: guest CPL0 code runs in KVM's instruction emulator (~1 µs/instruction)")
-		c.Set(hv.CapInstructionSet, false, 0, "kvm_pvm: int3, int n and vmcall at CPL0 fail in KVM's emulator")
-	} else {
-		c.Set(hv.CapCPL0Native, true, 0, "hardware virtualization")
-		c.Set(hv.CapInstructionSet, true, 0, "hardware virtualization")
-	}
+	c.Set(hv.CapGuestMemoryTrack, true, 0, "host writes to dirty-logged slots are tracked in a per-slot bitmap and merged into GetDirtyLog (KVM never sees them)")
+	c.Features[hv.CapDirtyRingBitmap] = dirtyRingBitmapSupport(ring, h.CheckExtension(capDirtyLogRingWithBitmap))
+	h.archCaps(&c)
 	return c
+}
+
+// capFromExt records capability cp as KVM_CHECK_EXTENSION(kc) answers,
+// with the answer as its value and reason, and returns the answer.
+func (h *Hypervisor) capFromExt(c *hv.Caps, cp hv.Cap, kc int, name string) int {
+	v := h.CheckExtension(kc)
+	reason := name + "=0"
+	if v != 0 {
+		reason = fmt.Sprintf("%s=%#x", name, v)
+	}
+	c.Set(cp, v != 0, uint64(v), reason)
+	return v
+}
+
+// dirtyRingBitmapSupport says whether VMConfig.DirtyRingWithBitmap can be
+// offered, from KVM_CHECK_EXTENSION's answers for the ring and for
+// KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP.
+func dirtyRingBitmapSupport(ring, withBitmap int) hv.Support {
+	switch {
+	case ring <= 0:
+		return hv.Support{Reason: "no dirty ring (KVM_CAP_DIRTY_LOG_RING and KVM_CAP_DIRTY_LOG_RING_ACQ_REL are 0)"}
+	case withBitmap <= 0:
+		return hv.Support{Reason: "KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP not offered (x86 KVM dirties no page outside vCPU context)"}
+	}
+	return hv.Support{OK: true, Value: uint64(withBitmap), Reason: fmt.Sprintf("KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP=%d", withBitmap)}
 }
 
 // VMCount is how many VMs of this Hypervisor are open (a leak check for tests).

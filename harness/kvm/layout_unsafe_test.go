@@ -2,8 +2,6 @@ package kvm
 
 import (
 	"unsafe"
-
-	"github.com/kvmspec/kvmspec/harness/hv"
 )
 
 // layoutEntry pairs a Go struct size or offset with the C expression for it.
@@ -14,26 +12,14 @@ type layoutEntry struct {
 }
 
 var layoutTable = []layoutEntry{
-	{"sizeof kvm_regs", uint64(unsafe.Sizeof(hv.Regs{})), "sizeof(struct kvm_regs)"},
-	{"sizeof kvm_sregs", uint64(unsafe.Sizeof(hv.Sregs{})), "sizeof(struct kvm_sregs)"},
-	{"sizeof kvm_segment", uint64(unsafe.Sizeof(hv.Segment{})), "sizeof(struct kvm_segment)"},
-	{"sizeof kvm_dtable", uint64(unsafe.Sizeof(hv.DTable{})), "sizeof(struct kvm_dtable)"},
-	{"offsetof kvm_sregs.cr0", uint64(unsafe.Offsetof(hv.Sregs{}.CR0)), "offsetof(struct kvm_sregs, cr0)"},
-	{"offsetof kvm_sregs.efer", uint64(unsafe.Offsetof(hv.Sregs{}.EFER)), "offsetof(struct kvm_sregs, efer)"},
-	{"offsetof kvm_sregs.interrupt_bitmap", uint64(unsafe.Offsetof(hv.Sregs{}.InterruptBitmap)), "offsetof(struct kvm_sregs, interrupt_bitmap)"},
-	{"offsetof kvm_regs.rip", uint64(unsafe.Offsetof(hv.Regs{}.RIP)), "offsetof(struct kvm_regs, rip)"},
 	{"sizeof kvm_userspace_memory_region", uint64(unsafe.Sizeof(userspaceMemoryRegion{})), "sizeof(struct kvm_userspace_memory_region)"},
 	{"sizeof kvm_dirty_log", uint64(unsafe.Sizeof(dirtyLog{})), "sizeof(struct kvm_dirty_log)"},
 	{"sizeof kvm_clear_dirty_log", uint64(unsafe.Sizeof(clearDirtyLog{})), "sizeof(struct kvm_clear_dirty_log)"},
 	{"offsetof kvm_clear_dirty_log.first_page", uint64(unsafe.Offsetof(clearDirtyLog{}.firstPage)), "offsetof(struct kvm_clear_dirty_log, first_page)"},
 	{"sizeof kvm_enable_cap", uint64(unsafe.Sizeof(enableCap{})), "sizeof(struct kvm_enable_cap)"},
-	{"sizeof kvm_guest_debug", uint64(unsafe.Sizeof(guestDebug{})), "sizeof(struct kvm_guest_debug)"},
-	{"sizeof kvm_debugregs", uint64(unsafe.Sizeof(debugRegs{})), "sizeof(struct kvm_debugregs)"},
 	{"sizeof kvm_dirty_gfn", uint64(unsafe.Sizeof(dirtyGFN{})), "sizeof(struct kvm_dirty_gfn)"},
 	{"sizeof kvm_stats_header", uint64(unsafe.Sizeof(statsHeader{})), "sizeof(struct kvm_stats_header)"},
 	{"sizeof kvm_stats_desc", uint64(unsafe.Sizeof(statsDesc{})), "sizeof(struct kvm_stats_desc)"},
-	{"sizeof kvm_cpuid_entry2", uint64(unsafe.Sizeof(cpuidEntry2{})), "sizeof(struct kvm_cpuid_entry2)"},
-	{"sizeof kvm_msr_entry", uint64(unsafe.Sizeof(msrEntry{})), "sizeof(struct kvm_msr_entry)"},
 	{"offsetof kvm_run.immediate_exit", runImmediateExit, "offsetof(struct kvm_run, immediate_exit)"},
 	{"offsetof kvm_run.exit_reason", runExitReason, "offsetof(struct kvm_run, exit_reason)"},
 	{"offsetof kvm_run.io", runUnion, "offsetof(struct kvm_run, io)"},
@@ -43,12 +29,21 @@ var layoutTable = []layoutEntry{
 	{"offsetof kvm_run.mmio.data", runUnion + 8, "offsetof(struct kvm_run, mmio.data)"},
 	{"offsetof kvm_run.mmio.len", runUnion + 16, "offsetof(struct kvm_run, mmio.len)"},
 	{"offsetof kvm_run.mmio.is_write", runUnion + 20, "offsetof(struct kvm_run, mmio.is_write)"},
-	{"offsetof kvm_run.debug.arch.pc", runUnion + 8, "offsetof(struct kvm_run, debug.arch.pc)"},
-	{"offsetof kvm_run.debug.arch.dr6", runUnion + 16, "offsetof(struct kvm_run, debug.arch.dr6)"},
 	{"offsetof kvm_run.internal.data", runUnion + 8, "offsetof(struct kvm_run, internal.data)"},
 	{"offsetof kvm_run.msr.reason", runUnion + 8, "offsetof(struct kvm_run, msr.reason)"},
 	{"offsetof kvm_run.msr.index", runUnion + 12, "offsetof(struct kvm_run, msr.index)"},
 	{"offsetof kvm_run.msr.data", runUnion + 16, "offsetof(struct kvm_run, msr.data)"},
 	{"offsetof kvm_run.fail_entry.cpu", runUnion + 8, "offsetof(struct kvm_run, fail_entry.cpu)"},
-	{"sizeof kvm_run", runSize, "sizeof(struct kvm_run)"},
+	{"offsetof kvm_run.request_interrupt_window", runRequestIRQWindow, "offsetof(struct kvm_run, request_interrupt_window)"},
+	{"offsetof kvm_run.ready_for_interrupt_injection", runReadyForIRQ, "offsetof(struct kvm_run, ready_for_interrupt_injection)"},
+	{"offsetof kvm_run.if_flag", runIFFlag, "offsetof(struct kvm_run, if_flag)"},
+	{"offsetof kvm_run.cr8", runCR8, "offsetof(struct kvm_run, cr8)"},
+	{"offsetof kvm_run.internal.suberror", runUnion, "offsetof(struct kvm_run, internal.suberror)"},
+	{"offsetof kvm_run.internal.ndata", runUnion + 4, "offsetof(struct kvm_run, internal.ndata)"},
+	{"offsetof kvm_run.emulation_failure.flags", runUnion + 8, "offsetof(struct kvm_run, emulation_failure.flags)"},
+	{"offsetof kvm_run.emulation_failure.insn_size", runUnion + 16, "offsetof(struct kvm_run, emulation_failure.insn_size)"},
+	{"offsetof kvm_run.emulation_failure.insn_bytes", runUnion + 17, "offsetof(struct kvm_run, emulation_failure.insn_bytes)"},
+	{"sizeof kvm_irq_level", uint64(unsafe.Sizeof(irqLevel{})), "sizeof(struct kvm_irq_level)"},
+	{"sizeof kvm_msi", uint64(unsafe.Sizeof(msi{})), "sizeof(struct kvm_msi)"},
+	{"offsetof kvm_msi.data", uint64(unsafe.Offsetof(msi{}.data)), "offsetof(struct kvm_msi, data)"},
 }

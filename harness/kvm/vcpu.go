@@ -2,7 +2,6 @@ package kvm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -16,8 +15,9 @@ import (
 
 var keepAlive = runtime.KeepAlive
 
-// errClosed is returned by methods of a closed vCPU.
-var errClosed = errors.New("vcpu closed")
+// errClosed is returned by methods of a closed vCPU, and by a Run that
+// Close stopped.
+var errClosed = fmt.Errorf("vcpu closed: %w", hv.ErrVMClosed)
 
 // VCPU is one KVM vCPU. A goroutine locked to its own OS thread creates the
 // vCPU and issues every ioctl on it, because KVM wants vCPU ioctls from the
@@ -36,6 +36,13 @@ type VCPU struct {
 	onThread atomic.Bool
 	closeMu  sync.Mutex
 	closed   bool
+	// stopping is set by Close before it kicks, so a Run in progress
+	// returns instead of re-entering the guest.
+	stopping atomic.Bool
+	// ran is set at the first KVM_RUN (KVM refuses CPUID changes after it).
+	ran bool
+
+	arch archVCPU
 
 	ringMu   sync.Mutex // guards ring and ringNext
 	ringNext uint32
@@ -83,6 +90,11 @@ func (vm *VM) CreateVCPU(id int) (*VCPU, error) {
 		return nil, err
 	}
 	vm.mu.Lock()
+	if vm.closed {
+		vm.mu.Unlock()
+		v.Close()
+		return nil, fmt.Errorf("KVM_CREATE_VCPU %d: %w", id, hv.ErrVMClosed)
+	}
 	vm.vcpus = append(vm.vcpus, v)
 	vm.mu.Unlock()
 	return v, nil
@@ -126,7 +138,7 @@ func (v *VCPU) create() error {
 	if err != nil {
 		return fmt.Errorf("mmap kvm_run of vcpu %d: %w", v.id, err)
 	}
-	if err := setCPUID(v.fd, v.vm.h.cpuid); err != nil {
+	if err := v.archCreate(); err != nil {
 		return fmt.Errorf("vcpu %d: %w", v.id, err)
 	}
 	if n := v.vm.cfg.DirtyRingBytes; n > 0 {
@@ -193,18 +205,27 @@ func (v *VCPU) Fd() int { return v.fd }
 // Do implements hv.VCPU.
 func (v *VCPU) Do(fn func() error) error { return v.exec(fn) }
 
-// Close implements hv.VCPU. It waits for a running guest to be stopped.
+// Close implements hv.VCPU. A running guest is kicked out of KVM_RUN
+// (its Run returns an error wrapping hv.ErrVMClosed); Close returns once
+// the vCPU's thread has destroyed it.
 func (v *VCPU) Close() error {
-	v.closeMu.Lock()
-	if v.closed {
-		v.closeMu.Unlock()
-		return nil
-	}
-	v.closed = true
-	close(v.closing)
-	v.closeMu.Unlock()
+	v.startClose()
 	<-v.done
 	return nil
+}
+
+// startClose stops the vCPU without waiting: VM.Close kicks every vCPU
+// first and then waits for all, so n running vCPUs stop in parallel.
+func (v *VCPU) startClose() {
+	v.closeMu.Lock()
+	defer v.closeMu.Unlock()
+	if v.closed {
+		return
+	}
+	v.closed = true
+	v.stopping.Store(true)
+	close(v.closing)
+	v.kick()
 }
 
 // kick stops a running KVM_RUN: immediate_exit makes the next or current
@@ -212,6 +233,7 @@ func (v *VCPU) Close() error {
 // SIGURG is the Go runtime's own preemption signal, so an extra one is
 // harmless to the runtime.
 func (v *VCPU) kick() {
+	v.wake() // a vCPU halted in userspace waits on a channel, not in KVM_RUN
 	v.kickMu.Lock()
 	defer v.kickMu.Unlock()
 	if v.run == nil {
@@ -270,6 +292,9 @@ func (v *VCPU) runOnThread(ctx context.Context) (hv.Exit, error) {
 		defer v.watchdog.Stop()
 	}
 	for {
+		if v.stopping.Load() {
+			return nil, fmt.Errorf("vcpu %d: run stopped: %w", v.id, errClosed)
+		}
 		if err := ctx.Err(); err != nil {
 			setImmediateExit(v.run, 0)
 			return nil, fmt.Errorf("vcpu %d: run stopped: %w", v.id, err)
@@ -285,13 +310,18 @@ func (v *VCPU) runOnThread(ctx context.Context) (hv.Exit, error) {
 			return nil, fmt.Errorf("vcpu %d: %w", v.id, err)
 		}
 		v.completeMSR()
+		if err := v.beforeEntry(); err != nil {
+			return nil, fmt.Errorf("vcpu %d: %w", v.id, err)
+		}
+		v.ran = true
 		switch e := runIoctl(v.fd); e {
 		case 0:
+			v.afterExit()
 		case syscall.EINTR:
 			// A signal (runtime preemption, profiler, our kick). Stop only
 			// if the context ended; a stale kick from an earlier context is
 			// cleared and the guest re-entered.
-			if ctx.Err() == nil && !v.watchFired.Load() {
+			if ctx.Err() == nil && !v.watchFired.Load() && !v.stopping.Load() {
 				setImmediateExit(v.run, 0)
 			}
 			continue
@@ -304,6 +334,14 @@ func (v *VCPU) runOnThread(ctx context.Context) (hv.Exit, error) {
 		if exit == nil {
 			continue // KVM_EXIT_INTR and friends: re-enter
 		}
+		// Exits the backend serves itself (the userspace APIC, a halt
+		// that waits for an interrupt) never reach the bus or the caller.
+		if handled, err := v.archExit(ctx, exit); handled || err != nil {
+			if err != nil {
+				return exit, fmt.Errorf("vcpu %d: %w", v.id, err)
+			}
+			continue
+		}
 		if !v.vm.bus.Empty() {
 			handled, err := v.vm.bus.Dispatch(v.id, exit)
 			if err != nil {
@@ -315,84 +353,6 @@ func (v *VCPU) runOnThread(ctx context.Context) (hv.Exit, error) {
 		}
 		return exit, nil
 	}
-}
-
-// Regs implements hv.VCPU.
-func (v *VCPU) Regs() (hv.Regs, error) {
-	var r hv.Regs
-	err := v.exec(func() error { return v.ioctlBuf(kvmGetRegs, "KVM_GET_REGS", regsPtr(&r)) })
-	return r, err
-}
-
-// SetRegs implements hv.VCPU.
-func (v *VCPU) SetRegs(r *hv.Regs) error {
-	return v.exec(func() error { return v.ioctlBuf(kvmSetRegs, "KVM_SET_REGS", regsPtr(r)) })
-}
-
-// Sregs implements hv.VCPU.
-func (v *VCPU) Sregs() (hv.Sregs, error) {
-	var s hv.Sregs
-	err := v.exec(func() error { return v.ioctlBuf(kvmGetSregs, "KVM_GET_SREGS", sregsPtr(&s)) })
-	return s, err
-}
-
-// SetSregs implements hv.VCPU.
-func (v *VCPU) SetSregs(s *hv.Sregs) error {
-	return v.exec(func() error { return v.ioctlBuf(kvmSetSregs, "KVM_SET_SREGS", sregsPtr(s)) })
-}
-
-// GetMSR implements hv.VCPU.
-func (v *VCPU) GetMSR(index uint32) (uint64, error) {
-	var val uint64
-	err := v.exec(func() error {
-		var e error
-		val, e = v.msr(kvmGetMSRs, index, 0)
-		return e
-	})
-	return val, err
-}
-
-// SetMSR implements hv.VCPU.
-func (v *VCPU) SetMSR(index uint32, value uint64) error {
-	return v.exec(func() error {
-		_, e := v.msr(kvmSetMSRs, index, value)
-		return e
-	})
-}
-
-// DebugRegs implements hv.VCPU.
-func (v *VCPU) DebugRegs() (hv.DebugRegs, error) {
-	var d debugRegs
-	err := v.exec(func() error { return v.ioctlBuf(kvmGetDebugRegs, "KVM_GET_DEBUGREGS", debugRegsPtr(&d)) })
-	return hv.DebugRegs{DB: d.db, DR6: d.dr6, DR7: d.dr7}, err
-}
-
-// SetDebugRegs implements hv.VCPU.
-func (v *VCPU) SetDebugRegs(r *hv.DebugRegs) error {
-	d := debugRegs{db: r.DB, dr6: r.DR6, dr7: r.DR7}
-	return v.exec(func() error { return v.ioctlBuf(kvmSetDebugRegs, "KVM_SET_DEBUGREGS", debugRegsPtr(&d)) })
-}
-
-// SetGuestDebug implements hv.VCPU.
-func (v *VCPU) SetGuestDebug(g *hv.GuestDebug) error {
-	var d guestDebug
-	if g.Enable {
-		d.control |= guestDbgEnable
-	}
-	if g.SingleStep {
-		d.control |= guestDbgSingleStep
-	}
-	if g.SoftwareBP {
-		d.control |= guestDbgUseSWBP
-	}
-	if g.HardwareBP {
-		d.control |= guestDbgUseHWBP
-	}
-	d.debugreg = g.DebugReg
-	if err := v.vm.h.caps.Require(hv.CapGuestDebug); err != nil {
-		return err
-	}
-	return v.exec(func() error { return v.ioctlBuf(kvmSetGuestDebug, "KVM_SET_GUEST_DEBUG", guestDebugPtr(&d)) })
 }
 
 // HarvestDirtyRing implements hv.VCPU.

@@ -8,22 +8,32 @@ import (
 	"github.com/kvmspec/kvmspec/harness/hv"
 )
 
-func regsPtr(r *hv.Regs) unsafe.Pointer          { return unsafe.Pointer(r) }
-func sregsPtr(s *hv.Sregs) unsafe.Pointer        { return unsafe.Pointer(s) }
-func debugRegsPtr(d *debugRegs) unsafe.Pointer   { return unsafe.Pointer(d) }
-func guestDebugPtr(d *guestDebug) unsafe.Pointer { return unsafe.Pointer(d) }
-
 // setImmediateExit stores kvm_run.immediate_exit. The kick writes it from
-// another thread, so the store is atomic (a 32-bit store over the first
-// bytes: request_interrupt_window, which we never set, stays zero).
-func setImmediateExit(run []byte, v uint32) {
-	atomic.StoreUint32((*uint32)(unsafe.Pointer(&run[0])), v<<8)
+// another thread while the vCPU thread may write request_interrupt_window,
+// the byte before it, so both go through setRunByte.
+func setImmediateExit(run []byte, v uint32) { setRunByte(run, runImmediateExit, uint8(v)) }
+
+// setRunByte replaces byte off (0..3) of kvm_run's first word atomically,
+// leaving its neighbours as they are (little-endian byte order, as on
+// every architecture Linux KVM runs on here).
+func setRunByte(run []byte, off int, b uint8) {
+	p := (*uint32)(unsafe.Pointer(&run[0]))
+	shift := uint(off) * 8
+	for {
+		old := atomic.LoadUint32(p)
+		nv := old&^(0xff<<shift) | uint32(b)<<shift
+		if old == nv || atomic.CompareAndSwapUint32(p, old, nv) {
+			return
+		}
+	}
 }
 
 func (v *VCPU) u8(off int) uint8   { return v.run[off] }
 func (v *VCPU) u16(off int) uint16 { return *(*uint16)(unsafe.Pointer(&v.run[off])) }
 func (v *VCPU) u32(off int) uint32 { return *(*uint32)(unsafe.Pointer(&v.run[off])) }
 func (v *VCPU) u64(off int) uint64 { return *(*uint64)(unsafe.Pointer(&v.run[off])) }
+
+func (v *VCPU) setU64(off int, x uint64) { *(*uint64)(unsafe.Pointer(&v.run[off])) = x }
 
 // decodeExit turns kvm_run into a typed exit; nil means "re-enter".
 func (v *VCPU) decodeExit() hv.Exit {
@@ -36,10 +46,12 @@ func (v *VCPU) decodeExit() hv.Exit {
 		e.Size = int(v.u8(u + 1))
 		e.Port = v.u16(u + 2)
 		e.Count = int(v.u32(u + 4))
-		off := int(v.u64(u + 8))
-		n := e.Size * e.Count
-		if off < 0 || n < 0 || off+n > len(v.run) {
-			v.intErr = hv.InternalErrorExit{Suberror: 0xffff, Data: []uint64{uint64(off), uint64(n)}}
+		// Bounds in unsigned 64-bit arithmetic: size < 256 and count <
+		// 2^32, so n cannot wrap, and off is compared before it is added.
+		off, n, size := v.u64(u+8), uint64(e.Size)*uint64(e.Count), uint64(len(v.run))
+		if off > size || n > size-off {
+			v.intErr = hv.InternalErrorExit{Suberror: 0xffff, Data: []uint64{off, n},
+				Detail: fmt.Sprintf("KVM_EXIT_IO data [%#x, +%#x) outside the %#x-byte kvm_run mapping", off, n, size)}
 			return &v.intErr
 		}
 		e.Data = v.run[off : off+n : off+n]
@@ -55,13 +67,13 @@ func (v *VCPU) decodeExit() hv.Exit {
 		e.Data = v.run[u+8 : u+8+e.Len : u+8+e.Len]
 		return e
 	case exitHLT:
-		return hv.HaltExit{}
+		return &hv.HaltExit{}
 	case exitShutdown:
-		return hv.ShutdownExit{}
+		return &hv.ShutdownExit{}
 	case exitDirtyRingFull:
-		return hv.DirtyRingFullExit{}
+		return &hv.DirtyRingFullExit{}
 	case exitDebug:
-		v.debugExit = hv.DebugExit{Exception: v.u32(u), PC: v.u64(u + 8), DR6: v.u64(u + 16), DR7: v.u64(u + 24)}
+		v.decodeDebug()
 		return &v.debugExit
 	case exitFailEntry:
 		v.failEntry = hv.FailEntryExit{Reason: v.u64(u), CPU: v.u32(u + 8)}
@@ -75,7 +87,8 @@ func (v *VCPU) decodeExit() hv.Exit {
 		for i := range data {
 			data[i] = v.u64(u + 8 + 8*i)
 		}
-		v.intErr = hv.InternalErrorExit{Suberror: v.u32(u), Data: data}
+		sub := v.u32(u)
+		v.intErr = hv.InternalErrorExit{Suberror: sub, Data: data, Detail: internalErrorDetail(sub, data)}
 		return &v.intErr
 	case exitX86RDMSR, exitX86WRMSR:
 		v.msrExit = hv.MSRExit{Write: reason == exitX86WRMSR, Reason: v.u32(u + 8), Index: v.u32(u + 12), Data: v.u64(u + 16)}
@@ -88,7 +101,10 @@ func (v *VCPU) decodeExit() hv.Exit {
 			e.Args[i] = v.u64(u + 8 + 8*i)
 		}
 		return e
-	case exitIntr:
+	case exitIntr, exitIRQWindowOpen, exitSetTPR:
+		// Re-enter: the run loop injects what the window was opened for;
+		// a CR8 write without an in-kernel APIC (KVM_EXIT_SET_TPR) was
+		// taken into the userspace APIC by afterExit.
 		return nil
 	}
 	v.unknown = hv.UnknownExit{Reason: reason}
@@ -115,29 +131,6 @@ func (v *VCPU) ioctlBuf(req uintptr, name string, p unsafe.Pointer) error {
 		return fmt.Errorf("%s vcpu %d: %w", name, v.id, err)
 	}
 	return nil
-}
-
-// msrs mirrors struct kvm_msrs with room for one entry.
-type msrs struct {
-	nmsrs uint32
-	_     uint32
-	entry msrEntry
-}
-
-func (v *VCPU) msr(req uintptr, index uint32, value uint64) (uint64, error) {
-	m := msrs{nmsrs: 1, entry: msrEntry{index: index, data: value}}
-	n, err := ioctlPtr(v.fd, req, unsafe.Pointer(&m))
-	name := "KVM_GET_MSRS"
-	if req == kvmSetMSRs {
-		name = "KVM_SET_MSRS"
-	}
-	if err != nil {
-		return 0, fmt.Errorf("%s %#x vcpu %d: %w", name, index, v.id, err)
-	}
-	if n != 1 {
-		return 0, fmt.Errorf("%s %#x vcpu %d: MSR not accepted", name, index, v.id)
-	}
-	return m.entry.data, nil
 }
 
 // harvest collects dirty entries in ring order. The flags word is read

@@ -35,6 +35,14 @@ type VM struct {
 	slots map[uint32]hv.Memslot
 	vcpus []*VCPU
 	stats *statsFile
+	// hostDirty records host writes per dirty-logged slot (hostdirty.go);
+	// byGPA is the slots sorted by GPA for guest memory access, replaced
+	// whole on every change so an access reads one snapshot.
+	hostDirty map[uint32]*hostDirty
+	byGPA     atomic.Pointer[[]hv.Memslot]
+	access    hv.GuestAccess
+
+	arch archVM
 }
 
 var _ hv.VM = (*VM)(nil)
@@ -54,7 +62,7 @@ func (h *Hypervisor) CreateVM(cfg hv.VMConfig) (*VM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("KVM_CREATE_VM: %w", err)
 	}
-	vm := &VM{h: h, fd: int(fd), cfg: cfg, slots: map[uint32]hv.Memslot{}}
+	vm := newVMState(h, int(fd), cfg)
 	unix.CloseOnExec(vm.fd)
 	if err := vm.applyConfig(); err != nil {
 		unix.Close(vm.fd)
@@ -64,6 +72,14 @@ func (h *Hypervisor) CreateVM(cfg hv.VMConfig) (*VM, error) {
 	h.vms++
 	h.mu.Unlock()
 	return vm, nil
+}
+
+// newVMState builds the VM's host-side state around a KVM VM descriptor.
+func newVMState(h *Hypervisor, fd int, cfg hv.VMConfig) *VM {
+	vm := &VM{h: h, fd: fd, cfg: cfg, slots: map[uint32]hv.Memslot{}, hostDirty: map[uint32]*hostDirty{}}
+	vm.byGPA.Store(&[]hv.Memslot{})
+	vm.access = hv.GuestAccess{Slots: vm.slotsByGPA, Written: vm.hostWritten, Writable: vm.hostWritable}
+	return vm
 }
 
 func (vm *VM) applyConfig() error {
@@ -86,6 +102,16 @@ func (vm *VM) applyConfig() error {
 			return fmt.Errorf("KVM_ENABLE_CAP MANUAL_DIRTY_LOG_PROTECT2 %#x: %w", arg, err)
 		}
 	}
+	if cfg.DirtyRingWithBitmap {
+		if cfg.DirtyRingBytes == 0 {
+			return fmt.Errorf("VM config: DirtyRingWithBitmap needs DirtyRingBytes")
+		}
+		// Asked first, so a host without rings names the bitmap, the
+		// capability the caller asked for.
+		if err := vm.h.caps.Require(hv.CapDirtyRingBitmap); err != nil {
+			return fmt.Errorf("VM config DirtyRingWithBitmap: %w", err)
+		}
+	}
 	if cfg.DirtyRingBytes != 0 {
 		if err := vm.h.caps.Require(hv.CapDirtyRing); err != nil {
 			return err
@@ -98,15 +124,14 @@ func (vm *VM) applyConfig() error {
 			return fmt.Errorf("KVM_ENABLE_CAP DIRTY_LOG_RING %d bytes: %w", cfg.DirtyRingBytes, err)
 		}
 	}
-	if cfg.UserSpaceMSR {
-		if err := vm.h.caps.Require(hv.CapUserSpaceMSR); err != nil {
-			return err
-		}
-		if err := vm.enableCap(capX86UserSpaceMSR, msrExitReasonInval|msrExitReasonUnknown|msrExitReasonFilter); err != nil {
-			return fmt.Errorf("KVM_ENABLE_CAP X86_USER_SPACE_MSR: %w", err)
+	// The backup bitmap must follow the ring and precede every memslot
+	// (KVM refuses it otherwise): VM creation is the only such moment.
+	if cfg.DirtyRingWithBitmap {
+		if err := vm.enableCap(capDirtyLogRingWithBitmap, 0); err != nil {
+			return fmt.Errorf("KVM_ENABLE_CAP DIRTY_LOG_RING_WITH_BITMAP: %w", err)
 		}
 	}
-	return nil
+	return vm.archConfig()
 }
 
 // Fd is the VM file descriptor (for KVM-specific tests).
@@ -135,13 +160,31 @@ func (vm *VM) SetMemslot(m hv.Memslot) error {
 	}
 	r := userspaceMemoryRegion{slot: m.Slot, flags: flags, guestPhysAddr: m.GPA, memorySize: m.Size,
 		userspaceAddr: hostAddr(m.Memory.Bytes()) + m.Offset}
+	if vm.isClosed() {
+		return fmt.Errorf("KVM_SET_USER_MEMORY_REGION slot %d: %w", m.Slot, hv.ErrVMClosed)
+	}
 	if err := vm.setRegion(&r); err != nil {
 		return fmt.Errorf("KVM_SET_USER_MEMORY_REGION slot %d gpa %#x size %#x flags %s: %w", m.Slot, m.GPA, m.Size, m.Flags, err)
 	}
-	vm.mu.Lock()
-	vm.slots[m.Slot] = m
-	vm.mu.Unlock()
+	vm.slotSet(m)
 	return nil
+}
+
+// slotSet records a slot KVM accepted. KVM keeps a slot's dirty bitmap
+// while logging stays on (also across a move) and drops it when logging
+// is turned off: so does the record of host writes.
+func (vm *VM) slotSet(m hv.Memslot) {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	old, had := vm.slots[m.Slot]
+	vm.slots[m.Slot] = m
+	switch {
+	case m.Flags&hv.MemLogDirty == 0:
+		delete(vm.hostDirty, m.Slot)
+	case !had || old.Flags&hv.MemLogDirty == 0:
+		vm.hostDirty[m.Slot] = newHostDirty(m.Pages())
+	}
+	vm.publishSlotsLocked()
 }
 
 // DeleteMemslot implements hv.VM.
@@ -156,10 +199,57 @@ func (vm *VM) DeleteMemslot(slot uint32) error {
 	if err := vm.setRegion(&r); err != nil {
 		return fmt.Errorf("KVM_SET_USER_MEMORY_REGION delete slot %d: %w", slot, err)
 	}
-	vm.mu.Lock()
-	delete(vm.slots, slot)
-	vm.mu.Unlock()
+	vm.slotDeleted(slot)
 	return nil
+}
+
+// slotDeleted forgets a slot KVM deleted.
+func (vm *VM) slotDeleted(slot uint32) {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	delete(vm.slots, slot)
+	delete(vm.hostDirty, slot)
+	vm.publishSlotsLocked()
+}
+
+// publishSlotsLocked replaces the GPA-sorted snapshot (vm.mu held).
+func (vm *VM) publishSlotsLocked() {
+	out := make([]hv.Memslot, 0, len(vm.slots))
+	for _, s := range vm.slots {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].GPA < out[j].GPA })
+	vm.byGPA.Store(&out)
+}
+
+// slotsByGPA is hv.GuestAccess's view of the slots.
+func (vm *VM) slotsByGPA() []hv.Memslot { return *vm.byGPA.Load() }
+
+// hostWritten records a host write to a dirty-logged slot.
+func (vm *VM) hostWritten(m hv.Memslot, first, last uint64) {
+	if m.Flags&hv.MemLogDirty == 0 {
+		return
+	}
+	vm.mu.Lock()
+	d := vm.hostDirty[m.Slot]
+	vm.mu.Unlock()
+	d.mark(first, last)
+}
+
+// hostWritable refuses host writes that no harvest would report: a
+// dirty-ring VM collects only vCPU writes, unless it has the backup bitmap.
+func (vm *VM) hostWritable(m hv.Memslot) error {
+	if m.Flags&hv.MemLogDirty != 0 && vm.cfg.DirtyRingBytes != 0 && !vm.cfg.DirtyRingWithBitmap {
+		return hv.ErrDirtyUntracked
+	}
+	return nil
+}
+
+// dirtyRecord returns the host-write record of a slot (nil: none).
+func (vm *VM) dirtyRecord(slot uint32) *hostDirty {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return vm.hostDirty[slot]
 }
 
 // Memslots implements hv.VM.
@@ -181,14 +271,28 @@ func (vm *VM) slot(id uint32) (hv.Memslot, bool) {
 	return s, ok
 }
 
-// GetDirtyLog implements hv.VM.
+// GetDirtyLog implements hv.VM: KVM's bitmap (in a dirty-ring VM, its
+// backup bitmap) merged with the pages host code wrote. Without manual
+// protect the host record is taken with the get, as KVM's is; with it,
+// the host's bits stay until ClearDirtyLog clears them.
 func (vm *VM) GetDirtyLog(slot uint32, bitmap []uint64) error {
 	s, ok := vm.slot(slot)
 	if !ok {
 		// Ask the kernel anyway so the error is the kernel's own.
 		return vm.getDirtyLog(slot, bitmap, 0)
 	}
-	return vm.getDirtyLog(slot, bitmap, s.Pages())
+	if err := vm.getDirtyLog(slot, bitmap, s.Pages()); err != nil {
+		return err
+	}
+	vm.mergeHostWrites(slot, bitmap)
+	return nil
+}
+
+// mergeHostWrites ORs the host writes of a slot into the bitmap KVM just
+// filled: taken with it in bitmap mode, left for ClearDirtyLog with
+// manual protect.
+func (vm *VM) mergeHostWrites(slot uint32, bitmap []uint64) {
+	vm.dirtyRecord(slot).collect(bitmap, !vm.cfg.ManualProtect)
 }
 
 // ClearDirtyLog implements hv.VM.
@@ -199,7 +303,11 @@ func (vm *VM) ClearDirtyLog(slot uint32, first, num uint64, bitmap []uint64) err
 	if num > 1<<32-1 {
 		return fmt.Errorf("KVM_CLEAR_DIRTY_LOG slot %d: %d pages: %w", slot, num, unix.EINVAL)
 	}
-	return vm.clearDirtyLog(slot, first, num, bitmap)
+	if err := vm.clearDirtyLog(slot, first, num, bitmap); err != nil {
+		return err
+	}
+	vm.dirtyRecord(slot).clear(first, num, bitmap)
+	return nil
 }
 
 // ResetDirtyRings implements hv.VM.
@@ -224,13 +332,14 @@ func (vm *VM) SetMissingPageHandler(slot uint32, h hv.MissingPageHandler) error 
 	return vm.setMissingPageHandler(slot, h)
 }
 
-// AttachMMIO implements hv.VM.
-func (vm *VM) AttachMMIO(base, size uint64, d hv.MMIOHandler) error {
-	return vm.bus.AttachMMIO(base, size, d)
-}
+// Attach implements hv.VM.
+func (vm *VM) Attach(d hv.Device, regions ...hv.Region) error { return vm.bus.Attach(d, regions...) }
 
-// AttachPIO implements hv.VM.
-func (vm *VM) AttachPIO(port, n uint16, d hv.PIOHandler) error { return vm.bus.AttachPIO(port, n, d) }
+// Detach implements hv.VM.
+func (vm *VM) Detach(d hv.Device) error { return vm.bus.Detach(d) }
+
+// ResetDevices implements hv.VM.
+func (vm *VM) ResetDevices() error { return vm.bus.Reset() }
 
 // Stats implements hv.VM.
 func (vm *VM) Stats() (hv.Stats, error) {
@@ -250,7 +359,11 @@ func (vm *VM) Stats() (hv.Stats, error) {
 	return append(st, vm.userfaultStats()...), nil
 }
 
-// Close implements hv.VM: vCPUs first, then the VM descriptor.
+// Close implements hv.VM. Running vCPUs are stopped at once (kicked out
+// of KVM_RUN with immediate_exit and a signal; their Run returns an error
+// wrapping hv.ErrVMClosed) rather than left to their context or the
+// watchdog; then the devices are closed (no access is in flight any
+// more), then the descriptors.
 func (vm *VM) Close() error {
 	vm.mu.Lock()
 	if vm.closed {
@@ -262,11 +375,15 @@ func (vm *VM) Close() error {
 	vm.vcpus = nil
 	st := vm.stats
 	vm.mu.Unlock()
-	var errs []error
 	for _, v := range vcpus {
-		if err := v.Close(); err != nil {
-			errs = append(errs, err)
-		}
+		v.startClose()
+	}
+	for _, v := range vcpus {
+		<-v.done
+	}
+	var errs []error
+	if err := vm.bus.Close(); err != nil {
+		errs = append(errs, err)
 	}
 	// No vCPU can fault any more: stop the missing-page readers.
 	vm.closeUserfaults()

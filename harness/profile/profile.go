@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	"github.com/kvmspec/kvmspec/harness/host"
+	"github.com/kvmspec/kvmspec/suites/taxonomy"
 )
 
 // DefaultName is the name of the profile that matches every host no other
@@ -181,7 +182,6 @@ func position(data []byte, off int64) string {
 var (
 	idPattern      = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 	backendPattern = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
-	areaPattern    = regexp.MustCompile(`^[a-z0-9*][a-z0-9*_-]*$`)
 	modulePattern  = regexp.MustCompile(`^[a-z0-9_]+$`)
 )
 
@@ -240,6 +240,8 @@ func (p *Profile) validate(fileBase string) error {
 			bad(field("backend"), "empty")
 		case !backendPattern.MatchString(d.Backend):
 			bad(field("backend"), "%q is not a backend name", d.Backend)
+		case !taxonomy.IsBackend(d.Backend):
+			bad(field("backend"), "%q is not a backend (want %v)", d.Backend, taxonomy.Backends())
 		}
 		if len(d.Specs) == 0 {
 			bad(field("specs"), "empty")
@@ -272,10 +274,30 @@ func validateGlob(s string) error {
 		return fmt.Errorf("%q has control characters", s)
 	case !ok || name == "":
 		return fmt.Errorf("%q is not \"area/spec name\"", s)
-	case !areaPattern.MatchString(area):
-		return fmt.Errorf("%q: area %q is not an area name", s, area)
+	case !matchesArea(area):
+		return fmt.Errorf("%q: %q names no area (want one of %s)", s, area, areaList())
 	}
 	return nil
+}
+
+// matchesArea reports whether the area part of a spec pattern, itself
+// possibly a glob, names at least one area, so that a typo in a profile
+// is an error and not a deviation that silently matches nothing.
+func matchesArea(pattern string) bool {
+	for _, a := range taxonomy.Areas() {
+		if globMatch(pattern, a.String()) {
+			return true
+		}
+	}
+	return false
+}
+
+func areaList() string {
+	var names []string
+	for _, a := range taxonomy.Areas() {
+		names = append(names, a.String())
+	}
+	return strings.Join(names, ", ")
 }
 
 // globMatch reports whether s matches pattern, where '*' matches any run of

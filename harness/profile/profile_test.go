@@ -210,7 +210,13 @@ func TestLoadErrors(t *testing.T) {
 		{"bad id and backend", profileJSON(`{"id": "Has Space", "backend": "KVM!", "specs": ["smoke/x"], "reason": "r", "run": false}`),
 			[]string{`deviations[0].id: "Has Space"`, `deviations[0].backend: "KVM!" is not a backend name`}},
 		{"bad globs", profileJSON(`{"id": "d", "backend": "kvm", "specs": ["", "noslash", "smoke/", " smoke/x", "Smoke Test/x", "smoke/a\tb"], "reason": "r", "run": true}`),
-			[]string{"specs[0]: empty", `specs[1]: "noslash" is not`, `specs[2]: "smoke/" is not`, "specs[3]: \" smoke/x\" has leading", `specs[4]: "Smoke Test/x": area`, "specs[5]: ", "control characters"}},
+			[]string{"specs[0]: empty", `specs[1]: "noslash" is not`, `specs[2]: "smoke/" is not`, "specs[3]: \" smoke/x\" has leading", `specs[4]: "Smoke Test/x": "Smoke Test" names no area`, "specs[5]: ", "control characters"}},
+		// A typo in an area, or a glob over areas that matches none, would
+		// make a deviation that never applies.
+		{"unknown areas", profileJSON(`{"id": "d", "backend": "kvm", "specs": ["smok/x", "perf/x", "dirty*s/x", "smoke/x"], "reason": "r", "run": true}`),
+			[]string{`specs[0]: "smok/x": "smok" names no area (want one of smoke,`, `specs[1]: "perf/x"`, `specs[2]: "dirty*s/x"`}},
+		{"unknown backend", profileJSON(`{"id": "d", "backend": "xen", "specs": ["smoke/x"], "reason": "r", "run": true}`),
+			[]string{`deviations[0].backend: "xen" is not a backend (want [kvm emu])`}},
 		{"glob area wildcard ok", profileJSON(`{"id": "d", "backend": "kvm", "specs": ["*/x [cpl0]", "smo*/y"], "reason": "r", "run": true}`), nil},
 		{"bad match", `{"name": "p", "description": "d", "match": {"kvm_modules": ["kvm pvm"], "kvm_params": {"nodot": "Y"}, "kernel_regexp": "("}, "deviations": []}`,
 			[]string{`match.kvm_modules[0]: "kvm pvm"`, `match.kvm_params: key "nodot"`, "match.kernel_regexp: error parsing regexp"}},

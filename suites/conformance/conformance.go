@@ -23,11 +23,12 @@ import (
 	"github.com/kvmspec/kvmspec/harness/guest"
 	"github.com/kvmspec/kvmspec/harness/hv"
 	"github.com/kvmspec/kvmspec/suites/framework"
+	"github.com/kvmspec/kvmspec/suites/taxonomy"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
 
-func init() { framework.Register("conformance", specs) }
+func init() { framework.Register(taxonomy.Conformance, specs) }
 
 // Instruction semantics are compared in ring 3, where no privileged state
 // (MSRs, control registers, the TSC) can legitimately differ.
@@ -72,7 +73,7 @@ func specs(b *framework.Backend) {
 		for batch := 0; batch < randomBatches; batch++ {
 			batch := batch
 			title := fmt.Sprintf("batch %02d", batch)
-			It(name(title), framework.KindStress, func(ctx SpecContext) {
+			It(name(title), taxonomy.Fuzz, func(ctx SpecContext) {
 				skipReference()
 				total := intParam(b, "conformance.random", defaultRandom)
 				per := (total + randomBatches - 1) / randomBatches
@@ -172,7 +173,7 @@ func (pr *pair) compare(ctx context.Context, p corpus.Program, rnd *rand.Rand, s
 		want, err := pr.ref.run(ctx, in, data)
 		Expect(err).NotTo(HaveOccurred(), "%s on %s", p.Name, pr.ref.name)
 		if msg := corpus.Compare(p, &in, want, got, pr.ref.name, pr.test.name, emu.UndefinedFlags); msg != "" {
-			framework.Failure(divergence(p, in, msg, code, replayCmd))
+			Fail(divergence(p, in, msg, code, replayCmd))
 		}
 	}
 }

@@ -105,8 +105,7 @@ type concurrent struct {
 	mode  *logMode
 	g     *guest.Guest
 	slot  *testSlot
-	ctl   []byte // guest memory holding the control block at ctlAt
-	ctlAt uint64
+	ctlAt uint64 // guest-physical address of the control block
 	prm   concurrentParams
 	// storeAt and countAt are the writer's store and the count after it.
 	storeAt, countAt uint64
@@ -132,7 +131,11 @@ type concurrent struct {
 	cont    chan struct{}
 }
 
-func (c *concurrent) writes() uint64 { return load64(c.ctl, c.ctlAt+ctlWrites) }
+func (c *concurrent) writes() uint64 {
+	w, err := c.g.Load64(c.ctlAt + ctlWrites)
+	Expect(err).NotTo(HaveOccurred(), "read the guest's write counter")
+	return w
+}
 
 func (c *concurrent) problem(format string, args ...any) {
 	c.problems = append(c.problems, fmt.Sprintf("iteration %d: ", c.iter)+fmt.Sprintf(format, args...))
@@ -296,7 +299,7 @@ func runConcurrent(ctx context.Context, b *framework.Backend, mode *logMode, cpl
 	storeAt, _ := wp.Addr(wp.store)
 	countAt, _ := wp.Addr(wp.count)
 
-	c := &concurrent{mode: mode, g: g, slot: s, ctl: g.Mem.Bytes(), ctlAt: ctlAt, prm: prm, storeAt: storeAt, countAt: countAt,
+	c := &concurrent{mode: mode, g: g, slot: s, ctlAt: ctlAt, prm: prm, storeAt: storeAt, countAt: countAt,
 		ringEntries: ring / 16, soft: ring/16 - prm.reserve,
 		tr: newTracker(mode, g.VM, g.VCPUs), model: newWriteModel(state, prm.pages),
 		winStart: 1, acks: make(chan ack, 1), cont: make(chan struct{})}
@@ -334,7 +337,7 @@ func runConcurrent(ctx context.Context, b *framework.Backend, mode *logMode, cpl
 	)
 	for it := uint64(1); it <= uint64(prm.iterations); it++ {
 		started := time.Now()
-		store64(c.ctl, ctlAt+ctlIter, it)
+		Expect(g.Store64(ctlAt+ctlIter, it)).To(Succeed())
 		c.iter = it
 		c.fulls = 0
 		c.ringDirty = newPageSet(s.pages)
@@ -372,7 +375,7 @@ func runConcurrent(ctx context.Context, b *framework.Backend, mode *logMode, cpl
 		}
 
 		By(fmt.Sprintf("iteration %d: stop the vCPU", it))
-		store64(c.ctl, ctlAt+ctlStop, 1)
+		Expect(g.Store64(ctlAt+ctlStop, 1)).To(Succeed())
 		c.stopReq.Store(true)
 		var a ack
 		select {
@@ -381,7 +384,7 @@ func runConcurrent(ctx context.Context, b *framework.Backend, mode *logMode, cpl
 			Fail(fmt.Sprintf("iteration %d: the vCPU did not stop (stop flag set in guest memory)", it))
 		}
 		c.stopReq.Store(false)
-		store64(c.ctl, ctlAt+ctlStop, 0)
+		Expect(g.Store64(ctlAt+ctlStop, 0)).To(Succeed())
 		Expect(a.err).NotTo(HaveOccurred(), "iteration %d: vCPU", it)
 		w := c.writes()
 		if a.atFull {

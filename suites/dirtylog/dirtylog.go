@@ -8,6 +8,9 @@
 // exact-set scenarios, ring-full behaviour, several vCPUs with their own
 // rings, bad input, and the phases of dirty_log_perf_test as measurements.
 //
+// A fourth mode, dirty rings with the backup bitmap, collects the pages a
+// device writes through hv.GuestMemory (hostwrite.go).
+//
 // Every spec runs in each log mode the backend offers and at each
 // privilege level (b.Modes), the host's fast one first. Spec IDs read
 // "dirtylog/<mode> / <spec> [cplN]"; the dirty ring at CPL0 is declared
@@ -39,10 +42,11 @@ import (
 	"github.com/kvmspec/kvmspec/harness/guest"
 	"github.com/kvmspec/kvmspec/harness/hv"
 	"github.com/kvmspec/kvmspec/suites/framework"
+	"github.com/kvmspec/kvmspec/suites/taxonomy"
 	. "github.com/onsi/ginkgo/v2"
 )
 
-func init() { framework.Register("dirtylog", specs) }
+func init() { framework.Register(taxonomy.DirtyLog, specs) }
 
 // Spec texts, named so the host-profile test can build the IDs it checks.
 const (
@@ -53,6 +57,7 @@ const (
 	textTwice        = "a page written twice before a reset is one entry"
 	textPerVCPU      = "each vcpu's ring holds only its own pages"
 	textInterrupted  = "a reset interrupted by signals re-protects every page it counts"
+	textBackupSplit  = "vcpu writes go to the rings and device writes to the backup bitmap"
 )
 
 // specTimeout bounds the short specs; a hung guest fails its spec only.
@@ -74,10 +79,10 @@ func specs(b *framework.Backend) {
 		Describe(mode.name, mode.labels(), func() {
 			for _, cpl := range b.Modes() {
 				cpl := cpl
-				cplLabel := Label(cpl.String())
+				cplLabel := framework.ModeLabel(cpl)
 				name := func(s string) string { return fmt.Sprintf("%s [%s]", s, cpl) }
 
-				It(name(textConcurrent), cplLabel, func(ctx SpecContext) {
+				It(name(textConcurrent), cplLabel, taxonomy.Stress, func(ctx SpecContext) {
 					runConcurrent(ctx, b, mode, cpl)
 				}, SpecTimeout(concurrentTimeout(b)))
 
@@ -102,11 +107,11 @@ func specs(b *framework.Backend) {
 
 	// Perf specs run at the host's fast privilege level only: they
 	// measure the hypervisor's logging, not its instruction emulator.
-	Describe("perf", framework.Perf, Serial, func() {
+	Describe("perf", taxonomy.Perf, Serial, func() {
 		cpl := b.Modes()[0]
 		for _, mode := range logModes {
 			mode := mode
-			It(fmt.Sprintf("%s phases [%s]", mode, cpl), mode.labels(), Label(cpl.String()), func(ctx SpecContext) {
+			It(fmt.Sprintf("%s phases [%s]", mode, cpl), mode.labels(), framework.ModeLabel(cpl), func(ctx SpecContext) {
 				runPerf(ctx, b, mode, cpl)
 			}, SpecTimeout(10*time.Minute))
 		}
@@ -127,12 +132,18 @@ func modeSpecs(b *framework.Backend, mode *logMode, cpl guest.Mode, name func(st
 		It(name(textTwice), cplLabel, func(ctx SpecContext) {
 			runTwice(ctx, b, cpl)
 		}, SpecTimeout(specTimeout))
-		It(name(textPerVCPU), cplLabel, framework.Needs("multi-vcpu"), func(ctx SpecContext) {
+		It(name(textPerVCPU), cplLabel, taxonomy.Needs(hv.CapMultiVCPU), func(ctx SpecContext) {
 			runRingsPerVCPU(ctx, b, cpl)
 		}, SpecTimeout(specTimeout))
 		It(name(textInterrupted), cplLabel, func(ctx SpecContext) {
 			runInterruptedReset(ctx, b, cpl)
 		}, SpecTimeout(specTimeout))
+	case modeRingBackup:
+		DescribeTable(name(textBackupSplit), cplLabel, taxonomy.Needs(hv.CapGuestMemoryTrack),
+			func(ctx SpecContext, order string) { runBackupSplit(ctx, b, cpl, order) },
+			Entry(ringsThenBitmap, ringsThenBitmap, SpecTimeout(specTimeout)),
+			Entry(bitmapThenRings, bitmapThenRings, SpecTimeout(specTimeout)),
+		)
 	}
 }
 

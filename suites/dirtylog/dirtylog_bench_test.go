@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kvmspec/kvmspec/harness/asm"
+	"github.com/kvmspec/kvmspec/harness/guest/desc"
 	"github.com/kvmspec/kvmspec/harness/hv"
 	"github.com/kvmspec/kvmspec/harness/kvm"
 )
@@ -88,20 +89,12 @@ func newRawGuest(b testing.TB, h hv.Hypervisor, cfg hv.VMConfig, pages uint64) *
 	if err != nil {
 		b.Fatal(err)
 	}
-	seg := func(sel uint16, code bool) hv.Segment {
-		s := hv.Segment{Selector: sel, Limit: 0xffffffff, Present: 1, S: 1, G: 1, DPL: 3}
-		if code {
-			s.Type, s.L = 11, 1
-		} else {
-			s.Type, s.DB = 3, 1
-		}
-		return s
-	}
-	sr.CS = seg(0x1b, true)
-	d := seg(0x23, false)
+	gdt := rawGDT()
+	sr.CS = gdt.code.Segment(gdt.cs)
+	d := gdt.data.Segment(gdt.ds)
 	sr.DS, sr.ES, sr.FS, sr.GS, sr.SS = d, d, d, d, d
-	sr.TR = hv.Segment{Selector: 0x28, Base: 0x6000, Limit: 0x67, Type: 11, Present: 1}
-	sr.GDT = hv.DTable{Base: 0x5000, Limit: 7*8 - 1}
+	sr.TR = gdt.tss.TR(gdt.tr)
+	sr.GDT = gdt.table.DTable(rawGDTGPA)
 	sr.CR3 = 0x1000
 	sr.CR4 = hv.CR4PAE
 	sr.CR0 = 0x80050033
@@ -115,6 +108,29 @@ func newRawGuest(b testing.TB, h hv.Hypervisor, cfg hv.VMConfig, pages uint64) *
 		b.Fatal(err)
 	}
 	return &rawGuest{vm: vm, vcpu: v, pages: pages, seen: newPageSet(pages)}
+}
+
+// rawGDTGPA and rawTSSGPA place the raw guest's GDT and (all-zero) TSS.
+const rawGDTGPA, rawTSSGPA = 0x5000, 0x6000
+
+// rawGuestGDT is the raw guest's GDT: flat ring-0 and ring-3 segments and
+// a TSS, with the descriptors and selectors its vCPU loads.
+type rawGuestGDT struct {
+	table      *desc.GDT
+	code, data desc.Descriptor
+	tss        desc.TSSDescriptor
+	cs, ds, tr desc.Selector
+}
+
+func rawGDT() rawGuestGDT {
+	g := rawGuestGDT{table: desc.NewGDT(), code: desc.Code64(3), data: desc.Data(3),
+		tss: desc.NewTSSDescriptor(rawTSSGPA, desc.TSSHeaderSize)}
+	g.table.Add(desc.Code64(0))
+	g.table.Add(desc.Data(0))
+	g.cs = g.table.Add(g.code)
+	g.ds = g.table.Add(g.data)
+	g.tr = g.table.AddTSS(g.tss)
+	return g
 }
 
 // buildRaw writes the page tables, GDT, TSS and the pass loop into low.
@@ -139,13 +155,7 @@ func buildRaw(low []byte, pages uint64) error {
 			q(pt+8*e, (rawTestGPA+(t*512+e)*hv.PageSize)|7)
 		}
 	}
-	gdt := []uint64{0, 0x00af9b000000ffff, 0x00cf93000000ffff, 0x00affb000000ffff, 0x00cff3000000ffff}
-	for i, e := range gdt {
-		q(0x5000+8*uint64(i), e)
-	}
-	const tss, lim = 0x6000, 0x67
-	q(0x5000+8*5, lim&0xffff|(tss&0xffffff)<<16|0x89<<40|(tss>>24&0xff)<<56)
-	q(0x5000+8*6, tss>>32)
+	copy(low[rawGDTGPA:], rawGDT().table.Bytes())
 
 	a := asm.New(rawCodeGPA)
 	loop := a.Here()

@@ -204,7 +204,9 @@ var exactCases = []struct {
 		a := e.slot(1, 64+3, hv.MemLogDirty)
 		r := e.slot(2, 16, hv.MemLogDirty|hv.MemReadOnly)
 		const pattern = 0x0123456789abcdef
-		store64(r.bytes(), 3*hv.PageSize, pattern)
+		// Host code initialising a read-only slot: a plain write, which
+		// the atomics (guest-like accesses) refuse there.
+		Expect(e.g.Write64(pageAddr(r.gpa, 3), pattern)).To(Succeed())
 		e.write(r, 3)
 		e.read(r, 3)
 		e.write(a, 7)
@@ -236,6 +238,7 @@ var exactCases = []struct {
 		e.write(a, 5)
 		e.expect(map[*testSlot][]uint64{a: {5}})
 	}},
+	{"pages a device writes through guest memory", []hv.Cap{hv.CapGuestMemoryTrack}, hostWriteCase},
 	{"a deleted and re-created slot starts clean", nil, func(e *exactEnv) {
 		a := e.slot(1, 2*64+3, hv.MemLogDirty)
 		e.write(a, 7, 8)

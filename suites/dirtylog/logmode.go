@@ -8,6 +8,7 @@ import (
 
 	"github.com/kvmspec/kvmspec/harness/hv"
 	"github.com/kvmspec/kvmspec/suites/framework"
+	"github.com/kvmspec/kvmspec/suites/taxonomy"
 	. "github.com/onsi/ginkgo/v2"
 )
 
@@ -22,14 +23,20 @@ type logMode struct {
 	// ring: per-vCPU dirty rings; a harvest walks each ring, then
 	// ResetDirtyRings re-protects what was walked.
 	ring bool
+	// backup: the rings have KVM's backup bitmap for pages dirtied
+	// outside vCPU context (host and device writes); a harvest walks the
+	// rings, then collects the bitmap with GetDirtyLog, last, as the
+	// kernel documents.
+	backup bool
 }
 
 var (
-	modeDirtyLog  = &logMode{name: "dirty-log", caps: []hv.Cap{hv.CapDirtyLog}}
-	modeClearLog  = &logMode{name: "clear-log", caps: []hv.Cap{hv.CapDirtyLog, hv.CapManualProtect, hv.CapInitiallySet}, manual: true}
-	modeDirtyRing = &logMode{name: "dirty-ring", caps: []hv.Cap{hv.CapDirtyRing}, ring: true}
+	modeDirtyLog   = &logMode{name: "dirty-log", caps: []hv.Cap{hv.CapDirtyLog}}
+	modeClearLog   = &logMode{name: "clear-log", caps: []hv.Cap{hv.CapDirtyLog, hv.CapManualProtect, hv.CapInitiallySet}, manual: true}
+	modeDirtyRing  = &logMode{name: "dirty-ring", caps: []hv.Cap{hv.CapDirtyRing}, ring: true}
+	modeRingBackup = &logMode{name: "dirty-ring-with-bitmap", caps: []hv.Cap{hv.CapDirtyRing, hv.CapDirtyRingBitmap}, ring: true, backup: true}
 
-	logModes = []*logMode{modeDirtyLog, modeClearLog, modeDirtyRing}
+	logModes = []*logMode{modeDirtyLog, modeClearLog, modeDirtyRing, modeRingBackup}
 )
 
 func (m *logMode) String() string { return m.name }
@@ -39,7 +46,7 @@ func (m *logMode) String() string { return m.name }
 func (m *logMode) labels() Labels {
 	var l Labels
 	for _, c := range m.caps {
-		l = append(l, framework.Needs(string(c))...)
+		l = append(l, taxonomy.Needs(c)...)
 	}
 	return l
 }
@@ -59,7 +66,7 @@ func (m *logMode) vmConfig(ringBytes int) hv.VMConfig {
 	case m.manual:
 		return hv.VMConfig{ManualProtect: true, InitiallySet: true}
 	case m.ring:
-		return hv.VMConfig{DirtyRingBytes: ringBytes}
+		return hv.VMConfig{DirtyRingBytes: ringBytes, DirtyRingWithBitmap: m.backup}
 	}
 	return hv.VMConfig{}
 }
@@ -112,7 +119,11 @@ func (t *tracker) sets() map[uint32]*pageSet {
 // collection and re-arms logging for them, as the mode does it.
 func (t *tracker) collect() (map[uint32]*pageSet, error) {
 	if t.mode.ring {
-		return t.collectRing(-1)
+		out, err := t.collectRing(-1)
+		if err != nil || !t.mode.backup {
+			return out, err
+		}
+		return out, t.collectBackup(out)
 	}
 	out := t.sets()
 	for id, n := range t.slots {
@@ -123,6 +134,18 @@ func (t *tracker) collect() (map[uint32]*pageSet, error) {
 		out[id].addWords(bm)
 	}
 	return out, nil
+}
+
+// collectBackup adds the backup bitmap of each slot in out to its set.
+func (t *tracker) collectBackup(out map[uint32]*pageSet) error {
+	for id, set := range out {
+		bm, err := t.getClear(id, set.pages)
+		if err != nil {
+			return fmt.Errorf("backup bitmap of slot %d: %w", id, err)
+		}
+		set.addWords(bm)
+	}
+	return nil
 }
 
 // getClear is one bitmap-mode harvest of one slot.
@@ -235,6 +258,15 @@ func (t *tracker) prime(slot uint32) error {
 		}
 		if n := sets[slot].count(); n != 0 {
 			return fmt.Errorf("a newly logged slot %d has ring entries already: %v", slot, sets[slot])
+		}
+		if t.mode.backup {
+			bm := newPageSet(pages)
+			if err := t.collectBackup(map[uint32]*pageSet{slot: bm}); err != nil {
+				return err
+			}
+			if bm.count() != 0 {
+				return fmt.Errorf("the backup bitmap of a newly logged slot %d is dirty already: %v", slot, bm)
+			}
 		}
 	case t.mode.manual:
 		bm := make([]uint64, bitmapWords(pages))

@@ -201,7 +201,7 @@ func runPerf(ctx context.Context, b *framework.Backend, mode *logMode, cpl guest
 
 	bm := make([]uint64, bitmapWords(pages))
 	for it := 1; it <= prm.iterations; it++ {
-		store64(g.Mem.Bytes(), ctl, uint64(it))
+		Expect(g.Store64(ctl, uint64(it))).To(Succeed())
 		r.harvestTime, r.entries, r.reset = 0, 0, 0
 		r.seen.clear()
 		d, err := r.pass(ctx, false)

@@ -109,7 +109,11 @@ func runSoftLimit(ctx context.Context, b *framework.Backend, cpl guest.Mode) {
 	Expect(err).NotTo(HaveOccurred())
 	Expect(g.Load(sequentialWriter(g, s.gpa, pages, ctl))).To(Succeed())
 	v := g.VCPUs[0]
-	retired := func() uint64 { return load64(g.Mem.Bytes(), ctl) }
+	retired := func() uint64 {
+		v, err := g.Load64(ctl)
+		Expect(err).NotTo(HaveOccurred(), "read the retired count")
+		return v
+	}
 	runToFull := func() {
 		GinkgoHelper()
 		ev, err := g.Run(ctx, 0)
@@ -349,7 +353,7 @@ func runInterruptedReset(ctx context.Context, b *framework.Backend, cpl guest.Mo
 	rounds := 0
 	for round := 1; round <= maxRounds && short < minShort; round++ {
 		rounds = round
-		store64(g.Mem.Bytes(), ctl, uint64(round))
+		Expect(g.Store64(ctl, uint64(round))).To(Succeed())
 		ev, err := g.Run(ctx, 0)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(ev.Ucall).NotTo(BeNil(), "round %d: want the end of a pass, got %v", round, ev.Exit)

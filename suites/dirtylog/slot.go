@@ -19,17 +19,23 @@ type testSlot struct {
 	pages uint64
 	flags hv.MemFlags
 	mem   *hv.Memory
+	g     *guest.Guest // the guest it is mapped into; nil for a bare slot
 }
 
 func (s *testSlot) memslot() hv.Memslot {
 	return hv.Memslot{Slot: s.id, GPA: s.gpa, Size: s.pages * hv.PageSize, Flags: s.flags, Memory: s.mem}
 }
 
-// bytes is the host view of the slot's memory.
-func (s *testSlot) bytes() []byte { return s.mem.Bytes() }
-
-// value reads the first quadword of page p, where the writers store.
-func (s *testSlot) value(p uint64) uint64 { return load64(s.mem.Bytes(), p*hv.PageSize) }
+// value reads the first quadword of page p, where the writers store,
+// atomically: the guest may be storing to it.
+func (s *testSlot) value(p uint64) uint64 {
+	v, err := s.g.Load64(pageAddr(s.gpa, p))
+	if err != nil {
+		GinkgoHelper()
+		Expect(err).NotTo(HaveOccurred(), "read page %d of %v", p, s)
+	}
+	return v
+}
 
 func (s *testSlot) String() string {
 	return fmt.Sprintf("slot %d (%d pages at %#x, %s)", s.id, s.pages, s.gpa, s.flags)
@@ -42,7 +48,7 @@ func addSlot(g *guest.Guest, id uint32, gpa, pages uint64, flags hv.MemFlags) *t
 	GinkgoHelper()
 	mem, err := hv.NewMemory(pages*hv.PageSize, hv.Anonymous)
 	Expect(err).NotTo(HaveOccurred())
-	s := &testSlot{id: id, gpa: gpa, pages: pages, flags: flags, mem: mem}
+	s := &testSlot{id: id, gpa: gpa, pages: pages, flags: flags, mem: mem, g: g}
 	DeferCleanup(func() {
 		if err := g.VM.DeleteMemslot(id); err != nil && !errors.Is(err, syscall.EINVAL) {
 			AddReportEntry("slot cleanup", err.Error())

@@ -6,9 +6,7 @@ package framework
 
 import (
 	"context"
-	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/kvmspec/kvmspec/harness/hv"
 	"github.com/kvmspec/kvmspec/harness/profile"
 	"github.com/kvmspec/kvmspec/reports"
+	"github.com/kvmspec/kvmspec/suites/taxonomy"
 	. "github.com/onsi/ginkgo/v2"
 	"github.com/onsi/ginkgo/v2/types"
 	. "github.com/onsi/gomega"
@@ -94,26 +93,26 @@ func (b *Backend) NewGuest(cfg guest.Config) *guest.Guest {
 	return g
 }
 
-// Area is a group of specs registered under one area label.
+// Area is the specs registered under one area.
 type Area struct {
-	Name  string
+	Area  taxonomy.Area
 	Specs func(b *Backend)
 }
 
 var (
 	areasMu sync.Mutex
-	areas   = map[string]Area{}
+	areas   = map[taxonomy.Area]Area{}
 )
 
 // Register adds an area's specs; area packages call it from init. The
 // function is called once per selected backend when the tree is built.
-func Register(name string, specs func(b *Backend)) {
+func Register(area taxonomy.Area, specs func(b *Backend)) {
 	areasMu.Lock()
 	defer areasMu.Unlock()
-	if _, dup := areas[name]; dup {
-		panic("framework: area registered twice: " + name)
+	if _, dup := areas[area]; dup {
+		panic("framework: area registered twice: " + area.String())
 	}
-	areas[name] = Area{Name: name, Specs: specs}
+	areas[area] = Area{Area: area, Specs: specs}
 }
 
 // Areas returns the registered areas in a stable order.
@@ -124,8 +123,16 @@ func Areas() []Area {
 	for _, a := range areas {
 		out = append(out, a)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	sort.Slice(out, func(i, j int) bool { return out[i].Area.String() < out[j].Area.String() })
 	return out
+}
+
+// ModeLabel is the label of the privilege level test code runs at.
+func ModeLabel(m guest.Mode) Labels {
+	if m == guest.CPL0 {
+		return taxonomy.CPL0
+	}
+	return taxonomy.CPL3
 }
 
 // SpecID is the stable identity of a spec: area, then the container texts
@@ -139,11 +146,11 @@ func SpecID(r types.SpecReport) string { return reports.SpecID(r) }
 func Build(backends []*Backend) {
 	for _, b := range backends {
 		b := b
-		Describe(b.Name, Label(BackendLabel(b.Name)), func() {
+		Describe(b.Name, taxonomy.Backend(b.Name).Label(), func() {
 			BeforeEach(func() { b.beforeSpec() })
 			for _, a := range Areas() {
 				a := a
-				Describe(a.Name, Label(a.Name), func() { a.Specs(b) })
+				Describe(a.Area.String(), a.Area.Label(), func() { a.Specs(b) })
 			}
 		})
 	}
@@ -165,58 +172,33 @@ func (b *Backend) beforeSpec() {
 				AddReportEntry("host health", h.String())
 			}
 			if h.Failed() {
-				Fail("host kernel health: " + h.String())
+				Fail(reports.HealthFailurePrefix + h.String())
 			}
 		})
 	}
-	if b.Profile == nil {
-		return
-	}
-	id := SpecID(CurrentSpecReport())
-	d := b.Profile.Lookup(b.Name, id)
+	b.recordDeviation()
+}
+
+// recordDeviation records the host profile's deviation on the current spec
+// for the report to judge from the spec's final state (reports.
+// DeviationEntry), whatever route the spec fails by, so no spec needs to
+// care how it fails. Specs whose deviation harms the host are not run.
+func (b *Backend) recordDeviation() {
+	d := b.Profile.Lookup(b.Name, SpecID(CurrentSpecReport()))
 	if d == nil {
 		return
 	}
+	kd := reports.KnownDeviation{ID: d.ID, Profile: b.Profile.Name, Reason: d.Reason, Run: d.Runs()}
 	// Strict ignores expected failures, never the specs that harm the
 	// host when run (kernel warnings, taint, livelocks).
-	if !d.Runs() {
-		Skip(fmt.Sprintf("known deviation (not run): %s [%s]", d.Reason, d.ID))
+	if !kd.Run {
+		AddReportEntry(reports.DeviationEntry, kd, ReportEntryVisibilityNever)
+		Skip(kd.NotRunMessage())
 	}
 	if b.Env.Strict {
 		return
 	}
-	// The spec is expected to fail: a Gomega failure becomes the
-	// deviation's skip, and a pass is itself a failure so the profile
-	// cannot rot.
-	failed := false
-	RegisterFailHandler(func(message string, offset ...int) {
-		failed = true
-		Skip(fmt.Sprintf("known deviation: %s [%s] (observed: %s)", d.Reason, d.ID, firstLine(message)))
-	})
-	DeferCleanup(func() {
-		RegisterFailHandler(Fail)
-		if !failed && !CurrentSpecReport().State.Is(types.SpecStateSkipped|types.SpecStateFailureStates) {
-			Fail(fmt.Sprintf("unexpected pass: remove the deviation %s from host profile %s (%s)", d.ID, b.Profile.Name, d.Reason))
-		}
-	})
-}
-
-// firstLine condenses a Gomega failure message to one line: its lines
-// without Gomega's "<*type | 0x…>:" headers, folded, at most 240 bytes.
-func firstLine(s string) string {
-	var parts []string
-	for _, l := range strings.Split(s, "\n") {
-		l = strings.TrimSpace(l)
-		if l == "" || (strings.HasPrefix(l, "<") && strings.HasSuffix(l, ">:")) {
-			continue
-		}
-		parts = append(parts, l)
-	}
-	out := strings.Join(parts, " ")
-	if len(out) > 240 {
-		out = out[:240] + "…"
-	}
-	return out
+	AddReportEntry(reports.DeviationEntry, kd, ReportEntryVisibilityFailureOrVerbose)
 }
 
 // GuestContext returns a context for guest runs inside a spec: the spec's
@@ -225,12 +207,4 @@ func GuestContext(ctx context.Context, d time.Duration) context.Context {
 	c, cancel := context.WithTimeout(ctx, d)
 	DeferCleanup(cancel)
 	return c
-}
-
-// Failure fails the current spec through Gomega, so that a known deviation
-// turns it into a skip like any other assertion. Specs use it instead of
-// Ginkgo's Fail, which would bypass the host profile.
-func Failure(message string) {
-	GinkgoHelper()
-	Expect(false).To(BeTrue(), message)
 }

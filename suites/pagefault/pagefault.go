@@ -28,11 +28,12 @@ import (
 	"github.com/kvmspec/kvmspec/harness/guest"
 	"github.com/kvmspec/kvmspec/harness/hv"
 	"github.com/kvmspec/kvmspec/suites/framework"
+	"github.com/kvmspec/kvmspec/suites/taxonomy"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
 
-func init() { framework.Register("pagefault", specs) }
+func init() { framework.Register(taxonomy.PageFault, specs) }
 
 // specTimeout bounds one descriptor; they take milliseconds.
 const specTimeout = 30 * time.Second
@@ -68,15 +69,15 @@ func descriptorTable(b *framework.Backend, modes []guest.Mode) {
 
 // labels are the Ginkgo labels of x: the mode and what it needs.
 func (x desc) labels(mode guest.Mode) Labels {
-	l := Label(mode.String())
+	l := framework.ModeLabel(mode)
 	if x.paging != 0 {
-		l = append(l, framework.Needs(string(hv.CapUserfault))...)
+		l = append(l, taxonomy.Needs(hv.CapUserfault)...)
 	}
 	if (x.dataFlags|x.ptFlags)&hv.MemReadOnly != 0 {
-		l = append(l, framework.Needs(string(hv.CapReadOnlyMem))...)
+		l = append(l, taxonomy.Needs(hv.CapReadOnlyMem)...)
 	}
 	if (x.dataFlags|x.ptFlags)&hv.MemLogDirty != 0 {
-		l = append(l, framework.Needs(string(hv.CapDirtyLog))...)
+		l = append(l, taxonomy.Needs(hv.CapDirtyLog)...)
 	}
 	return l
 }
@@ -249,8 +250,8 @@ func (bd *bed) checkMemory() {
 // badInput: wrong uses of demand paging and holes fail with a clear error
 // and leave the harness running, with nothing leaked.
 func badInput(b *framework.Backend, mode guest.Mode) {
-	uffd := framework.Needs(string(hv.CapUserfault))
-	Describe("bad input", Label(mode.String()), func() {
+	uffd := taxonomy.Needs(hv.CapUserfault)
+	Describe("bad input", framework.ModeLabel(mode), func() {
 		It("a handler on an unknown slot or twice on one slot is refused", uffd, func(ctx SpecContext) {
 			b.Require(hv.CapUserfault)
 			checkNoFdLeak()
@@ -323,7 +324,7 @@ func badInput(b *framework.Backend, mode guest.Mode) {
 			bd.check(o)
 		}, SpecTimeout(specTimeout))
 
-		It("guests with handlers free every descriptor and thread when closed", uffd, framework.Needs(string(hv.CapMemfd)), func(ctx SpecContext) {
+		It("guests with handlers free every descriptor and thread when closed", uffd, taxonomy.Needs(hv.CapMemfd), func(ctx SpecContext) {
 			b.Require(hv.CapUserfault)
 			b.Require(hv.CapMemfd)
 			// One guest first, so anything the process opens once (the

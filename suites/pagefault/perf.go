@@ -11,6 +11,7 @@ import (
 	"github.com/kvmspec/kvmspec/harness/guest"
 	"github.com/kvmspec/kvmspec/harness/hv"
 	"github.com/kvmspec/kvmspec/suites/framework"
+	"github.com/kvmspec/kvmspec/suites/taxonomy"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gmeasure"
@@ -45,7 +46,7 @@ func intParam(b *framework.Backend, name string, def int) int {
 // is a missing-page fault the handler answers (MISSING mode, a page of
 // 0xAB as the kernel test copies).
 func demandPaging(b *framework.Backend, mode guest.Mode) {
-	Describe("demand_paging", Serial, framework.Perf, Label(mode.String()), framework.Needs(string(hv.CapUserfault)), func() {
+	Describe("demand_paging", Serial, taxonomy.Perf, framework.ModeLabel(mode), taxonomy.Needs(hv.CapUserfault), func() {
 		for _, n := range []int{1, 2} {
 			It(fmt.Sprintf("%d vcpu [%s]", n, mode), func(ctx SpecContext) {
 				b.Require(hv.CapUserfault)

@@ -11,6 +11,7 @@ import (
 	"github.com/kvmspec/kvmspec/harness/asm"
 	"github.com/kvmspec/kvmspec/harness/guest"
 	"github.com/kvmspec/kvmspec/suites/framework"
+	"github.com/kvmspec/kvmspec/suites/taxonomy"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
@@ -20,7 +21,7 @@ const EnvVar = "KVMSPEC_SELFTEST"
 
 func init() {
 	if os.Getenv(EnvVar) == "1" {
-		framework.Register("selftest", specs)
+		framework.Register(taxonomy.SelfTest, specs)
 	}
 }
 
@@ -60,6 +61,24 @@ func specs(b *framework.Backend) {
 	It("a deviation that fails as declared", func(ctx SpecContext) {
 		Expect(1).To(Equal(2), "the declared deviation")
 	})
+
+	// One spec per route a spec can fail by, so a test can declare a
+	// deviation on each and check that every route is classified alike.
+	It("a deviation that fails through Fail", func(ctx SpecContext) {
+		Fail("failed through Ginkgo's Fail")
+	})
+
+	It("a deviation that panics", func(ctx SpecContext) {
+		panic("panicked on purpose")
+	})
+
+	It("a guest that exits unexpectedly", func(ctx SpecContext) {
+		g := program(func(p *guest.Program) {
+			p.Out(asm.Imm(0x10), asm.EAX) // no device, no ucall: an exit the spec does not expect
+			p.Done()
+		})
+		Expect(g.RunUntilDone(ctx, 0, nil)).To(Succeed())
+	}, SpecTimeout(20*time.Second))
 
 	It("a deviation that passes", func(ctx SpecContext) {
 		Expect(1).To(Equal(1))

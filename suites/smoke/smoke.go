@@ -15,11 +15,12 @@ import (
 	"github.com/kvmspec/kvmspec/harness/guest"
 	"github.com/kvmspec/kvmspec/harness/hv"
 	"github.com/kvmspec/kvmspec/suites/framework"
+	"github.com/kvmspec/kvmspec/suites/taxonomy"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
 
-func init() { framework.Register("smoke", specs) }
+func init() { framework.Register(taxonomy.Smoke, specs) }
 
 // specTimeout bounds every smoke spec; guests here finish in milliseconds.
 const specTimeout = 20 * time.Second
@@ -30,7 +31,7 @@ const mmioGPA = 0x40000000
 func specs(b *framework.Backend) {
 	for _, mode := range b.Modes() {
 		mode := mode
-		modeLabel := Label(mode.String())
+		modeLabel := framework.ModeLabel(mode)
 		name := func(s string) string { return fmt.Sprintf("%s [%s]", s, mode) }
 		newGuest := func(cfg guest.Config) *guest.Guest {
 			GinkgoHelper()
@@ -259,7 +260,7 @@ func specs(b *framework.Backend) {
 
 		for _, n := range []int{2, 4} {
 			n := n
-			It(name(fmt.Sprintf("%d vcpus run at once", n)), modeLabel, framework.Needs("multi-vcpu"), func(ctx SpecContext) {
+			It(name(fmt.Sprintf("%d vcpus run at once", n)), modeLabel, taxonomy.Needs(hv.CapMultiVCPU), func(ctx SpecContext) {
 				b.Require(hv.CapMultiVCPU)
 				g := newGuest(guest.Config{VCPUs: n})
 				counter, err := g.Alloc(8, 64)
@@ -319,7 +320,7 @@ func specs(b *framework.Backend) {
 			Expect(g.RunUntilDone(ctx, 0, nil)).To(Succeed())
 		}, SpecTimeout(specTimeout))
 
-		It(name("pmu version matches the capability"), modeLabel, framework.Needs("pmu"), func(ctx SpecContext) {
+		It(name("pmu version matches the capability"), modeLabel, taxonomy.Needs(hv.CapPMU), func(ctx SpecContext) {
 			b.Require(hv.CapPMU)
 			g := newGuest(guest.Config{})
 			p := g.Program()

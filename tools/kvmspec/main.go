@@ -18,17 +18,22 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"iter"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/onsi/ginkgo/v2"
 
 	"github.com/kvmspec/kvmspec/harness/host"
 	"github.com/kvmspec/kvmspec/harness/hv"
 	"github.com/kvmspec/kvmspec/reports"
 	"github.com/kvmspec/kvmspec/suites"
 	"github.com/kvmspec/kvmspec/suites/framework"
+	"github.com/kvmspec/kvmspec/suites/taxonomy"
 	"github.com/kvmspec/kvmspec/tools/kvmspec/internal/interrupt"
 )
 
@@ -331,11 +336,23 @@ writes its reports (the remaining specs as "not run: interrupted").`,
 			fmt.Fprintf(w, "  %-26s %-10s default %-14s %s\n", p.Key, p.Kind, p.Default, p.Meaning)
 		}
 		fmt.Fprint(w, "\nlabels (--label-filter):\n")
-		fmt.Fprintf(w, "  areas: %s\n", strings.Join(framework.AreaNames, ", "))
-		fmt.Fprintf(w, "  backends: %s\n", strings.Join(backendLabels(), ", "))
-		fmt.Fprint(w, "  modes: cpl0, cpl3 (the ring test code runs in)\n")
-		fmt.Fprint(w, "  kinds: kind:stress\n")
-		fmt.Fprint(w, "  capabilities: needs:<capability>, e.g. needs:multi-vcpu (see kvmspec caps)\n")
+		var areas []string
+		for _, a := range taxonomy.Areas() {
+			if !a.Internal() {
+				areas = append(areas, a.String())
+			}
+		}
+		fmt.Fprintf(w, "  areas: %s\n", strings.Join(areas, ", "))
+		fmt.Fprintf(w, "  backends: %s\n", labelList(func(yield func(ginkgo.Labels) bool) {
+			for _, b := range taxonomy.Backends() {
+				if !yield(b.Label()) {
+					return
+				}
+			}
+		}))
+		fmt.Fprintf(w, "  modes (the ring test code runs in): %s\n", labelList(slices.Values(taxonomy.Modes())))
+		fmt.Fprintf(w, "  kinds: %s\n", labelList(slices.Values(taxonomy.Kinds())))
+		fmt.Fprintf(w, "  capabilities: %s<capability>, e.g. %smulti-vcpu (see kvmspec caps)\n", taxonomy.NeedsPrefix, taxonomy.NeedsPrefix)
 	},
 	run: func(c *command, state any, pos []string, stdout, stderr io.Writer) int {
 		rf := state.(*runFlags)
@@ -378,12 +395,13 @@ writes its reports (the remaining specs as "not run: interrupted").`,
 	},
 }
 
-func backendLabels() []string {
+// labelList joins labels for the help text.
+func labelList(labels iter.Seq[ginkgo.Labels]) string {
 	var out []string
-	for _, b := range suites.BackendNames {
-		out = append(out, framework.BackendLabel(b))
+	for l := range labels {
+		out = append(out, l...)
 	}
-	return out
+	return strings.Join(out, ", ")
 }
 
 var capsCmd = &command{

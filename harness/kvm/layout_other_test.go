@@ -1,0 +1,6 @@
+//go:build !amd64
+
+package kvm
+
+// archLayoutTable: no arch-specific mirrors are built on this architecture.
+var archLayoutTable []layoutEntry
