@@ -20,31 +20,43 @@ func isTerminal(f *os.File) bool {
 }
 
 // console is the run's standard output: Ginkgo's output, filtered, and on
-// a terminal a status line ("12/32 done, 1 failed — emu/smoke/pio out")
-// kept below it.
+// a terminal a status line ("[12/32] 1 failed  emu/smoke/pio out") kept
+// below it. On a terminal Ginkgo's text is written in whole lines only, so
+// that the status line never lands in the middle of one; its one-dot-per-
+// spec line then appears when it ends, and the status line shows progress
+// meanwhile.
 type console struct {
-	mu     sync.Mutex
-	out    io.Writer
-	tty    bool
-	status string // shown at the bottom on a terminal
-	atBOL  bool   // the last byte written was a newline
+	mu      sync.Mutex
+	out     io.Writer
+	tty     bool
+	status  string // shown at the bottom on a terminal
+	pending []byte // terminal only: the start of a line not yet ended
 }
 
 func newConsole(out io.Writer, tty bool) *console {
-	return &console{out: out, tty: tty, atBOL: true}
+	return &console{out: out, tty: tty}
 }
 
 // Write writes Ginkgo's (filtered) output above the status line.
 func (c *console) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.clearStatus()
-	n, err := c.out.Write(p)
-	if n > 0 {
-		c.atBOL = p[n-1] == '\n'
+	if !c.tty {
+		return c.out.Write(p)
 	}
+	c.pending = append(c.pending, p...)
+	i := bytes.LastIndexByte(c.pending, '\n')
+	if i < 0 {
+		return len(p), nil
+	}
+	c.clearStatus()
+	_, err := c.out.Write(c.pending[:i+1])
+	c.pending = append(c.pending[:0], c.pending[i+1:]...)
 	c.drawStatus()
-	return n, err
+	if err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // SetProgress redraws the status line from a progress report.
@@ -67,22 +79,26 @@ func (c *console) SetProgress(p suites.Progress) {
 	c.drawStatus()
 }
 
-// Done removes the status line for good.
+// Done removes the status line for good and writes what is pending.
 func (c *console) Done() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.clearStatus()
 	c.status = ""
+	if len(c.pending) > 0 {
+		c.out.Write(c.pending)
+		c.pending = nil
+	}
 }
 
 func (c *console) clearStatus() {
-	if c.tty && c.status != "" && c.atBOL {
+	if c.tty && c.status != "" {
 		fmt.Fprint(c.out, "\r\x1b[K")
 	}
 }
 
 func (c *console) drawStatus() {
-	if c.tty && c.status != "" && c.atBOL {
+	if c.tty && c.status != "" {
 		fmt.Fprint(c.out, c.status)
 	}
 }

@@ -47,10 +47,12 @@ func TestConsoleStatusLine(t *testing.T) {
 	var out bytes.Buffer
 	c := newConsole(&out, true)
 	c.SetProgress(suites.Progress{Done: 3, Total: 32, Failed: 1, Current: "emu/smoke/pio out [cpl3]"})
-	c.Write([]byte("a failure\n"))
+	c.Write([]byte("SS••")) // Ginkgo's dots: held until their line ends
+	c.Write([]byte("S\na failure\nhalf"))
 	c.Done()
 	got := out.String()
-	want := "[3/32] 1 failed  emu/smoke/pio out [cpl3]" + "\r\x1b[K" + "a failure\n" + "[3/32] 1 failed  emu/smoke/pio out [cpl3]" + "\r\x1b[K"
+	status := "[3/32] 1 failed  emu/smoke/pio out [cpl3]"
+	want := status + "\r\x1b[K" + "SS••S\na failure\n" + status + "\r\x1b[K" + "half"
 	if got != want {
 		t.Errorf("terminal output %q, want %q", got, want)
 	}

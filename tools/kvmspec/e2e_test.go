@@ -238,3 +238,24 @@ func TestPassingSpecsQuiet(t *testing.T) {
 		t.Errorf("report.json lacks the entries or the samples: %v", err)
 	}
 }
+
+// On a terminal a run shows a progress line: specs done of the total,
+// failures so far, the current spec. script(1) gives the run a terminal.
+func TestProgressLineOnTerminal(t *testing.T) {
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("script(1) is not installed: no terminal to run under")
+	}
+	dir := t.TempDir()
+	cmdline := strings.Join(append([]string{binary}, runArgs(dir)...), " ")
+	out, err := exec.Command(script, "-qec", cmdline, "/dev/null").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	text := string(out)
+	for _, want := range []string{"[0/2] 0 failed", "[1/2] 0 failed  emu/smoke/arithmetic", "\r\x1b[K", "PASS: 2 passed"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("terminal output lacks %q:\n%q", want, text)
+		}
+	}
+}
