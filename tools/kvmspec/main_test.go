@@ -445,6 +445,23 @@ func TestReport(t *testing.T) {
 		t.Fatalf("regression: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 
+	// An incomplete report (a run that died) is no baseline, and a page
+	// of one fails.
+	doc["incomplete"] = "incomplete: the run started at 2026-12-05T09:00:00Z (pid 1) did not finish"
+	incomplete := filepath.Join(dir, "incomplete.json")
+	out, _ = json.Marshal(doc)
+	if err := os.WriteFile(incomplete, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = kvmspec(t, nil, "report", "--baseline", incomplete, a)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "did not finish") {
+		t.Errorf("incomplete baseline: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = kvmspec(t, nil, "report", "--out", filepath.Join(dir, "inc.html"), incomplete)
+	if r.code != exitFailed || !strings.Contains(r.stderr, "did not finish") {
+		t.Errorf("incomplete report: exit %d, stderr %q", r.code, r.stderr)
+	}
+
 	corrupt := filepath.Join(dir, "corrupt.json")
 	if err := os.WriteFile(corrupt, []byte(`{"schema_version": 1, "cases": [`), 0o644); err != nil {
 		t.Fatal(err)
