@@ -32,7 +32,13 @@ import (
 	. "github.com/onsi/gomega"
 )
 
-func init() { framework.Register(taxonomy.VGPU, specs) }
+func init() {
+	framework.Register(taxonomy.VGPU, specs)
+	framework.DeclareParams(taxonomy.VGPU,
+		framework.Param{Key: "vgpu.submissions", Kind: framework.KindCount, Default: "200", Meaning: "submissions per path in the PV vs legacy ELSP comparison"},
+		framework.Param{Key: "vgpu.seed", Kind: framework.KindInt, Default: "run seed", Meaning: "lengths and payloads of the CTB messages"},
+	)
+}
 
 // specTimeout bounds each spec; the guests finish in well under a second.
 const specTimeout = 60 * time.Second
