@@ -153,15 +153,28 @@ func TestWaitInterrupts(t *testing.T) {
 		raised := make(chan error, 1)
 		if err := g.RunUntilDone(ctx(t), 0, func(u *guest.Ucall) error {
 			go func() {
-				// Two interrupts while the guest spins: each is taken
-				// once, the second after the first's EOI.
-				time.Sleep(5 * time.Millisecond)
-				err := g.VM.Interrupt(0, vec)
-				if err == nil {
+				// Two interrupts while the guest spins, the second once
+				// the first was taken: raised together they would
+				// coalesce in the IRR, as edge interrupts do.
+				for want := uint32(2); want <= 3; want++ {
 					time.Sleep(5 * time.Millisecond)
-					err = g.VM.Interrupt(0, vec)
+					if err := g.VM.Interrupt(0, vec); err != nil {
+						raised <- err
+						return
+					}
+					for {
+						n, err := g.InterruptCount(0, vec)
+						if err != nil || n >= want {
+							if err != nil {
+								raised <- err
+								return
+							}
+							break
+						}
+						time.Sleep(time.Millisecond)
+					}
 				}
-				raised <- err
+				raised <- nil
 			}()
 			return nil
 		}); err != nil {

@@ -63,20 +63,32 @@ func write64(mem memView, gpa, v uint64) error {
 	return nil
 }
 
-// word checks an atomic access of size bytes at gpa: naturally aligned
-// (the CPU's atomicity guarantee and Go's both need it), inside one slot,
-// and for a write not in a read-only slot, which a guest cannot write
-// either: a handshake word there is a bug in the spec.
-func (g *Guest) word(op string, gpa uint64, size int, write bool) ([]byte, error) {
-	if gpa%uint64(size) != 0 {
-		return nil, fmt.Errorf("%s at guest-physical %#x: not aligned to %d bytes", op, gpa, size)
-	}
-	b, ro, err := g.span(op, gpa, size)
-	if err != nil {
-		return nil, err
-	}
-	if write && ro {
-		return nil, fmt.Errorf("%s at guest-physical %#x: the slot is read-only", op, gpa)
-	}
-	return b, nil
-}
+// Shared-memory atomics. Words that a running vCPU and the host share (a
+// stop flag, an iteration, a guest's counter) must be accessed atomically:
+// on KVM the other side is a vCPU on another CPU, on the emu a goroutine,
+// and for the Go memory model and the race detector both are concurrent
+// accesses. The guest side uses ordinary x86 loads, stores and lock
+// cmpxchg, which are atomic for naturally aligned words. They are the
+// VM's own guest-memory access (hv.GuestMemory): naturally aligned, no
+// read-only slot written (a handshake word there is a bug in the spec),
+// and a write is logged like a vCPU write where the slot logs.
+
+// Load64 atomically reads the quadword at gpa.
+func (g *Guest) Load64(gpa uint64) (uint64, error) { return g.VM.Load64(gpa) }
+
+// Store64 atomically writes the quadword at gpa.
+func (g *Guest) Store64(gpa, v uint64) error { return g.VM.Store64(gpa, v) }
+
+// CAS64 atomically replaces the quadword at gpa with new if it holds old,
+// and reports whether it did.
+func (g *Guest) CAS64(gpa, old, new uint64) (bool, error) { return g.VM.CAS64(gpa, old, new) }
+
+// Load32 atomically reads the doubleword at gpa.
+func (g *Guest) Load32(gpa uint64) (uint32, error) { return g.VM.Load32(gpa) }
+
+// Store32 atomically writes the doubleword at gpa.
+func (g *Guest) Store32(gpa uint64, v uint32) error { return g.VM.Store32(gpa, v) }
+
+// CAS32 atomically replaces the doubleword at gpa with new if it holds
+// old, and reports whether it did.
+func (g *Guest) CAS32(gpa uint64, old, new uint32) (bool, error) { return g.VM.CAS32(gpa, old, new) }

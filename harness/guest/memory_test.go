@@ -42,17 +42,17 @@ func TestAtomicsAddressChecks(t *testing.T) {
 				{"store64 slot 0", func() error { return g.Store64(guest.DataBase, 1) }, ""},
 				{"store64 another slot", func() error { return g.Store64(slot1+8, 1) }, ""},
 				{"store32 another slot", func() error { return g.Store32(slot1+4, 1) }, ""},
-				{"load64 unaligned", func() error { _, err := g.Load64(guest.DataBase + 4); return err }, "atomic load64 at guest-physical 0x900004: not aligned"},
-				{"cas32 unaligned", func() error { _, err := g.CAS32(slot1+2, 0, 1); return err }, "not aligned to 4"},
-				{"load64 in a hole", func() error { _, err := g.Load64(0x30000000); return err }, "atomic load64 at guest-physical [0x30000000, +8): not inside one memslot"},
-				{"store64 past the last slot byte", func() error { return g.Store64(slot1+2*hv.PageSize, 1) }, "not inside one memslot"},
-				{"load32 at the top of the address space", func() error { _, err := g.Load32(1<<64 - 4); return err }, "not inside one memslot"},
+				{"load64 unaligned", func() error { _, err := g.Load64(guest.DataBase + 4); return err }, "load64 at 0x900004: atomic access not naturally aligned"},
+				{"cas32 unaligned", func() error { _, err := g.CAS32(slot1+2, 0, 1); return err }, "cas32 at 0x40000002: atomic access not naturally aligned"},
+				{"load64 in a hole", func() error { _, err := g.Load64(0x30000000); return err }, "load64 [0x30000000, +0x8): 0x30000000: guest-physical address not backed by a memslot"},
+				{"store64 past the last slot byte", func() error { return g.Store64(slot1+2*hv.PageSize, 1) }, "not backed by a memslot"},
+				{"load32 at the top of the address space", func() error { _, err := g.Load32(1<<64 - 4); return err }, "range wraps"},
 				{"bytes wrapping around", func() error { _, err := g.Bytes(1<<64-8, 16); return err }, "not inside one memslot"},
 				{"bytes negative", func() error { _, err := g.Bytes(0x1000, -1); return err }, "negative length"},
 			}
 			if h.Caps().Has(hv.CapReadOnlyMem) {
 				cases = append(cases,
-					atomicCase{"store64 read-only slot", func() error { return g.Store64(ro, 1) }, "atomic store64 at guest-physical 0x50000000: the slot is read-only"},
+					atomicCase{"store64 read-only slot", func() error { return g.Store64(ro, 1) }, "store64 [0x50000000, +0x8): 0x50000000 is in read-only slot 2"},
 					atomicCase{"load64 read-only slot", func() error { _, err := g.Load64(ro); return err }, ""})
 			}
 			for _, c := range cases {

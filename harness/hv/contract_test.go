@@ -3,6 +3,8 @@ package hv
 import (
 	"errors"
 	"fmt"
+	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -174,5 +176,25 @@ func TestDebugFlagsString(t *testing.T) {
 	}
 	if s := DebugFlags(0).String(); s != "none" {
 		t.Fatalf("zero flags %q", s)
+	}
+}
+
+// Every exit type implements Exit through its pointer only, so a type
+// switch must name *hv.HaltExit: a value case would not compile, and no
+// case can silently never match.
+func TestExitsArePointers(t *testing.T) {
+	exit := reflect.TypeOf((*Exit)(nil)).Elem()
+	for _, e := range []any{IOExit{}, MMIOExit{}, HaltExit{}, ShutdownExit{}, DirtyRingFullExit{},
+		DebugExit{}, InternalErrorExit{}, FailEntryExit{}, MSRExit{}, HypercallExit{}, UnknownExit{}} {
+		v := reflect.TypeOf(e)
+		if v.Implements(exit) {
+			t.Errorf("%s implements Exit as a value", v)
+		}
+		if !reflect.PointerTo(v).Implements(exit) {
+			t.Errorf("*%s does not implement Exit", v)
+		}
+	}
+	if s := (&InternalErrorExit{Suberror: 1, Detail: "emulation failure at 0x1000: 0f 0b"}).String(); !strings.Contains(s, "0f 0b") {
+		t.Errorf("internal error without its detail: %q", s)
 	}
 }

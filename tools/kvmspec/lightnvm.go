@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,43 +11,45 @@ import (
 	"github.com/kvmspec/kvmspec/harness/lightnvm"
 )
 
-const lightnvmUsage = `usage: kvmspec lightnvm sysfs --geometry FILE --out DIR
+// lightnvmCmd is `kvmspec lightnvm sysfs`: the OCSSD device model's tool
+// that needs no suite run.
+var lightnvmCmd = &command{
+	name: "lightnvm", args: "sysfs --geometry FILE --out DIR",
+	summary: "write an Open-Channel SSD geometry's sysfs tree (no suite run)",
+	description: `Writes the attribute group a Linux 4.20-5.14 host showed for an OCSSD
+(DIR/lightnvm/<attribute>, the kernel's names and print formats, OCSSD 1.2
+or 2.0) for the geometry in FILE: a JSON file in the sysfs attribute names
+(see fixtures/lightnvm and docs/lightnvm.md), or fixture:NAME for one
+shipped in the binary (fixture:small-2.0, fixture:realistic-2.0,
+fixture:small-1.2, fixture:femu-1.2).`,
+	exits: []string{
+		"0  tree written",
+		"1  the geometry could not be read or is invalid, or DIR is not writable",
+		"2  bad usage",
+	},
+	flags: func(fs *flag.FlagSet) any {
+		f := &lightnvmFlags{}
+		fs.StringVar(&f.geometry, "geometry", "", "geometry JSON file, or fixture:NAME")
+		fs.StringVar(&f.out, "out", "", "directory to write lightnvm/ into")
+		return f
+	},
+	run: runLightNVM,
+}
 
-Writes the Open-Channel SSD sysfs attribute group a Linux ≤ 5.14 host
-showed for the geometry (DIR/lightnvm/<attribute>, the kernel's names and
-formats, OCSSD 1.2 or 2.0). FILE is a geometry JSON file in the sysfs
-attribute names, or fixture:NAME for one shipped in the binary
-(fixture:small-2.0, fixture:realistic-2.0, fixture:small-1.2, fixture:femu-1.2).
-`
+type lightnvmFlags struct{ geometry, out string }
 
-// cmdLightNVM is `kvmspec lightnvm`: tools for the OCSSD device model
-// that need no suite run.
-func cmdLightNVM(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "sysfs" {
-		fmt.Fprint(stderr, lightnvmUsage)
+func runLightNVM(c *command, state any, pos []string, stdout, stderr io.Writer) int {
+	f := state.(*lightnvmFlags)
+	if len(pos) != 1 || pos[0] != "sysfs" || f.geometry == "" || f.out == "" {
+		fmt.Fprintf(stderr, "kvmspec lightnvm: want: sysfs --geometry FILE --out DIR (see kvmspec help lightnvm)\n")
 		return exitUsage
 	}
-	fset := flag.NewFlagSet("lightnvm sysfs", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	fset.Usage = func() { fmt.Fprint(stderr, lightnvmUsage) }
-	geo := fset.String("geometry", "", "geometry JSON file, or fixture:NAME")
-	out := fset.String("out", "", "directory to write lightnvm/ into")
-	if err := fset.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if *geo == "" || *out == "" || fset.NArg() != 0 {
-		fmt.Fprintf(stderr, "kvmspec lightnvm sysfs: --geometry and --out are required\n\n%s", lightnvmUsage)
-		return exitUsage
-	}
-	g, err := loadGeometry(*geo)
+	g, err := loadGeometry(f.geometry)
 	if err != nil {
 		fmt.Fprintf(stderr, "kvmspec lightnvm sysfs: %v\n", err)
 		return exitFailed
 	}
-	dir, err := lightnvm.WriteSysfs(*out, g)
+	dir, err := lightnvm.WriteSysfs(f.out, g)
 	if err != nil {
 		fmt.Fprintf(stderr, "kvmspec lightnvm sysfs: %v\n", err)
 		return exitFailed

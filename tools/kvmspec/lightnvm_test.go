@@ -20,6 +20,8 @@ func TestLightNVMSysfs(t *testing.T) {
 		{"file 1.2", []string{"sysfs", "--geometry", "../../fixtures/lightnvm/femu-1.2.json"}, exitOK, "media_manager", "gennvm\n"},
 		{"no subcommand", nil, exitUsage, "", ""},
 		{"missing --out", []string{"sysfs", "--geometry", "fixture:small-2.0", "--out", ""}, exitUsage, "", ""},
+		{"flags before the subcommand", []string{"--geometry", "fixture:small-1.2", "sysfs"}, exitOK, "version", "1\n"},
+		{"unknown subcommand", []string{"tree", "--geometry", "fixture:small-1.2"}, exitUsage, "", ""},
 		{"unknown fixture", []string{"sysfs", "--geometry", "fixture:nope"}, exitFailed, "", ""},
 		{"missing file", []string{"sysfs", "--geometry", "/no/such.json"}, exitFailed, "", ""},
 	}
