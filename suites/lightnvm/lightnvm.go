@@ -26,6 +26,8 @@ import (
 	"io/fs"
 	"path"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kvmspec/kvmspec/fixtures"
@@ -39,7 +41,34 @@ import (
 	"github.com/onsi/gomega/gmeasure"
 )
 
-func init() { framework.Register(taxonomy.LightNVM, specs) }
+// Parameters (kvmspec run --param name=value).
+const (
+	// ParamPerfSamples is how many times each perf configuration runs.
+	ParamPerfSamples = "lightnvm.perf.samples"
+	// ParamPerfRounds is how many 128-command rounds one perf sample reads.
+	ParamPerfRounds = "lightnvm.perf.rounds"
+)
+
+func init() {
+	framework.Register(taxonomy.LightNVM, specs)
+	framework.DeclareParams(taxonomy.LightNVM,
+		framework.Param{Key: ParamPerfSamples, Kind: framework.KindCount, Default: "5", Meaning: "runs of each polled/interrupt × QD1/QD32 configuration"},
+		framework.Param{Key: ParamPerfRounds, Kind: framework.KindCount, Default: "15", Meaning: "rounds of 128 one-page vector reads per perf run"})
+}
+
+// countParam reads a positive count parameter.
+func countParam(b *framework.Backend, key string, def int) int {
+	GinkgoHelper()
+	v := def
+	if b.Env != nil {
+		if s, ok := b.Env.Params[key]; ok {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			Expect(err == nil && n > 0).To(BeTrue(), "--param %s=%q: want a positive integer", key, s)
+			v = n
+		}
+	}
+	return v
+}
 
 const specTimeout = 60 * time.Second
 
@@ -341,7 +370,7 @@ func sysfsSpec() {
 // load spreads over all of them instead of biasing one.
 func perfSpec(ctx context.Context, b *framework.Backend) {
 	exp := gmeasure.NewExperiment("lightnvm completions")
-	const samples = 5
+	samples, rounds := countParam(b, ParamPerfSamples, 5), countParam(b, ParamPerfRounds, 15)
 	modes := []bool{false}
 	if b.Caps.Has(hv.CapIRQChip) && b.Caps.Has(hv.CapMSI) {
 		modes = append(modes, true)
@@ -353,7 +382,7 @@ func perfSpec(ctx context.Context, b *framework.Backend) {
 		for _, qd := range []int{1, 32} {
 			for _, irq := range modes {
 				name := fmt.Sprintf("QD%d %s", qd, map[bool]string{false: "polled", true: "interrupt"}[irq])
-				ios, d, exits := perfSample(ctx, b, qd, irq)
+				ios, d, exits := perfSample(ctx, b, qd, irq, rounds)
 				rates[name] = append(rates[name], float64(ios)/d.Seconds())
 				exp.RecordValue(name+" completions/s", float64(ios)/d.Seconds(), gmeasure.Units("IO/s"), gmeasure.Precision(0))
 				exp.RecordValue(name+" time per I/O", float64(d.Nanoseconds())/1e3/float64(ios), gmeasure.Units("µs"), gmeasure.Precision(2))
@@ -372,12 +401,11 @@ func perfSpec(ctx context.Context, b *framework.Backend) {
 	AddReportEntry(exp.Name, exp)
 }
 
-// perfSample runs one guest that reads 15 × 128 single-page vector
+// perfSample runs one guest that reads rounds × 128 single-page vector
 // commands at depth qd and returns the I/Os, the time from the end of the
 // admin work to the end of the run, and vCPU 0's exits meanwhile.
-func perfSample(ctx context.Context, b *framework.Backend, qd int, irq bool) (int, time.Duration, uint64) {
+func perfSample(ctx context.Context, b *framework.Backend, qd int, irq bool, rounds int) (int, time.Duration, uint64) {
 	GinkgoHelper()
-	const rounds = 15
 	r := newRig(b, rigConfig{vcpus: 1, irq: irq})
 	q := r.ioQueue(0, 1, 256, irq)
 	for i := 0; i < rounds; i++ {
