@@ -398,10 +398,21 @@ func (d *Device) writeMSIX(off uint64, w uint32) []msixEntry {
 }
 
 // setCC handles CC writes: enabling creates the admin queues, disabling
-// resets the controller.
+// resets the controller, a shutdown notification (CC.SHN) makes the chunk
+// state durable and reports the shutdown complete (CSTS.SHST = 2).
 func (d *Device) setCC(w uint32) {
 	was := d.cc&CCEnable != 0
 	d.cc = w
+	if w&ccSHNMask != 0 {
+		if d.state != nil {
+			if err := d.state.save(d.geo, d.media.chunks); err != nil {
+				d.fail("%v", err)
+			}
+		}
+		d.csts = d.csts&^cstsSHSTMask | cstsSHSTDone
+	} else {
+		d.csts &^= cstsSHSTMask
+	}
 	switch now := w&CCEnable != 0; {
 	case now && !was:
 		sqs, cqs := d.aqa&0xfff+1, d.aqa>>16&0xfff+1

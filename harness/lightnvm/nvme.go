@@ -50,12 +50,16 @@ const (
 	// MSIXVectors is the MSI-X table's size.
 	MSIXVectors = 32
 
-	CCEnable   = 1 << 0
-	CSTSReady  = 1 << 0
-	capCQR     = 1 << 16
-	capTOShift = 24
-	capCSSNVM  = 1 << 37
-	nvmeVS13   = 0x00010300
+	CCEnable  = 1 << 0
+	CSTSReady = 1 << 0
+	// CC.SHN (bits 15:14) and CSTS.SHST (bits 3:2).
+	ccSHNMask    = 3 << 14
+	cstsSHSTMask = 3 << 2
+	cstsSHSTDone = 2 << 2
+	capCQR       = 1 << 16
+	capTOShift   = 24
+	capCSSNVM    = 1 << 37
+	nvmeVS13     = 0x00010300
 
 	SQEntrySize = 64
 	CQEntrySize = 16

@@ -441,3 +441,48 @@ func TestFetchStopsWhileCompletionsOwed(t *testing.T) {
 		}
 	}
 }
+
+func TestShutdownNotification(t *testing.T) {
+	r := newRig(t, Config{})
+	r.w32(RegCC, r.r32(RegCC)|1<<14) // normal shutdown
+	if st := r.r32(RegCSTS); st>>2&3 != 2 || st&CSTSReady == 0 {
+		t.Fatalf("CSTS %#x after shutdown notification: want SHST complete, still ready", st)
+	}
+	r.w32(RegCC, 0)
+	if st := r.r32(RegCSTS); st != 0 {
+		t.Fatalf("CSTS %#x after disable", st)
+	}
+}
+
+// A report-chunk read may start inside a descriptor (dword aligned): the
+// bytes are the log's bytes at that offset.
+func TestReportChunkPartialOffsets(t *testing.T) {
+	r := newRig(t, Config{})
+	q := r.ioQueue(1, 16, -1)
+	r.write(q, r.seq(0, 1, 3, 0, 12)...)
+	g := r.dev.geo
+	full := make([]byte, 0, g.TotalChunks()*ChunkDescriptorSize)
+	for i := 0; i < g.TotalChunks(); i++ {
+		c, _ := r.dev.Chunk(i)
+		d := c.Descriptor()
+		full = append(full, d[:]...)
+	}
+	for _, c := range []struct{ off, n uint32 }{{4, 8}, {28, 40}, {7 * 32, 32}, {uint32(len(full)) - 8, 16}} {
+		buf := r.alloc(4096)
+		numd := c.n/4 - 1
+		cqe := r.cmd(r.adm, Command{Opcode: AdminGetLogPage, NSID: 1, PRP1: buf, CDW10: LogReportChunk | numd<<16, CDW12: c.off})
+		if cqe.Status != 0 {
+			t.Fatalf("offset %d: %v", c.off, cqe.Status)
+		}
+		got := make([]byte, c.n)
+		r.ga.ReadGPA(buf, got)
+		want := make([]byte, c.n) // past the log's end: zeroes
+		copy(want, full[c.off:])
+		if string(got) != string(want) {
+			t.Fatalf("offset %d length %d: % x, want % x", c.off, c.n, got, want)
+		}
+	}
+	if st := r.cmd(r.adm, Command{Opcode: AdminGetLogPage, NSID: 1, PRP1: r.alloc(4096), CDW10: LogReportChunk, CDW12: 2}).Status; st.Code() != StatusInvalidField {
+		t.Fatalf("unaligned offset: %v", st)
+	}
+}
