@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -106,6 +107,9 @@ func specs(b *framework.Backend) {
 		It("a vCPU that leaves with I/O in flight still gets every completion", func(ctx SpecContext) {
 			inFlightSpec(ctx, b)
 		}, SpecTimeout(specTimeout))
+		It("chunk state and data persist into a new VM", func(ctx SpecContext) {
+			persistSpec(ctx, b)
+		}, SpecTimeout(specTimeout))
 	})
 	Describe("sysfs", func() {
 		It("writes each shipped geometry's tree in the kernel's names and formats", func() {
@@ -134,12 +138,8 @@ func adminSpec(ctx context.Context, b *framework.Backend) {
 	r := newRig(b, rigConfig{vcpus: 1})
 	g := r.geo
 	idCtrl, geoBuf := r.alloc(4096), r.geoBuf
-	logLen := g.TotalChunks() * nvm.ChunkDescriptorSize
-	logBuf := r.alloc(uint64(logLen))
-	prp2 := prpList(r, logBuf, logLen)
-	numd := uint32(logLen/4 - 1)
 	r.admin.add(r, nvm.Command{Opcode: nvm.AdminIdentify, PRP1: idCtrl, CDW10: nvm.CNSController})
-	r.admin.add(r, nvm.Command{Opcode: nvm.AdminGetLogPage, NSID: 1, PRP1: logBuf, PRP2: prp2, CDW10: nvm.LogReportChunk | numd<<16, CDW11: numd >> 16})
+	readLog := r.reportChunks()
 	q := r.ioQueue(0, 1, 16, false)
 	w := r.vectorWork(q, nvm.IOVectorWrite, 5, 2)
 	r.chain(0, w, 1, 0)
@@ -156,10 +156,7 @@ func adminSpec(ctx context.Context, b *framework.Backend) {
 	Expect(got.SysfsAttributes()).To(Equal(g.SysfsAttributes()), "geometry the guest read vs configured")
 
 	By("report chunk: every chunk FREE with wp 0 and cnlb = clba before the writes")
-	log := r.bytes(logBuf, logLen)
-	for i := 0; i < g.TotalChunks(); i++ {
-		c, err := nvm.ParseDescriptor(log[i*nvm.ChunkDescriptorSize:])
-		Expect(err).NotTo(HaveOccurred())
+	for i, c := range readLog() {
 		Expect(c.State).To(Equal(nvm.ChunkFree), "chunk %d", i)
 		Expect(c.WP).To(BeZero(), "chunk %d", i)
 		Expect(c.CNLB).To(Equal(uint64(g.CLBA)), "chunk %d", i)
@@ -168,6 +165,61 @@ func adminSpec(ctx context.Context, b *framework.Backend) {
 	Expect(err).NotTo(HaveOccurred())
 	Expect(c.State).To(Equal(nvm.ChunkOpen))
 	Expect(c.WP).To(Equal(uint64(2 * lbasPerCmd)))
+}
+
+// reportChunks adds a Get Log Page of the whole report-chunk log to the
+// admin work; the returned function decodes what the guest received.
+func (r *rig) reportChunks() func() []nvm.Chunk {
+	n := r.geo.TotalChunks()
+	logLen := n * nvm.ChunkDescriptorSize
+	buf := r.alloc(uint64(logLen))
+	numd := uint32(logLen/4 - 1)
+	r.admin.add(r, nvm.Command{Opcode: nvm.AdminGetLogPage, NSID: 1, PRP1: buf, PRP2: prpList(r, buf, logLen),
+		CDW10: nvm.LogReportChunk | numd<<16, CDW11: numd >> 16})
+	return func() []nvm.Chunk {
+		GinkgoHelper()
+		raw := r.bytes(buf, logLen)
+		out := make([]nvm.Chunk, n)
+		for i := range out {
+			c, err := nvm.ParseDescriptor(raw[i*nvm.ChunkDescriptorSize:])
+			Expect(err).NotTo(HaveOccurred())
+			out[i] = c
+		}
+		return out
+	}
+}
+
+// persistSpec: a guest writes through a device with a backing file; a
+// second VM on the same file sees the chunk states and write pointers in
+// the report-chunk log and reads the data back.
+func persistSpec(ctx context.Context, b *framework.Backend) {
+	backing := filepath.Join(GinkgoT().TempDir(), "ocssd.state")
+	cfg := rigConfig{vcpus: 1, dev: nvm.Config{Geometry: suiteGeometry(), Backing: backing}}
+	perChunk := suiteGeometry().CLBA / lbasPerCmd
+
+	By("the first VM fills chunk 3 and writes two units into chunk 4")
+	r1 := newRig(b, cfg)
+	q1 := r1.ioQueue(0, 1, 64, false)
+	fill := r1.vectorWork(q1, nvm.IOVectorWrite, 3, perChunk+2)
+	r1.chain(0, fill, 8, 0)
+	r1.run(ctx, nil)
+	r1.expectAllOnce(fill, "first VM writes")
+	Expect(r1.g.Close()).To(Succeed())
+
+	By("a second VM on the same backing file")
+	r2 := newRig(b, cfg)
+	readLog := r2.reportChunks()
+	q2 := r2.ioQueue(0, 1, 64, false)
+	back := r2.vectorWork(q2, nvm.IOVectorRead, 3, perChunk)
+	r2.chain(0, back, 8, 0)
+	r2.run(ctx, nil)
+	r2.expectAllOnce(back, "second VM reads")
+	r2.expectData(back, "second VM")
+	log := readLog()
+	Expect(log[3].State).To(Equal(nvm.ChunkClosed), "chunk 3 in the new VM's report-chunk log")
+	Expect(log[3].WP).To(Equal(uint64(suiteGeometry().CLBA)))
+	Expect(log[4].State).To(Equal(nvm.ChunkOpen), "chunk 4")
+	Expect(log[4].WP).To(Equal(uint64(2 * lbasPerCmd)))
 }
 
 // prpList builds the PRP2 of a page-aligned buffer of n bytes.
