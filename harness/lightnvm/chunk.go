@@ -162,6 +162,11 @@ type Options struct {
 	// Endurance is the erase count at which the wear index reaches 255
 	// and a reset takes the chunk offline (default 10000).
 	Endurance uint32
+	// RandomChunks are chunk indices (report-chunk order) of type W_RAN:
+	// writes anywhere below cnlb, reads of any sector of an OPEN or CLOSED
+	// chunk. Used when the device starts without a state file (the file
+	// records each chunk's type).
+	RandomChunks []int
 }
 
 // media is the chunk model: every rule of the OCSSD chunk state machine,
@@ -189,6 +194,11 @@ func newMedia(g Geometry, opt Options, data sectorStore) *media {
 		data: data, writeFail: map[int]int{}, resetFail: map[int]bool{}, highECC: map[int]int{}}
 	for i := range m.chunks {
 		m.chunks[i] = Chunk{State: ChunkFree, Type: ChunkSeq, CNLB: uint64(g.CLBA), SLBA: g.Encode(m.addrOf(i, 0))}
+	}
+	for _, ci := range opt.RandomChunks {
+		if ci >= 0 && ci < len(m.chunks) {
+			m.chunks[ci].Type = ChunkRandom
+		}
 	}
 	return m
 }

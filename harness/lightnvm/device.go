@@ -117,6 +117,11 @@ func New(mem hv.GuestMemory, irq hv.Interrupts, cfg Config) (*Device, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lightnvm: geometry: %w", err)
 	}
+	for _, ci := range cfg.Options.RandomChunks {
+		if ci < 0 || ci >= g.TotalChunks() {
+			return nil, fmt.Errorf("lightnvm: random chunk %d out of [0, %d)", ci, g.TotalChunks())
+		}
+	}
 	name := cfg.Name
 	if name == "" {
 		name = "ocssd0"

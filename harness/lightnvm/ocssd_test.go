@@ -593,3 +593,48 @@ func TestVersion12Device(t *testing.T) {
 		}
 	}
 }
+
+// Random (W_RAN) chunks: writes anywhere below cnlb, in any unit size;
+// any sector of an OPEN chunk reads (unwritten ones as zeroes).
+func TestRandomChunks(t *testing.T) {
+	r := newRig(t, Config{Options: Options{RandomChunks: []int{5}}})
+	q := r.ioQueue(1, 16, -1)
+	a := Addr{Group: 0, PU: 1, Chunk: 1} // index 5
+	if ci := r.dev.geo.ChunkIndex(a); ci != 5 {
+		t.Fatalf("index %d", ci)
+	}
+	cases := []struct {
+		name string
+		lbas []uint64
+		want Status
+	}{
+		{"past the write pointer", r.seq(0, 1, 1, 20, 2), 0},
+		{"before it again", r.seq(0, 1, 1, 3, 1), 0},
+		{"overwrite", r.seq(0, 1, 1, 20, 1), 0},
+		{"the last sector (wp reaches cnlb: CLOSED)", r.seq(0, 1, 1, 31, 1), 0},
+	}
+	for _, c := range cases {
+		if st := r.write(q, c.lbas...).Status; st != c.want {
+			t.Errorf("%s: %v, want %v", c.name, st, c.want)
+		}
+	}
+	if c := r.chunk(0, 1, 1); c.Type != ChunkRandom || c.State != ChunkClosed || c.WP != 32 {
+		t.Fatalf("random chunk after writes: %+v", c)
+	}
+	for _, s := range []int{3, 20, 21} {
+		if cqe, data := r.read(q, r.lba(0, 1, 1, s)); cqe.Status != 0 || !bytes.Equal(data, Pattern(r.lba(0, 1, 1, s), 4096)) {
+			t.Errorf("sector %d: %v", s, cqe.Status)
+		}
+	}
+	if cqe, data := r.read(q, r.lba(0, 1, 1, 10)); cqe.Status != 0 || !bytes.Equal(data, make([]byte, 4096)) {
+		t.Errorf("unwritten sector of a random chunk: %v", cqe.Status)
+	}
+	log, _ := r.reportChunks(5, 1)
+	if log[0].Type != ChunkRandom {
+		t.Fatalf("report chunk type %#x", log[0].Type)
+	}
+	_, ga := newMemAccess(t)
+	if _, err := New(ga, nil, Config{Geometry: smallGeometry(), Options: Options{RandomChunks: []int{16}}}); err == nil {
+		t.Fatal("random chunk index past the geometry accepted")
+	}
+}
