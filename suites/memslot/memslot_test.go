@@ -145,3 +145,32 @@ func TestParams(t *testing.T) {
 		t.Errorf("duration without an env = %v, %v", d, err)
 	}
 }
+
+// FuzzMatchSequence: the value log is written by the guest, so the check
+// must take any sequence without panicking, and accept exactly the
+// sequences that are the pattern with some optional steps left out.
+func FuzzMatchSequence(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 1, 3}, uint8(0))
+	f.Add([]byte{}, uint8(5))
+	f.Add([]byte{0, 0, 0}, uint8(255))
+	pattern := []step{{valueOld, false}, {mmioValue, true}, {valueShift, false}, {mmioValue, true}, {valueOld, false}, {valueFinal, false}}
+	values := []uint64{valueOld, mmioValue, valueShift, valueFinal}
+	f.Fuzz(func(t *testing.T, picks []byte, drop uint8) {
+		seen := make([]uint64, 0, len(picks))
+		for _, p := range picks {
+			seen = append(seen, values[int(p)%len(values)])
+		}
+		_ = matchSequence(seen, pattern) // must not panic on anything
+		// A pattern instance: drop the optional steps whose bit is set.
+		var inst []uint64
+		for i, s := range pattern {
+			if s.optional && drop&(1<<i) != 0 {
+				continue
+			}
+			inst = append(inst, s.v)
+		}
+		if err := matchSequence(inst, pattern); err != nil {
+			t.Fatalf("instance %#x of the pattern refused: %v", inst, err)
+		}
+	})
+}
