@@ -89,8 +89,11 @@ func checkParam(k ParamKind, v string) error {
 			return err
 		}
 	case KindDelay:
+		if _, err := strconv.ParseUint(v, 10, 32); err == nil {
+			return nil
+		}
 		if d, err := time.ParseDuration(v); err != nil || d < 0 {
-			return fmt.Errorf("want a duration such as 0, 200ms or 5s")
+			return fmt.Errorf("want a duration such as 0, 200ms or 5s, or milliseconds")
 		}
 	case KindCounts:
 		for _, e := range strings.Split(v, ",") {

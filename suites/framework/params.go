@@ -24,7 +24,7 @@ const (
 	KindSize ParamKind = "size"
 	// KindDuration is a positive Go duration, or a number of milliseconds.
 	KindDuration ParamKind = "duration"
-	// KindDelay is a Go duration ≥ 0.
+	// KindDelay is a Go duration ≥ 0, or a number of milliseconds.
 	KindDelay ParamKind = "duration ≥ 0"
 	// KindCounts is a comma-separated list of positive integers, where
 	// "max" stands for the backend's maximum.

@@ -113,6 +113,10 @@ func (p params) duration(name string, def time.Duration) (time.Duration, error) 
 	if !ok {
 		return def, nil
 	}
+	// A bare number is milliseconds, as the CLI's check of the kind says.
+	if ms, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32); err == nil {
+		return time.Duration(ms) * time.Millisecond, nil
+	}
 	d, err := time.ParseDuration(strings.TrimSpace(v))
 	if err != nil || d < 0 {
 		return 0, fmt.Errorf("--param %s=%s: want a duration such as 200ms or 5s", name, v)
