@@ -5,6 +5,7 @@ import (
 
 	"github.com/kvmspec/kvmspec/harness/asm"
 	"github.com/kvmspec/kvmspec/harness/hv"
+	"github.com/kvmspec/kvmspec/harness/lapic"
 )
 
 func TestLocalAPIC(t *testing.T) {
@@ -23,19 +24,19 @@ func TestLocalAPIC(t *testing.T) {
 		a.Nop()
 		done(a)
 	})
-	g := newTestGuest(t, newEmu(t), guestOpt{}, code)
+	g := newTestGuest(t, newEmu(t), guestOpt{cfg: hv.VMConfig{IRQChip: true}}, code)
 	put64(g.mem.Bytes(), pdptGPA+8*3, 0xc0000000|0x87) // 1 GiB page over the APIC
 	r := g.runDone(t)
-	if r.RAX != apicVersion || r.RBX != 0 || r.RCX != 0x20 {
+	if r.RAX != lapic.Version || r.RBX != 0 || r.RCX != 0x20 {
 		t.Fatalf("version %#x id %#x tpr %#x", r.RAX, r.RBX, r.RCX)
 	}
 	v := g.vcpu.(*VCPU)
-	v.c.raiseLVT(lvtPerf) // what a PMU overflow will do
+	v.c.raiseLVT(lapic.LVTPerf) // what a PMU overflow will do
 	f := g.runException(t)
 	if f.vec != 0x40 {
 		t.Fatalf("delivered vector %#x, want 0x40", f.vec)
 	}
-	if v.c.apic.lvt[lvtPerf]&lvtMasked == 0 {
+	if v.c.apic.LVT(lapic.LVTPerf)&lapic.LVTMasked == 0 {
 		t.Error("LVT perf not masked after delivery")
 	}
 	if f.rflags&hv.FlagIF == 0 {

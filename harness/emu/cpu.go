@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 
 	"github.com/kvmspec/kvmspec/harness/hv"
+	"github.com/kvmspec/kvmspec/harness/lapic"
+	"golang.org/x/arch/x86/x86asm"
 )
 
 // Attention bits: reasons for the interpreter to leave its fast path at
@@ -18,6 +20,8 @@ const (
 	attnEpoch             // the memory map or write protection changed
 	attnCode              // some page holding decoded code was written
 	attnExit              // an exit is pending (set by the vCPU itself)
+	attnIRQ               // an interrupt was latched in the local APIC
+	attnClose             // the VM is closing
 )
 
 // Permission bits of TLB entries, one per access kind and privilege.
@@ -104,7 +108,10 @@ type cpu struct {
 	msr                 msrState
 	dr                  [4]uint64
 	dr6, dr7            uint64
-	apic                apic
+	apic                lapic.APIC
+	cpuid               hv.CPUID
+	dbg                 hv.GuestDebug
+	ran                 bool // Run was called (CPUID is frozen, as KVM does from 5.16)
 
 	// Attention and epoch handshake with other goroutines.
 	attn     atomic.Uint32
@@ -129,6 +136,9 @@ type cpu struct {
 	replayAt int
 
 	intShadow bool // STI: the next instruction runs before any interrupt
+	halted    bool // HLT with an irqchip: waiting for an interrupt
+	wake      chan struct{}
+	injectVec int  // DebugInjectDB/BP: the exception to deliver on entry (-1: none)
 	pendTrap  bool // a TF trap waits for the exit in front of it
 
 	fault       guestFault
@@ -147,6 +157,7 @@ type cpu struct {
 	busExit  hv.MMIOExit
 	busIO    hv.IOExit
 	intErr   hv.InternalErrorExit
+	dbgExit  hv.DebugExit
 	msrExit  hv.MSRExit
 	hcExit   hv.HypercallExit
 	msrPend  int // 1: rdmsr exit outstanding, 2: wrmsr exit outstanding
@@ -159,17 +170,21 @@ type cpu struct {
 type vcpuStats struct {
 	exits, ioExits, mmioExits, haltExits, instructions uint64
 	pfTaken, exceptions, decodes, tlbFills, msrExits   uint64
-	hypercalls, ringFullExits, interrupts              uint64
+	hypercalls, ringFullExits, interrupts, halts       uint64
 }
 
-// ioRecord is a completed MMIO or port read, replayed when the
-// instruction that made it runs again after the exit.
+// ioRecord is an MMIO or port access an instruction made: replayed (a read's
+// value, a write dropped) when the instruction runs again, so every access
+// reaches its device or the host once. seq is the instruction's sequence
+// number; done is false for a read the host has not answered yet.
 type ioRecord struct {
-	port bool
-	addr uint64
-	n    int
-	val  uint64
-	done bool
+	seq   uint64
+	port  bool
+	write bool
+	addr  uint64
+	n     int
+	val   uint64
+	done  bool
 }
 
 // pendingWrite is an MMIO write or OUT the host must see; the guest has
@@ -182,7 +197,7 @@ type pendingWrite struct {
 }
 
 func newCPU(vm *VM, v *VCPU) *cpu {
-	c := &cpu{vm: vm, v: v, pages: map[uint64]*codePage{}, firstVec: -1}
+	c := &cpu{vm: vm, v: v, pages: map[uint64]*codePage{}, firstVec: -1, injectVec: -1, wake: make(chan struct{}, 1)}
 	c.reset()
 	return c
 }
@@ -247,7 +262,10 @@ func (c *cpu) service() int {
 	if bits&attnCode != 0 {
 		c.flushCode()
 	}
-	if c.exit != nil || len(c.pend) > 0 || c.ringFull {
+	if bits&attnIRQ != 0 {
+		c.updateSlow()
+	}
+	if c.exit != nil || len(c.pend) > 0 || c.ringFull || c.halted || c.vm.closing.Load() {
 		return stopExit
 	}
 	if c.stopGen.Load() == c.runGen {
@@ -319,8 +337,8 @@ func (c *cpu) onPanic(p any) int {
 	// An emulator bug: never crash the host, report it as KVM reports an
 	// emulation failure, with enough to find the bug.
 	c.rip = c.cur
-	c.intErr = hv.InternalErrorExit{Suberror: internalEmuBug, Data: []uint64{c.cur}}
-	c.internalMsg = fmt.Sprintf("emu: internal error at rip %#x: %v\n%s", c.cur, p, debug.Stack())
+	c.internalMsg = fmt.Sprintf("emu: internal error at rip %#x (%s): %v\n%s", c.cur, c.describeInsn(c.cur), p, debug.Stack())
+	c.intErr = hv.InternalErrorExit{Suberror: internalEmuBug, Data: []uint64{c.cur}, Detail: c.internalMsg}
 	c.exit = &c.intErr
 	return stopExit
 }
@@ -407,8 +425,8 @@ func (c *cpu) fetchBytes(va uint64, dst []byte) {
 
 // internal stops the vCPU with an internal-error exit.
 func (c *cpu) internal(sub uint32, format string, args ...any) {
-	c.intErr = hv.InternalErrorExit{Suberror: sub, Data: []uint64{c.cur}}
-	c.internalMsg = fmt.Sprintf(format, args...)
+	c.internalMsg = fmt.Sprintf("emu: %s at rip %#x (%s)", fmt.Sprintf(format, args...), c.cur, c.describeInsn(c.cur))
+	c.intErr = hv.InternalErrorExit{Suberror: sub, Data: []uint64{c.cur}, Detail: c.internalMsg}
 	c.exit = &c.intErr
 	c.rip = c.cur
 	panic(exitSignal{})
@@ -421,15 +439,33 @@ func (c *cpu) slowStep() {
 		// A single-step trap held back while an exit was reported.
 		c.pendTrap = false
 		c.cur = c.rip
-		c.raiseTrap(vecDB)
+		c.routeDebug(dbgStep, 0)
 	}
-	if c.deliverInterrupt() {
+	if c.injectVec >= 0 {
+		// DebugInjectDB/BP: the exception KVM queued at SetGuestDebug.
+		f := guestFault{vec: uint8(c.injectVec)}
+		c.injectVec = -1
+		c.cur = c.rip
+		c.fault = f
+		c.deliverFault()
 		return
 	}
-	if c.execBreakpoint() {
-		return
+	// An instruction running again to finish (its read answered by the
+	// host, or restarted) is not interrupted, nor re-checked for
+	// breakpoints: it already passed that boundary.
+	resuming := len(c.replay) > 0 && c.replay[0].seq == c.st.instructions
+	if !resuming {
+		if c.deliverInterrupt() {
+			// A host single-step without DebugBlockIRQ lands in the
+			// handler, as on KVM (what BLOCKIRQ exists to avoid).
+			c.routeDebug(dbgIntrStep, 0)
+			return
+		}
+		if c.execBreakpoint() {
+			return
+		}
 	}
-	tf := c.rflags&hv.FlagTF != 0
+	tf := c.rflags&hv.FlagTF != 0 || c.dbg.Flags&(hv.DebugEnable|hv.DebugSingleStep) == hv.DebugEnable|hv.DebugSingleStep
 	c.replayAt = 0
 	c.step()
 	c.replay = c.replay[:0]
@@ -441,20 +477,19 @@ func (c *cpu) slowStep() {
 		// instruction left an exit for the host (OUT, MMIO write), the
 		// host sees the exit first and the trap follows on re-entry, as
 		// on KVM.
-		c.dr6 |= dr6BS | dr6Fixed
 		if c.exit != nil || len(c.pend) > 0 {
 			c.pendTrap = true
 			c.slow = true
 			return
 		}
-		c.raiseTrap(vecDB)
+		c.routeDebug(dbgStep, 0)
 	}
 }
 
 // updateSlow recomputes whether the slow path is needed.
 func (c *cpu) updateSlow() {
 	c.slow = c.rflags&hv.FlagTF != 0 || c.dr7&0xff != 0 || len(c.replay) > 0 || c.intShadow || c.pendTrap ||
-		(c.rflags&hv.FlagIF != 0 && c.apic.pending())
+		c.dbg.Flags&hv.DebugEnable != 0 || c.injectVec >= 0 || c.interruptible()
 }
 
 // runLoop executes until an exit for the caller. The caller holds the
@@ -475,8 +510,15 @@ func (c *cpu) runLoop() (exit hv.Exit, err error) {
 		if e := c.takeExit(); e != nil {
 			return e, nil
 		}
+		if c.vm.closing.Load() {
+			return nil, hv.ErrVMClosed
+		}
 		if c.stopGen.Load() == c.runGen {
 			return nil, errStopped
+		}
+		if c.halted {
+			c.halt()
+			continue
 		}
 		switch c.exec() {
 		case stopFault:
@@ -485,4 +527,49 @@ func (c *cpu) runLoop() (exit hv.Exit, err error) {
 			runtime.Gosched()
 		}
 	}
+}
+
+// halt waits, outside the interpreter, until an interrupt can be
+// delivered (HLT with an irqchip: KVM blocks the vCPU in the kernel the
+// same way), or until Run is stopped or the VM closes.
+func (c *cpu) halt() {
+	c.leave()
+	defer c.enter()
+	for {
+		if c.interruptible() {
+			c.halted = false
+			c.updateSlow()
+			return
+		}
+		if c.stopGen.Load() == c.runGen || c.vm.closing.Load() {
+			return
+		}
+		<-c.wake
+	}
+}
+
+// wakeUp gets a vCPU out of HLT to look at its state.
+func (c *cpu) wakeUp() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// describeInsn names the instruction at rip for an internal error: its
+// bytes and mnemonic when its page is in the code TLB (it always is for an
+// instruction that was executing), else why not. It has no side effects:
+// no page walk, no fault.
+func (c *cpu) describeInsn(rip uint64) string {
+	ce := &c.ctlb[(rip>>12)%ctlbSize]
+	if ce.vpn != rip>>12 || ce.perm == 0 || ce.cp == nil || ce.cp.host == nil {
+		return "instruction bytes not fetched"
+	}
+	var buf [15]byte
+	n := copy(buf[:], ce.cp.host[rip&0xfff:])
+	xi, err := x86asm.Decode(buf[:n], 64)
+	if err != nil {
+		return fmt.Sprintf("% x: undecodable: %v", buf[:n], err)
+	}
+	return fmt.Sprintf("% x: %s", buf[:xi.Len], x86asm.IntelSyntax(xi, rip, nil))
 }

@@ -1,6 +1,8 @@
 package emu
 
 import (
+	"fmt"
+
 	"github.com/kvmspec/kvmspec/harness/hv"
 )
 
@@ -11,10 +13,9 @@ func opInt(c *cpu, in *inst) {
 	panic(&guestFault{vec: uint8(in.dst.imm), trap: true, soft: true})
 }
 
-// opInt3 is the one-byte breakpoint: #BP as a trap, gate DPL checked.
-func opInt3(c *cpu, in *inst) {
-	panic(&guestFault{vec: vecBP, trap: true, soft: true})
-}
+// opInt3 is the one-byte breakpoint: the host's with DebugUseSWBP, else
+// the guest's #BP as a trap, gate DPL checked.
+func opInt3(c *cpu, in *inst) { c.routeDebug(dbgInt3, 0) }
 
 // opIcebp is INT1: a #DB trap that ignores the gate DPL.
 func opIcebp(c *cpu, in *inst) {
@@ -70,8 +71,9 @@ func (c *cpu) tryDeliver(f *guestFault) (nested *guestFault) {
 			}
 			if _, ok := p.(exitSignal); ok {
 				// MMIO in an IDT, GDT or TSS: KVM cannot emulate that either.
-				c.intErr = hv.InternalErrorExit{Suberror: internalEmulation, Data: []uint64{c.cur, uint64(f.vec)}}
-				c.internalMsg = "exception delivery touched MMIO"
+				c.internalMsg = fmt.Sprintf("emu: delivering vector %d at rip %#x (%s) touched MMIO (IDT, GDT, TSS or stack not in RAM)",
+					f.vec, c.cur, c.describeInsn(c.cur))
+				c.intErr = hv.InternalErrorExit{Suberror: internalEmulation, Data: []uint64{c.cur, uint64(f.vec)}, Detail: c.internalMsg}
 				c.exit = &c.intErr
 				c.pend = c.pend[:0]
 				return
@@ -273,10 +275,10 @@ func (c *cpu) deliverInterrupt() bool {
 		c.intShadow = false
 		return false
 	}
-	if c.rflags&hv.FlagIF == 0 {
+	if !c.interruptible() {
 		return false
 	}
-	vec, ok := c.apic.accept()
+	vec, ok := c.apic.Accept(true)
 	if !ok {
 		return false
 	}
@@ -288,27 +290,91 @@ func (c *cpu) deliverInterrupt() bool {
 	return true
 }
 
-// execBreakpoint raises #DB when RIP hits an enabled DR0-DR3 execute
-// breakpoint (RW = 00, L or G set), unless RFLAGS.RF suppresses it.
+// execBreakpoint checks the execute breakpoints in effect at RIP (RW =
+// 00, L or G set), unless RFLAGS.RF suppresses them: the host's
+// GuestDebug.DebugReg with DebugUseHWBP (KVM then ignores the guest's),
+// else the guest's DR0-DR3/DR7. A hit goes to routeDebug.
 func (c *cpu) execBreakpoint() bool {
-	if c.dr7&0xff == 0 || c.rflags&hv.FlagRF != 0 {
+	if c.rflags&hv.FlagRF != 0 {
+		return false
+	}
+	dr7, drs := c.dr7, &c.dr
+	host := c.dbg.Flags&(hv.DebugEnable|hv.DebugUseHWBP) == hv.DebugEnable|hv.DebugUseHWBP
+	if host {
+		dr7, drs = c.dbg.DebugReg[7], (*[4]uint64)(c.dbg.DebugReg[:4])
+	}
+	if dr7&0xff == 0 {
 		return false
 	}
 	var hit uint64
 	for i := 0; i < 4; i++ {
-		en := c.dr7 >> (2 * i) & 3
-		rw := c.dr7 >> (16 + 4*i) & 3
-		if en != 0 && rw == 0 && c.dr[i] == c.rip {
+		en := dr7 >> (2 * i) & 3
+		rw := dr7 >> (16 + 4*i) & 3
+		if en != 0 && rw == 0 && drs[i] == c.rip {
 			hit |= 1 << i
 		}
 	}
 	if hit == 0 {
 		return false
 	}
-	c.dr6 = c.dr6&^0xf | hit | dr6Fixed
 	c.cur = c.rip
-	c.fault = guestFault{vec: vecDB}
-	c.deliverFault()
-	// The handler's IRET normally sets RF so the instruction can run once.
+	c.routeDebug(dbgExecBP, hit)
 	return true
+}
+
+// Debug events, as routeDebug sees them.
+const (
+	dbgStep   = iota // single-step trap after an instruction (RIP: the next one)
+	dbgInt3          // int3 executed (c.cur: the int3)
+	dbgExecBP        // execute breakpoint hit at c.cur (hit: DR0-3 bits)
+	dbgIntrStep      // host single-step entered an interrupt handler (RIP: its first instruction)
+)
+
+// dr6 values of a debug exit: the reserved bits read 1 ("active low").
+const dr6ActiveLow = dr6Fixed
+
+// routeDebug is the one place that decides whose a debug event is. It is
+// the host's (a DebugExit, RIP where KVM leaves it) when it comes from the
+// host's own settings: a step with DebugSingleStep, an int3 with
+// DebugUseSWBP, a breakpoint from GuestDebug.DebugReg with DebugUseHWBP;
+// otherwise it is the guest's and is delivered through its IDT (#DB with
+// DR6 updated, or #BP). For a guest event that is a fault it returns after
+// delivering; host events and guest traps leave by panic.
+func (c *cpu) routeDebug(kind int, hit uint64) {
+	f := c.dbg.Flags
+	if f&hv.DebugEnable == 0 {
+		f = 0
+	}
+	switch kind {
+	case dbgStep, dbgIntrStep:
+		if f&hv.DebugSingleStep != 0 {
+			c.debugExit(vecDB, c.rip, dr6ActiveLow|dr6BS, c.dr7)
+		}
+		if kind == dbgIntrStep {
+			return
+		}
+		c.dr6 |= dr6BS | dr6Fixed
+		c.raiseTrap(vecDB)
+	case dbgInt3:
+		if f&hv.DebugUseSWBP != 0 {
+			c.rip = c.cur // KVM leaves RIP at the int3 for the debugger
+			c.debugExit(vecBP, c.cur, dr6ActiveLow, c.dr7)
+		}
+		panic(&guestFault{vec: vecBP, trap: true, soft: true})
+	case dbgExecBP:
+		if f&hv.DebugUseHWBP != 0 {
+			c.debugExit(vecDB, c.cur, dr6ActiveLow|hit, c.dbg.DebugReg[7])
+		}
+		c.dr6 = c.dr6&^0xf | hit | dr6Fixed
+		c.fault = guestFault{vec: vecDB}
+		c.deliverFault()
+		// The handler's IRET normally sets RF so the instruction can run once.
+	}
+}
+
+// debugExit stops the vCPU with a DebugExit for the host.
+func (c *cpu) debugExit(vec uint32, pc, dr6, dr7 uint64) {
+	c.dbgExit = hv.DebugExit{Exception: vec, PC: pc, DR6: dr6, DR7: dr7}
+	c.exit = &c.dbgExit
+	panic(exitSignal{})
 }

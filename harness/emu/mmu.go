@@ -527,55 +527,81 @@ func (c *cpu) wrStack(va uint64, size uint8, v uint64) {
 	c.wr(va, size, v)
 }
 
-// mmioRead reads guest-physical memory no slot backs: the local APIC, an
-// attached device, or an exit to the host (RIP stays at the instruction,
-// which runs again once the host has filled in the value).
+// mmioRead reads guest-physical memory no slot backs: the local APIC, the
+// I/O APIC, an attached device, or an exit to the host (RIP stays at the
+// instruction, which runs again once the host has filled in the value).
 func (c *cpu) mmioRead(gpa uint64, n int) uint64 {
-	if v, ok := c.replayed(false, gpa, n); ok {
+	if v, ok := c.replayed(false, false, gpa, n); ok {
 		return v
 	}
-	if c.apic.claims(c, gpa) {
-		return c.apic.read(c, gpa, n)
+	if c.vm.cfg.IRQChip {
+		if c.apicClaims(gpa) {
+			return c.apicRead(gpa, n)
+		}
+		if c.vm.ioapic.claims(gpa) {
+			return c.vm.ioapic.read(gpa, n)
+		}
 	}
 	c.st.mmioExits++
 	e := &c.busExit
 	*e = hv.MMIOExit{GPA: gpa, Len: n, Data: c.mmioBuf[:n]}
 	clear(c.mmioBuf[:])
-	if v, ok := c.dispatch(e, false, gpa, n); ok {
+	if v, ok := c.dispatch(e, false, false, gpa, n); ok {
 		return v
 	}
-	c.replay = append(c.replay, ioRecord{addr: gpa, n: n})
-	c.slow = true
+	c.record(ioRecord{addr: gpa, n: n})
 	c.mmioExit = hv.MMIOExit{GPA: gpa, Len: n, Data: c.mmioBuf[:n]}
 	c.exit = &c.mmioExit
 	c.rip = c.cur
 	panic(exitSignal{})
 }
 
-// replayed returns the value of a read that an exit already completed.
-func (c *cpu) replayed(port bool, addr uint64, n int) (uint64, bool) {
+// Exactly-once accesses. Every MMIO/PIO access of an instruction that
+// reaches a device or the host is recorded with the instruction's sequence
+// number (c.st.instructions, which only moves when an instruction
+// completes). When the same instruction runs again (after an exit for a
+// read, or a restart after a missing-page fill) its accesses are answered
+// from the record instead of reaching the device or the host a second
+// time: reads get the value they had, writes are dropped.
+
+// record appends an access record for the executing instruction.
+func (c *cpu) record(r ioRecord) {
+	if n := len(c.replay); n > 0 && c.replay[0].seq != c.st.instructions {
+		c.replay = c.replay[:0] // left over from a completed instruction
+		c.replayAt = 0
+	}
+	r.seq = c.st.instructions
+	c.replay = append(c.replay, r)
+	c.slow = true
+}
+
+// replayed answers an access the executing instruction already made.
+func (c *cpu) replayed(port, write bool, addr uint64, n int) (uint64, bool) {
 	if c.replayAt >= len(c.replay) {
 		return 0, false
 	}
 	r := c.replay[c.replayAt]
-	if r.port != port || r.addr != addr || r.n != n || !r.done {
-		c.replay = c.replay[:0] // the guest changed course: forget
+	if r.seq != c.st.instructions || r.port != port || r.write != write || r.addr != addr || r.n != n || !r.done {
+		c.replay = c.replay[:0] // another instruction, or the guest changed course: forget
+		c.replayAt = 0
 		return 0, false
 	}
 	c.replayAt++
 	return r.val, true
 }
 
-// dispatch offers an exit to the attached devices, outside the
-// interpreter. If the memory map changed meanwhile, the read value is
-// kept for replay and the instruction restarts.
-func (c *cpu) dispatch(e hv.Exit, port bool, addr uint64, n int) (uint64, bool) {
+// dispatch offers an access to the attached devices, outside the
+// interpreter, exactly once: the access is recorded, so a re-run of the
+// instruction does not deliver it again. The instruction goes on after a
+// memory-map change in the handler: callout's re-entry has flushed every
+// cached translation, and no instruction holds a host page across an
+// MMIO or port access.
+func (c *cpu) dispatch(e hv.Exit, port, write bool, addr uint64, n int) (uint64, bool) {
 	if c.vm.bus.Empty() {
 		return 0, false
 	}
 	var handled bool
 	var err error
-	ep := c.epoch
 	c.leave()
 	handled, err = c.vm.bus.Dispatch(c.v.id, e)
 	c.enter()
@@ -596,29 +622,35 @@ func (c *cpu) dispatch(e hv.Exit, port bool, addr uint64, n int) (uint64, bool) 
 			v = x.Value()
 		}
 	}
-	if c.epoch != ep {
-		c.replay = append(c.replay, ioRecord{port: port, addr: addr, n: n, val: v, done: true})
-		c.slow = true
-		panic(restartSignal{})
-	}
+	c.record(ioRecord{port: port, write: write, addr: addr, n: n, val: v, done: true})
 	return v, true
 }
 
 // mmioWrite writes guest-physical memory no writable slot backs. An
 // unclaimed write becomes an exit after the instruction completes.
 func (c *cpu) mmioWrite(gpa uint64, n int, v uint64) {
-	if c.apic.claims(c, gpa) {
-		c.apic.write(c, gpa, n, v)
+	if _, ok := c.replayed(false, true, gpa, n); ok {
 		return
+	}
+	if c.vm.cfg.IRQChip {
+		if c.apicClaims(gpa) {
+			c.apicWrite(gpa, n, v)
+			return
+		}
+		if c.vm.ioapic.claims(gpa) {
+			c.vm.ioapic.write(c.vm, gpa, n, v)
+			return
+		}
 	}
 	c.st.mmioExits++
 	var buf [8]byte
 	binary.LittleEndian.PutUint64(buf[:], v)
 	e := &c.busExit
 	*e = hv.MMIOExit{GPA: gpa, Len: n, Write: true, Data: buf[:n]}
-	if _, ok := c.dispatch(e, false, gpa, n); ok {
+	if _, ok := c.dispatch(e, false, true, gpa, n); ok {
 		return
 	}
+	c.record(ioRecord{write: true, addr: gpa, n: n, done: true})
 	c.pend = append(c.pend, pendingWrite{addr: gpa, n: n, data: buf})
 	c.poke(attnExit)
 }

@@ -222,9 +222,9 @@ func (c *cpu) repeat(in *inst, body func() bool) {
 		}
 		more := body()
 		c.strAdvance(1, in, ^uint64(0))
-		if c.replayAt > 0 {
-			// The element is committed: its replayed reads are used up.
-			c.replay = c.replay[c.replayAt:]
+		if len(c.replay) > 0 {
+			// The element is committed: its recorded accesses are used up.
+			c.replay = c.replay[:0]
 			c.replayAt = 0
 		}
 		if !more || c.strReg(1, in) == 0 {

@@ -19,17 +19,25 @@ func (c *cpu) needCPL0() {
 }
 
 // opHlt exits to the host: without an in-kernel irqchip KVM returns
-// KVM_EXIT_HLT with RIP after the HLT, and so do we.
+// KVM_EXIT_HLT with RIP after the HLT, and so do we. With an irqchip the
+// vCPU waits inside Run until an interrupt can be delivered.
 func opHlt(c *cpu, in *inst) {
 	c.needCPL0()
+	if c.vm.cfg.IRQChip {
+		c.st.halts++
+		c.halted = true
+		c.poke(attnExit)
+		return
+	}
 	c.st.haltExits++
 	c.exit = &hv.HaltExit{}
 	c.poke(attnExit)
 }
 
-// CPUID model. The vendor string spells "KvmspecEmu!!"; feature bits
-// claim only what the interpreter implements. Leaves the model does not
-// list return zeros (AMD style, rather than Intel's "highest basic leaf").
+// CPUID model: the default table of every vCPU (VCPU.CPUID returns it,
+// SetCPUID replaces it). The vendor string spells "KvmspecEmu!!"; feature
+// bits claim only what the interpreter implements; leaf 0xA (PMU) is
+// present with no counters, so a spec can edit it.
 const (
 	cpuidMaxBasic = 0xa
 	cpuidMaxExt   = 0x80000008
@@ -40,10 +48,10 @@ const (
 )
 
 // CPUID leaf 1 EDX: PSE, TSC, MSR, PAE, APIC, PGE, CMOV, PAT.
-const cpuid1EDX = 1<<3 | 1<<4 | 1<<5 | 1<<6 | 1<<9 | 1<<13 | 1<<15 | 1<<16
+const cpuid1EDX = 1<<3 | 1<<4 | 1<<5 | 1<<6 | hv.CPUID1EDXAPIC | 1<<13 | 1<<15 | 1<<16
 
 // CPUID leaf 1 ECX: hypervisor present.
-const cpuid1ECX = 1 << 31
+const cpuid1ECX = hv.CPUID1ECXHyper
 
 // CPUID 0x80000001 EDX: NX, 1 GiB pages, RDTSCP, long mode; ECX: LAHF/SAHF.
 const (
@@ -51,24 +59,42 @@ const (
 	cpuidExt1ECX = 1 << 0
 )
 
-// CPUID returns the emulated CPU's answer for a leaf and subleaf.
-func (c *cpu) CPUID(leaf, sub uint32) (a, b, cc, d uint32) {
-	switch leaf {
-	case 0:
-		return cpuidMaxBasic, cpuidVendorB, cpuidVendorC, cpuidVendorD
-	case 1:
-		return cpuidSig, uint32(c.v.id&0xff)<<24 | 1<<16 | 8<<8, cpuid1ECX, cpuid1EDX
-	case 7, 0xa:
-		// Leaf 7: no structured extended features. Leaf 0xA: no PMU yet.
-		return 0, 0, 0, 0
-	case 0x80000000:
-		return cpuidMaxExt, cpuidVendorB, cpuidVendorC, cpuidVendorD
-	case 0x80000001:
-		return 0, 0, cpuidExt1ECX, cpuidExt1EDX
-	case 0x80000008:
-		return 48<<8 | physAddrBits, 0, 0, 0
+// defaultCPUID is the table a new vCPU answers from: leaf 1 carries its
+// initial APIC ID.
+func defaultCPUID(id int) hv.CPUID {
+	return hv.CPUID{
+		{Function: 0, EAX: cpuidMaxBasic, EBX: cpuidVendorB, ECX: cpuidVendorC, EDX: cpuidVendorD},
+		{Function: 1, EAX: cpuidSig, EBX: uint32(id&0xff)<<24 | 1<<16 | 8<<8, ECX: cpuid1ECX, EDX: cpuid1EDX},
+		{Function: 7, Indexed: true}, // no structured extended features
+		{Function: hv.CPUIDLeafPMU},  // no PMU yet
+		{Function: 0x80000000, EAX: cpuidMaxExt, EBX: cpuidVendorB, ECX: cpuidVendorC, EDX: cpuidVendorD},
+		{Function: 0x80000001, ECX: cpuidExt1ECX, EDX: cpuidExt1EDX},
+		{Function: 0x80000008, EAX: 48<<8 | physAddrBits},
 	}
-	return 0, 0, 0, 0
+}
+
+// CPUID answers cpuid(leaf, sub) from the vCPU's table. A leaf inside the
+// basic or extended range the table declares (leaf 0 / 0x80000000 EAX) but
+// absent from it reads zeros; a leaf above both ranges reads the highest
+// basic leaf, as Intel documents (SDM vol. 2A, CPUID: "If a value entered
+// for CPUID.EAX is higher than the maximum input value for basic or
+// extended function for that processor then the data for the highest
+// basic information leaf is returned").
+func (c *cpu) CPUID(leaf, sub uint32) (a, b, cc, d uint32) {
+	t := c.cpuid
+	maxBasic, maxExt := uint32(0), uint32(0)
+	if e, ok := t.Lookup(0, 0); ok {
+		maxBasic = e.EAX
+	}
+	if e, ok := t.Lookup(0x80000000, 0); ok {
+		maxExt = e.EAX
+	}
+	inRange := leaf <= maxBasic || (leaf >= 0x80000000 && leaf <= maxExt)
+	if !inRange {
+		leaf = maxBasic
+	}
+	e, _ := t.Lookup(leaf, sub)
+	return e.EAX, e.EBX, e.ECX, e.EDX
 }
 
 func opCpuid(c *cpu, in *inst) {
@@ -314,7 +340,7 @@ func opMovCR(c *cpu, in *inst) {
 		case 4:
 			v = c.sr.CR4
 		case 8:
-			v = c.apic.tpr >> 4
+			v = uint64(c.apic.TPR() >> 4)
 		default:
 			c.raise(vecUD)
 		}
@@ -350,7 +376,8 @@ func opMovCR(c *cpu, in *inst) {
 		if v>>4 != 0 {
 			c.gp(0)
 		}
-		c.apic.tpr = v << 4
+		c.apic.SetTPR(uint32(v << 4))
+		c.updateSlow()
 	default:
 		c.raise(vecUD)
 	}
@@ -444,6 +471,7 @@ func opMovSeg(c *cpu, in *inst) {
 		}
 		s := c.segPtr(n)
 		*s = hv.Segment{Selector: sel, Unusable: 1}
+		c.ssShadow(n)
 		return
 	}
 	lo, hi := c.readDesc(sel, 0)
@@ -467,6 +495,16 @@ func opMovSeg(c *cpu, in *inst) {
 		}
 	}
 	*c.segPtr(n) = s
+	c.ssShadow(n)
+}
+
+// ssShadow: a load of SS blocks interrupts until after the next
+// instruction (so "mov ss; mov rsp" cannot be interrupted in between).
+func (c *cpu) ssShadow(n uint8) {
+	if n == 2 {
+		c.intShadow = true
+		c.slow = true
+	}
 }
 
 // opLdt: LIDT (cc 0) and LGDT (cc 1).
@@ -571,18 +609,17 @@ func opIn(c *cpu, in *inst) {
 // portIn reads a port: a replayed value, a device, or an exit with RIP
 // at the instruction.
 func (c *cpu) portIn(port uint16, sz uint8) uint64 {
-	if v, ok := c.replayed(true, uint64(port), int(sz)); ok {
+	if v, ok := c.replayed(true, false, uint64(port), int(sz)); ok {
 		return v
 	}
 	c.st.ioExits++
 	e := &c.busIO
 	*e = hv.IOExit{Port: port, Size: int(sz), Count: 1, In: true, Data: c.ioBuf[:sz]}
 	clear(c.ioBuf[:])
-	if v, ok := c.dispatch(e, true, uint64(port), int(sz)); ok {
+	if v, ok := c.dispatch(e, true, false, uint64(port), int(sz)); ok {
 		return v
 	}
-	c.replay = append(c.replay, ioRecord{port: true, addr: uint64(port), n: int(sz)})
-	c.slow = true
+	c.record(ioRecord{port: true, addr: uint64(port), n: int(sz)})
 	c.ioExit = hv.IOExit{Port: port, Size: int(sz), Count: 1, In: true, Data: c.ioBuf[:sz]}
 	c.exit = &c.ioExit
 	c.rip = c.cur
@@ -591,14 +628,18 @@ func (c *cpu) portIn(port uint16, sz uint8) uint64 {
 
 // portOut writes a port: a device, or an exit after the instruction.
 func (c *cpu) portOut(port uint16, sz uint8, v uint64) {
+	if _, ok := c.replayed(true, true, uint64(port), int(sz)); ok {
+		return
+	}
 	c.st.ioExits++
 	var buf [8]byte
 	binary.LittleEndian.PutUint64(buf[:], v)
 	e := &c.busIO
 	*e = hv.IOExit{Port: port, Size: int(sz), Count: 1, Data: buf[:sz]}
-	if _, ok := c.dispatch(e, true, uint64(port), int(sz)); ok {
+	if _, ok := c.dispatch(e, true, true, uint64(port), int(sz)); ok {
 		return
 	}
+	c.record(ioRecord{port: true, write: true, addr: uint64(port), n: int(sz), done: true})
 	c.pend = append(c.pend, pendingWrite{port: true, addr: uint64(port), n: int(sz), data: buf})
 	c.poke(attnExit)
 }

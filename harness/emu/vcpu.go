@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/kvmspec/kvmspec/harness/hv"
 	"golang.org/x/sys/unix"
@@ -14,7 +15,7 @@ import (
 var errStopped = errors.New("run stopped")
 
 // errClosed is returned by methods of a closed vCPU.
-var errClosed = errors.New("vcpu closed")
+var errClosed = fmt.Errorf("vcpu closed: %w", hv.ErrVMClosed)
 
 // VCPU is one emulated vCPU. Like the kvm backend its methods must not be
 // called concurrently with each other; Run is stopped through its context.
@@ -23,7 +24,7 @@ type VCPU struct {
 	id     int
 	c      *cpu
 	ring   *dirtyRing
-	closed bool
+	closed atomic.Bool
 }
 
 var _ hv.VCPU = (*VCPU)(nil)
@@ -88,7 +89,8 @@ func (c *cpu) reset() {
 	}
 	c.msr = msrState{pat: 0x0007040600070406, miscEnable: 1}
 	c.dr6, c.dr7 = dr6Fixed, dr7Fixed
-	c.apic.reset(c.v.id)
+	c.apic.Reset(uint32(c.v.id))
+	c.cpuid = defaultCPUID(c.v.id)
 	c.setCPL(0)
 }
 
@@ -97,14 +99,14 @@ func (v *VCPU) ID() int { return v.id }
 
 // Do implements hv.VCPU; the emulator has no thread affinity.
 func (v *VCPU) Do(fn func() error) error {
-	if v.closed {
+	if v.closed.Load() {
 		return fmt.Errorf("vcpu %d: %w", v.id, errClosed)
 	}
 	return fn()
 }
 
 func (v *VCPU) check() error {
-	if v.closed {
+	if v.closed.Load() {
 		return fmt.Errorf("vcpu %d: %w", v.id, errClosed)
 	}
 	return nil
@@ -149,7 +151,7 @@ func (v *VCPU) Sregs() (hv.Sregs, error) {
 		return hv.Sregs{}, err
 	}
 	s := v.c.sr
-	s.CR8 = v.c.apic.tpr >> 4
+	s.CR8 = uint64(v.c.apic.TPR() >> 4)
 	return s, nil
 }
 
@@ -162,10 +164,11 @@ func (v *VCPU) SetSregs(s *hv.Sregs) error {
 	c := v.c
 	c.sr = *s
 	c.sr.CR0 |= cr0Fixed1
-	c.apic.tpr = s.CR8 << 4
+	c.apic.SetTPR(uint32(s.CR8 << 4))
 	c.setCPL(s.CS.DPL)
 	c.flushTLB()
 	c.shutdown = false
+	c.updateSlow()
 	return nil
 }
 
@@ -213,16 +216,77 @@ func (v *VCPU) SetDebugRegs(d *hv.DebugRegs) error {
 	return nil
 }
 
-// SetGuestDebug implements hv.VCPU. Host-side debugging is not built yet;
-// the error says so through hv.ErrUnsupported.
+// SetGuestDebug implements hv.VCPU (KVM_SET_GUEST_DEBUG): flags outside
+// hv.DebugFlagsKnown are EINVAL; DebugInjectDB/BP queue the exception for
+// the next entry (EBUSY while one is queued; #DB wins when both are set),
+// with or without DebugEnable, as KVM does; without DebugEnable the other
+// flags are dropped. routeDebug applies the rest.
 func (v *VCPU) SetGuestDebug(d *hv.GuestDebug) error {
 	if err := v.check(); err != nil {
 		return err
 	}
-	if d.Flags&hv.DebugEnable == 0 {
-		return nil
+	if d.Flags&^hv.DebugFlagsKnown != 0 {
+		return fmt.Errorf("KVM_SET_GUEST_DEBUG vcpu %d flags %s: unknown flags: %w", v.id, d.Flags, unix.EINVAL)
 	}
-	return v.vm.h.caps.Require(hv.CapGuestDebug)
+	c := v.c
+	if d.Flags&(hv.DebugInjectDB|hv.DebugInjectBP) != 0 {
+		if c.injectVec >= 0 {
+			return fmt.Errorf("KVM_SET_GUEST_DEBUG vcpu %d: an injected exception is still pending: %w", v.id, unix.EBUSY)
+		}
+		c.injectVec = vecBP
+		if d.Flags&hv.DebugInjectDB != 0 {
+			c.injectVec = vecDB
+		}
+	}
+	g := *d
+	if g.Flags&hv.DebugEnable == 0 {
+		g = hv.GuestDebug{}
+	} else if g.Flags&hv.DebugUseHWBP == 0 {
+		g.DebugReg = [8]uint64{}
+	}
+	c.dbg = g
+	c.updateSlow()
+	return nil
+}
+
+// CPUID implements hv.VCPU: a copy of the table the cpuid instruction
+// answers from.
+func (v *VCPU) CPUID() (hv.CPUID, error) {
+	if err := v.check(); err != nil {
+		return nil, err
+	}
+	return v.c.cpuid.Clone(), nil
+}
+
+// cpuidMaxEntries is KVM_MAX_CPUID_ENTRIES.
+const cpuidMaxEntries = 256
+
+// SetCPUID implements hv.VCPU (KVM_SET_CPUID2). As KVM since 5.16, a vCPU
+// that has run refuses a different table (EBUSY); the same one is fine.
+func (v *VCPU) SetCPUID(t hv.CPUID) error {
+	if err := v.check(); err != nil {
+		return err
+	}
+	if len(t) > cpuidMaxEntries {
+		return fmt.Errorf("KVM_SET_CPUID2 vcpu %d: %d entries: %w", v.id, len(t), unix.E2BIG)
+	}
+	if v.c.ran && !sameCPUID(v.c.cpuid, t) {
+		return fmt.Errorf("KVM_SET_CPUID2 vcpu %d: the vCPU has run, its CPUID is frozen: %w", v.id, unix.EBUSY)
+	}
+	v.c.cpuid = t.Clone()
+	return nil
+}
+
+func sameCPUID(a, b hv.CPUID) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // HarvestDirtyRing implements hv.VCPU.
@@ -250,6 +314,7 @@ func (v *VCPU) Stats() (hv.Stats, error) {
 		cum("io_exits", s.ioExits),
 		cum("mmio_exits", s.mmioExits),
 		cum("halt_exits", s.haltExits),
+		cum("halts", s.halts),
 		cum("msr_exits", s.msrExits),
 		cum("hypercalls", s.hypercalls),
 		cum("dirty_ring_full_exits", s.ringFullExits),
@@ -264,10 +329,9 @@ func (v *VCPU) Stats() (hv.Stats, error) {
 
 // Close implements hv.VCPU.
 func (v *VCPU) Close() error {
-	if v.closed {
+	if v.closed.Swap(true) {
 		return nil
 	}
-	v.closed = true
 	vm := v.vm
 	vm.mu.Lock()
 	for i, o := range vm.vcpus {
@@ -292,12 +356,21 @@ func (v *VCPU) Run(ctx context.Context) (exit hv.Exit, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("vcpu %d: run stopped: %w", v.id, err)
 	}
+	vm := v.vm
+	// Close waits for every Run to leave (and guest memory with it).
+	vm.runMu.RLock()
+	defer vm.runMu.RUnlock()
+	if vm.closing.Load() {
+		return nil, fmt.Errorf("vcpu %d: run: %w", v.id, hv.ErrVMClosed)
+	}
 	c := v.c
+	c.ran = true
 	c.runGen++
 	gen := c.runGen
 	stop := context.AfterFunc(ctx, func() {
 		c.stopGen.Store(gen)
 		c.poke(attnStop)
+		c.wakeUp()
 	})
 	defer stop()
 	if e := c.checkState(); e != nil {
@@ -307,6 +380,9 @@ func (v *VCPU) Run(ctx context.Context) (exit hv.Exit, err error) {
 	c.runs++
 	c.flushTLB() // the host may have edited page tables or code meanwhile
 	exit, err = c.runLoop()
+	if errors.Is(err, hv.ErrVMClosed) {
+		err = fmt.Errorf("vcpu %d: run stopped: %w", v.id, err)
+	}
 	if errors.Is(err, errStopped) {
 		err = fmt.Errorf("vcpu %d: run stopped: %w", v.id, context.Cause(ctx))
 		if ctx.Err() != nil {

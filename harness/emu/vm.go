@@ -17,6 +17,16 @@ type VM struct {
 	h   *Hypervisor
 	cfg hv.VMConfig
 	bus hv.Bus
+	// GuestAccess is host and device access to guest memory (hv.GuestMemory)
+	// over the current slot map; see guestmem.go.
+	hv.GuestAccess
+	ioapic ioapic
+
+	// closing is set first thing in Close: vCPUs leave Run at their next
+	// instruction boundary. runMu is held for reading by every Run, so
+	// Close knows when no vCPU is in guest memory any more.
+	closing atomic.Bool
+	runMu   sync.RWMutex
 
 	mu     sync.Mutex // slot updates, vCPU list, memInfo map
 	slots  map[uint32]*slot
@@ -79,9 +89,11 @@ type memInfo struct {
 	code []uint32
 }
 
-// memMap is an immutable snapshot of the slots, sorted by GPA.
+// memMap is an immutable snapshot of the slots, sorted by GPA; public is
+// the same list as hv.Memslots for GuestAccess.
 type memMap struct {
-	slots []*slot
+	slots  []*slot
+	public []hv.Memslot
 }
 
 // find returns the slot holding gpa, or nil.
@@ -119,7 +131,12 @@ func (h *Hypervisor) CreateVM(cfg hv.VMConfig) (*VM, error) {
 			return nil, fmt.Errorf("KVM_ENABLE_CAP DIRTY_LOG_RING %d bytes: %w", n, unix.E2BIG)
 		}
 	}
+	if cfg.DirtyRingWithBitmap && cfg.DirtyRingBytes == 0 {
+		return nil, fmt.Errorf("KVM_ENABLE_CAP DIRTY_LOG_RING_WITH_BITMAP: needs a dirty ring: %w", unix.EINVAL)
+	}
 	vm := &VM{h: h, cfg: cfg, slots: map[uint32]*slot{}, mems: map[*hv.Memory]*memInfo{}}
+	vm.GuestAccess = hv.GuestAccess{Slots: vm.publicSlots, Written: vm.hostWritten, Writable: vm.hostWritable}
+	vm.ioapic.reset()
 	vm.mm.Store(&memMap{})
 	vm.running.Store(&[]*VCPU{})
 	return vm, nil
@@ -256,7 +273,11 @@ func (vm *VM) publish() {
 		ss = append(ss, s)
 	}
 	sort.Slice(ss, func(i, j int) bool { return ss[i].m.GPA < ss[j].m.GPA })
-	vm.mm.Store(&memMap{slots: ss})
+	pub := make([]hv.Memslot, len(ss))
+	for i, s := range ss {
+		pub[i] = s.m
+	}
+	vm.mm.Store(&memMap{slots: ss, public: pub})
 }
 
 // DeleteMemslot implements hv.VM. When it returns no vCPU touches the
@@ -301,11 +322,24 @@ func (vm *VM) GetDirtyLog(id uint32, bitmap []uint64) error {
 	if need := (pages + 63) / 64; uint64(len(bitmap)) < need || len(bitmap) == 0 {
 		return fmt.Errorf("KVM_GET_DIRTY_LOG slot %d: bitmap of %d words is short for %d pages: %w", id, len(bitmap), pages, unix.EINVAL)
 	}
-	if vm.cfg.DirtyRingBytes != 0 {
+	if vm.cfg.DirtyRingBytes != 0 && !vm.cfg.DirtyRingWithBitmap {
 		return fmt.Errorf("KVM_GET_DIRTY_LOG slot %d: VM uses dirty rings: %w", id, unix.ENXIO)
 	}
 	if s == nil || !s.log {
 		return fmt.Errorf("KVM_GET_DIRTY_LOG slot %d: no such slot or logging off: %w", id, unix.ENOENT)
+	}
+	if vm.cfg.DirtyRingBytes != 0 {
+		// The backup bitmap of a ring VM: only pages dirtied outside a
+		// vCPU are in it, and write protection belongs to the rings, so
+		// collecting just takes the bits.
+		for i := range s.dirty {
+			if vm.cfg.ManualProtect {
+				bitmap[i] = atomic.LoadUint64(&s.dirty[i])
+			} else {
+				bitmap[i] = atomic.SwapUint64(&s.dirty[i], 0)
+			}
+		}
+		return nil
 	}
 	if vm.cfg.ManualProtect {
 		for i := range s.dirty {
@@ -340,7 +374,7 @@ func (vm *VM) ClearDirtyLog(id uint32, first, num uint64, bitmap []uint64) error
 	if num > 1<<32-1 {
 		return fail(unix.EINVAL, "too many pages")
 	}
-	if vm.cfg.DirtyRingBytes != 0 {
+	if vm.cfg.DirtyRingBytes != 0 && !vm.cfg.DirtyRingWithBitmap {
 		return fail(unix.ENXIO, "VM uses dirty rings")
 	}
 	if id >= MaxMemslots {
@@ -368,6 +402,9 @@ func (vm *VM) ClearDirtyLog(id uint32, first, num uint64, bitmap []uint64) error
 		}
 		w := first/64 + i
 		was := atomic.AndUint64(&s.dirty[w], ^mask)
+		if vm.cfg.DirtyRingBytes != 0 {
+			continue // backup bitmap: the rings own write protection
+		}
 		if hit := was & mask; hit != 0 {
 			atomic.OrUint64(&s.armed[w], hit)
 			rearmed = true
@@ -477,13 +514,24 @@ func (vm *VM) Stats() (hv.Stats, error) {
 	}, nil
 }
 
-// Close implements hv.VM. vCPUs are closed; Memory objects stay the caller's.
+func (vm *VM) isClosed() bool { return vm.closing.Load() }
+
+// Close implements hv.VM. Running vCPUs stop at their next instruction
+// boundary (or leave HLT) and their Run returns an error wrapping
+// hv.ErrVMClosed; Close returns once none is inside Run, so the caller may
+// unmap guest memory. Then devices are closed and vCPUs freed; Memory
+// objects stay the caller's.
 func (vm *VM) Close() error {
-	vm.mu.Lock()
-	if vm.closed {
-		vm.mu.Unlock()
+	if vm.closing.Swap(true) {
 		return nil
 	}
+	for _, v := range *vm.running.Load() {
+		v.c.poke(attnClose)
+		v.c.wakeUp()
+	}
+	vm.runMu.Lock() // every Run has returned
+	defer vm.runMu.Unlock()
+	vm.mu.Lock()
 	vm.closed = true
 	vcpus := vm.vcpus
 	vm.vcpus = nil
@@ -496,6 +544,8 @@ func (vm *VM) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	vm.syncVCPUs()
+	if err := vm.bus.Close(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
