@@ -13,6 +13,8 @@ FUZZTIME  ?= 30s
 BENCHTIME ?= 20000x
 DIRTYLOG_MIB    ?= 64
 DIRTYLOG_PASSES ?= 5
+DISCARD_MIB     ?= 64
+DISCARD_PASSES  ?= 10
 CC        ?= cc
 # Unit-test packages: everything but the suite entry, which `make test`
 # runs through the kvmspec binary so its reports are the CLI's own.
@@ -44,7 +46,8 @@ refbench:
 	@mkdir -p bin
 	@if command -v $(CC) >/dev/null 2>&1; then $(CC) -O2 -Wall -o bin/refbench tools/refbench/refbench.c && \
 	  $(CC) -O2 -Wall -pthread -o bin/refbench-uffd tools/refbench/uffd.c && \
-	  $(CC) -O2 -Wall -o bin/refbench-dirtylog tools/refbench/dirtylog.c; \
+	  $(CC) -O2 -Wall -o bin/refbench-dirtylog tools/refbench/dirtylog.c && \
+	  $(CC) -O2 -Wall -o bin/refbench-madvise tools/refbench/madvise.c; \
 	else echo "no C compiler: the C reference is skipped"; fi
 
 bench: refbench
@@ -57,6 +60,9 @@ bench: refbench
 	$(GO) test -run '^$$' -bench Harvest -benchtime $(DIRTYLOG_PASSES)x ./suites/dirtylog/ -args -dirtylog.mem=$(DIRTYLOG_MIB)M | tee $(OUT)/bench-dirtylog.txt
 	@if [ -x bin/refbench-dirtylog ]; then bin/refbench-dirtylog all $(DIRTYLOG_MIB) $(DIRTYLOG_PASSES) | tee $(OUT)/bench-dirtylog-c.txt; \
 	  ./tools/refbench/compare-dirtylog.sh $(OUT)/bench-dirtylog.txt $(OUT)/bench-dirtylog-c.txt; fi
+	@echo "== free page reporting: discard of $(DISCARD_MIB) MiB in 2 MiB ranges, Go device then C loop (no KVM needed)"
+	$(GO) test -run '^$$' -bench Discard -benchtime $(DISCARD_PASSES)x ./harness/pagereport/ -args -pagereport.mib=$(DISCARD_MIB) | tee $(OUT)/bench-discard.txt
+	@if [ -x bin/refbench-madvise ]; then bin/refbench-madvise all $(DISCARD_MIB) $(DISCARD_PASSES) | tee $(OUT)/bench-discard-c.txt; fi
 	@echo "== emulator and assembler"
 	$(GO) test -run '^$$' -bench . ./harness/asm/ ./harness/emu/ | tee $(OUT)/bench-go.txt
 	@if [ -x bin/refbench ]; then ./tools/refbench/compare.sh bin/refbench $(OUT)/bench-kvm.txt; fi

@@ -44,6 +44,14 @@ func (v *fakeVM) SignalMSI(addr uint64, data uint32) error {
 
 func newFakeVM(t testing.TB, ramBacking hv.Backing) *fakeVM {
 	t.Helper()
+	return newFakeVMRAM(t, ramBacking, ramSize, true)
+}
+
+// newFakeVMRAM is newFakeVM with size bytes of RAM, filled with the
+// pattern when fillRAM (the read-only slot then starts at ramGPA+ramSize
+// only for the standard size; benchmarks use their own).
+func newFakeVMRAM(t testing.TB, ramBacking hv.Backing, size uint64, fillRAM bool) *fakeVM {
+	t.Helper()
 	mk := func(size uint64, b hv.Backing) *hv.Memory {
 		m, err := hv.NewMemory(size, b)
 		if err != nil {
@@ -54,11 +62,13 @@ func newFakeVM(t testing.TB, ramBacking hv.Backing) *fakeVM {
 	}
 	v := &fakeVM{slots: []hv.Memslot{
 		{Slot: lowSlot, GPA: lowGPA, Size: lowSize, Memory: mk(lowSize, hv.Anonymous)},
-		{Slot: ramSlot, GPA: ramGPA, Size: ramSize, Memory: mk(ramSize, ramBacking)},
-		{Slot: romSlot, GPA: romGPA, Size: romSize, Memory: mk(romSize, hv.Anonymous), Flags: hv.MemReadOnly},
+		{Slot: ramSlot, GPA: ramGPA, Size: size, Memory: mk(size, ramBacking)},
+		{Slot: romSlot, GPA: ramGPA + size, Size: romSize, Memory: mk(romSize, hv.Anonymous), Flags: hv.MemReadOnly},
 	}}
 	v.GuestAccess = &hv.GuestAccess{Slots: func() []hv.Memslot { return v.slots }}
-	fill(v.ram(), pattern)
+	if fillRAM {
+		fill(v.ram(), pattern)
+	}
 	fill(v.slots[romSlot].Bytes(), pattern)
 	return v
 }
