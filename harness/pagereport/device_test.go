@@ -163,7 +163,7 @@ func TestIgnoredRanges(t *testing.T) {
 		{Desc{Addr: ramGPA + ramSize - hv.PageSize, Len: 2 * hv.PageSize}, ReasonCrossesSlot},
 		{Desc{Addr: ramGPA, Len: ramSize + romSize + hv.PageSize}, ReasonCrossesSlot},
 		{Desc{Addr: romGPA, Len: hv.PageSize}, ReasonReadOnly},
-		{Desc{Addr: ramGPA, Len: hv.PageSize, Flags: DescFNext &^ DescFNext}, ""}, // control: discarded
+		{Desc{Addr: ramGPA, Len: hv.PageSize}, ""}, // control: discarded
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%#x+%#x", c.r.Addr, c.r.Len), func(t *testing.T) {

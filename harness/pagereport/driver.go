@@ -340,9 +340,16 @@ func (r *Reporter) Order(i int) (OrderState, error) {
 // Program builds the guest program: run the script, then DONE.
 func (r *Reporter) Program() *guest.Program {
 	p := r.g.Program()
+	r.Emit(p)
+	return p
+}
+
+// Emit writes the reporter into p at the current position: code that
+// reaches it runs the script, then DONE. A multi-vCPU program branches
+// around it on the other vCPUs (RDI holds the vCPU index at entry).
+func (r *Reporter) Emit(p *guest.Program) {
 	e := &emitter{p: p, cb: r.cb}
 	e.emit()
-	return p
 }
 
 // emitter writes the program. Register use: R14 control block, R13 the
