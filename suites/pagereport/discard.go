@@ -43,16 +43,7 @@ func discardSpecs(b *framework.Backend) {
 				op(pagereport.OpCheck, 7, stReadAgain),
 			)})
 			res := map[uint64]uint64{}
-			read := map[uint64]uint64{}
-			r.run(ctx, func(u *guest.Ucall) error {
-				switch u.Stage() {
-				case pagereport.StageSync:
-					res[syncArg(u)] = r.resident()
-				case pagereport.StageCheck:
-					read[syncArg(u)] = u.Args[2]
-				}
-				return nil
-			})
+			read := r.runSyncs(ctx, func(u *guest.Ucall) { res[syncArg(u)] = r.resident() })
 			const want = reported * block
 			tol := rssTolerance(want)
 			By(fmt.Sprintf("resident: touched %d MiB, reported %d MiB, re-touched %d MiB", res[stTouched]>>20, res[stReported]>>20, res[stRetouched]>>20))
@@ -80,7 +71,7 @@ func discardSpecs(b *framework.Backend) {
 				op(pagereport.OpSync, 0, stTouched),
 				op(pagereport.OpPost, 0, 0),
 				op(pagereport.OpSync, 0, stReported),
-				ops(pagereport.OpCheck, 0, blocks, stReadBack),
+				checks(0, blocks, stReadBack),
 			)})
 			for i, d := range chain {
 				if i < len(chain)-1 {
@@ -90,16 +81,7 @@ func discardSpecs(b *framework.Backend) {
 				Expect(r.rep.WriteDesc(i, d)).To(Succeed())
 			}
 			res := map[uint64]uint64{}
-			var reads []uint64
-			r.run(ctx, func(u *guest.Ucall) error {
-				switch u.Stage() {
-				case pagereport.StageSync:
-					res[syncArg(u)] = r.resident()
-				case pagereport.StageCheck:
-					reads = append(reads, u.Args[2])
-				}
-				return nil
-			})
+			read := r.runSyncs(ctx, func(u *guest.Ucall) { res[syncArg(u)] = r.resident() })
 			Expect(r.counters()).To(Equal(pagereport.Counters{Reports: 1}), "the element completed")
 			s := r.dev.Stats()
 			AddReportEntry("device stats", fmt.Sprintf("%+v", s))
@@ -107,11 +89,11 @@ func discardSpecs(b *framework.Backend) {
 			Expect(s.Ignored).To(Equal(ignored))
 			Expect(s.BytesDiscarded).To(Equal(discarded))
 			Expect(res[stTouched] - res[stReported]).To(BeNumerically("~", discarded, rssTolerance(discarded)))
-			for i, v := range reads {
+			for i := 0; i < blocks; i++ {
 				if discarded != 0 && i == 1 {
 					continue // the valid range of the mixed chain
 				}
-				Expect(v).To(BeEquivalentTo(touched), "block %d kept its contents", i)
+				Expect(read[stReadBack+uint64(i)]).To(BeEquivalentTo(touched), "block %d kept its contents", i)
 			}
 		},
 		Entry("unaligned start", desc(ramGPA+512, hv.PageSize), reason(pagereport.ReasonUnaligned), uint64(0), SpecTimeout(specTimeout)),
@@ -156,16 +138,7 @@ func runModeRig(ctx SpecContext, b *framework.Backend, cfg rigConfig, want uint6
 	)
 	r := newRig(b, cfg)
 	res := map[uint64]uint64{}
-	var read uint64
-	r.run(ctx, func(u *guest.Ucall) error {
-		switch u.Stage() {
-		case pagereport.StageSync:
-			res[syncArg(u)] = r.resident()
-		case pagereport.StageCheck:
-			read = u.Args[2]
-		}
-		return nil
-	})
+	read := r.runSyncs(ctx, func(u *guest.Ucall) { res[syncArg(u)] = r.resident() })[stReadBack]
 	Expect(r.counters()).To(Equal(pagereport.Counters{Reports: 1, Entries: blocks}), "reports completed")
 	Expect(res[stReported]).To(BeNumerically(">=", res[stTouched]), "nothing was discarded")
 	Expect(read).To(BeEquivalentTo(want), "a reported block's contents")

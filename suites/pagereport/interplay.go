@@ -39,16 +39,7 @@ func interplaySpecs(b *framework.Backend) {
 			return nil
 		})).To(Succeed())
 		counts := map[uint64]uint64{}
-		var read uint64
-		r.run(ctx, func(u *guest.Ucall) error {
-			switch u.Stage() {
-			case pagereport.StageSync:
-				counts[syncArg(u)] = faults.Load()
-			case pagereport.StageCheck:
-				read = u.Args[2]
-			}
-			return nil
-		})
+		read := r.runSyncs(ctx, func(u *guest.Ucall) { counts[syncArg(u)] = faults.Load() })[4]
 		Expect(r.g.VM.SetMissingPageHandler(ramSlot, nil)).To(Succeed(), "the handler's first error")
 		Expect(r.counters()).To(Equal(pagereport.Counters{Reports: 1, Entries: 2}))
 		AddReportEntry("missing-page faults at each stage", counts)
@@ -84,12 +75,7 @@ func interplaySpecs(b *framework.Backend) {
 			return out
 		}
 		sets := map[uint64][]uint64{}
-		r.run(ctx, func(u *guest.Ucall) error {
-			if u.Stage() == pagereport.StageSync {
-				sets[syncArg(u)] = harvest()
-			}
-			return nil
-		})
+		r.runSyncs(ctx, func(u *guest.Ucall) { sets[syncArg(u)] = harvest() })
 		Expect(r.counters()).To(Equal(pagereport.Counters{Reports: 1, Entries: blocks}))
 		Expect(sets[1]).To(HaveLen(int(pages)), "every touched page dirty")
 		AddReportEntry("pages dirty after the discard alone", len(sets[2]))
@@ -193,12 +179,7 @@ func interplaySpecs(b *framework.Backend) {
 			close(release)
 		}()
 		elements := map[uint64]uint64{}
-		r.run(ctx, func(u *guest.Ucall) error {
-			if u.Stage() == pagereport.StageSync {
-				elements[syncArg(u)] = r.dev.Stats().Elements
-			}
-			return nil
-		})
+		r.runSyncs(ctx, func(u *guest.Ucall) { elements[syncArg(u)] = r.dev.Stats().Elements })
 		Eventually(resetDone).Should(Receive(BeNil()))
 		Expect(elements).To(Equal(map[uint64]uint64{1: 1, 2: 2}), "device elements completed after each report")
 		Expect(r.counters()).To(Equal(pagereport.Counters{Reports: 2, Entries: 2 * blocks}), "the guest saw each report complete, none fail")

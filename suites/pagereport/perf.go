@@ -19,15 +19,21 @@ const (
 	paramSamples = "pagereport.perf.samples" // samples [3]
 )
 
-func intParam(b *framework.Backend, name string, def int) int {
+// perfParams reads the perf spec's parameters.
+func perfParams(b *framework.Backend) (blocks, samples int) {
 	GinkgoHelper()
-	if b.Env == nil {
-		return def
+	vals := map[string]int{paramBlocks: 64, paramSamples: 3}
+	for name := range vals {
+		if b.Env == nil {
+			break
+		}
+		if s, ok := b.Env.Params[name]; ok {
+			v, err := strconv.Atoi(s)
+			Expect(err == nil && v > 0).To(BeTrue(), "--param %s=%q: want a positive integer", name, s)
+			vals[name] = v
+		}
 	}
-	v, err := strconv.Atoi(b.Env.Param(name, strconv.Itoa(def)))
-	Expect(err).NotTo(HaveOccurred(), "--param %s", name)
-	Expect(v).To(BeNumerically(">", 0), "--param %s", name)
-	return v
+	return vals[paramBlocks], vals[paramSamples]
 }
 
 // perfSpecs measures reclaim (guest free to host discard, MiB/s), the
@@ -35,7 +41,7 @@ func intParam(b *framework.Backend, name string, def int) int {
 // touches reported memory again, beside the first touch of fresh memory.
 func perfSpecs(b *framework.Backend) {
 	It("reclaim rate and re-touch cost", func(ctx SpecContext) {
-		blocks := intParam(b, paramBlocks, 64)
+		blocks, samples := perfParams(b)
 		Expect(blocks%pagereport.HighWater).To(BeZero(), "--param %s: a multiple of %d, so every block is reported", paramBlocks, pagereport.HighWater)
 		exp := gmeasure.NewExperiment(fmt.Sprintf("free page reporting, %d MiB", blocks*block>>20))
 		exp.Sample(func(int) {
@@ -50,12 +56,7 @@ func perfSpecs(b *framework.Backend) {
 				op(pagereport.OpSync, 0, 3),
 			)})
 			at := map[uint64]time.Time{}
-			r.run(ctx, func(u *guest.Ucall) error {
-				if u.Stage() == pagereport.StageSync {
-					at[syncArg(u)] = time.Now()
-				}
-				return nil
-			})
+			r.runSyncs(ctx, func(u *guest.Ucall) { at[syncArg(u)] = time.Now() })
 			s := r.dev.Stats()
 			Expect(s.BytesDiscarded).To(BeEquivalentTo(blocks * block))
 			mib := float64(blocks*block) / (1 << 20)
@@ -64,7 +65,7 @@ func perfSpecs(b *framework.Backend) {
 			exp.RecordValue("device discard", mib/s.DiscardTime.Seconds(), gmeasure.Units("MiB/s"), gmeasure.Precision(0))
 			exp.RecordValue("first touch per page", float64(at[1].Sub(at[0]).Nanoseconds())/pages, gmeasure.Units("ns"), gmeasure.Precision(0))
 			exp.RecordValue("re-touch of reported memory per page", float64(at[3].Sub(at[2]).Nanoseconds())/pages, gmeasure.Units("ns"), gmeasure.Precision(0))
-		}, gmeasure.SamplingConfig{N: intParam(b, paramSamples, 3), Duration: 5 * time.Minute})
+		}, gmeasure.SamplingConfig{N: samples, Duration: 5 * time.Minute})
 		AddReportEntry(exp.Name, exp)
 		for _, m := range []string{"reclaim, guest free to host discard", "device discard", "first touch per page", "re-touch of reported memory per page"} {
 			st := exp.GetStats(m)

@@ -42,12 +42,7 @@ func policySpecs(b *framework.Backend) {
 			free(2, 0, o10), op(pagereport.OpSync, 0, 5),
 		)})
 		got := map[uint64][]uint64{}
-		r.run(ctx, func(u *guest.Ucall) error {
-			if u.Stage() == pagereport.StageSync {
-				got[syncArg(u)] = u.Args[2:]
-			}
-			return nil
-		})
+		r.runSyncs(ctx, func(u *guest.Ucall) { got[syncArg(u)] = u.Args[2:] })
 		Expect(got).To(Equal(map[uint64][]uint64{
 			1: {0, 0, 0},  // 64 free order-8 blocks: below the reporting order
 			2: {0, 0, 0},  // 31 free order-9 blocks: below the high-water mark

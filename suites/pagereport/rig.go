@@ -3,6 +3,7 @@ package pagereport
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/kvmspec/kvmspec/harness/asm"
@@ -134,6 +135,27 @@ func (r *rig) run(ctx context.Context, onSync func(u *guest.Ucall) error) {
 	Expect(err).NotTo(HaveOccurred(), "guest run; device stats %+v", r.dev.Stats())
 }
 
+// runSyncs runs the rig, calls atSync (if not nil) at each of the
+// reporter's OpSync steps, and returns what each OpCheck read, by the
+// step's argument.
+func (r *rig) runSyncs(ctx context.Context, atSync func(u *guest.Ucall)) map[uint64]uint64 {
+	GinkgoHelper()
+	var mu sync.Mutex // other vCPUs SYNC concurrently
+	read := map[uint64]uint64{}
+	r.run(ctx, func(u *guest.Ucall) error {
+		switch {
+		case u.Stage() == pagereport.StageSync && atSync != nil:
+			atSync(u)
+		case u.Stage() == pagereport.StageCheck && len(u.Args) >= 3:
+			mu.Lock()
+			read[syncArg(u)] = u.Args[2]
+			mu.Unlock()
+		}
+		return nil
+	})
+	return read
+}
+
 // resident is how many bytes of guest RAM the host holds (mincore).
 func (r *rig) resident() uint64 {
 	GinkgoHelper()
@@ -170,6 +192,15 @@ func script(parts ...[]pagereport.Op) []pagereport.Op {
 	var out []pagereport.Op
 	for _, p := range parts {
 		out = append(out, p...)
+	}
+	return out
+}
+
+// checks reads blocks [from, to), each with argument base+block.
+func checks(from, to int, base uint64) []pagereport.Op {
+	var out []pagereport.Op
+	for i := from; i < to; i++ {
+		out = append(out, pagereport.Op{Kind: pagereport.OpCheck, Block: i, Arg: base + uint64(i)})
 	}
 	return out
 }
