@@ -58,8 +58,14 @@ func (c *cpu) raiseLVT(i int) {
 // instruction boundary: RFLAGS.IF, an enabled APIC with a vector above the
 // processor priority, and host debugging not blocking interrupts.
 func (c *cpu) interruptible() bool {
-	return c.rflags&hv.FlagIF != 0 && c.dbg.Flags&(hv.DebugEnable|hv.DebugBlockIRQ) != hv.DebugEnable|hv.DebugBlockIRQ &&
-		c.sr.APICBase&apicEnable != 0 && c.apic.SoftwareEnabled() && c.apic.Pending()
+	return c.dbg.Flags&(hv.DebugEnable|hv.DebugBlockIRQ) != hv.DebugEnable|hv.DebugBlockIRQ && c.wakeable()
+}
+
+// wakeable reports whether an interrupt ends HLT. DebugBlockIRQ does not
+// count: KVM wakes the vCPU (it checks only IF and the APIC) and then does
+// not inject, so the guest goes on after its HLT without the interrupt.
+func (c *cpu) wakeable() bool {
+	return c.rflags&hv.FlagIF != 0 && c.sr.APICBase&apicEnable != 0 && c.apic.SoftwareEnabled() && c.apic.Pending()
 }
 
 // kick makes a vCPU look at its APIC at the next instruction boundary and

@@ -111,7 +111,11 @@ type cpu struct {
 	apic                lapic.APIC
 	cpuid               hv.CPUID
 	dbg                 hv.GuestDebug
-	ran                 bool // Run was called (CPUID is frozen, as KVM does from 5.16)
+	watch               []watchpoint // data breakpoints in effect
+	watchHost           bool         // they are the host's (DebugUseHWBP)
+	watchHit            uint64       // DR6 bits hit by the executing instruction
+	pendWatch           uint64       // a hit held back while an exit was reported
+	ran                 bool         // Run was called (CPUID is frozen, as KVM does from 5.16)
 
 	// Attention and epoch handshake with other goroutines.
 	attn     atomic.Uint32
@@ -441,6 +445,12 @@ func (c *cpu) slowStep() {
 		c.cur = c.rip
 		c.routeDebug(dbgStep, 0)
 	}
+	if hit := c.pendWatch; hit != 0 {
+		c.pendWatch = 0
+		c.cur = c.rip
+		c.routeDebug(dbgWatch, hit)
+	}
+	c.watchHit = 0
 	if c.injectVec >= 0 {
 		// DebugInjectDB/BP: the exception KVM queued at SetGuestDebug.
 		f := guestFault{vec: uint8(c.injectVec)}
@@ -471,6 +481,17 @@ func (c *cpu) slowStep() {
 	c.replay = c.replay[:0]
 	c.rflags &^= hv.FlagRF
 	c.updateSlow()
+	if hit := c.watchHit; hit != 0 {
+		// A data breakpoint traps after the instruction; as for a step,
+		// an exit the instruction left goes to the host first.
+		c.watchHit = 0
+		if c.exit != nil || len(c.pend) > 0 {
+			c.pendWatch = hit
+			c.slow = true
+			return
+		}
+		c.routeDebug(dbgWatch, hit)
+	}
 	if tf {
 		// A trap after the instruction (not after one that faulted or
 		// entered an interrupt handler: those never get here). If the
@@ -536,7 +557,7 @@ func (c *cpu) halt() {
 	c.leave()
 	defer c.enter()
 	for {
-		if c.interruptible() {
+		if c.wakeable() {
 			c.halted = false
 			c.updateSlow()
 			return

@@ -15,11 +15,11 @@
 //   - Page walks and instruction fetches that reach unbacked guest-physical
 //     memory stop the vCPU with an internal-error exit, suberror 1
 //     (KVM_INTERNAL_ERROR_EMULATION), as KVM's emulator does.
-//   - HLT always exits (no in-kernel irqchip), RIP after the HLT.
+//   - Without VMConfig.IRQChip, HLT exits (RIP after the HLT) and the APIC
+//     page is plain MMIO; with it the local APIC (harness/lapic) and an
+//     I/O APIC answer in the emulator, and HLT waits inside Run.
 //   - VMCALL at CPL0 is a HypercallExit (RAX = Nr, RBX, RCX, RDX, RSI, RDI,
 //     R8 = Args, Ret lands in RAX); at CPL > 0 RAX becomes -KVM_EPERM.
-//   - The xAPIC page answers in the emulator (KVM with an in-kernel
-//     irqchip); the kvm backend creates none, so there it is plain MMIO.
 //   - Only 64-bit code runs: Run with a guest outside long mode returns a
 //     FailEntryExit (reason 0x80000021, invalid guest state).
 //   - Accessed/dirty bits are set only when the access is allowed, and the
@@ -100,9 +100,19 @@ func emuCaps() hv.Caps {
 	c.Set(hv.CapManualProtect, true, 0, "ClearDirtyLog with KVM's alignment rules")
 	c.Set(hv.CapInitiallySet, true, 0, "first GetDirtyLog after enabling returns all pages")
 	c.Set(hv.CapDirtyRing, true, DirtyRingMaxBytes, fmt.Sprintf("per-vCPU rings up to %d bytes, soft limit size/16-%d", DirtyRingMaxBytes, dirtyRingReserved))
-	c.Set(hv.CapGuestDebug, false, 0, "host-side SetGuestDebug is not built yet (guest TF single-step and DR0-DR3 execute breakpoints work)")
-	c.Set(hv.CapHWBreakpoint, false, 0, "host-side hardware breakpoints are not built yet")
-	c.Set(hv.CapSingleStep, false, 0, "host-side single-step is not built yet")
+	c.Set(hv.CapGuestDebug, true, 0, "one router sends each debug event to the host (DebugExit) or the guest (#DB/#BP)")
+	c.Set(hv.CapHWBreakpoint, true, 4, "host execute breakpoints in GuestDebug.DebugReg (DR0-DR3, DR7)")
+	c.Set(hv.CapSingleStep, true, 0, "DebugSingleStep exits after every instruction")
+	c.Set(hv.CapSoftwareBP, true, 0, "DebugUseSWBP: int3 exits with vector 3, RIP at the int3")
+	c.Set(hv.CapWatchpoint, true, 4, "data breakpoints (DR7 RW=01/11, 1-8 bytes) for host and guest; I/O breakpoints (RW=10) are not modelled")
+	c.Set(hv.CapBlockIRQ, true, 0, "DebugBlockIRQ holds interrupts back while host debugging is on")
+	c.Set(hv.CapDebugInject, true, 0, "DebugInjectDB/BP queue the exception for the next entry")
+	c.Set(hv.CapIRQChip, true, 0, "emulated xAPIC + I/O APIC")
+	c.Set(hv.CapMSI, true, 0, "MSI to the local APIC of the destination APIC ID")
+	c.Set(hv.CapIRQLine, true, hv.IOAPICPins, fmt.Sprintf("%d-pin I/O APIC at %#x, edge and level", hv.IOAPICPins, hv.IOAPICBase))
+	c.Set(hv.CapDirtyRingBitmap, true, 0, "host and device writes go to the slot's backup bitmap")
+	c.Set(hv.CapGuestMemoryTrack, true, 0, "host writes through GuestMemory are logged as a vCPU write would be")
+	c.Set(hv.CapCPUID, true, 0, "the cpuid instruction answers from the vCPU's table")
 	c.Set(hv.CapPMU, false, 0, "not built yet")
 	c.Set(hv.CapUserfault, true, 0, "missing-page handlers on non-resident slot pages")
 	c.Set(hv.CapStats, true, 0, "counters kept by the interpreter")

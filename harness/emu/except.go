@@ -298,11 +298,7 @@ func (c *cpu) execBreakpoint() bool {
 	if c.rflags&hv.FlagRF != 0 {
 		return false
 	}
-	dr7, drs := c.dr7, &c.dr
-	host := c.dbg.Flags&(hv.DebugEnable|hv.DebugUseHWBP) == hv.DebugEnable|hv.DebugUseHWBP
-	if host {
-		dr7, drs = c.dbg.DebugReg[7], (*[4]uint64)(c.dbg.DebugReg[:4])
-	}
+	dr7, drs, _ := c.effectiveDR()
 	if dr7&0xff == 0 {
 		return false
 	}
@@ -324,10 +320,11 @@ func (c *cpu) execBreakpoint() bool {
 
 // Debug events, as routeDebug sees them.
 const (
-	dbgStep   = iota // single-step trap after an instruction (RIP: the next one)
-	dbgInt3          // int3 executed (c.cur: the int3)
-	dbgExecBP        // execute breakpoint hit at c.cur (hit: DR0-3 bits)
-	dbgIntrStep      // host single-step entered an interrupt handler (RIP: its first instruction)
+	dbgStep     = iota // single-step trap after an instruction (RIP: the next one)
+	dbgInt3            // int3 executed (c.cur: the int3)
+	dbgExecBP          // execute breakpoint hit at c.cur (hit: DR0-3 bits)
+	dbgIntrStep        // host single-step entered an interrupt handler (RIP: its first instruction)
+	dbgWatch           // data breakpoint hit by the instruction before RIP (hit: DR0-3 bits)
 )
 
 // dr6 values of a debug exit: the reserved bits read 1 ("active low").
@@ -348,7 +345,8 @@ func (c *cpu) routeDebug(kind int, hit uint64) {
 	switch kind {
 	case dbgStep, dbgIntrStep:
 		if f&hv.DebugSingleStep != 0 {
-			c.debugExit(vecDB, c.rip, dr6ActiveLow|dr6BS, c.dr7)
+			dr7, _, _ := c.effectiveDR()
+			c.debugExit(vecDB, c.rip, dr6ActiveLow|dr6BS, dr7)
 		}
 		if kind == dbgIntrStep {
 			return
@@ -358,7 +356,8 @@ func (c *cpu) routeDebug(kind int, hit uint64) {
 	case dbgInt3:
 		if f&hv.DebugUseSWBP != 0 {
 			c.rip = c.cur // KVM leaves RIP at the int3 for the debugger
-			c.debugExit(vecBP, c.cur, dr6ActiveLow, c.dr7)
+			dr7, _, _ := c.effectiveDR()
+			c.debugExit(vecBP, c.cur, dr6ActiveLow, dr7)
 		}
 		panic(&guestFault{vec: vecBP, trap: true, soft: true})
 	case dbgExecBP:
@@ -369,6 +368,12 @@ func (c *cpu) routeDebug(kind int, hit uint64) {
 		c.fault = guestFault{vec: vecDB}
 		c.deliverFault()
 		// The handler's IRET normally sets RF so the instruction can run once.
+	case dbgWatch:
+		if c.watchHost {
+			c.debugExit(vecDB, c.rip, dr6ActiveLow|hit, c.dbg.DebugReg[7])
+		}
+		c.dr6 = c.dr6&^0xf | hit | dr6Fixed
+		c.raiseTrap(vecDB)
 	}
 }
 

@@ -44,15 +44,11 @@ func (vm *VM) hostWritten(m hv.Memslot, first, last uint64) {
 				vm.dirtyPages.Add(1)
 			}
 		}
-		code := &s.mi.code[s.pageBase+idx]
-		if w := atomic.LoadUint32(code); w&1 == 1 && atomic.CompareAndSwapUint32(code, w, w+1) {
-			vm.codeInval.Add(1)
+		if vm.dropCode(&s.mi.code[s.pageBase+idx]) {
 			inval = true
 		}
 	}
 	if inval {
-		for _, v := range *vm.running.Load() {
-			v.c.poke(attnCode)
-		}
+		vm.pokeAll(attnCode)
 	}
 }

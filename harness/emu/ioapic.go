@@ -101,6 +101,11 @@ func (io *ioapic) write(vm *VM, gpa uint64, n int, v uint64) {
 				e = e&0xffffffff | (v&0xff000000)<<32
 			} else {
 				e = e&^uint64(redirWritableLo) | v&redirWritableLo
+				if e&redirLevel == 0 {
+					// Remote IRR means nothing for an edge pin; KVM clears
+					// it when a pin is reprogrammed to edge, and so do we.
+					e &^= redirRemoteIRR
+				}
 			}
 			io.redir[p] = e
 			pin = p

@@ -279,13 +279,26 @@ func (c *cpu) logWrite(r ramRef) {
 // codeWritten invalidates decoded instructions of a page that was just
 // written, in every vCPU.
 func (c *cpu) codeWritten(r ramRef) {
-	w := atomic.LoadUint32(r.code)
-	if w&1 == 0 || !atomic.CompareAndSwapUint32(r.code, w, w+1) {
-		return
+	if c.vm.dropCode(r.code) {
+		c.vm.pokeAll(attnCode)
 	}
-	c.vm.codeInval.Add(1)
-	for _, v := range *c.vm.running.Load() {
-		v.c.poke(attnCode)
+}
+
+// dropCode makes a page's code word even (a new value) if some vCPU may
+// hold decoded instructions of the page, and reports whether it did.
+func (vm *VM) dropCode(code *uint32) bool {
+	w := atomic.LoadUint32(code)
+	if w&1 == 0 || !atomic.CompareAndSwapUint32(code, w, w+1) {
+		return false
+	}
+	vm.codeInval.Add(1)
+	return true
+}
+
+// pokeAll sets attention bits in every vCPU.
+func (vm *VM) pokeAll(bits uint32) {
+	for _, v := range *vm.running.Load() {
+		v.c.poke(bits)
 	}
 }
 
@@ -299,6 +312,9 @@ func (c *cpu) xlate(va uint64, acc int) (uint64, *tlbEntry) {
 	}
 	if r.readonly {
 		perm &^= permWS | permWU
+	}
+	if len(c.watch) > 0 && c.watchedPage(va) {
+		perm = 0 // every access to a watched page comes back here
 	}
 	e := &c.dtlb[(va>>12)%tlbSize]
 	*e = tlbEntry{vpn: va >> 12, perm: perm, page: r.page, code: r.code}
@@ -385,6 +401,9 @@ func (c *cpu) readChunk(va uint64, n int, acc int) uint64 {
 	var gpa uint64
 	if e.vpn != va>>12 || e.perm&rp == 0 {
 		gpa, e = c.xlate(va, acc)
+		if len(c.watch) > 0 {
+			c.watchAccess(va, n, false)
+		}
 		if e == nil {
 			return c.mmioRead(gpa, n)
 		}
@@ -402,6 +421,9 @@ func (c *cpu) readChunk(va uint64, n int, acc int) uint64 {
 // straddling write are translated before either is written.
 func (c *cpu) writeSlow(va uint64, size uint8, v uint64, acc int) {
 	acc |= accWrite
+	if len(c.watch) > 0 {
+		c.watchAccess(va, int(size), true)
+	}
 	off := va & 0xfff
 	if off+uint64(size) <= hv.PageSize {
 		gpa, _ := c.xlate(va, acc)
@@ -476,6 +498,9 @@ func (c *cpu) stLoc(l loc, size uint8, v uint64) {
 func (c *cpu) lockedRMW(va uint64, size uint8, f func(uint64) uint64) uint64 {
 	m := sizeMask[size]
 	off := va & 0xfff
+	if len(c.watch) > 0 {
+		c.watchAccess(va, int(size), true)
+	}
 	if off%8+uint64(size) <= 8 {
 		gpa, _ := c.translate(va, accWrite)
 		r := c.ramPage(gpa&^0xfff, true)

@@ -428,6 +428,9 @@ func opMovDR(c *cpu, in *inst) {
 		}
 		c.dr7 = v | dr7Fixed
 	}
+	if n != 6 {
+		c.updateWatch()
+	}
 	c.updateSlow()
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 
 	"github.com/kvmspec/kvmspec/harness/hv"
@@ -212,6 +213,7 @@ func (v *VCPU) SetDebugRegs(d *hv.DebugRegs) error {
 		return fmt.Errorf("KVM_SET_DEBUGREGS vcpu %d: %w", v.id, unix.EINVAL)
 	}
 	v.c.dr, v.c.dr6, v.c.dr7 = d.DB, d.DR6|dr6Fixed, d.DR7|dr7Fixed
+	v.c.updateWatch()
 	v.c.updateSlow()
 	return nil
 }
@@ -245,6 +247,7 @@ func (v *VCPU) SetGuestDebug(d *hv.GuestDebug) error {
 		g.DebugReg = [8]uint64{}
 	}
 	c.dbg = g
+	c.updateWatch()
 	c.updateSlow()
 	return nil
 }
@@ -270,23 +273,11 @@ func (v *VCPU) SetCPUID(t hv.CPUID) error {
 	if len(t) > cpuidMaxEntries {
 		return fmt.Errorf("KVM_SET_CPUID2 vcpu %d: %d entries: %w", v.id, len(t), unix.E2BIG)
 	}
-	if v.c.ran && !sameCPUID(v.c.cpuid, t) {
+	if v.c.ran && !slices.Equal(v.c.cpuid, t) {
 		return fmt.Errorf("KVM_SET_CPUID2 vcpu %d: the vCPU has run, its CPUID is frozen: %w", v.id, unix.EBUSY)
 	}
 	v.c.cpuid = t.Clone()
 	return nil
-}
-
-func sameCPUID(a, b hv.CPUID) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // HarvestDirtyRing implements hv.VCPU.

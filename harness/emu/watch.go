@@ -1,0 +1,65 @@
+package emu
+
+import "github.com/kvmspec/kvmspec/harness/hv"
+
+// Data breakpoints (DR7 RW = 01 write, 11 read/write). The pages they
+// cover are never cached with permissions in the data TLB, so every access
+// to them takes the slow path, which checks the breakpoints; a hit is
+// reported after the instruction (a trap) through routeDebug.
+
+// watchpoint is one data breakpoint in effect.
+type watchpoint struct {
+	lo, hi    uint64 // watched linear bytes [lo, hi]
+	writeOnly bool   // RW = 01
+	bit       uint64 // DR6 B0-B3
+}
+
+// effectiveDR returns the breakpoints in effect: the host's with
+// DebugUseHWBP (KVM then ignores the guest's), else the guest's.
+func (c *cpu) effectiveDR() (dr7 uint64, drs *[4]uint64, host bool) {
+	if c.dbg.Flags&(hv.DebugEnable|hv.DebugUseHWBP) == hv.DebugEnable|hv.DebugUseHWBP {
+		return c.dbg.DebugReg[7], (*[4]uint64)(c.dbg.DebugReg[:4]), true
+	}
+	return c.dr7, &c.dr, false
+}
+
+// dr7Len maps DR7's LEN field to bytes (10 is 8 bytes in 64-bit mode).
+var dr7Len = [4]uint64{1, 2, 8, 4}
+
+// updateWatch recomputes the data breakpoints after DR0-DR3, DR7 or the
+// host's debug settings changed.
+func (c *cpu) updateWatch() {
+	dr7, drs, host := c.effectiveDR()
+	c.watch = c.watch[:0]
+	for i := 0; i < 4; i++ {
+		rw := dr7 >> (16 + 4*i) & 3
+		if dr7>>(2*i)&3 == 0 || (rw != 1 && rw != 3) {
+			continue
+		}
+		n := dr7Len[dr7>>(18+4*i)&3]
+		lo := drs[i] &^ (n - 1)
+		c.watch = append(c.watch, watchpoint{lo: lo, hi: lo + n - 1, writeOnly: rw == 1, bit: 1 << i})
+	}
+	c.watchHost = host
+	c.flushTLB()
+}
+
+// watchedPage reports whether a data breakpoint covers va's page.
+func (c *cpu) watchedPage(va uint64) bool {
+	for _, w := range c.watch {
+		if va>>12 >= w.lo>>12 && va>>12 <= w.hi>>12 {
+			return true
+		}
+	}
+	return false
+}
+
+// watchAccess records the breakpoints an access of n bytes at va hits.
+func (c *cpu) watchAccess(va uint64, n int, write bool) {
+	for _, w := range c.watch {
+		if va <= w.hi && va+uint64(n)-1 >= w.lo && (write || !w.writeOnly) {
+			c.watchHit |= w.bit
+			c.slow = true
+		}
+	}
+}
