@@ -15,13 +15,14 @@
 // writes on other vCPUs lose none. The perf spec measures reclaim (MiB/s)
 // and the guest-visible cost of re-touching reported memory.
 //
-// All test code runs at CPL3. Specs are skipped on a backend whose VMs do
-// not give devices guest memory (hv.GuestMemory, contract v2).
+// All test code runs at CPL3. Specs are skipped on a backend without
+// hv.CapGuestMemoryTrack (device access to guest memory, contract v2).
 package pagereport
 
 import (
 	"time"
 
+	"github.com/kvmspec/kvmspec/harness/hv"
 	"github.com/kvmspec/kvmspec/suites/framework"
 	"github.com/kvmspec/kvmspec/suites/taxonomy"
 	. "github.com/onsi/ginkgo/v2"
@@ -33,9 +34,11 @@ func init() { framework.Register(taxonomy.PageReport, specs) }
 const specTimeout = 2 * time.Minute
 
 func specs(b *framework.Backend) {
-	Describe("device", taxonomy.CPL3, func() { deviceSpecs(b) })
-	Describe("discard", taxonomy.CPL3, func() { discardSpecs(b) })
-	Describe("policy", taxonomy.CPL3, func() { policySpecs(b) })
-	Describe("interplay", taxonomy.CPL3, func() { interplaySpecs(b) })
-	Describe("perf", taxonomy.CPL3, taxonomy.Perf, Serial, func() { perfSpecs(b) })
+	// Every spec needs the device to reach guest memory (newRig requires it).
+	needs := taxonomy.Needs(hv.CapGuestMemoryTrack)
+	Describe("device", taxonomy.CPL3, needs, func() { deviceSpecs(b) })
+	Describe("discard", taxonomy.CPL3, needs, func() { discardSpecs(b) })
+	Describe("policy", taxonomy.CPL3, needs, func() { policySpecs(b) })
+	Describe("interplay", taxonomy.CPL3, needs, func() { interplaySpecs(b) })
+	Describe("perf", taxonomy.CPL3, needs, taxonomy.Perf, Serial, func() { perfSpecs(b) })
 }

@@ -2,7 +2,6 @@ package pagereport
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
@@ -61,9 +60,10 @@ type rig struct {
 }
 
 // newRig builds the rig; specs are skipped on backends whose VMs do not
-// give devices guest memory (hv.GuestMemory returns ErrUnsupported).
+// give devices guest memory with dirty tracking (contract v2).
 func newRig(b *framework.Backend, cfg rigConfig) *rig {
 	GinkgoHelper()
+	b.Require(hv.CapGuestMemoryTrack)
 	if cfg.vcpus == 0 {
 		cfg.vcpus = 1
 	}
@@ -79,9 +79,6 @@ func newRig(b *framework.Backend, cfg rigConfig) *rig {
 		}
 	})
 	g := b.NewGuest(guest.Config{Mode: guest.CPL3, VCPUs: cfg.vcpus, VM: cfg.vm})
-	if _, err := g.VM.Load64(guest.DataBase); errors.Is(err, hv.ErrUnsupported) {
-		Skip(err.Error())
-	}
 	ram, err := pagereport.AddRAM(g, ramSlot, ramGPA, uint64(cfg.blocks)*block, cfg.backing, cfg.flags)
 	Expect(err).NotTo(HaveOccurred())
 	dev, err := pagereport.New(g.VM, cfg.dev)
