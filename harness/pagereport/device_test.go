@@ -425,6 +425,18 @@ func TestPoison(t *testing.T) {
 // for it, so it completes exactly once, and the element the device had not
 // taken is never completed into the queue the driver sets up afterwards.
 func TestResetInFlight(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		reset func(h *hostDriver)
+	}{
+		{"host reset (hv.VM.ResetDevices)", func(h *hostDriver) { h.d.Reset() }},
+		{"driver reset (status 0, as on unbind)", func(h *hostDriver) { h.write(RegStatus, 0) }},
+	} {
+		t.Run(c.name, func(t *testing.T) { testResetInFlight(t, c.reset) })
+	}
+}
+
+func testResetInFlight(t *testing.T, reset func(h *hostDriver)) {
 	vm := newFakeVM(t, hv.Anonymous)
 	entered := make(chan uint16, 4)
 	release := make(chan struct{})
@@ -440,15 +452,15 @@ func TestResetInFlight(t *testing.T) {
 	if got := <-entered; got != first {
 		t.Fatalf("in flight: head %d, want %d", got, first)
 	}
-	reset := make(chan struct{})
-	go func() { h.d.Reset(); close(reset) }()
+	resetDone := make(chan struct{})
+	go func() { reset(h); close(resetDone) }()
 	select {
-	case <-reset:
+	case <-resetDone:
 		t.Fatal("reset did not wait for the element in flight")
 	case <-time.After(20 * time.Millisecond):
 	}
 	close(release)
-	<-reset
+	<-resetDone
 	if got := h.usedIdx(); got != 1 {
 		t.Fatalf("used idx %d after reset, want exactly the element in flight", got)
 	}
