@@ -76,6 +76,24 @@ type missingState struct {
 	bits     []uint64 // atomic
 	handler  hv.MissingPageHandler
 	firstErr error // the handler's first error, returned on removal (mu)
+	// unwatch stops hearing of discards of the slot's memory.
+	unwatch func()
+}
+
+// watchDiscards makes pages of the slot that are discarded later (a
+// device's PunchHole, free page reporting) missing again, as userfaultfd
+// reports them again on KVM: their next touch calls the handler.
+func (vm *VM) watchDiscards(ms *missingState, m hv.Memslot) {
+	ms.unwatch = m.Memory.OnDiscard(func(off, n uint64) {
+		lo, hi := max(off, m.Offset), min(off+n, m.Offset+m.Size)
+		if lo >= hi {
+			return
+		}
+		for p := (lo - m.Offset) / hv.PageSize; p < (hi-m.Offset+hv.PageSize-1)/hv.PageSize; p++ {
+			atomic.OrUint64(&ms.bits[p/64], 1<<(p%64))
+		}
+		vm.syncVCPUs() // drop cached translations of the pages
+	})
 }
 
 func (s *slot) pages() uint64 { return s.m.Size / hv.PageSize }
@@ -329,6 +347,9 @@ func (vm *VM) DeleteMemslot(id uint32) error {
 		return fmt.Errorf("delete memslot %d: no such slot: %w", id, unix.EINVAL)
 	}
 	delete(vm.slots, id)
+	if old.missing != nil {
+		old.missing.unwatch()
+	}
 	vm.publish(old, nil)
 	vm.syncVCPUs()
 	return nil
@@ -484,9 +505,10 @@ func (vm *VM) rearm(id uint32, off uint64) {
 }
 
 // SetMissingPageHandler implements hv.VM: pages of the slot that are not
-// resident now become "missing", and h fills each on its first touch. The
-// set is decided at registration (KVM's userfaultfd also catches pages
-// punched later, and host reads of missing pages; the emu does neither).
+// resident now become "missing", and h fills each on its first touch.
+// Pages discarded later through hv.Memory.PunchHole become missing again,
+// as with KVM's userfaultfd; host reads of missing pages are not caught
+// (KVM's are).
 func (vm *VM) SetMissingPageHandler(id uint32, h hv.MissingPageHandler) error {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
@@ -501,6 +523,7 @@ func (vm *VM) SetMissingPageHandler(id uint32, h hv.MissingPageHandler) error {
 		if ms == nil {
 			return fmt.Errorf("missing-page handler for slot %d: none to remove: %w", id, unix.EINVAL)
 		}
+		ms.unwatch()
 		ns := *s
 		ns.missing = nil
 		vm.slots[id] = &ns
@@ -527,6 +550,7 @@ func (vm *VM) SetMissingPageHandler(id uint32, h hv.MissingPageHandler) error {
 	ns.missing = ms
 	vm.slots[id] = &ns
 	vm.publish(s, &ns)
+	vm.watchDiscards(ms, s.m)
 	vm.syncVCPUs()
 	return nil
 }
@@ -575,6 +599,11 @@ func (vm *VM) Close() error {
 	vm.closed = true
 	vcpus := vm.vcpus
 	vm.vcpus = nil
+	for _, s := range vm.slots {
+		if s.missing != nil {
+			s.missing.unwatch()
+		}
+	}
 	vm.slots = map[uint32]*slot{}
 	vm.mm.Store(&memMap{})
 	vm.mu.Unlock()
