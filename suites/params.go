@@ -24,6 +24,8 @@ const (
 	KindInt         = framework.KindInt
 	KindSize        = framework.KindSize
 	KindDuration    = framework.KindDuration
+	KindDelay       = framework.KindDelay
+	KindCounts      = framework.KindCounts
 )
 
 // Params are the declared --param keys of every registered area, in the
@@ -85,6 +87,20 @@ func checkParam(k ParamKind, v string) error {
 	case KindSize:
 		if _, err := sizeBytes(v); err != nil {
 			return err
+		}
+	case KindDelay:
+		if _, err := strconv.ParseUint(v, 10, 32); err == nil {
+			return nil
+		}
+		if d, err := time.ParseDuration(v); err != nil || d < 0 {
+			return fmt.Errorf("want a duration such as 0, 200ms or 5s, or milliseconds")
+		}
+	case KindCounts:
+		for _, e := range strings.Split(v, ",") {
+			e = strings.TrimSpace(e)
+			if n, err := strconv.Atoi(e); e != "max" && (err != nil || n < 1) {
+				return fmt.Errorf("want positive integers or max, separated by commas")
+			}
 		}
 	case KindDuration:
 		if n, err := strconv.ParseUint(v, 10, 32); err == nil && n > 0 {

@@ -396,6 +396,20 @@ func (c *cpu) checkState() hv.Exit {
 	ok := s.CR0&hv.CR0PE != 0 && s.CR0&hv.CR0PG != 0 && s.CR4&hv.CR4PAE != 0 &&
 		s.EFER&hv.EFERLMA != 0 && s.CS.L == 1
 	if !ok {
+		// Outside long mode the emu runs nothing, but a first instruction
+		// no slot backs is what KVM reports first (its emulator cannot
+		// fetch it: set_memory_region_test's zero-memslot case).
+		if s.CR0&hv.CR0PG == 0 {
+			fetch := s.CS.Base + c.rip
+			if s.CR0&hv.CR0PE == 0 {
+				fetch = (s.CS.Base + c.rip&0xffff) & 0xffffffff
+			}
+			if c.vm.mm.Load().find(fetch) == nil {
+				detail := fmt.Sprintf("emu: instruction fetch from guest-physical %#x, which no memslot backs (CS base %#x, rip %#x)", fetch, s.CS.Base, c.rip)
+				c.intErr = hv.InternalErrorExit{Suberror: internalEmulation, Data: []uint64{c.rip}, Detail: detail}
+				return &c.intErr
+			}
+		}
 		c.failExit = hv.FailEntryExit{Reason: 0x80000021, CPU: uint32(c.v.id)}
 		return &c.failExit
 	}

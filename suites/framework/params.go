@@ -24,6 +24,11 @@ const (
 	KindSize ParamKind = "size"
 	// KindDuration is a positive Go duration, or a number of milliseconds.
 	KindDuration ParamKind = "duration"
+	// KindDelay is a Go duration ≥ 0, or a number of milliseconds.
+	KindDelay ParamKind = "duration ≥ 0"
+	// KindCounts is a comma-separated list of positive integers, where
+	// "max" stands for the backend's maximum.
+	KindCounts ParamKind = "counts"
 )
 
 // Param declares one --param key: the schema `kvmspec run` validates
