@@ -66,6 +66,15 @@ func init() {
 	commands = []*command{runCmd, capsCmd, listCmd, reportCmd, lightnvmCmd, versionCmd}
 }
 
+// commandNames lists the commands for error messages, from the table.
+func commandNames() string {
+	names := make([]string, len(commands))
+	for i, c := range commands {
+		names[i] = c.name
+	}
+	return strings.Join(names, ", ")
+}
+
 func lookup(name string) *command {
 	for _, c := range commands {
 		if c.name == name {
@@ -107,7 +116,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	c := lookup(args[0])
 	if c == nil {
-		fmt.Fprintf(stderr, "kvmspec: unknown command %q (commands: run, caps, list, report, version, help)\n", args[0])
+		fmt.Fprintf(stderr, "kvmspec: unknown command %q (commands: %s, help)\n", args[0], commandNames())
 		return exitUsage
 	}
 	return c.main(args[1:], stdout, stderr)
