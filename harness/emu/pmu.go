@@ -96,12 +96,12 @@ type pmu struct {
 	total uint64
 	next  uint64
 
-	// The instruction being executed under counting: the ring it
-	// started in, and whether it has been retired early (a WRMSR that
-	// reconfigured the PMU retires under the old configuration).
-	ring     int
-	inFlight bool
-	early    bool
+	// flight is 1 + the ring the executing instruction started in while
+	// pmuStep runs it (0: none); early says it has been retired already
+	// (a WRMSR that reconfigured the PMU retires under the old
+	// configuration).
+	flight uint8
+	early  bool
 
 	filter *pmuFilter // the VM's filter when last looked at
 }
@@ -256,11 +256,11 @@ func (p *pmu) value(k *pmuCounter) uint64 {
 // overflows, so the configuration may change under it.
 func (c *cpu) pmuSettle() {
 	p := &c.pmu
-	if p.inFlight && !p.early {
+	if p.flight != 0 && !p.early {
 		// A WRMSR reconfiguring the PMU retires under the configuration
 		// it found (it is never a branch).
 		p.early = true
-		c.pmuRetire(p.ring, false)
+		c.pmuRetire(int(p.flight-1), false)
 	}
 	for _, k := range p.counters() {
 		if k.live {
@@ -381,26 +381,37 @@ var branchOps = func() []bool {
 	return t
 }()
 
-func isBranch(op x86asm.Op) bool { return int(op) < len(branchOps) && branchOps[op] }
-
 // pmuStep executes one decoded instruction with counting on; step calls
-// it instead of in.fn when some counter is live.
+// it instead of in.fn when some counter is live. It is the hot path of a
+// counting guest: the overflow check is a compare against next.
 func (c *cpu) pmuStep(in *inst) {
 	p := &c.pmu
-	p.ring = 0
+	ring := 0
 	if c.cpl != 0 {
-		p.ring = 1
+		ring = 1
 	}
-	p.inFlight, p.early = true, false
+	p.flight = uint8(ring + 1)
 	in.fn(c, in)
 	c.st.instructions++
-	p.inFlight = false
-	if !p.early && c.pmuOn {
-		c.pmuRetire(p.ring, isBranch(in.op))
+	p.flight = 0
+	if p.early {
+		// Retired by the PMU write it made, which also decided
+		// whether counting goes on.
+		p.early = false
+		return
+	}
+	t := &p.tally[ring&1]
+	t[srcInsts]++
+	if int(in.op) < len(branchOps) && branchOps[in.op] {
+		t[srcBranches]++
+	}
+	p.total++
+	if p.total >= p.next {
+		c.pmuCheck()
 	}
 }
 
-// pmuRetire counts one retired instruction of ring.
+// pmuRetire counts one retired instruction of ring outside pmuStep.
 func (c *cpu) pmuRetire(ring int, branch bool) {
 	p := &c.pmu
 	p.tally[ring][srcInsts]++
@@ -409,13 +420,19 @@ func (c *cpu) pmuRetire(ring int, branch bool) {
 	}
 	p.total++
 	if p.total >= p.next {
-		for _, k := range p.counters() {
-			if k.live {
-				c.pmuFold(k)
-			}
-		}
-		c.pmuArm()
+		c.pmuCheck()
 	}
+}
+
+// pmuCheck settles the live counters when one may have wrapped.
+func (c *cpu) pmuCheck() {
+	p := &c.pmu
+	for _, k := range p.counters() {
+		if k.live {
+			c.pmuFold(k)
+		}
+	}
+	c.pmuArm()
 }
 
 // pmuAbandon is told when an instruction under counting leaves by panic:
@@ -424,12 +441,17 @@ func (c *cpu) pmuRetire(ring int, branch bool) {
 // counts when it completes).
 func (c *cpu) pmuAbandon(sig any) {
 	p := &c.pmu
-	if !p.inFlight {
+	if p.flight == 0 {
 		return
 	}
-	p.inFlight = false
-	if f, ok := sig.(*guestFault); ok && f.trap && !p.early && c.pmuOn {
-		c.pmuRetire(p.ring, true)
+	ring := int(p.flight - 1)
+	p.flight = 0
+	if p.early {
+		p.early = false
+		return
+	}
+	if f, ok := sig.(*guestFault); ok && f.trap && c.pmuOn {
+		c.pmuRetire(ring, true)
 	}
 }
 
