@@ -29,6 +29,7 @@ import (
 	_ "github.com/kvmspec/kvmspec/suites/conformance"
 	_ "github.com/kvmspec/kvmspec/suites/dirtylog"
 	_ "github.com/kvmspec/kvmspec/suites/pagefault"
+	_ "github.com/kvmspec/kvmspec/suites/pmu"
 	_ "github.com/kvmspec/kvmspec/suites/selftest"
 	_ "github.com/kvmspec/kvmspec/suites/smoke"
 )
