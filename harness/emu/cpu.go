@@ -117,7 +117,7 @@ type cpu struct {
 	pendWatch           uint64       // a hit held back while an exit was reported
 	ran                 bool         // Run was called (CPUID is frozen, as KVM does from 5.16)
 	pmu                 pmu          // performance counters (pmu.go)
-	pmuOn               bool         // some counter counts: step goes through pmuStep
+	pmuOn               bool         // some counter counts: step calls pmuCount
 
 	// Attention and epoch handshake with other goroutines.
 	attn     atomic.Uint32
@@ -318,12 +318,12 @@ func (c *cpu) step() {
 		in = c.decodeAt(rip, ce.cp)
 	}
 	c.rip = rip + uint64(in.len)
-	if c.pmuOn {
-		c.pmuStep(in)
-		return
-	}
+	cpl := c.cpl // the ring the PMU counts the instruction in
 	in.fn(c, in)
 	c.st.instructions++
+	if c.pmuOn && c.pmuCount(cpl, in) {
+		c.pmuCheck(cpl)
+	}
 }
 
 func (c *cpu) onPanic(p any) int {

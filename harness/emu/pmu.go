@@ -89,19 +89,18 @@ type pmu struct {
 	gp         [pmuMaxGP]pmuCounter
 	fixed      [pmuMaxFixed]pmuCounter
 
-	// tally counts retired instructions and branches per ring (0: CPL0,
-	// 1: CPL > 0); total is all instructions, next the total at which a
-	// live counter may wrap.
-	tally [2][2]uint64
-	total uint64
-	next  uint64
+	// tally counts retired instructions and branches per CPL; left is
+	// how many more instructions may retire before a live counter could
+	// wrap (events come at most one per instruction).
+	tally [4][2]uint64
+	left  uint64
 
-	// flight is 1 + the ring the executing instruction started in while
-	// pmuStep runs it (0: none); early says it has been retired already
-	// (a WRMSR that reconfigured the PMU retires under the old
-	// configuration).
-	flight uint8
-	early  bool
+	// early says the executing instruction has been retired already: a
+	// guest WRMSR that reconfigured the PMU retires under the old
+	// configuration. pmuCount counts it again, so left is 1 to send it
+	// to pmuCheck, which takes that count back and restores savedLeft.
+	early     bool
+	savedLeft uint64
 
 	filter *pmuFilter // the VM's filter when last looked at
 }
@@ -239,7 +238,7 @@ func (p *pmu) source(k *pmuCounter) uint64 {
 		s += p.tally[0][k.src]
 	}
 	if k.rings&ringUSR != 0 {
-		s += p.tally[1][k.src]
+		s += p.tally[1][k.src] + p.tally[2][k.src] + p.tally[3][k.src]
 	}
 	return s
 }
@@ -254,13 +253,15 @@ func (p *pmu) value(k *pmuCounter) uint64 {
 
 // settle folds every live counter's growth into its base, recording
 // overflows, so the configuration may change under it.
-func (c *cpu) pmuSettle() {
+// A guest WRMSR (guest true) reconfiguring counting retires under the
+// configuration it found: it is counted here, and pmuCount skips it.
+func (c *cpu) pmuSettle(guest bool) {
 	p := &c.pmu
-	if p.flight != 0 && !p.early {
-		// A WRMSR reconfiguring the PMU retires under the configuration
-		// it found (it is never a branch).
+	if guest && !p.early {
+		if c.pmuOn {
+			c.pmuRetire(c.cpl, false) // WRMSR is no branch, nor changes CPL
+		}
 		p.early = true
-		c.pmuRetire(int(p.flight-1), false)
 	}
 	for _, k := range p.counters() {
 		if k.live {
@@ -355,78 +356,70 @@ func (c *cpu) pmuArm() {
 			}
 		}
 	}
-	if p.total+dist < p.total {
-		p.next = ^uint64(0)
+	if p.early {
+		p.savedLeft, p.left = dist, 1
 		return
 	}
-	p.next = p.total + dist
+	p.left = dist
 }
 
-// branchOps are the instructions branches retired counts.
-var branchOps = func() []bool {
-	ops := []x86asm.Op{x86asm.JA, x86asm.JAE, x86asm.JB, x86asm.JBE, x86asm.JE, x86asm.JG, x86asm.JGE, x86asm.JL,
+// opMask bounds x86asm.Op values (the last, XTEST, is about 620; a test
+// keeps the bound honest), so the branch table needs no bounds check.
+const opMask = 1<<10 - 1
+
+// branchOps is 1 for the instructions branches retired counts (a number,
+// so counting adds without a branch).
+var branchOps = func() (t [opMask + 1]uint64) {
+	for _, o := range []x86asm.Op{x86asm.JA, x86asm.JAE, x86asm.JB, x86asm.JBE, x86asm.JE, x86asm.JG, x86asm.JGE, x86asm.JL,
 		x86asm.JLE, x86asm.JNE, x86asm.JNO, x86asm.JNP, x86asm.JNS, x86asm.JO, x86asm.JP, x86asm.JS,
 		x86asm.JMP, x86asm.CALL, x86asm.RET, x86asm.LRET, x86asm.LCALL, x86asm.LJMP,
 		x86asm.LOOP, x86asm.LOOPE, x86asm.LOOPNE, x86asm.JRCXZ, x86asm.JECXZ, x86asm.JCXZ,
 		x86asm.IRET, x86asm.IRETD, x86asm.IRETQ, x86asm.SYSCALL, x86asm.SYSRET, x86asm.SYSENTER, x86asm.SYSEXIT,
-		x86asm.INT, x86asm.INTO}
-	n := 0
-	for _, o := range ops {
-		n = max(n, int(o)+1)
-	}
-	t := make([]bool, n)
-	for _, o := range ops {
-		t[o] = true
+		x86asm.INT, x86asm.INTO} {
+		t[o] = 1
 	}
 	return t
 }()
 
-// pmuStep executes one decoded instruction with counting on; step calls
-// it instead of in.fn when some counter is live. It is the hot path of a
-// counting guest: the overflow check is a compare against next.
-func (c *cpu) pmuStep(in *inst) {
+// pmuCount counts the instruction step just executed when some counter
+// is live: a tally per CPL and a countdown to the next possible overflow
+// (or to an instruction pmuSettle retired early). It reports when the
+// countdown ends, for step to call pmuCheck: without the call inside, it
+// inlines into step.
+func (c *cpu) pmuCount(cpl uint8, in *inst) bool {
 	p := &c.pmu
-	ring := 0
-	if c.cpl != 0 {
-		ring = 1
-	}
-	p.flight = uint8(ring + 1)
-	in.fn(c, in)
-	c.st.instructions++
-	p.flight = 0
-	if p.early {
-		// Retired by the PMU write it made, which also decided
-		// whether counting goes on.
-		p.early = false
-		return
-	}
-	t := &p.tally[ring&1]
+	t := &p.tally[cpl&3]
 	t[srcInsts]++
-	if int(in.op) < len(branchOps) && branchOps[in.op] {
+	t[srcBranches] += branchOps[in.op&opMask]
+	p.left--
+	return p.left == 0
+}
+
+// pmuRetire counts one retired instruction of cpl outside step.
+func (c *cpu) pmuRetire(cpl uint8, branch bool) {
+	p := &c.pmu
+	t := &p.tally[cpl&3]
+	t[srcInsts]++
+	if branch {
 		t[srcBranches]++
 	}
-	p.total++
-	if p.total >= p.next {
-		c.pmuCheck()
+	p.left--
+	if p.left == 0 {
+		c.pmuCheck(cpl)
 	}
 }
 
-// pmuRetire counts one retired instruction of ring outside pmuStep.
-func (c *cpu) pmuRetire(ring int, branch bool) {
+// pmuCheck settles the live counters when one may have wrapped, or takes
+// back pmuCount's count of an instruction retired early (a WRMSR: no
+// branch).
+func (c *cpu) pmuCheck(cpl uint8) {
 	p := &c.pmu
-	p.tally[ring][srcInsts]++
-	if branch {
-		p.tally[ring][srcBranches]++
+	if p.early {
+		p.early = false
+		p.tally[cpl&3][srcInsts]--
+		p.left = p.savedLeft
+		return
 	}
-	p.total++
-	if p.total >= p.next {
-		c.pmuCheck()
-	}
-}
-
-// pmuCheck settles the live counters when one may have wrapped.
-func (c *cpu) pmuCheck() {
-	p := &c.pmu
 	for _, k := range p.counters() {
 		if k.live {
 			c.pmuFold(k)
@@ -440,18 +433,9 @@ func (c *cpu) pmuCheck() {
 // faults, exits and restarts retire nothing (a restarted instruction
 // counts when it completes).
 func (c *cpu) pmuAbandon(sig any) {
-	p := &c.pmu
-	if p.flight == 0 {
-		return
-	}
-	ring := int(p.flight - 1)
-	p.flight = 0
-	if p.early {
-		p.early = false
-		return
-	}
+	// The fault is not delivered yet: CPL is the instruction's.
 	if f, ok := sig.(*guestFault); ok && f.trap && c.pmuOn {
-		c.pmuRetire(ring, true)
+		c.pmuRetire(c.cpl, true)
 	}
 }
 
@@ -461,7 +445,8 @@ func (c *cpu) pmuRefresh() {
 	if f == c.pmu.filter {
 		return
 	}
-	c.pmuSettle()
+	c.pmuSettle(false)
+	c.pmu.early = false // a guest write's mark cannot outlive its instruction
 	c.pmu.filter = f
 	c.pmuRebuild()
 }
@@ -549,6 +534,11 @@ func (c *cpu) pmuReadMSR(idx uint32) (uint64, bool) {
 // valid false when the value #GPs.
 func (c *cpu) pmuWriteMSR(idx uint32, v uint64, host bool) (known, valid bool) {
 	p := &c.pmu
+	if host {
+		// Between instructions: no guest write's early retirement is
+		// pending any more.
+		p.early = false
+	}
 	if i := int(idx) - hv.MSRPMC0; i >= 0 && i < pmuMaxGP {
 		if i >= p.nGP {
 			return p6Quirk(idx), true
@@ -556,7 +546,7 @@ func (c *cpu) pmuWriteMSR(idx uint32, v uint64, host bool) (known, valid bool) {
 		if !host {
 			v = uint64(int64(int32(v))) // legacy writes sign-extend bit 31
 		}
-		c.pmuSetCounter(&p.gp[i], v)
+		c.pmuSetCounter(&p.gp[i], v, host)
 		return true, true
 	}
 	if i := int(idx) - hv.MSRAPMC0; i >= 0 && i < pmuMaxGP {
@@ -566,7 +556,7 @@ func (c *cpu) pmuWriteMSR(idx uint32, v uint64, host bool) (known, valid bool) {
 		if v&^p.gpMask != 0 {
 			return true, false
 		}
-		c.pmuSetCounter(&p.gp[i], v)
+		c.pmuSetCounter(&p.gp[i], v, host)
 		return true, true
 	}
 	if i := int(idx) - hv.MSRPerfEvtSel0; i >= 0 && i < pmuMaxGP {
@@ -576,7 +566,7 @@ func (c *cpu) pmuWriteMSR(idx uint32, v uint64, host bool) (known, valid bool) {
 		if v&hv.EvtSelReserved != 0 {
 			return true, false
 		}
-		c.pmuSettle()
+		c.pmuSettle(!host)
 		p.evtsel[i] = v
 		c.pmuRebuild()
 		return true, true
@@ -585,7 +575,7 @@ func (c *cpu) pmuWriteMSR(idx uint32, v uint64, host bool) (known, valid bool) {
 		if j >= p.nFixed {
 			return false, false
 		}
-		c.pmuSetCounter(&p.fixed[j], v)
+		c.pmuSetCounter(&p.fixed[j], v, host)
 		return true, true
 	}
 	if idx == hv.MSRPerfCapabilities {
@@ -611,14 +601,14 @@ func (c *cpu) pmuWriteMSR(idx uint32, v uint64, host bool) (known, valid bool) {
 		if v&^ok != 0 {
 			return true, false
 		}
-		c.pmuSettle()
+		c.pmuSettle(!host)
 		p.fixedCtrl = v
 		c.pmuRebuild()
 	case hv.MSRPerfGlobalCtrl:
 		if v&^p.globalBits() != 0 {
 			return true, false
 		}
-		c.pmuSettle()
+		c.pmuSettle(!host)
 		p.globalCtrl = v
 		c.pmuRebuild()
 	case hv.MSRPerfGlobalStatus:
@@ -627,14 +617,14 @@ func (c *cpu) pmuWriteMSR(idx uint32, v uint64, host bool) (known, valid bool) {
 		if !host || v&^(p.globalBits()|statusExtra) != 0 {
 			return true, false
 		}
-		c.pmuSettle()
+		c.pmuSettle(!host)
 		p.status = v
 		c.pmuArm()
 	case hv.MSRPerfGlobalOvfCtrl:
 		if v&^(p.globalBits()|statusExtra) != 0 {
 			return true, false
 		}
-		c.pmuSettle()
+		c.pmuSettle(!host)
 		p.status &^= v
 		c.pmuArm()
 	case hv.MSRPerfGlobalStatusSet:
@@ -644,7 +634,7 @@ func (c *cpu) pmuWriteMSR(idx uint32, v uint64, host bool) (known, valid bool) {
 		if v&^(p.globalBits()|statusExtra) != 0 {
 			return true, false
 		}
-		c.pmuSettle()
+		c.pmuSettle(!host)
 		p.status |= v
 		c.pmuArm()
 	default:
@@ -658,8 +648,8 @@ func (c *cpu) pmuWriteMSR(idx uint32, v uint64, host bool) (known, valid bool) {
 const statusExtra = 1<<62 | 1<<63
 
 // pmuSetCounter writes a counter's value (masked to its width).
-func (c *cpu) pmuSetCounter(k *pmuCounter, v uint64) {
-	c.pmuSettle()
+func (c *cpu) pmuSetCounter(k *pmuCounter, v uint64, host bool) {
+	c.pmuSettle(!host)
 	k.base = v & k.mask
 	k.mark = c.pmu.source(k)
 	c.pmuArm()

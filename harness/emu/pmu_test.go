@@ -2,7 +2,11 @@ package emu
 
 import (
 	"errors"
+	"golang.org/x/arch/x86/x86asm"
+	"runtime"
+	"sort"
 	"testing"
+	"time"
 
 	"github.com/kvmspec/kvmspec/harness/asm"
 	"github.com/kvmspec/kvmspec/harness/hv"
@@ -377,4 +381,63 @@ func BenchmarkRegisterLoopPMU(b *testing.B) {
 		done(a)
 	})
 	runBench(b, code, benchIters*7, "Minsn/s-loop")
+}
+
+// BenchmarkPMUOverhead interleaves runs of the register loop without and
+// with two counters counting, timing each by the CPU time of the vCPU's
+// thread (the machines are shared: wall time swings several-fold), and
+// reports the median of each and the cost of counting in percent.
+func BenchmarkPMUOverhead(b *testing.B) {
+	loop := func(pmu bool) []byte {
+		return assemble(b, func(a *asm.Assembler) {
+			if pmu {
+				wrmsrImm(a, hv.MSRPerfEvtSel0, hv.EventInstructions|hv.EvtSelOS|hv.EvtSelEN)
+				wrmsrImm(a, hv.MSRPerfEvtSel0+1, hv.EventBranches|hv.EvtSelOS|hv.EvtSelEN)
+			}
+			a.Mov(asm.ECX, asm.Imm(benchIters))
+			l := a.Here()
+			a.Add(asm.RAX, asm.RBX)
+			a.Xor(asm.RDX, asm.RAX)
+			a.Shl(asm.RDX, asm.Imm(1))
+			a.Sub(asm.RBX, asm.RDX)
+			a.Imul(asm.RSI, asm.RAX)
+			a.Dec(asm.ECX)
+			a.Jcc(asm.CondNZ, l)
+			done(a)
+		})
+	}
+	guests := [2]*testGuest{newTestGuest(b, New(Options{}), guestOpt{}, loop(false)), newTestGuest(b, New(Options{}), guestOpt{}, loop(true))}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cpu := func() time.Duration {
+		var ru unix.Rusage
+		if err := unix.Getrusage(unix.RUSAGE_THREAD, &ru); err != nil {
+			b.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	var rates [2][]float64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for k, g := range guests {
+			g.setup(b, g.vcpu, codeGPA)
+			t0 := cpu()
+			if io := g.runIO(b); io.Port != portDone {
+				b.Fatalf("exit %v", io)
+			}
+			rates[k] = append(rates[k], float64(benchIters*7)/(cpu()-t0).Seconds()/1e6)
+		}
+	}
+	med := func(x []float64) float64 { sort.Float64s(x); return x[len(x)/2] }
+	base, pmu := med(rates[0]), med(rates[1])
+	b.ReportMetric(base, "Minsn/s-nopmu")
+	b.ReportMetric(pmu, "Minsn/s-pmu")
+	b.ReportMetric(100*(base-pmu)/base, "overhead-%")
+}
+
+// TestPMUBranchTableBound: the branch table covers every x86asm opcode.
+func TestPMUBranchTableBound(t *testing.T) {
+	if x86asm.XTEST > opMask {
+		t.Fatalf("x86asm.XTEST = %d > opMask %d: widen opMask", x86asm.XTEST, opMask)
+	}
 }
