@@ -441,3 +441,60 @@ func TestPMUBranchTableBound(t *testing.T) {
 		t.Fatalf("x86asm.XTEST = %d > opMask %d: widen opMask", x86asm.XTEST, opMask)
 	}
 }
+
+// FuzzPMUMSR drives the PMU's MSR interface with arbitrary indices,
+// values and retirements, as a guest (or the host) may: it must never
+// panic, and every counter must stay inside its width with no reserved
+// bit set in the control registers.
+func FuzzPMUMSR(f *testing.F) {
+	f.Add([]byte{0x8f, 3, 0xff, 0, 0, 0, 0, 0, 0, 0, 0x86, 0, 0xc0, 0, 0x43, 0, 0, 0, 0, 0, 50})
+	f.Add([]byte{0x0d, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 4, 0xbb, 0xb, 0, 0, 0, 0, 0, 0, 7})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		vm, err := New(Options{}).NewVM(hv.VMConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer vm.Close()
+		v, err := vm.NewVCPU(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := v.(*VCPU).c
+		// Every PMU MSR and a few neighbours, by a byte.
+		msrs := []uint32{hv.MSRPMC0, hv.MSRPerfEvtSel0, hv.MSRAPMC0, hv.MSRFixedCtr0, hv.MSRFixedCtrCtrl,
+			hv.MSRPerfGlobalStatus, hv.MSRPerfGlobalCtrl, hv.MSRPerfGlobalOvfCtrl, hv.MSRPerfGlobalStatusSet, hv.MSRPerfCapabilities}
+		for len(data) >= 11 {
+			op, idx, val, n := data[0], msrs[int(data[1])%len(msrs)]+uint32(data[1]>>4), data[2:10], data[10]
+			data = data[11:]
+			var x uint64
+			for i, b := range val {
+				x |= uint64(b) << (8 * i)
+			}
+			switch op % 4 {
+			case 0, 1:
+				c.pmuWriteMSR(idx, x, op%4 == 1)
+			case 2:
+				c.pmuReadMSR(idx)
+				c.pmuRDPMC(uint32(x))
+			case 3:
+				for i := 0; i < int(n); i++ {
+					if c.pmuOn {
+						c.pmuRetire(uint8(x)&3, x&4 != 0)
+					}
+				}
+			}
+			p := &c.pmu
+			for i := 0; i < p.nGP; i++ {
+				if got := p.value(&p.gp[i]); got&^p.gpMask != 0 {
+					t.Fatalf("GP counter %d = %#x beyond its width", i, got)
+				}
+				if p.evtsel[i]&hv.EvtSelReserved != 0 {
+					t.Fatalf("EVTSEL%d = %#x has reserved bits", i, p.evtsel[i])
+				}
+			}
+			if p.globalCtrl&^p.globalBits() != 0 {
+				t.Fatalf("GLOBAL_CTRL %#x has reserved bits", p.globalCtrl)
+			}
+		}
+	})
+}
