@@ -299,6 +299,18 @@ func (p *pmu) counters() []*pmuCounter {
 	return out
 }
 
+// rings is a counter's ring bits from its USR and OS enables.
+func rings(usr, os bool) uint8 {
+	var r uint8
+	if usr {
+		r |= ringUSR
+	}
+	if os {
+		r |= ringOS
+	}
+	return r
+}
+
 // pmuRebuild recomputes which counters count (after settle) and where
 // the next possible overflow is.
 func (c *cpu) pmuRebuild() {
@@ -310,26 +322,14 @@ func (c *cpu) pmuRebuild() {
 	for i := 0; i < p.nGP; i++ {
 		k, e := &p.gp[i], p.evtsel[i]
 		k.src = p.gpSource(e)
-		k.rings = 0
-		if e&hv.EvtSelUSR != 0 {
-			k.rings |= ringUSR
-		}
-		if e&hv.EvtSelOS != 0 {
-			k.rings |= ringOS
-		}
+		k.rings = rings(e&hv.EvtSelUSR != 0, e&hv.EvtSelOS != 0)
 		k.intr = e&hv.EvtSelINT != 0
 		k.live = e&hv.EvtSelEN != 0 && global&k.bit != 0 && k.src != srcNone && k.rings != 0 && p.filter.allowsGP(e)
 	}
 	for j := 0; j < p.nFixed; j++ {
 		k, f := &p.fixed[j], p.fixedCtrl>>(hv.FixedCtrBits*j)&0xf
 		k.src = archEvents[fixedEvents[j]].src
-		k.rings = 0
-		if f&hv.FixedCtrUSR != 0 {
-			k.rings |= ringUSR
-		}
-		if f&hv.FixedCtrOS != 0 {
-			k.rings |= ringOS
-		}
+		k.rings = rings(f&hv.FixedCtrUSR != 0, f&hv.FixedCtrOS != 0)
 		k.intr = f&hv.FixedCtrPMI != 0
 		k.live = global&k.bit != 0 && k.rings != 0 && p.filter.allowsFixed(j)
 	}

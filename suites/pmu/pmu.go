@@ -133,6 +133,14 @@ func (r *rig) preset(c counter, v uint64) {
 	r.wrmsr(hv.MSRPMC0+uint32(c.idx), v&0xffffffff)
 }
 
+// statusIf is v when cond holds, else 0: an expected status bit or count.
+func statusIf(cond bool, v uint64) uint64 {
+	if cond {
+		return v
+	}
+	return 0
+}
+
 // overflowEvents is N of the preset 1 − N.
 const overflowEvents = 100
 
@@ -165,11 +173,7 @@ func overflowSpecs(b *framework.Backend, mode guest.Mode) {
 				Expect(value).To(Equal(uint64(1)), "counter after N events (width-masked 1 − N + N)")
 			}
 			Expect(status).To(Equal(c.bit()), "PERF_GLOBAL_STATUS: exactly the counter's bit")
-			wantPMIs := uint64(0)
-			if intr {
-				wantPMIs = 1
-			}
-			Expect(pmis).To(Equal(wantPMIs), "PMIs (INT set: exactly one; clear: none)")
+			Expect(pmis).To(Equal(statusIf(intr, 1)), "PMIs (INT set: exactly one; clear: none)")
 			Expect(cleared).To(BeZero(), "PERF_GLOBAL_STATUS after OVF_CTRL")
 		},
 		func(c counter, intr bool) string {
@@ -195,12 +199,9 @@ func overflowSpecs(b *framework.Backend, mode guest.Mode) {
 			r.rdmsr(asm.R10, hv.MSRPerfGlobalStatus)
 			r.p.Sync(1, asm.R9, asm.R10)
 			got := r.run(ctx)[1]
-			want, wantStatus := (uint64(events)-overflowEvents)&r.mask(c), uint64(0)
-			if wantOvf {
-				wantStatus = 1
-			}
+			want := (uint64(events) - overflowEvents) & r.mask(c)
 			Expect(got[0]).To(Equal(want), "counter after %d events from −%d", events, overflowEvents)
-			Expect(got[1]).To(Equal(wantStatus), "PERF_GLOBAL_STATUS")
+			Expect(got[1]).To(Equal(statusIf(wantOvf, 1)), "PERF_GLOBAL_STATUS")
 		},
 		entry("−N after N − 1 events: not yet", overflowEvents-1, false),
 		entry("−N after N events: wrapped to 0", overflowEvents, true),
@@ -257,11 +258,7 @@ func widthSpecs(b *framework.Backend, mode guest.Mode) {
 			r.p.Sync(1, asm.R9, asm.R10)
 			got := r.run(ctx)[1]
 			Expect(got[0]).To(Equal(c.wantValue(mask)), "counter after %d events", widthEvents)
-			wantStatus := uint64(0)
-			if c.wantOvf {
-				wantStatus = 1
-			}
-			Expect(got[1]).To(Equal(wantStatus), "PERF_GLOBAL_STATUS")
+			Expect(got[1]).To(Equal(statusIf(c.wantOvf, 1)), "PERF_GLOBAL_STATUS")
 		},
 		func(c widthCase) string {
 			how := "legacy IA32_PMC0"

@@ -161,13 +161,20 @@ func (r *rig) access(op int) {
 		p.MSRGate(gateVector, op)
 		return
 	}
+	if op == guest.MSRGateWrite {
+		r.trapping(p.Wrmsr)
+	} else {
+		r.trapping(p.Rdmsr)
+	}
+}
+
+// trapping emits insn with the runtime armed to resume after it: R8
+// becomes MSRGateOK, or the vector of the exception insn raised.
+func (r *rig) trapping(insn func()) {
+	p := r.p
 	fault, end := p.NewLabel(), p.NewLabel()
 	p.ExpectException(fault)
-	if op == guest.MSRGateWrite {
-		p.Wrmsr()
-	} else {
-		p.Rdmsr()
-	}
+	insn()
 	p.Mov(asm.R8, asm.Imm(guest.MSRGateOK))
 	p.Jmp(end)
 	p.Bind(fault)
@@ -227,16 +234,8 @@ func (r *rig) rdpmc(dst asm.Reg, ecx uint32) {
 
 // tryRdpmc executes RDPMC with ecx and leaves R8 MSRGateOK or the vector.
 func (r *rig) tryRdpmc(ecx uint32) {
-	p := r.p
-	fault, end := p.NewLabel(), p.NewLabel()
-	p.Mov(asm.ECX, asm.Imm(int64(int32(ecx))))
-	p.ExpectException(fault)
-	p.Rdpmc()
-	p.Mov(asm.R8, asm.Imm(guest.MSRGateOK))
-	p.Jmp(end)
-	p.Bind(fault)
-	p.Mov(asm.R8, asm.Q(asm.R15, guest.ExcVector))
-	p.Bind(end)
+	r.p.Mov(asm.ECX, asm.Imm(int64(int32(ecx))))
+	r.trapping(r.p.Rdpmc)
 }
 
 // windowCost is what measure adds to the body's count: the first RDPMC
