@@ -27,10 +27,11 @@ import (
 //
 // What retires: an instruction that completes, including the WRMSR that
 // stops a counter (it retires under the old configuration; the one that
-// starts it does not count), and INT n / INT3 / INTO, which complete and
-// then trap. A faulting instruction does not retire, nor does delivering
+// starts it does not count), and INT n / INT3, which complete and
+// then trap (not a TF or data-breakpoint trap, which follows an
+// instruction already counted). A faulting instruction does not retire, nor does delivering
 // an interrupt or exception. Branches are Jcc, JMP, CALL, RET, LOOPcc,
-// JrCXZ, IRET, SYSCALL/SYSRET and INT n / INT3 / INTO. USR counts at
+// JrCXZ, IRET, SYSCALL/SYSRET and INT n / INT3. USR counts at
 // CPL > 0, OS at CPL 0, by the CPL the instruction started at.
 //
 // Counting is lazy, so it stays cheap: each retired instruction bumps a
@@ -429,12 +430,15 @@ func (c *cpu) pmuCheck(cpl uint8) {
 }
 
 // pmuAbandon is told when an instruction under counting leaves by panic:
-// INT n, INT3 and INTO complete before they trap and retire as branches;
+// INT n and INT3 complete before they trap and retire as branches;
 // faults, exits and restarts retire nothing (a restarted instruction
 // counts when it completes).
 func (c *cpu) pmuAbandon(sig any) {
-	// The fault is not delivered yet: CPL is the instruction's.
-	if f, ok := sig.(*guestFault); ok && f.trap && c.pmuOn {
+	// Only INT n and INT3 are soft traps raised from inside an
+	// instruction (a TF or data-breakpoint trap follows an instruction
+	// step already counted). The trap is not delivered yet: CPL is the
+	// instruction's.
+	if f, ok := sig.(*guestFault); ok && f.trap && f.soft && c.pmuOn {
 		c.pmuRetire(c.cpl, true)
 	}
 }

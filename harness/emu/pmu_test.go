@@ -480,3 +480,26 @@ func FuzzPMUMSR(f *testing.F) {
 		}
 	})
 }
+
+// TestPMUSingleStepCountsOnce: a TF trap after an instruction does not
+// retire it a second time (regression: the trap's panic was counted as
+// an INT n retiring).
+func TestPMUSingleStepCountsOnce(t *testing.T) {
+	g := pmuGuest(t, nil, false, func(a *asm.Assembler) {
+		wrmsrImm(a, hv.MSRPerfGlobalCtrl, 0)
+		wrmsrImm(a, hv.MSRPerfEvtSel0, hv.EventInstructions|hv.EvtSelOS|hv.EvtSelEN)
+		wrmsrImm(a, hv.MSRPerfGlobalCtrl, 1)
+		a.Pushfq()
+		a.Or(asm.Q(asm.RSP, 0), asm.Imm(hv.FlagTF))
+		a.Popfq()
+		a.Nop() // #DB after it
+		done(a)
+	})
+	if f := g.runException(t); f.vec != vecDB {
+		t.Fatalf("vector %d, want #DB", f.vec)
+	}
+	// pushfq, or, popfq, nop, then the stub's mov and out.
+	if v, err := g.vcpu.GetMSR(hv.MSRPMC0); err != nil || v != 6 {
+		t.Fatalf("PMC0 = %d, %v; want 6", v, err)
+	}
+}
