@@ -35,6 +35,7 @@ import (
 	_ "github.com/kvmspec/kvmspec/suites/memslot"
 	_ "github.com/kvmspec/kvmspec/suites/pagefault"
 	_ "github.com/kvmspec/kvmspec/suites/pagereport"
+	_ "github.com/kvmspec/kvmspec/suites/pmu"
 	_ "github.com/kvmspec/kvmspec/suites/selftest"
 	_ "github.com/kvmspec/kvmspec/suites/smoke"
 	_ "github.com/kvmspec/kvmspec/suites/vgpu"

@@ -41,6 +41,8 @@ type VM struct {
 	epoch atomic.Uint64
 	// running is the vCPU list that broadcasts reach (copy on write).
 	running atomic.Pointer[[]*VCPU]
+	// pmuFilter is the PMU event filter; vCPUs pick it up at entry.
+	pmuFilter atomic.Pointer[pmuFilter]
 
 	// splitLock serialises LOCKed accesses that straddle an 8-byte
 	// boundary, which host atomics cannot do in one operation.
