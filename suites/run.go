@@ -27,6 +27,7 @@ import (
 
 	// The areas register their specs.
 	_ "github.com/kvmspec/kvmspec/suites/conformance"
+	_ "github.com/kvmspec/kvmspec/suites/debug"
 	_ "github.com/kvmspec/kvmspec/suites/dirtylog"
 	_ "github.com/kvmspec/kvmspec/suites/pagefault"
 	_ "github.com/kvmspec/kvmspec/suites/selftest"

@@ -114,6 +114,7 @@ type cpu struct {
 	watch               []watchpoint // data breakpoints in effect
 	watchHost           bool         // they are the host's (DebugUseHWBP)
 	watchHit            uint64       // DR6 bits hit by the executing instruction
+	rfLoaded            bool         // the executing instruction (IRET) loaded RFLAGS.RF
 	pendWatch           uint64       // a hit held back while an exit was reported
 	ran                 bool         // Run was called (CPUID is frozen, as KVM does from 5.16)
 
@@ -477,9 +478,14 @@ func (c *cpu) slowStep() {
 	}
 	tf := c.rflags&hv.FlagTF != 0 || c.dbg.Flags&(hv.DebugEnable|hv.DebugSingleStep) == hv.DebugEnable|hv.DebugSingleStep
 	c.replayAt = 0
+	c.rfLoaded = false
 	c.step()
 	c.replay = c.replay[:0]
-	c.rflags &^= hv.FlagRF
+	if !c.rfLoaded {
+		// RF suppresses execute breakpoints for one instruction; an IRET
+		// that pops it set keeps it for the instruction it returns to.
+		c.rflags &^= hv.FlagRF
+	}
 	c.updateSlow()
 	if hit := c.watchHit; hit != 0 {
 		// A data breakpoint traps after the instruction; as for a step,
@@ -509,7 +515,7 @@ func (c *cpu) slowStep() {
 
 // updateSlow recomputes whether the slow path is needed.
 func (c *cpu) updateSlow() {
-	c.slow = c.rflags&hv.FlagTF != 0 || c.dr7&0xff != 0 || len(c.replay) > 0 || c.intShadow || c.pendTrap ||
+	c.slow = c.rflags&(hv.FlagTF|hv.FlagRF) != 0 || c.dr7&0xff != 0 || len(c.replay) > 0 || c.intShadow || c.pendTrap ||
 		c.dbg.Flags&hv.DebugEnable != 0 || c.injectVec >= 0 || c.interruptible()
 }
 

@@ -260,6 +260,7 @@ func opIret(c *cpu, in *inst) {
 	}
 	c.lz.op = lzNone
 	c.rflags = c.rflags&^m | fl&m | hv.FlagsFixed
+	c.rfLoaded = fl&hv.FlagRF != 0
 	c.sr.CS = cs
 	c.sr.SS = ss
 	c.regs[4] = rsp
@@ -369,8 +370,17 @@ func (c *cpu) routeDebug(kind int, hit uint64) {
 		c.deliverFault()
 		// The handler's IRET normally sets RF so the instruction can run once.
 	case dbgWatch:
-		if c.watchHost {
-			c.debugExit(vecDB, c.rip, dr6ActiveLow|hit, c.dbg.DebugReg[7])
+		// A host single-step ending on the same instruction is reported
+		// with the data breakpoint in one exit (DR6 BS and Bn, as the
+		// one #DB KVM intercepts has them); the guest does not see its
+		// own watchpoint then, unless the host injects it.
+		step := uint64(0)
+		if f&hv.DebugSingleStep != 0 {
+			step = dr6BS
+		}
+		if c.watchHost || step != 0 {
+			dr7, _, _ := c.effectiveDR()
+			c.debugExit(vecDB, c.rip, dr6ActiveLow|step|hit, dr7)
 		}
 		c.dr6 = c.dr6&^0xf | hit | dr6Fixed
 		c.raiseTrap(vecDB)

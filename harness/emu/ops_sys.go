@@ -400,6 +400,7 @@ func opMovDR(c *cpu, in *inst) {
 	if n > 7 {
 		c.raise(vecUD)
 	}
+	c.generalDetect()
 	if in.src.kind == kDR {
 		var v uint64
 		switch {

@@ -63,3 +63,19 @@ func (c *cpu) watchAccess(va uint64, n int, write bool) {
 		}
 	}
 }
+
+// generalDetect is DR7.GD (SDM 18.2.4): a MOV to or from a debug register
+// faults with #DB before it runs, DR6.BD set. With the host's DR7 in
+// effect (DebugUseHWBP) the host gets the exit, RIP at the MOV; otherwise
+// the guest's #DB clears GD so its handler can use the registers.
+func (c *cpu) generalDetect() {
+	if dr7, _, host := c.effectiveDR(); host && dr7&dr7GD != 0 {
+		c.rip = c.cur
+		c.debugExit(vecDB, c.cur, dr6ActiveLow|dr6BD, dr7)
+	}
+	if c.dr7&dr7GD != 0 && !c.watchHost {
+		c.dr6 |= dr6BD | dr6Fixed
+		c.dr7 &^= dr7GD
+		c.raise(vecDB)
+	}
+}
