@@ -124,9 +124,19 @@ func interplayCases() []tcase {
 	}
 }
 
+// badInputEntries are the bad-input cases, each its own spec.
 func badInputEntries() []TableEntry {
-	return []TableEntry{
-		Entry("unknown guest debug flags are EINVAL and change nothing", SpecTimeout(specTimeout), func(ctx SpecContext, e *env) {
+	var out []TableEntry
+	for _, c := range badInputCases() {
+		out = append(out, Entry(c.name, SpecTimeout(specTimeout), c.fn))
+	}
+	return out
+}
+
+// badInputCases need no privilege level: they talk to the vCPU only.
+func badInputCases() []tcase {
+	return []tcase{
+		{name: "unknown guest debug flags are EINVAL and change nothing", fn: func(ctx SpecContext, e *env) {
 			p := e.p
 			p.Nop()
 			p.Done()
@@ -134,21 +144,21 @@ func badInputEntries() []TableEntry {
 			err := e.vcpu().SetGuestDebug(&hv.GuestDebug{Flags: hv.DebugEnable | hv.DebugSingleStep | 1<<25})
 			Expect(errors.Is(err, unix.EINVAL)).To(BeTrue(), "SetGuestDebug with flag 1<<25: %v", err)
 			e.runDone(ctx) // no single-step took effect
-		}),
-		Entry("DR7 with bits 63:32 set is EINVAL", SpecTimeout(specTimeout), func(ctx SpecContext, e *env) {
+		}},
+		{name: "DR7 with bits 63:32 set is EINVAL", fn: func(ctx SpecContext, e *env) {
 			err := e.vcpu().SetDebugRegs(&hv.DebugRegs{DR6: dr6Fixed, DR7: 1<<32 | dr7Fixed})
 			Expect(errors.Is(err, unix.EINVAL)).To(BeTrue(), "SetDebugRegs: %v", err)
-		}),
-		Entry("DR6 with bits 63:32 set is EINVAL", SpecTimeout(specTimeout), func(ctx SpecContext, e *env) {
+		}},
+		{name: "DR6 with bits 63:32 set is EINVAL", fn: func(ctx SpecContext, e *env) {
 			err := e.vcpu().SetDebugRegs(&hv.DebugRegs{DR6: 1<<40 | dr6Fixed, DR7: dr7Fixed})
 			Expect(errors.Is(err, unix.EINVAL)).To(BeTrue(), "SetDebugRegs: %v", err)
-		}),
-		Entry("debug registers read back as set", SpecTimeout(specTimeout), func(ctx SpecContext, e *env) {
+		}},
+		{name: "debug registers read back as set", fn: func(ctx SpecContext, e *env) {
 			in := hv.DebugRegs{DB: [4]uint64{0x1000, 0x2001, 0x3002, 0xffff800000000000}, DR6: dr6Fixed | 1, DR7: dr7Fixed | 0x000d0002}
 			Expect(e.vcpu().SetDebugRegs(&in)).To(Succeed())
 			out, err := e.vcpu().DebugRegs()
 			Expect(err).NotTo(HaveOccurred())
 			Expect(out).To(Equal(in))
-		}),
+		}},
 	}
 }
