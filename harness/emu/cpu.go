@@ -115,6 +115,9 @@ type cpu struct {
 	watchHost           bool         // they are the host's (DebugUseHWBP)
 	watchHit            uint64       // DR6 bits hit by the executing instruction
 	rfLoaded            bool         // the executing instruction (IRET) loaded RFLAGS.RF
+	ssBlock             bool         // the executing instruction loaded SS (MOV SS)
+	heldWatch           uint64       // data breakpoints a MOV SS held for the next instruction
+	heldStep            bool         // a single-step trap a MOV SS held
 	pendWatch           uint64       // a hit held back while an exit was reported
 	ran                 bool         // Run was called (CPUID is frozen, as KVM does from 5.16)
 
@@ -440,16 +443,12 @@ func (c *cpu) internal(sub uint32, format string, args ...any) {
 // slowStep is one instruction with everything the fast path skips:
 // pending interrupts, breakpoints, single-step, replayed reads.
 func (c *cpu) slowStep() {
-	if c.pendTrap {
-		// A single-step trap held back while an exit was reported.
-		c.pendTrap = false
+	if c.pendTrap || c.pendWatch != 0 {
+		// Debug traps held back while an exit was reported.
+		hit, step := c.pendWatch, c.pendTrap
+		c.pendWatch, c.pendTrap = 0, false
 		c.cur = c.rip
-		c.routeDebug(dbgStep, 0)
-	}
-	if hit := c.pendWatch; hit != 0 {
-		c.pendWatch = 0
-		c.cur = c.rip
-		c.routeDebug(dbgWatch, hit)
+		c.routeTrap(hit, step)
 	}
 	c.watchHit = 0
 	if c.injectVec >= 0 {
@@ -479,6 +478,7 @@ func (c *cpu) slowStep() {
 	tf := c.rflags&hv.FlagTF != 0 || c.dbg.Flags&(hv.DebugEnable|hv.DebugSingleStep) == hv.DebugEnable|hv.DebugSingleStep
 	c.replayAt = 0
 	c.rfLoaded = false
+	c.ssBlock = false
 	c.step()
 	c.replay = c.replay[:0]
 	if !c.rfLoaded {
@@ -487,28 +487,47 @@ func (c *cpu) slowStep() {
 		c.rflags &^= hv.FlagRF
 	}
 	c.updateSlow()
-	if hit := c.watchHit; hit != 0 {
-		// A data breakpoint traps after the instruction; as for a step,
-		// an exit the instruction left goes to the host first.
-		c.watchHit = 0
-		if c.exit != nil || len(c.pend) > 0 {
-			c.pendWatch = hit
-			c.slow = true
-			return
-		}
-		c.routeDebug(dbgWatch, hit)
+	hit := c.watchHit
+	c.watchHit = 0
+	if c.ssBlock && (hit != 0 || tf) {
+		// MOV SS holds debug exceptions until the next instruction has
+		// run (SDM 6.8.3), so "mov ss; mov rsp" cannot be split.
+		c.heldWatch |= hit
+		c.heldStep = c.heldStep || tf
+		c.slow = true
+		return
 	}
-	if tf {
-		// A trap after the instruction (not after one that faulted or
-		// entered an interrupt handler: those never get here). If the
-		// instruction left an exit for the host (OUT, MMIO write), the
-		// host sees the exit first and the trap follows on re-entry, as
-		// on KVM.
-		if c.exit != nil || len(c.pend) > 0 {
-			c.pendTrap = true
-			c.slow = true
-			return
-		}
+	if c.heldWatch != 0 || c.heldStep {
+		hit |= c.heldWatch
+		tf = tf || c.heldStep
+		c.heldWatch, c.heldStep = 0, false
+	}
+	if hit == 0 && !tf {
+		return
+	}
+	// Data breakpoints and the single-step trap come after the
+	// instruction, in one #DB (not after one that faulted or entered an
+	// interrupt handler: those never get here). If the instruction left
+	// an exit for the host (OUT, MMIO write), the host sees the exit first
+	// and the trap follows on re-entry, as on KVM.
+	if c.exit != nil || len(c.pend) > 0 {
+		c.pendWatch |= hit
+		c.pendTrap = c.pendTrap || tf
+		c.slow = true
+		return
+	}
+	c.routeTrap(hit, tf)
+}
+
+// routeTrap routes the debug traps of one instruction boundary: data
+// breakpoints hit (DR6 B0-B3 bits) and a single-step.
+func (c *cpu) routeTrap(hit uint64, step bool) {
+	switch {
+	case hit != 0 && step:
+		c.routeDebug(dbgWatchStep, hit)
+	case hit != 0:
+		c.routeDebug(dbgWatch, hit)
+	case step:
 		c.routeDebug(dbgStep, 0)
 	}
 }

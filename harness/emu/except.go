@@ -321,11 +321,12 @@ func (c *cpu) execBreakpoint() bool {
 
 // Debug events, as routeDebug sees them.
 const (
-	dbgStep     = iota // single-step trap after an instruction (RIP: the next one)
-	dbgInt3            // int3 executed (c.cur: the int3)
-	dbgExecBP          // execute breakpoint hit at c.cur (hit: DR0-3 bits)
-	dbgIntrStep        // host single-step entered an interrupt handler (RIP: its first instruction)
-	dbgWatch           // data breakpoint hit by the instruction before RIP (hit: DR0-3 bits)
+	dbgStep      = iota // single-step trap after an instruction (RIP: the next one)
+	dbgInt3             // int3 executed (c.cur: the int3)
+	dbgExecBP           // execute breakpoint hit at c.cur (hit: DR0-3 bits)
+	dbgIntrStep         // host single-step entered an interrupt handler (RIP: its first instruction)
+	dbgWatch            // data breakpoint hit by the instruction before RIP (hit: DR0-3 bits)
+	dbgWatchStep        // dbgWatch and a single-step trap on the same instruction
 )
 
 // dr6 values of a debug exit: the reserved bits read 1 ("active low").
@@ -369,20 +370,21 @@ func (c *cpu) routeDebug(kind int, hit uint64) {
 		c.fault = guestFault{vec: vecDB}
 		c.deliverFault()
 		// The handler's IRET normally sets RF so the instruction can run once.
-	case dbgWatch:
-		// A host single-step ending on the same instruction is reported
-		// with the data breakpoint in one exit (DR6 BS and Bn, as the
-		// one #DB KVM intercepts has them); the guest does not see its
-		// own watchpoint then, unless the host injects it.
+	case dbgWatch, dbgWatchStep:
+		// A single-step ending on the same instruction is reported with
+		// the data breakpoint in one #DB (DR6 BS and Bn). When either is
+		// the host's, KVM intercepts that #DB and the host gets both in
+		// one exit; the guest does not see its own watchpoint then,
+		// unless the host injects it.
 		step := uint64(0)
-		if f&hv.DebugSingleStep != 0 {
+		if kind == dbgWatchStep {
 			step = dr6BS
 		}
-		if c.watchHost || step != 0 {
+		if c.watchHost || f&hv.DebugSingleStep != 0 {
 			dr7, _, _ := c.effectiveDR()
 			c.debugExit(vecDB, c.rip, dr6ActiveLow|step|hit, dr7)
 		}
-		c.dr6 = c.dr6&^0xf | hit | dr6Fixed
+		c.dr6 = c.dr6&^0xf | hit | step | dr6Fixed
 		c.raiseTrap(vecDB)
 	}
 }

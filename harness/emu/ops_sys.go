@@ -507,6 +507,7 @@ func opMovSeg(c *cpu, in *inst) {
 func (c *cpu) ssShadow(n uint8) {
 	if n == 2 {
 		c.intShadow = true
+		c.ssBlock = true
 		c.slow = true
 	}
 }

@@ -1,0 +1,253 @@
+package emu
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/kvmspec/kvmspec/harness/asm"
+	"github.com/kvmspec/kvmspec/harness/guest"
+	"github.com/kvmspec/kvmspec/harness/hv"
+)
+
+// dbLog is where debugGuest's #DB handler records (saved RIP, DR6) pairs.
+type dbRec struct{ rip, dr6 uint64 }
+
+// debugGuest is a standard CPL0 guest whose #DB handler logs the saved RIP
+// and DR6 to a page, clears DR6 and returns with RF set.
+type debugGuest struct {
+	*guest.Guest
+	log uint64
+	buf uint64
+}
+
+func newDebugGuest(t *testing.T) *debugGuest {
+	t.Helper()
+	g, err := guest.New(New(Options{}), guest.Config{Mode: guest.CPL0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	log, err := g.Alloc(hv.PageSize, hv.PageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf, err := g.Alloc(hv.PageSize, hv.PageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Handle(guest.Handler{Vector: 1, Body: func(p *guest.Program, f guest.Frame) {
+		p.Mov(asm.ECX, p.InterruptCount(1))
+		p.And(asm.ECX, asm.Imm(63))
+		p.Shl(asm.ECX, asm.Imm(4))
+		p.MovAbs(asm.RDX, log)
+		p.Mov(asm.RAX, f.RIP)
+		p.Mov(asm.Q(asm.RDX, 0).Idx(asm.RCX, 1), asm.RAX)
+		p.MovFromDR(asm.RAX, asm.DR6)
+		p.Mov(asm.Q(asm.RDX, 8).Idx(asm.RCX, 1), asm.RAX)
+		p.MovAbs(asm.RAX, dr6Fixed)
+		p.MovToDR(asm.DR6, asm.RAX)
+		p.Or(f.RFLAGS, asm.Imm(hv.FlagRF))
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	return &debugGuest{Guest: g, log: log, buf: buf}
+}
+
+// records reads the handler's log.
+func (g *debugGuest) records(t *testing.T) []dbRec {
+	t.Helper()
+	n, err := g.InterruptCount(0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []dbRec
+	for i := uint64(0); i < uint64(n) && i < 64; i++ {
+		rip, _ := g.Read64(g.log + 16*i)
+		dr6, _ := g.Read64(g.log + 16*i + 8)
+		out = append(out, dbRec{rip, dr6})
+	}
+	return out
+}
+
+func debugCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestGuestDebugEvents: the guest's own debug events, each checked for
+// the #DBs its handler saw (saved RIP and DR6). Each case is a defect
+// the debug suite found: an IRET that pops RF lost it to the end of the
+// IRET itself (an execute breakpoint re-hit forever), REP string data
+// breakpoints were reported once after the whole instruction, and DR7.GD
+// was ignored.
+func TestGuestDebugEvents(t *testing.T) {
+	cases := []struct {
+		name string
+		// build emits the program and returns the labels of the
+		// expected records' RIPs with their DR6.
+		build func(g *debugGuest, p *guest.Program) (rips []*asm.Label, dr6 []uint64)
+	}{
+		{"execute breakpoint, RF from the handler's IRET runs it once", func(g *debugGuest, p *guest.Program) ([]*asm.Label, []uint64) {
+			target := p.NewLabel()
+			p.MovLabel(asm.RAX, target)
+			p.MovToDR(asm.DR2, asm.RAX)
+			p.Mov(asm.ESI, asm.Imm(1<<4|dr7Fixed))
+			p.MovToDR(asm.DR7, asm.RSI)
+			p.Bind(target)
+			p.Nop()
+			p.Nop()
+			return []*asm.Label{target}, []uint64{dr6Fixed | 1<<2}
+		}},
+		{"rep stosb traps after each iteration that hits", func(g *debugGuest, p *guest.Program) ([]*asm.Label, []uint64) {
+			p.MovAbs(asm.RAX, g.buf+2)
+			p.MovToDR(asm.DR0, asm.RAX)
+			p.Mov(asm.ESI, asm.Imm(1|1<<16|1<<18|dr7Fixed)) // L0, write, 2 bytes
+			p.MovToDR(asm.DR7, asm.RSI)
+			p.MovAbs(asm.RDI, g.buf)
+			p.Mov(asm.ECX, asm.Imm(8))
+			stos := p.Here()
+			p.Rep().Stosb()
+			p.AssertEq(asm.RCX, asm.Imm(0), "rcx")
+			return []*asm.Label{stos, stos}, []uint64{dr6Fixed | 1, dr6Fixed | 1}
+		}},
+		{"general detect faults before the access and clears GD", func(g *debugGuest, p *guest.Program) ([]*asm.Label, []uint64) {
+			p.Mov(asm.ESI, asm.Imm(dr7GD|dr7Fixed))
+			p.MovToDR(asm.DR7, asm.RSI)
+			at := p.Here()
+			p.MovFromDR(asm.RAX, asm.DR7)
+			p.AssertEq(asm.RAX, asm.Imm(dr7Fixed), "DR7 read after the #DB")
+			return []*asm.Label{at}, []uint64{dr6Fixed | dr6BD}
+		}},
+		{"TF and a data breakpoint on one instruction are one #DB", func(g *debugGuest, p *guest.Program) ([]*asm.Label, []uint64) {
+			p.MovAbs(asm.RAX, g.buf)
+			p.MovToDR(asm.DR1, asm.RAX)
+			p.Mov(asm.ESI, asm.Imm(1<<2|1<<20|3<<22|dr7Fixed)) // L1, write, 4 bytes
+			p.MovToDR(asm.DR7, asm.RSI)
+			p.MovAbs(asm.RDI, g.buf)
+			p.Pushfq()
+			p.Or(asm.Q(asm.RSP, 0), asm.Imm(hv.FlagTF))
+			p.Popfq()
+			p.Mov(asm.D(asm.RDI, 0), asm.Imm(1))
+			after := p.Here()
+			steps := stopStepping(p)
+			return append([]*asm.Label{after}, steps...), []uint64{dr6Fixed | dr6BS | 1<<1, dr6Fixed | dr6BS, dr6Fixed | dr6BS, dr6Fixed | dr6BS}
+		}},
+		{"a MOV SS delays the single-step trap by one instruction", func(g *debugGuest, p *guest.Program) ([]*asm.Label, []uint64) {
+			p.Pushfq()
+			p.Or(asm.Q(asm.RSP, 0), asm.Imm(hv.FlagTF))
+			p.Popfq()
+			p.Mov(asm.EAX, asm.Imm(int64(guest.SelKernelData)))
+			next := p.Here()
+			p.Byte(0x8e, 0xd0) // mov ss, eax
+			p.Nop()
+			after := p.Here()
+			steps := stopStepping(p)
+			bs := uint64(dr6Fixed | dr6BS)
+			return append([]*asm.Label{next, after}, steps...), []uint64{bs, bs, bs, bs, bs}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			g := newDebugGuest(t)
+			p := g.Program()
+			rips, dr6 := c.build(g, p)
+			p.Xor(asm.ESI, asm.ESI)
+			p.MovToDR(asm.DR7, asm.RSI)
+			p.Done()
+			if err := g.Load(p); err != nil {
+				t.Fatal(err)
+			}
+			if err := g.RunUntilDone(debugCtx(t), 0, nil); err != nil {
+				t.Fatalf("%v; #DBs %x", err, g.records(t))
+			}
+			got := g.records(t)
+			if len(got) != len(rips) {
+				t.Fatalf("#DBs %x, want %d", got, len(rips))
+			}
+			for i, l := range rips {
+				a, _ := p.Addr(l)
+				if got[i] != (dbRec{a, dr6[i]}) {
+					t.Errorf("#DB %d: rip %#x dr6 %#x, want rip %#x (%s) dr6 %#x", i+1, got[i].rip, got[i].dr6, a, g.Source(a), dr6[i])
+				}
+			}
+		})
+	}
+}
+
+// stopStepping clears TF with pushfq; and; popfq and returns the RIPs of
+// the three traps that follow: after each of the three instructions.
+func stopStepping(p *guest.Program) []*asm.Label {
+	p.Pushfq()
+	l1 := p.Here()
+	p.And(asm.Q(asm.RSP, 0), asm.Imm(^int64(hv.FlagTF)))
+	l2 := p.Here()
+	p.Popfq()
+	return []*asm.Label{l1, l2, p.Here()}
+}
+
+// TestHostDebugEvents: host-owned events the suite found missing: DR7.GD
+// in the host's DR7, and a host single-step on an instruction that hits
+// the guest's own watchpoint (one exit, DR6 BS and B0; the guest sees
+// nothing).
+func TestHostDebugEvents(t *testing.T) {
+	t.Run("general detect", func(t *testing.T) {
+		g := newDebugGuest(t)
+		p := g.Program()
+		at := p.Here()
+		p.MovFromDR(asm.RAX, asm.DR3)
+		p.Done()
+		if err := g.Load(p); err != nil {
+			t.Fatal(err)
+		}
+		dbg := hv.GuestDebug{Flags: hv.DebugEnable | hv.DebugUseHWBP}
+		dbg.DebugReg[7] = dr7GD | dr7Fixed
+		if err := g.VCPUs[0].SetGuestDebug(&dbg); err != nil {
+			t.Fatal(err)
+		}
+		ev, err := g.Run(debugCtx(t), 0)
+		a, _ := p.Addr(at)
+		want := hv.DebugExit{Exception: 1, PC: a, DR6: dr6Fixed | dr6BD, DR7: dr7GD | dr7Fixed}
+		if d, ok := ev.Exit.(*hv.DebugExit); err != nil || !ok || *d != want {
+			t.Fatalf("exit %v, %v; want %v", ev.Exit, err, &want)
+		}
+	})
+	t.Run("host step meets a guest watchpoint", func(t *testing.T) {
+		g := newDebugGuest(t)
+		p := g.Program()
+		p.MovAbs(asm.RAX, g.buf)
+		p.MovToDR(asm.DR0, asm.RAX)
+		p.Mov(asm.ESI, asm.Imm(1|1<<16|3<<18|dr7Fixed))
+		p.MovToDR(asm.DR7, asm.RSI)
+		p.MovAbs(asm.RDI, g.buf)
+		p.Sync(1)
+		p.Mov(asm.D(asm.RDI, 0), asm.Imm(1))
+		after := p.Here()
+		p.Done()
+		if err := g.Load(p); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.Run(debugCtx(t), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.VCPUs[0].SetGuestDebug(&hv.GuestDebug{Flags: hv.DebugEnable | hv.DebugSingleStep}); err != nil {
+			t.Fatal(err)
+		}
+		ev, err := g.Run(debugCtx(t), 0)
+		a, _ := p.Addr(after)
+		want := hv.DebugExit{Exception: 1, PC: a, DR6: dr6Fixed | dr6BS | 1, DR7: 1 | 1<<16 | 3<<18 | dr7Fixed}
+		if d, ok := ev.Exit.(*hv.DebugExit); err != nil || !ok || *d != want {
+			t.Fatalf("exit %v, %v; want %v", ev.Exit, err, &want)
+		}
+		if err := g.VCPUs[0].SetGuestDebug(&hv.GuestDebug{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.RunUntilDone(debugCtx(t), 0, nil); err != nil {
+			t.Fatal(err)
+		}
+		if r := g.records(t); len(r) != 0 {
+			t.Fatalf("guest #DBs %x, want none", r)
+		}
+	})
+}
