@@ -112,6 +112,7 @@ type cpu struct {
 	cpuid               hv.CPUID
 	dbg                 hv.GuestDebug
 	watch               []watchpoint // data breakpoints in effect
+	bpPages             []uint64     // pages (linear >> 12) holding execute breakpoints in effect
 	watchHost           bool         // they are the host's (DebugUseHWBP)
 	watchHit            uint64       // DR6 bits hit by the executing instruction
 	rfLoaded            bool         // the executing instruction (IRET) loaded RFLAGS.RF
@@ -314,6 +315,9 @@ func (c *cpu) step() {
 	ce := &c.ctlb[(rip>>12)%ctlbSize]
 	if ce.vpn != rip>>12 || ce.perm&c.xperm == 0 {
 		ce = c.fillCode(rip)
+		if len(c.bpPages) > 0 && c.codeBreak(rip, ce) {
+			return
+		}
 	}
 	in := ce.cp.insts[rip&0xfff]
 	if in == nil {
@@ -450,7 +454,12 @@ func (c *cpu) slowStep() {
 		c.cur = c.rip
 		c.routeTrap(hit, step)
 	}
-	c.watchHit = 0
+	if hit := c.watchHit; hit != 0 {
+		// A data breakpoint hit by an instruction the fast path ran.
+		c.watchHit = 0
+		c.cur = c.rip
+		c.routeTrap(hit, false)
+	}
 	if c.injectVec >= 0 {
 		// DebugInjectDB/BP: the exception KVM queued at SetGuestDebug.
 		f := guestFault{vec: uint8(c.injectVec)}
@@ -534,8 +543,13 @@ func (c *cpu) routeTrap(hit uint64, step bool) {
 
 // updateSlow recomputes whether the slow path is needed.
 func (c *cpu) updateSlow() {
-	c.slow = c.rflags&(hv.FlagTF|hv.FlagRF) != 0 || c.dr7&0xff != 0 || len(c.replay) > 0 || c.intShadow || c.pendTrap ||
-		c.dbg.Flags&hv.DebugEnable != 0 || c.injectVec >= 0 || c.interruptible()
+	// Breakpoints do not need it: execute breakpoints are checked when
+	// their code page is looked up (codeBreak), data breakpoints when
+	// their data page is (watched pages never enter the data TLB).
+	c.slow = c.rflags&(hv.FlagTF|hv.FlagRF) != 0 || len(c.replay) > 0 || c.intShadow || c.pendTrap ||
+		c.pendWatch != 0 || c.watchHit != 0 || c.heldStep || c.heldWatch != 0 ||
+		c.dbg.Flags&(hv.DebugEnable|hv.DebugSingleStep) == hv.DebugEnable|hv.DebugSingleStep ||
+		c.injectVec >= 0 || c.interruptible()
 }
 
 // runLoop executes until an exit for the caller. The caller holds the

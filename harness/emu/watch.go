@@ -26,13 +26,18 @@ func (c *cpu) effectiveDR() (dr7 uint64, drs *[4]uint64, host bool) {
 // dr7Len maps DR7's LEN field to bytes (10 is 8 bytes in 64-bit mode).
 var dr7Len = [4]uint64{1, 2, 8, 4}
 
-// updateWatch recomputes the data breakpoints after DR0-DR3, DR7 or the
-// host's debug settings changed.
+// updateWatch recomputes the data breakpoints, and the code pages that
+// hold execute breakpoints, after DR0-DR3, DR7 or the host's debug
+// settings changed. Code and data on other pages keep the fast path.
 func (c *cpu) updateWatch() {
 	dr7, drs, host := c.effectiveDR()
 	c.watch = c.watch[:0]
+	c.bpPages = c.bpPages[:0]
 	for i := 0; i < 4; i++ {
 		rw := dr7 >> (16 + 4*i) & 3
+		if dr7>>(2*i)&3 != 0 && rw == 0 {
+			c.bpPages = append(c.bpPages, drs[i]>>12)
+		}
 		if dr7>>(2*i)&3 == 0 || (rw != 1 && rw != 3) {
 			continue
 		}
@@ -78,4 +83,19 @@ func (c *cpu) generalDetect() {
 		c.dr7 &^= dr7GD
 		c.raise(vecDB)
 	}
+}
+
+// codeBreak checks the execute breakpoints of a code page the fast path
+// just looked up: a page that holds one never stays in the code TLB, so
+// each of its instructions comes back here and is checked; other pages run
+// unchecked. It reports whether a breakpoint was taken (the instruction
+// does not run).
+func (c *cpu) codeBreak(rip uint64, ce *ctlbEntry) bool {
+	for _, pg := range c.bpPages {
+		if pg == rip>>12 {
+			ce.perm = 0
+			return c.execBreakpoint()
+		}
+	}
+	return false
 }
