@@ -115,6 +115,7 @@ type cpu struct {
 	bpPages             []uint64     // pages (linear >> 12) holding execute breakpoints in effect
 	watchHost           bool         // they are the host's (DebugUseHWBP)
 	watchHit            uint64       // DR6 bits hit by the executing instruction
+	watchMet            uint64       // DR6 bits of breakpoints not enabled whose condition it met
 	rfLoaded            bool         // the executing instruction (IRET) loaded RFLAGS.RF
 	ssBlock             bool         // the executing instruction loaded SS (MOV SS)
 	heldWatch           uint64       // data breakpoints a MOV SS held for the next instruction
@@ -460,6 +461,7 @@ func (c *cpu) slowStep() {
 		c.cur = c.rip
 		c.routeTrap(hit, false)
 	}
+	c.watchMet = 0
 	if c.injectVec >= 0 {
 		// DebugInjectDB/BP: the exception KVM queued at SetGuestDebug.
 		f := guestFault{vec: uint8(c.injectVec)}
@@ -531,6 +533,10 @@ func (c *cpu) slowStep() {
 // routeTrap routes the debug traps of one instruction boundary: data
 // breakpoints hit (DR6 B0-B3 bits) and a single-step.
 func (c *cpu) routeTrap(hit uint64, step bool) {
+	if hit != 0 {
+		hit |= c.watchMet
+	}
+	c.watchMet = 0
 	switch {
 	case hit != 0 && step:
 		c.routeDebug(dbgWatchStep, hit)

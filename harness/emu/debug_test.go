@@ -134,6 +134,32 @@ func TestGuestDebugEvents(t *testing.T) {
 			steps := stopStepping(p)
 			return append([]*asm.Label{after}, steps...), []uint64{dr6Fixed | dr6BS | 1<<1, dr6Fixed | dr6BS, dr6Fixed | dr6BS, dr6Fixed | dr6BS}
 		}},
+		{"DR6 shows a met execute condition that is not enabled", func(g *debugGuest, p *guest.Program) ([]*asm.Label, []uint64) {
+			target := p.NewLabel()
+			p.MovLabel(asm.RAX, target)
+			p.MovToDR(asm.DR0, asm.RAX)
+			p.MovToDR(asm.DR3, asm.RAX)
+			p.Mov(asm.ESI, asm.Imm(1|dr7Fixed)) // L0 only
+			p.MovToDR(asm.DR7, asm.RSI)
+			p.Bind(target)
+			p.Nop()
+			return []*asm.Label{target}, []uint64{dr6Fixed | 1 | 1<<3}
+		}},
+		{"DR6 shows a met data condition that is not enabled", func(g *debugGuest, p *guest.Program) ([]*asm.Label, []uint64) {
+			p.MovAbs(asm.RAX, g.buf)
+			p.MovToDR(asm.DR0, asm.RAX)
+			p.MovAbs(asm.RAX, g.buf+4)
+			p.MovToDR(asm.DR2, asm.RAX)
+			// L0 write 8 bytes; DR2 write 4 bytes, not enabled.
+			p.Mov(asm.ESI, asm.Imm(1|(1|2<<2)<<16|(1|3<<2)<<24|dr7Fixed))
+			p.MovToDR(asm.DR7, asm.RSI)
+			p.MovAbs(asm.RDI, g.buf+0x100)
+			p.Mov(asm.D(asm.RDI, 0), asm.Imm(1)) // neither
+			p.MovAbs(asm.RDI, g.buf)
+			p.Mov(asm.Q(asm.RDI, 0), asm.Imm(1))
+			after := p.Here()
+			return []*asm.Label{after}, []uint64{dr6Fixed | 1 | 1<<2}
+		}},
 		{"a MOV SS delays the single-step trap by one instruction", func(g *debugGuest, p *guest.Program) ([]*asm.Label, []uint64) {
 			p.Pushfq()
 			p.Or(asm.Q(asm.RSP, 0), asm.Imm(hv.FlagTF))

@@ -303,19 +303,23 @@ func (c *cpu) execBreakpoint() bool {
 	if dr7&0xff == 0 {
 		return false
 	}
-	var hit uint64
+	// DR6 reports every breakpoint whose condition is met, enabled or
+	// not (SDM 18.2.3), once an enabled one raises the #DB.
+	var hit, met uint64
 	for i := 0; i < 4; i++ {
-		en := dr7 >> (2 * i) & 3
 		rw := dr7 >> (16 + 4*i) & 3
-		if en != 0 && rw == 0 && drs[i] == c.rip {
-			hit |= 1 << i
+		if rw == 0 && drs[i] == c.rip {
+			met |= 1 << i
+			if dr7>>(2*i)&3 != 0 {
+				hit |= 1 << i
+			}
 		}
 	}
 	if hit == 0 {
 		return false
 	}
 	c.cur = c.rip
-	c.routeDebug(dbgExecBP, hit)
+	c.routeDebug(dbgExecBP, met)
 	return true
 }
 

@@ -12,6 +12,7 @@ type watchpoint struct {
 	lo, hi    uint64 // watched linear bytes [lo, hi]
 	writeOnly bool   // RW = 01
 	bit       uint64 // DR6 B0-B3
+	enabled   bool   // L or G set: a hit raises #DB; else it only shows in DR6
 }
 
 // effectiveDR returns the breakpoints in effect: the host's with
@@ -38,12 +39,16 @@ func (c *cpu) updateWatch() {
 		if dr7>>(2*i)&3 != 0 && rw == 0 {
 			c.bpPages = append(c.bpPages, drs[i]>>12)
 		}
-		if dr7>>(2*i)&3 == 0 || (rw != 1 && rw != 3) {
+		if rw != 1 && rw != 3 {
 			continue
 		}
+		// A data breakpoint that is not enabled is watched too when its
+		// RW field says so: its condition shows in DR6 when an enabled
+		// one raises the #DB (SDM 18.2.3).
 		n := dr7Len[dr7>>(18+4*i)&3]
 		lo := drs[i] &^ (n - 1)
-		c.watch = append(c.watch, watchpoint{lo: lo, hi: lo + n - 1, writeOnly: rw == 1, bit: 1 << i})
+		c.watch = append(c.watch, watchpoint{lo: lo, hi: lo + n - 1, writeOnly: rw == 1, bit: 1 << i,
+			enabled: dr7>>(2*i)&3 != 0})
 	}
 	c.watchHost = host
 	c.flushTLB()
@@ -63,8 +68,12 @@ func (c *cpu) watchedPage(va uint64) bool {
 func (c *cpu) watchAccess(va uint64, n int, write bool) {
 	for _, w := range c.watch {
 		if va <= w.hi && va+uint64(n)-1 >= w.lo && (write || !w.writeOnly) {
-			c.watchHit |= w.bit
-			c.slow = true
+			if w.enabled {
+				c.watchHit |= w.bit
+			} else {
+				c.watchMet |= w.bit
+			}
+			c.slow = true // the next boundary reports or forgets it
 		}
 	}
 }
