@@ -113,6 +113,7 @@ type cpu struct {
 	dbg                 hv.GuestDebug
 	watch               []watchpoint // data breakpoints in effect
 	bpPages             []uint64     // pages (linear >> 12) holding execute breakpoints in effect
+	ioWatch             []watchpoint // I/O breakpoints in effect (ports)
 	watchHost           bool         // they are the host's (DebugUseHWBP)
 	watchHit            uint64       // DR6 bits hit by the executing instruction
 	watchMet            uint64       // DR6 bits of breakpoints not enabled whose condition it met

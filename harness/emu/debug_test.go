@@ -277,3 +277,50 @@ func TestHostDebugEvents(t *testing.T) {
 		}
 	})
 }
+
+// TestIOBreakpoint: with CR4.DE an RW=10 breakpoint watches a port; the
+// OUT exits to the host first and the #DB follows on re-entry, RIP after
+// the OUT. Without CR4.DE the same DR7 matches nothing.
+func TestIOBreakpoint(t *testing.T) {
+	for _, de := range []bool{true, false} {
+		t.Run(map[bool]string{true: "CR4.DE", false: "no CR4.DE"}[de], func(t *testing.T) {
+			g := newDebugGuest(t)
+			p := g.Program()
+			if de {
+				p.MovFromCR(asm.RAX, asm.CR4)
+				p.Or(asm.RAX, asm.Imm(cr4DE))
+				p.MovToCR(asm.CR4, asm.RAX)
+			}
+			p.Mov(asm.EAX, asm.Imm(0x82))
+			p.MovToDR(asm.DR1, asm.RAX)
+			p.Mov(asm.ESI, asm.Imm(1<<2|(2|1<<2)<<20|dr7Fixed)) // L1, I/O, 2 bytes: ports 0x82-0x83
+			p.MovToDR(asm.DR7, asm.RSI)
+			p.Out(asm.Imm(0x84), asm.AL) // outside
+			p.Out(asm.Imm(0x83), asm.AL)
+			after := p.Here()
+			p.Xor(asm.ESI, asm.ESI)
+			p.MovToDR(asm.DR7, asm.RSI)
+			p.Done()
+			if err := g.Load(p); err != nil {
+				t.Fatal(err)
+			}
+			for _, port := range []uint16{0x84, 0x83} {
+				ev, err := g.Run(debugCtx(t), 0)
+				if io, ok := ev.Exit.(*hv.IOExit); err != nil || !ok || io.Port != port {
+					t.Fatalf("exit %v, %v; want the OUT to port %#x", ev.Exit, err, port)
+				}
+			}
+			if err := g.RunUntilDone(debugCtx(t), 0, nil); err != nil {
+				t.Fatal(err)
+			}
+			got := g.records(t)
+			a, _ := p.Addr(after)
+			switch {
+			case de && (len(got) != 1 || got[0] != dbRec{a, dr6Fixed | 1<<1}):
+				t.Fatalf("#DBs %x, want one at %#x with B1", got, a)
+			case !de && len(got) != 0:
+				t.Fatalf("#DBs %x without CR4.DE, want none", got)
+			}
+		})
+	}
+}

@@ -371,7 +371,7 @@ func opMovCR(c *cpu, in *inst) {
 			c.gp(0)
 		}
 		c.sr.CR4 = v
-		c.flushTLB()
+		c.updateWatch() // CR4.DE decides what DR7's RW=10 means; flushes the TLBs
 	case 8:
 		if v>>4 != 0 {
 			c.gp(0)
@@ -586,6 +586,9 @@ func opSwapgs(c *cpu, in *inst) {
 // ioCheck applies the I/O privilege rules: allowed when CPL <= IOPL,
 // else only when the TSS I/O permission bitmap clears every port bit.
 func (c *cpu) ioCheck(port uint16, size uint8) {
+	if len(c.ioWatch) > 0 {
+		c.ioBreak(port, size)
+	}
 	if c.cpl <= c.iopl() {
 		return
 	}

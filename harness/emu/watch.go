@@ -34,8 +34,17 @@ func (c *cpu) updateWatch() {
 	dr7, drs, host := c.effectiveDR()
 	c.watch = c.watch[:0]
 	c.bpPages = c.bpPages[:0]
+	c.ioWatch = c.ioWatch[:0]
 	for i := 0; i < 4; i++ {
 		rw := dr7 >> (16 + 4*i) & 3
+		if rw == 2 && c.sr.CR4&cr4DE != 0 {
+			// An I/O breakpoint (CR4.DE set; undefined without it, and
+			// never matching here): DRn holds the port.
+			n := dr7Len[dr7>>(18+4*i)&3]
+			lo := drs[i] & 0xffff &^ (n - 1)
+			c.ioWatch = append(c.ioWatch, watchpoint{lo: lo, hi: lo + n - 1, bit: 1 << i, enabled: dr7>>(2*i)&3 != 0})
+			continue
+		}
 		if dr7>>(2*i)&3 != 0 && rw == 0 {
 			c.bpPages = append(c.bpPages, drs[i]>>12)
 		}
@@ -107,4 +116,21 @@ func (c *cpu) codeBreak(rip uint64, ce *ctlbEntry) bool {
 		}
 	}
 	return false
+}
+
+// ioBreak records the I/O breakpoints an IN, OUT, INS or OUTS of size
+// bytes at port meets; like a data breakpoint it traps after the
+// instruction (a REP string one after its first iteration).
+func (c *cpu) ioBreak(port uint16, size uint8) {
+	lo, hi := uint64(port), uint64(port)+uint64(size)-1
+	for _, w := range c.ioWatch {
+		if lo <= w.hi && hi >= w.lo {
+			if w.enabled {
+				c.watchHit |= w.bit
+			} else {
+				c.watchMet |= w.bit
+			}
+			c.slow = true
+		}
+	}
 }
