@@ -10,11 +10,10 @@ import (
 	"github.com/kvmspec/kvmspec/harness/hv"
 )
 
-// dbLog is where debugGuest's #DB handler records (saved RIP, DR6) pairs.
+// dbRec is a #DB the guest's handler saw: saved RIP and DR6.
 type dbRec struct{ rip, dr6 uint64 }
 
-// debugGuest is a standard CPL0 guest whose #DB handler logs the saved RIP
-// and DR6 to a page, clears DR6 and returns with RF set.
+// debugGuest is a standard CPL0 guest with a guest.DebugLog #DB handler.
 type debugGuest struct {
 	*guest.Guest
 	log uint64
@@ -36,19 +35,7 @@ func newDebugGuest(t *testing.T) *debugGuest {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := g.Handle(guest.Handler{Vector: 1, Body: func(p *guest.Program, f guest.Frame) {
-		p.Mov(asm.ECX, p.InterruptCount(1))
-		p.And(asm.ECX, asm.Imm(63))
-		p.Shl(asm.ECX, asm.Imm(4))
-		p.MovAbs(asm.RDX, log)
-		p.Mov(asm.RAX, f.RIP)
-		p.Mov(asm.Q(asm.RDX, 0).Idx(asm.RCX, 1), asm.RAX)
-		p.MovFromDR(asm.RAX, asm.DR6)
-		p.Mov(asm.Q(asm.RDX, 8).Idx(asm.RCX, 1), asm.RAX)
-		p.MovAbs(asm.RAX, dr6Fixed)
-		p.MovToDR(asm.DR6, asm.RAX)
-		p.Or(f.RFLAGS, asm.Imm(hv.FlagRF))
-	}}); err != nil {
+	if err := g.Handle(guest.DebugLog(log)); err != nil {
 		t.Fatal(err)
 	}
 	return &debugGuest{Guest: g, log: log, buf: buf}
@@ -57,15 +44,13 @@ func newDebugGuest(t *testing.T) *debugGuest {
 // records reads the handler's log.
 func (g *debugGuest) records(t *testing.T) []dbRec {
 	t.Helper()
-	n, err := g.InterruptCount(0, 1)
+	recs, err := g.DebugRecords(0, g.log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []dbRec
-	for i := uint64(0); i < uint64(n) && i < 64; i++ {
-		rip, _ := g.Read64(g.log + 16*i)
-		dr6, _ := g.Read64(g.log + 16*i + 8)
-		out = append(out, dbRec{rip, dr6})
+	for _, r := range recs {
+		out = append(out, dbRec{r.RIP, r.DR6})
 	}
 	return out
 }

@@ -14,16 +14,15 @@ import (
 // RIP, DR6) from offset 0, #BP records (saved RIP) from bpLog, 16 bytes
 // each, indexed by the handler's count before it is incremented.
 const (
-	bpLog      = 0x800
-	logEntries = 64
+	bpLog      = guest.DebugLogSize
+	logEntries = guest.DebugLogEntries
 )
 
 // installHandlers installs the guest's #DB, #BP and arming handlers.
 //
-// #DB logs the saved RIP and DR6, clears DR6 (software must: the CPU
-// never clears B0-B3) and returns with RF set, so a fault-class #DB (an
-// execute breakpoint, general detect) re-runs its instruction once without
-// hitting again; for a trap RF only shields the next instruction.
+// #DB is guest.DebugLog: it logs the saved RIP and DR6, clears DR6 and
+// returns with RF set, so a fault-class #DB (an execute breakpoint,
+// general detect) re-runs its instruction once without hitting again.
 //
 // #UD is how CPL3 test code arms its debug registers (ring 0 only may):
 // ud2 with DR0-DR3 in RAX, RBX, RCX, RDX and DR7 in RSI; the handler
@@ -31,19 +30,7 @@ const (
 func (e *env) installHandlers() {
 	GinkgoHelper()
 	log := e.log
-	Expect(e.g.Handle(guest.Handler{Vector: 1, Body: func(p *guest.Program, f guest.Frame) {
-		p.Mov(asm.ECX, p.InterruptCount(1))
-		p.And(asm.ECX, asm.Imm(logEntries-1))
-		p.Shl(asm.ECX, asm.Imm(4))
-		p.MovAbs(asm.RDX, log)
-		p.Mov(asm.RAX, f.RIP)
-		p.Mov(asm.Q(asm.RDX, 0).Idx(asm.RCX, 1), asm.RAX)
-		p.MovFromDR(asm.RAX, asm.DR6)
-		p.Mov(asm.Q(asm.RDX, 8).Idx(asm.RCX, 1), asm.RAX)
-		p.MovAbs(asm.RAX, dr6Fixed)
-		p.MovToDR(asm.DR6, asm.RAX)
-		p.Or(f.RFLAGS, asm.Imm(hv.FlagRF))
-	}})).To(Succeed())
+	Expect(e.g.Handle(guest.DebugLog(log))).To(Succeed())
 	Expect(e.g.Handle(guest.Handler{Vector: 3, Body: func(p *guest.Program, f guest.Frame) {
 		p.Mov(asm.ECX, p.InterruptCount(3))
 		p.And(asm.ECX, asm.Imm(logEntries-1))
@@ -134,15 +121,13 @@ func (e *env) checkDB(want ...rec) {
 
 // hostLog reads the guest's #DB log, for failure messages.
 func (e *env) hostLog() string {
-	n, err := e.g.InterruptCount(0, 1)
+	recs, err := e.g.DebugRecords(0, e.log)
 	if err != nil {
 		return err.Error()
 	}
-	s := fmt.Sprintf("%d #DB:", n)
-	for i := uint64(0); i < uint64(n) && i < logEntries; i++ {
-		rip, _ := e.g.Read64(e.log + 16*i)
-		dr6, _ := e.g.Read64(e.log + 16*i + 8)
-		s += fmt.Sprintf(" (rip %#x %s, dr6 %#x)", rip, e.g.Source(rip), dr6)
+	s := fmt.Sprintf("%d #DB:", len(recs))
+	for _, r := range recs {
+		s += fmt.Sprintf(" (rip %#x %s, dr6 %#x)", r.RIP, e.g.Source(r.RIP), r.DR6)
 	}
 	return s
 }
@@ -218,13 +203,11 @@ func guestCases() []tcase {
 			p.Mov(asm.EAX, asm.Imm(0x5a))
 			stos := p.Here()
 			p.Rep().Stosb()
-			after := p.Here()
 			p.AssertEq(asm.RCX, asm.Imm(0), "RCX after rep stosb")
 			e.disarm()
 			// Two iterations write the watched word; more remain after
 			// each, so the trap's RIP is the string instruction itself.
 			e.checkDB(rec{stos, dr6Fixed | 1}, rec{stos, dr6Fixed | 1})
-			_ = after
 			e.finish(ctx)
 			Expect(e.g.Read64(e.buf + 32)).To(Equal(uint64(0x5a5a5a5a5a5a5a5a)))
 		}},
