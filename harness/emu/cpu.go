@@ -112,15 +112,8 @@ type cpu struct {
 	cpuid               hv.CPUID
 	dbg                 hv.GuestDebug
 	watch               []watchpoint // data breakpoints in effect
-	bpPages             []uint64     // pages (linear >> 12) holding execute breakpoints in effect
-	ioWatch             []watchpoint // I/O breakpoints in effect (ports)
 	watchHost           bool         // they are the host's (DebugUseHWBP)
 	watchHit            uint64       // DR6 bits hit by the executing instruction
-	watchMet            uint64       // DR6 bits of breakpoints not enabled whose condition it met
-	rfLoaded            bool         // the executing instruction (IRET) loaded RFLAGS.RF
-	ssBlock             bool         // the executing instruction loaded SS (MOV SS)
-	heldWatch           uint64       // data breakpoints a MOV SS held for the next instruction
-	heldStep            bool         // a single-step trap a MOV SS held
 	pendWatch           uint64       // a hit held back while an exit was reported
 	ran                 bool         // Run was called (CPUID is frozen, as KVM does from 5.16)
 
@@ -176,6 +169,16 @@ type cpu struct {
 	failExit hv.FailEntryExit
 
 	st vcpuStats
+
+	// Debug state only the slow path and breakpointed pages use, last so
+	// that the hot fields keep their layout.
+	bpPages   []uint64     // pages (linear >> 12) holding execute breakpoints in effect
+	ioWatch   []watchpoint // I/O breakpoints in effect (ports)
+	watchMet  uint64       // DR6 bits of breakpoints not enabled whose condition it met
+	rfLoaded  bool         // the executing instruction (IRET) loaded RFLAGS.RF
+	ssBlock   bool         // the executing instruction loaded SS (MOV SS)
+	heldWatch uint64       // data breakpoints a MOV SS held for the next instruction
+	heldStep  bool         // a single-step trap a MOV SS held
 }
 
 type vcpuStats struct {
