@@ -2,12 +2,14 @@ package emu
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/kvmspec/kvmspec/harness/asm"
 	"github.com/kvmspec/kvmspec/harness/guest"
 	"github.com/kvmspec/kvmspec/harness/hv"
+	"golang.org/x/sys/unix"
 )
 
 // dbRec is a #DB the guest's handler saw: saved RIP and DR6.
@@ -308,4 +310,71 @@ func TestIOBreakpoint(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzDebugState arms random guest debug registers and host debug
+// settings over a program that touches memory every way (plain, string,
+// locked, stack, port, debug-register moves) and steps with TF. Bad
+// values must be refused with EINVAL, exactly when the contract says, and
+// whatever is accepted must run without a host panic or an emulator bug.
+func FuzzDebugState(f *testing.F) {
+	f.Add(uint64(dataGPA), uint64(codeGPA+5), uint64(0), uint64(dataGPA+4), uint64(0xffff0ff0), uint64(0xd0401), uint32(0), uint64(0), uint64(0))
+	f.Add(uint64(dataGPA), uint64(0), uint64(0), uint64(0), uint64(0xffff0ff0), uint64(1<<13), uint32(hv.DebugEnable|hv.DebugUseHWBP), uint64(codeGPA), uint64(0x402))
+	f.Add(uint64(0x80), uint64(0), uint64(0), uint64(0), uint64(0), uint64(0xffffffffffffffff), uint32(0xffffffff), uint64(dataGPA), uint64(0xffffffff))
+	f.Add(uint64(0), uint64(0), uint64(0), uint64(0), uint64(1<<40), uint64(0x20001), uint32(hv.DebugEnable|hv.DebugSingleStep|hv.DebugBlockIRQ), uint64(0), uint64(0))
+	code := assemble(f, func(a *asm.Assembler) {
+		a.Mov(asm.RDI, asm.Imm(dataGPA))
+		a.Mov(asm.Q(asm.RDI, 0), asm.RDI)
+		a.Mov(asm.RAX, asm.Q(asm.RDI, 3))
+		a.Mov(asm.ECX, asm.Imm(16))
+		a.Rep().Stosb()
+		a.Lock().Add(asm.D(asm.RDI, 0), asm.Imm(1))
+		a.Push(asm.RAX)
+		a.Pop(asm.RAX)
+		a.Out(asm.Imm(0x80), asm.AL)
+		a.MovFromDR(asm.RAX, asm.DR7)
+		a.Pushfq()
+		a.Or(asm.Q(asm.RSP, 0), asm.Imm(hv.FlagTF))
+		a.Popfq()
+		a.Nop()
+		a.Nop()
+		done(a)
+	})
+	f.Fuzz(func(t *testing.T, d0, d1, d2, d3, dr6, dr7 uint64, flags uint32, hostDR, hostDR7 uint64) {
+		g := newTestGuest(t, New(Options{}), guestOpt{memSize: 4 << 20}, code)
+		err := g.vcpu.SetDebugRegs(&hv.DebugRegs{DB: [4]uint64{d0, d1, d2, d3}, DR6: dr6, DR7: dr7})
+		if bad := dr6>>32 != 0 || dr7>>32 != 0; bad != (err != nil) || (bad && !errors.Is(err, unix.EINVAL)) {
+			t.Fatalf("SetDebugRegs dr6 %#x dr7 %#x: %v", dr6, dr7, err)
+		}
+		gd := hv.GuestDebug{Flags: hv.DebugFlags(flags)}
+		gd.DebugReg = [8]uint64{hostDR, hostDR + 8, hostDR ^ 1, d0, 0, 0, 0, hostDR7}
+		err = g.vcpu.SetGuestDebug(&gd)
+		if bad := gd.Flags&^hv.DebugFlagsKnown != 0; bad != (err != nil) || (bad && !errors.Is(err, unix.EINVAL)) {
+			t.Fatalf("SetGuestDebug %v: %v", gd.Flags, err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		for i := 0; i < 200; i++ {
+			e, err := g.vcpu.Run(ctx)
+			if err != nil {
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("Run: %v", err)
+				}
+				return
+			}
+			switch x := e.(type) {
+			case *hv.InternalErrorExit:
+				if x.Suberror == internalEmuBug {
+					t.Fatalf("emulator bug: %s", g.vcpu.(*VCPU).c.internalMsg)
+				}
+				return
+			case *hv.HaltExit, *hv.ShutdownExit, *hv.FailEntryExit:
+				return
+			case *hv.IOExit:
+				if x.Port == portDone {
+					return
+				}
+			}
+		}
+	})
 }
