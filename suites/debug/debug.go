@@ -15,7 +15,7 @@
 //	             loop, ICEBP, every data access path, every execute
 //	             breakpoint with every watchpoint in another register
 //	interplay    a host single-step meeting the guest's watchpoint; a
-//	             watchpoint on a dirty-logged page
+//	             watchpoint on a dirty-logged or a demand-paged page
 //	bad input    the errors for flags and debug registers the contract refuses
 //
 // kvm-pvm hosts run little of this (kvm-host.md); fixtures/hosts/pvm.json

@@ -91,6 +91,7 @@ func TestPVMProfile(t *testing.T) {
 		"debug/guest-owned / execute breakpoint DR0 with write watchpoint DR3 [cpl0]",
 		"debug/guest-owned / int3 in a loop [cpl0]",
 		"debug/interplay / host watchpoint on a dirty-logged page [cpl3]",
+		"debug/interplay / guest read/write watchpoint on a demand-paged page [cpl0]",
 	}
 	for _, id := range works {
 		if !seen[id] {

@@ -2,6 +2,7 @@ package debug
 
 import (
 	"errors"
+	"sync/atomic"
 
 	"github.com/kvmspec/kvmspec/harness/asm"
 	"github.com/kvmspec/kvmspec/harness/guest"
@@ -47,12 +48,36 @@ func (e *env) stepTo(ctx SpecContext, at uint64) int {
 func (e *env) loggedSlot() {
 	GinkgoHelper()
 	e.b.Require(hv.CapDirtyLog)
+	e.extraSlot(hv.MemLogDirty)
+	Expect(e.dirty()).To(BeZero(), "first harvest of the new slot")
+}
+
+// demandSlot adds a slot of one page at loggedGPA whose page the host
+// fills on first touch with pagePattern; faults counts the touches.
+func (e *env) demandSlot(faults *atomic.Int32) {
+	GinkgoHelper()
+	e.b.Require(hv.CapUserfault)
+	e.extraSlot(0)
+	Expect(e.g.VM.SetMissingPageHandler(1, func(f hv.Fault, page []byte) error {
+		faults.Add(1)
+		for i := range page {
+			page[i] = pagePattern
+		}
+		return nil
+	})).To(Succeed())
+}
+
+// pagePattern fills a demand-paged page.
+const pagePattern = 0x5c
+
+// extraSlot adds slot 1: one page at loggedGPA, mapped for the guest.
+func (e *env) extraSlot(flags hv.MemFlags) {
+	GinkgoHelper()
 	mem, err := hv.NewMemory(hv.PageSize, hv.Anonymous)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(mem.Close)
-	Expect(e.g.VM.SetMemslot(hv.Memslot{Slot: 1, GPA: loggedGPA, Size: hv.PageSize, Flags: hv.MemLogDirty, Memory: mem})).To(Succeed())
+	Expect(e.g.VM.SetMemslot(hv.Memslot{Slot: 1, GPA: loggedGPA, Size: hv.PageSize, Flags: flags, Memory: mem})).To(Succeed())
 	Expect(e.g.PT.Map(loggedGPA, loggedGPA, hv.PageSize, guest.PTEWrite|guest.PTEUser)).To(Succeed())
-	Expect(e.dirty()).To(BeZero(), "first harvest of the new slot")
 }
 
 // dirty harvests the logged slot's bitmap.
@@ -120,6 +145,39 @@ func interplayCases() []tcase {
 			e.finish(ctx)
 			Expect(e.dirty()).To(Equal(uint64(1)), "the watched write is logged")
 			Expect(e.g.Read64(loggedGPA + 40)).To(Equal(uint64(0x99)))
+		}},
+		{name: "host read/write watchpoint on a demand-paged page", fn: func(ctx SpecContext, e *env) {
+			e.b.Require(hv.CapWatchpoint)
+			var faults atomic.Int32
+			e.demandSlot(&faults)
+			p := e.p
+			p.MovAbs(asm.RDI, loggedGPA)
+			p.Mov(asm.RAX, asm.Q(asm.RDI, 48))
+			after := p.Here()
+			p.MovAbs(asm.RBX, 0x5c5c5c5c5c5c5c5c)
+			p.AssertEq(asm.RAX, asm.RBX, "the value the host paged in")
+			p.Done()
+			e.load()
+			dr7 := hostWatch(3, rwRW, 8)
+			e.setDebug(hv.DebugEnable|hv.DebugUseHWBP, dr7, 0, 0, 0, loggedGPA+48)
+			e.expectDebug(ctx, debugExit{vector: 1, pc: e.addr(after), dr6: dr6Fixed | 1<<3})
+			Expect(faults.Load()).To(Equal(int32(1)), "missing-page faults before the trap")
+			e.noDebug()
+			e.runDone(ctx)
+		}},
+		{name: "guest read/write watchpoint on a demand-paged page", fn: func(ctx SpecContext, e *env) {
+			var faults atomic.Int32
+			e.demandSlot(&faults)
+			p := e.p
+			e.arm(dr7Enable(1, false)|dr7Cond(1, rwRW, 4), uint64(0), uint64(loggedGPA+64))
+			p.MovAbs(asm.RDI, loggedGPA)
+			p.Mov(asm.EAX, asm.D(asm.RDI, 66)) // straddles the watched dword
+			after := p.Here()
+			p.AssertEq(asm.RAX, asm.Imm(0x5c5c5c5c), "the value the host paged in")
+			e.disarm()
+			e.checkDB(rec{after, dr6Fixed | 1<<1})
+			e.finish(ctx)
+			Expect(faults.Load()).To(Equal(int32(1)), "missing-page faults")
 		}},
 	}
 }
