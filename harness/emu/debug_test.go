@@ -352,29 +352,9 @@ func FuzzDebugState(f *testing.F) {
 		if bad := gd.Flags&^hv.DebugFlagsKnown != 0; bad != (err != nil) || (bad && !errors.Is(err, unix.EINVAL)) {
 			t.Fatalf("SetGuestDebug %v: %v", gd.Flags, err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		defer cancel()
-		for i := 0; i < 200; i++ {
-			e, err := g.vcpu.Run(ctx)
-			if err != nil {
-				if !errors.Is(err, context.DeadlineExceeded) {
-					t.Fatalf("Run: %v", err)
-				}
-				return
-			}
-			switch x := e.(type) {
-			case *hv.InternalErrorExit:
-				if x.Suberror == internalEmuBug {
-					t.Fatalf("emulator bug: %s", g.vcpu.(*VCPU).c.internalMsg)
-				}
-				return
-			case *hv.HaltExit, *hv.ShutdownExit, *hv.FailEntryExit:
-				return
-			case *hv.IOExit:
-				if x.Port == portDone {
-					return
-				}
-			}
-		}
+		fuzzRun(t, g, 50*time.Millisecond, 200, func(e hv.Exit) bool {
+			io, ok := e.(*hv.IOExit)
+			return ok && io.Port == portDone
+		})
 	})
 }

@@ -141,6 +141,23 @@ func (e *env) finish(ctx SpecContext) {
 	Expect(e.g.RunUntilDone(ctx, 0, nil)).To(Succeed(), func() string { return e.hostLog() })
 }
 
+// watchOnce is a case in which the guest watches n bytes at e.buf+off
+// with DRi and one access, emitted by access, hits them once: the #DB
+// comes after it.
+func watchOnce(name string, i int, rw uint64, n int, off uint64, access func(p *guest.Program, w uint64)) tcase {
+	return tcase{name: name, fn: func(ctx SpecContext, e *env) {
+		w := e.buf + off
+		drs := []any{uint64(0), uint64(0), uint64(0), uint64(0)}
+		drs[i] = w
+		e.arm(dr7Enable(i, false)|dr7Cond(i, rw, n), drs...)
+		access(e.p, w)
+		after := e.p.Here()
+		e.disarm()
+		e.checkDB(rec{after, dr6Fixed | 1<<i})
+		e.finish(ctx)
+	}}
+}
+
 func guestCases() []tcase {
 	var cs []tcase
 	for i := 0; i < 4; i++ {
@@ -183,17 +200,10 @@ func guestCases() []tcase {
 		}})
 	}
 	cs = append(cs,
-		tcase{name: "read/write watchpoint on a read", fn: func(ctx SpecContext, e *env) {
-			p := e.p
-			w := e.buf + 64
-			e.arm(dr7Enable(1, false)|dr7Cond(1, rwRW, 8), uint64(0), w)
+		watchOnce("read/write watchpoint on a read", 1, rwRW, 8, 64, func(p *guest.Program, w uint64) {
 			p.MovAbs(asm.RDI, w+4)
 			p.Movzx(asm.EAX, asm.B(asm.RDI, 0))
-			after := p.Here()
-			e.disarm()
-			e.checkDB(rec{after, dr6Fixed | 1<<1})
-			e.finish(ctx)
-		}},
+		}),
 		tcase{name: "rep stosb traps after each iteration that writes the watched bytes", fn: func(ctx SpecContext, e *env) {
 			p := e.p
 			w := e.buf + 34
@@ -211,30 +221,16 @@ func guestCases() []tcase {
 			e.finish(ctx)
 			Expect(e.g.Read64(e.buf + 32)).To(Equal(uint64(0x5a5a5a5a5a5a5a5a)))
 		}},
-		tcase{name: "locked read-modify-write", fn: func(ctx SpecContext, e *env) {
-			p := e.p
-			w := e.buf + 96
-			e.arm(dr7Enable(2, false)|dr7Cond(2, rwWrite, 4), uint64(0), uint64(0), w)
+		watchOnce("locked read-modify-write", 2, rwWrite, 4, 96, func(p *guest.Program, w uint64) {
 			p.MovAbs(asm.RDI, w)
 			p.Mov(asm.EAX, asm.Imm(5))
 			p.Lock().Xadd(asm.D(asm.RDI, 0), asm.EAX)
-			after := p.Here()
-			e.disarm()
-			e.checkDB(rec{after, dr6Fixed | 1<<2})
-			e.finish(ctx)
-		}},
-		tcase{name: "misaligned write straddling the watched range", fn: func(ctx SpecContext, e *env) {
-			p := e.p
-			w := e.buf + 128
-			e.arm(dr7Enable(3, false)|dr7Cond(3, rwWrite, 8), uint64(0), uint64(0), uint64(0), w)
+		}),
+		watchOnce("misaligned write straddling the watched range", 3, rwWrite, 8, 128, func(p *guest.Program, w uint64) {
 			p.MovAbs(asm.RDI, w-3)
 			p.MovAbs(asm.RAX, 0x1122334455667788)
 			p.Mov(asm.Q(asm.RDI, 0), asm.RAX)
-			after := p.Here()
-			e.disarm()
-			e.checkDB(rec{after, dr6Fixed | 1<<3})
-			e.finish(ctx)
-		}},
+		}),
 		tcase{name: "push onto a watched stack slot", fn: func(ctx SpecContext, e *env) {
 			p := e.p
 			p.Lea(asm.RAX, asm.Q(asm.RSP, -8))
