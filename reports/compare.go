@@ -4,19 +4,22 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
+
+	"golang.org/x/perf/benchmath"
 )
 
 // Defaults of CompareOptions. Back-to-back runs of the same build on one
-// 2-core host move single-sample timings by up to 4× and, across hosts and
-// load, by up to 10×; the defaults are chosen so that such noise alone
-// never reads as a regression.
+// 2-core host move single timings by up to 4× and, across hosts and load,
+// by up to 10×: a verdict needs samples and a test on them, as benchstat
+// does, not a ratio of two medians.
 const (
-	DefaultThreshold        = 0.2
-	DefaultMinSamples       = 3
-	DefaultFewSamplesFactor = 10.0
+	DefaultThreshold  = 0.2
+	DefaultMinSamples = 5
+	DefaultAlpha      = 0.05
 )
 
 // CompareOptions tune how Compare judges perf measurements. The zero value
@@ -27,15 +30,15 @@ type CompareOptions struct {
 	// symmetric as ratios, so a change and its undo are judged alike).
 	// Zero or less, or NaN, means DefaultThreshold.
 	Threshold float64
-	// MinSamples is how many samples both runs need for the threshold to
-	// apply. With fewer, a median is a single noisy draw, and only a
-	// change by more than FewSamplesFactor counts. Zero or less means
-	// DefaultMinSamples.
+	// MinSamples is how many samples each run needs for a verdict; with
+	// fewer the measurement is "not enough data", never worse. Below 4 a
+	// Mann-Whitney U test cannot reach p < 0.05 whatever the numbers.
+	// Zero or less means DefaultMinSamples.
 	MinSamples int
-	// FewSamplesFactor is the ratio a median must move by when either run
-	// has fewer than MinSamples samples. Values below 1+Threshold, and
-	// NaN, mean DefaultFewSamplesFactor.
-	FewSamplesFactor float64
+	// Alpha is the significance level of the Mann-Whitney U test on the
+	// two runs' samples (benchstat's default, 0.05). Out of (0, 1), or
+	// NaN, means DefaultAlpha.
+	Alpha float64
 }
 
 func (o CompareOptions) withDefaults() CompareOptions {
@@ -45,8 +48,8 @@ func (o CompareOptions) withDefaults() CompareOptions {
 	if o.MinSamples <= 0 {
 		o.MinSamples = DefaultMinSamples
 	}
-	if !(o.FewSamplesFactor >= 1+o.Threshold) || math.IsInf(o.FewSamplesFactor, 0) {
-		o.FewSamplesFactor = DefaultFewSamplesFactor
+	if !(o.Alpha > 0 && o.Alpha < 1) {
+		o.Alpha = DefaultAlpha
 	}
 	return o
 }
@@ -190,12 +193,15 @@ type Verdict string
 
 // Verdicts. VerdictNone means Compare could not judge: the direction is
 // unknown, the measurement is in one run only, or the medians do not give
-// a ratio (a baseline median of zero or below).
+// a ratio (a baseline median of zero or below). VerdictNotEnough means a
+// run has fewer samples than CompareOptions.MinSamples (reports of schema
+// version 1 keep none): never a regression.
 const (
-	VerdictWorse  Verdict = "worse"
-	VerdictBetter Verdict = "better"
-	VerdictSame   Verdict = "same"
-	VerdictNone   Verdict = ""
+	VerdictWorse     Verdict = "worse"
+	VerdictBetter    Verdict = "better"
+	VerdictSame      Verdict = "same"
+	VerdictNotEnough Verdict = "not enough data"
+	VerdictNone      Verdict = ""
 )
 
 // PerfChange compares one measurement, keyed by backend, case ID,
@@ -214,17 +220,19 @@ type PerfChange struct {
 	// missing, a baseline median of zero or below, a non-finite value).
 	Ratio     float64
 	Direction Direction
-	// Significant: the median moved past the threshold that applies and,
-	// where both runs have a min–max range, the ranges are apart by more
-	// than half the threshold. Direction decides whether that is worse.
+	// P is the Mann-Whitney U test's p-value for "both runs' samples come
+	// from one distribution", or -1 when no test was made.
+	P float64
+	// Significant: P < Alpha, the median moved past the threshold and
+	// the runs' min–max ranges are apart (see judge). Direction decides
+	// whether that is worse.
 	Significant bool
-	// Noisy: the median moved past the threshold but the noise guard
-	// (range overlap, or too few samples) held the verdict back.
+	// Noisy: the median moved past the threshold but the test or the
+	// ranges did not set the runs apart, so the verdict is "same".
 	Noisy bool
-	// FewSamples: a run has fewer than MinSamples samples, so the wider
-	// FewSamplesFactor applied.
-	FewSamples bool
-	Verdict    Verdict
+	// NotEnoughData: a run has fewer than MinSamples samples.
+	NotEnoughData bool
+	Verdict       Verdict
 
 	nth int // occurrence of the name within its case, see perfKey
 }
@@ -255,17 +263,18 @@ type perfKey struct {
 //
 // Cases are matched on (backend, ID) and classified by ChangeKind.
 // Measurements are matched on (backend, case ID, experiment, name) and
-// judged on their medians with a noise guard, because timings on shared
-// hosts are noisy and a nightly job that cries wolf gets ignored:
+// judged on their samples, because timings on shared hosts are noisy and
+// a nightly job that cries wolf gets ignored:
 //
-//   - The medians must differ by more than the ratio 1+Threshold (either
-//     way), or by more than FewSamplesFactor when either run has fewer
-//     than MinSamples samples: a lone sample has no spread to judge it by.
-//   - When both runs have a usable min–max range (n ≥ 2, min ≤ median ≤
-//     max), the ranges must also be apart: for a rise, the new min above
-//     the old max × (1+Threshold/2); for a fall, the new max below the old
-//     min ÷ (1+Threshold/2). Overlapping ranges mean the runs could have
-//     drawn the same numbers.
+//   - Each run needs MinSamples samples, or the verdict is "not enough
+//     data": one sample has no spread to judge it by.
+//   - The samples must differ by a Mann-Whitney U test (benchmath's
+//     AssumeNothing, as benchstat uses) at level Alpha, and the medians by
+//     more than the ratio 1+Threshold (either way).
+//   - The runs' min–max ranges must be apart by the ratio 1+Threshold/2:
+//     the test sees the noise within a run, not the shift a loaded host
+//     gives a whole run, which on the 2-core hosts kvmspec is developed
+//     on moves identical runs by ×2 and more.
 //   - Direction, from the units (UnitDirection), turns a significant rise
 //     or fall into worse or better; with unknown units the change is
 //     reported without a verdict.
@@ -424,12 +433,13 @@ func (p PerfChange) rank() int {
 	return 2
 }
 
-// judge fills in the ratio, direction and verdict of p.
+// judge fills in the ratio, test, direction and verdict of p.
 func judge(p *PerfChange, opt CompareOptions) {
 	m := p.Cur
 	if !p.HasCur {
 		m = p.Base
 	}
+	p.P = -1
 	p.Direction = measurementDirection(m)
 	if !p.HasBase || !p.HasCur {
 		return
@@ -444,22 +454,36 @@ func judge(p *PerfChange, opt CompareOptions) {
 		return
 	}
 	p.Ratio = c.Median / b.Median
-	limit := 1 + opt.Threshold
-	if min(b.N, c.N) < opt.MinSamples {
-		p.FewSamples = true
-		limit = opt.FewSamplesFactor
+	moved := p.Ratio > 1+opt.Threshold || p.Ratio*(1+opt.Threshold) < 1
+	bs, cs := usableSamples(b), usableSamples(c)
+	if len(bs) < opt.MinSamples || len(cs) < opt.MinSamples {
+		p.NotEnoughData = true
+		if p.Direction != DirectionUnknown {
+			p.Verdict = VerdictNotEnough
+		}
+		return
 	}
-	guard := usableRange(b) && usableRange(c)
+	th := benchmath.DefaultThresholds
+	th.CompareAlpha = opt.Alpha
+	// NewSample sorts its values; the report's stay in run order.
+	cmp := benchmath.AssumeNothing.Compare(benchmath.NewSample(slices.Clone(bs), &th), benchmath.NewSample(slices.Clone(cs), &th))
+	p.P = cmp.P
+	// The test sees only the spread within each run. Load on a shared
+	// host shifts whole runs by ×2 and more, so a verdict also needs the
+	// runs' ranges apart: the new min above the old max × (1+Threshold/2)
+	// for a rise, the new max below the old min ÷ (1+Threshold/2) for a
+	// fall. Two runs of one build then do not gate each other.
 	margin := 1 + opt.Threshold/2
-	switch {
-	case c.Median > b.Median*limit: // rise
-		p.Significant = !guard || c.Min > b.Max*margin
-	case c.Median*limit < b.Median: // fall
-		p.Significant = !guard || c.Max*margin < b.Min
+	apart := true
+	if usableRange(b) && usableRange(c) {
+		if c.Median > b.Median {
+			apart = c.Min > b.Max*margin
+		} else {
+			apart = c.Max*margin < b.Min
+		}
 	}
-	// A change past the plain threshold that the guard or the few-samples
-	// factor held back is worth a mark, so that a person can look.
-	p.Noisy = !p.Significant && (p.Ratio > 1+opt.Threshold || p.Ratio*(1+opt.Threshold) < 1)
+	p.Significant = moved && cmp.P < cmp.Alpha && apart
+	p.Noisy = moved && !p.Significant
 	if p.Direction == DirectionUnknown {
 		return
 	}
@@ -475,6 +499,20 @@ func judge(p *PerfChange, opt CompareOptions) {
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// usableSamples are m's samples if they agree with its count and are all
+// finite; a hand-edited or truncated report gets no verdict.
+func usableSamples(m Measurement) []float64 {
+	if len(m.Samples) != m.N {
+		return nil
+	}
+	for _, v := range m.Samples {
+		if !finite(v) {
+			return nil
+		}
+	}
+	return m.Samples
+}
 
 // usableRange reports whether m's min and max describe a spread: at least
 // two samples and min ≤ median ≤ max. Hand-made or old reports may lack
@@ -496,8 +534,9 @@ func (c Comparison) Regressions() int {
 }
 
 // perfCounts tallies measurements by outcome for the headings; noisy
-// counts the ones among same that the noise guard held back.
-type perfCounts struct{ worse, better, same, noisy, unrated, added, removed int }
+// counts the ones among same that the test held back, few the ones with
+// too few samples for a verdict.
+type perfCounts struct{ worse, better, same, noisy, few, unrated, added, removed int }
 
 func (c Comparison) perfCounts() perfCounts {
 	var n perfCounts
@@ -516,6 +555,8 @@ func (c Comparison) perfCounts() perfCounts {
 			if p.Noisy {
 				n.noisy++
 			}
+		case p.NotEnoughData:
+			n.few++
 		default:
 			n.unrated++
 		}
@@ -539,13 +580,14 @@ func (c Comparison) caseCounts() map[ChangeKind]int {
 // marks them), and a last line CI tools can read: "REGRESSIONS: N" or
 // "NO REGRESSIONS".
 func (c Comparison) Text(w io.Writer) {
-	fmt.Fprintf(w, "baseline %s → current %s, threshold %g%%\n", runLabel(c.Base), runLabel(c.Cur), c.Options.Threshold*100)
+	fmt.Fprintf(w, "baseline %s → current %s, threshold %g%%, Mann-Whitney U test at p < %g with at least %d samples\n",
+		runLabel(c.Base), runLabel(c.Cur), c.Options.Threshold*100, c.Options.Alpha, c.Options.MinSamples)
 	kinds := c.caseCounts()
 	fmt.Fprintf(w, "cases: %d regressions, %d fixed, %d lost coverage, %d gained coverage, %d deviation changes, %d new, %d removed, %d unchanged\n",
 		c.caseRegressions(), kinds[ChangeFixed], kinds[ChangeLostCoverage], kinds[ChangeGainedCoverage], kinds[ChangeDeviation], kinds[ChangeNew], kinds[ChangeRemoved], c.Unchanged)
 	pc := c.perfCounts()
-	fmt.Fprintf(w, "perf: %d worse, %d better, %d same (%d held back as noise), %d unrated, %d new, %d removed\n",
-		pc.worse, pc.better, pc.same, pc.noisy, pc.unrated, pc.added, pc.removed)
+	fmt.Fprintf(w, "perf: %d worse, %d better, %d same (%d held back as noise), %d not enough data (fewer than %d samples), %d unrated, %d new, %d removed\n",
+		pc.worse, pc.better, pc.same, pc.noisy, pc.few, c.Options.MinSamples, pc.unrated, pc.added, pc.removed)
 
 	if len(c.Cases) > 0 {
 		fmt.Fprintln(w)
@@ -604,21 +646,30 @@ func (p PerfChange) verdictWord() string {
 		return "changed"
 	case p.Noisy:
 		return "noise"
+	case p.NotEnoughData:
+		return "few samples"
 	}
 	return string(p.Verdict)
 }
 
-// note explains a row: why a large change got no verdict, and the ranges.
+// note explains a row: the test, why a large change got no verdict, and
+// the ranges.
 func (p PerfChange) note(opt CompareOptions) string {
 	var parts []string
 	if p.Direction == DirectionUnknown {
 		parts = append(parts, "units "+orDash(p.Units)+": direction unknown")
 	}
+	switch {
+	case p.NotEnoughData:
+		parts = append(parts, fmt.Sprintf("n=%d→%d: not enough data (a verdict needs %d samples a side)", p.Base.N, p.Cur.N, opt.MinSamples))
+	case p.P >= 0:
+		parts = append(parts, fmt.Sprintf("p=%.3g n=%d+%d", p.P, p.Base.N, p.Cur.N))
+	}
 	if p.Noisy {
-		if p.FewSamples {
-			parts = append(parts, fmt.Sprintf("n=%d→%d: needs ×%g", p.Base.N, p.Cur.N, opt.FewSamplesFactor))
-		} else {
+		if p.P < opt.Alpha {
 			parts = append(parts, "ranges overlap")
+		} else {
+			parts = append(parts, fmt.Sprintf("not significant at p < %g", opt.Alpha))
 		}
 	}
 	if usableRange(p.Base) && usableRange(p.Cur) {

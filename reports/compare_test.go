@@ -3,6 +3,8 @@ package reports
 import (
 	"bytes"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -171,9 +173,38 @@ func TestMeasurementDirectionFromName(t *testing.T) {
 	}
 }
 
-// ranged is a measurement with a spread of n samples.
+// ranged is a measurement with a spread of n samples, as version 1
+// reports had it: statistics without the samples.
 func ranged(units string, n int, lo, med, hi float64) Measurement {
 	return Measurement{Experiment: "e", Name: "m", Units: units, N: n, Min: lo, Median: med, Mean: med, Max: hi}
+}
+
+// sampled is a measurement with its samples (schema version 2).
+func sampled(units string, vals ...float64) Measurement {
+	m := Measurement{Experiment: "e", Name: "m", Units: units, N: len(vals), Samples: vals}
+	sorted := slices.Sorted(slices.Values(vals))
+	if len(sorted) > 0 {
+		m.Min, m.Max = sorted[0], sorted[len(sorted)-1]
+		m.Median = sorted[len(sorted)/2]
+		if len(sorted)%2 == 0 {
+			m.Median = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+		}
+	}
+	return m
+}
+
+// around is n samples spread ±5 % around v.
+func around(units string, n int, v float64) Measurement {
+	vals := make([]float64, n)
+	for i := range vals {
+		vals[i] = v * (0.95 + 0.1*float64(i)/float64(max(1, n-1)))
+	}
+	return sampled(units, vals...)
+}
+
+func named(m Measurement, name string) Measurement {
+	m.Name = name
+	return m
 }
 
 func perfRun(m ...Measurement) Run {
@@ -181,53 +212,47 @@ func perfRun(m ...Measurement) Run {
 }
 
 func TestComparePerfVerdicts(t *testing.T) {
+	wide := []float64{1, 2, 3, 100, 200, 300, 1000}
+	wideUp := []float64{1, 2, 3, 150, 200, 300, 1000}
 	tests := []struct {
-		name              string
-		base, cur         Measurement
-		opt               CompareOptions
-		want              Verdict
-		significant       bool
-		noisy, fewSamples bool
+		name               string
+		base, cur          Measurement
+		opt                CompareOptions
+		want               Verdict
+		significant, noisy bool
+		notEnough          bool
 	}{
-		{"within threshold", ranged("ns", 5, 90, 100, 110), ranged("ns", 5, 100, 115, 120), CompareOptions{}, VerdictSame, false, false, false},
-		{"worse, ranges apart", ranged("ns", 5, 90, 100, 110), ranged("ns", 5, 130, 150, 160), CompareOptions{}, VerdictWorse, true, false, false},
-		{"better, ranges apart", ranged("ns", 5, 130, 150, 160), ranged("ns", 5, 90, 100, 110), CompareOptions{}, VerdictBetter, true, false, false},
-		// 1.2 is not past ×1.2; the smallest step above it is.
-		{"threshold edge, at", ranged("ns", 5, 10, 100, 100), ranged("ns", 5, 120, 120, 130), CompareOptions{}, VerdictSame, false, false, false},
-		{"threshold edge, past", ranged("ns", 5, 10, 100, 100), ranged("ns", 5, 120.001, 120.001, 130), CompareOptions{}, VerdictWorse, true, false, false},
-		{"threshold edge, fall", ranged("ns", 5, 100, 120, 130), ranged("ns", 5, 10, 100, 100), CompareOptions{}, VerdictSame, false, false, false},
-		{"threshold edge, fall past", ranged("ns", 5, 120.001, 120.001, 130), ranged("ns", 5, 10, 100, 100), CompareOptions{}, VerdictBetter, true, false, false},
-		{"custom threshold", ranged("ns", 5, 90, 100, 110), ranged("ns", 5, 130, 150, 160), CompareOptions{Threshold: 0.6}, VerdictSame, false, false, false},
-		// Noise guard: the median rose 50 %, but the new min is below the
-		// old max × 1.1.
-		{"noise guard, overlap", ranged("ns", 5, 90, 100, 140), ranged("ns", 5, 120, 150, 160), CompareOptions{}, VerdictSame, false, true, false},
-		{"noise guard, just apart", ranged("ns", 5, 90, 100, 110), ranged("ns", 5, 121.01, 150, 160), CompareOptions{}, VerdictWorse, true, false, false},
-		{"noise guard, just not apart", ranged("ns", 5, 90, 100, 110), ranged("ns", 5, 121, 150, 160), CompareOptions{}, VerdictSame, false, true, false},
-		{"noise guard on a fall", ranged("ns", 5, 130, 150, 160), ranged("ns", 5, 90, 100, 140), CompareOptions{}, VerdictSame, false, true, false},
-		// Few samples: single draws vary 4× run to run, so only ×10 counts.
-		{"single samples ×4", ranged("ns", 1, 100, 100, 100), ranged("ns", 1, 400, 400, 400), CompareOptions{}, VerdictSame, false, true, true},
-		{"single samples ×11", ranged("ns", 1, 100, 100, 100), ranged("ns", 1, 1100, 1100, 1100), CompareOptions{}, VerdictWorse, true, false, true},
-		{"single samples ÷11", ranged("ns", 1, 1100, 1100, 1100), ranged("ns", 1, 100, 100, 100), CompareOptions{}, VerdictBetter, true, false, true},
-		{"few samples, own factor", ranged("ns", 1, 100, 100, 100), ranged("ns", 1, 400, 400, 400), CompareOptions{FewSamplesFactor: 3}, VerdictWorse, true, false, true},
-		{"two samples are few", ranged("ns", 2, 90, 100, 110), ranged("ns", 2, 150, 160, 170), CompareOptions{}, VerdictSame, false, true, true},
-		{"min samples lowered", ranged("ns", 2, 90, 100, 110), ranged("ns", 2, 150, 160, 170), CompareOptions{MinSamples: 2}, VerdictWorse, true, false, false},
-		// Missing min/max (zero): no range to guard with, the threshold
-		// alone decides.
-		{"missing min/max", Measurement{Name: "m", Units: "ns", N: 5, Median: 100}, Measurement{Name: "m", Units: "ns", N: 5, Median: 150}, CompareOptions{}, VerdictWorse, true, false, false},
-		{"missing min/max one side", Measurement{Experiment: "e", Name: "m", Units: "ns", N: 5, Median: 100}, ranged("ns", 5, 100, 150, 200), CompareOptions{}, VerdictWorse, true, false, false},
-		{"missing n", Measurement{Name: "m", Units: "ns", Min: 90, Median: 100, Max: 110}, Measurement{Name: "m", Units: "ns", Min: 140, Median: 150, Max: 160}, CompareOptions{}, VerdictSame, false, true, true},
+		{"within threshold", around("ns", 10, 100), around("ns", 10, 115), CompareOptions{}, VerdictSame, false, false, false},
+		{"worse", around("ns", 10, 100), around("ns", 10, 150), CompareOptions{}, VerdictWorse, true, false, false},
+		{"better", around("ns", 10, 150), around("ns", 10, 100), CompareOptions{}, VerdictBetter, true, false, false},
+		{"custom threshold", around("ns", 10, 100), around("ns", 10, 150), CompareOptions{Threshold: 0.6}, VerdictSame, false, false, false},
+		// The median rose 50 %, but the samples overlap: the U test does
+		// not tell the runs apart.
+		{"overlapping samples", sampled("ns", wide...), sampled("ns", wideUp...), CompareOptions{}, VerdictSame, false, true, false},
+		// Significant by the test, but one slow sample of the baseline
+		// reaches past the new run's: a loaded host, not a change.
+		{"ranges overlap", sampled("ns", 95, 97, 99, 100, 101, 103, 105, 300), around("ns", 8, 160), CompareOptions{}, VerdictSame, false, true, false},
+		// The issue's case: one 5 ms outlier against one 30 µs sample.
+		{"single samples ×183", sampled("ns", 30e3), sampled("ns", 5.5e6), CompareOptions{}, VerdictNotEnough, false, false, true},
+		{"four samples are few", around("ns", 4, 100), around("ns", 4, 500), CompareOptions{}, VerdictNotEnough, false, false, true},
+		{"min samples lowered", around("ns", 4, 100), around("ns", 4, 500), CompareOptions{MinSamples: 4}, VerdictWorse, true, false, false},
+		{"stricter alpha", around("ns", 4, 100), around("ns", 4, 500), CompareOptions{MinSamples: 4, Alpha: 0.01}, VerdictSame, false, true, false},
+		// Version 1 reports kept no samples.
+		{"no samples (schema 1)", ranged("ns", 5, 90, 100, 110), ranged("ns", 5, 130, 150, 160), CompareOptions{}, VerdictNotEnough, false, false, true},
+		{"samples disagree with n", Measurement{Experiment: "e", Name: "m", Units: "ns", N: 9, Median: 100, Samples: []float64{100, 100, 100, 100, 100}}, around("ns", 5, 200), CompareOptions{}, VerdictNotEnough, false, false, true},
+		{"NaN sample", sampled("ns", 100, 100, math.NaN(), 100, 100), around("ns", 5, 200), CompareOptions{}, VerdictNotEnough, false, false, true},
 		// Rates: a fall is worse.
-		{"rate falls", ranged("pages/s", 5, 9000, 10000, 11000), ranged("pages/s", 5, 5000, 6000, 7000), CompareOptions{}, VerdictWorse, true, false, false},
-		{"rate rises", ranged("Minsn/s", 5, 90, 100, 110), ranged("Minsn/s", 5, 150, 160, 170), CompareOptions{}, VerdictBetter, true, false, false},
-		{"rate from the name", Measurement{Name: "overall pages/s", N: 5, Min: 9000, Median: 10000, Max: 11000}, Measurement{Name: "overall pages/s", N: 5, Min: 5000, Median: 6000, Max: 7000}, CompareOptions{}, VerdictWorse, true, false, false},
-		{"ns/page rises", ranged("ns/page", 5, 9, 10, 11), ranged("ns/page", 5, 15, 16, 17), CompareOptions{}, VerdictWorse, true, false, false},
-		{"unknown units", ranged("exits", 5, 9, 10, 11), ranged("exits", 5, 15, 16, 17), CompareOptions{}, VerdictNone, true, false, false},
-		{"unknown units, same", ranged("exits", 5, 9, 10, 11), ranged("exits", 5, 9, 10, 11), CompareOptions{}, VerdictNone, false, false, false},
-		{"zero baseline", ranged("ns", 5, 0, 0, 0), ranged("ns", 5, 1, 2, 3), CompareOptions{}, VerdictNone, false, false, false},
-		{"both zero", ranged("ns", 5, 0, 0, 0), ranged("ns", 5, 0, 0, 0), CompareOptions{}, VerdictSame, false, false, false},
-		{"negative baseline", ranged("ns", 5, -3, -2, -1), ranged("ns", 5, 1, 2, 3), CompareOptions{}, VerdictNone, false, false, false},
-		{"NaN", ranged("ns", 5, 1, math.NaN(), 3), ranged("ns", 5, 1, 2, 3), CompareOptions{}, VerdictNone, false, false, false},
-		{"drop to zero", ranged("ns", 5, 90, 100, 110), ranged("ns", 5, 0, 0, 0), CompareOptions{}, VerdictBetter, true, false, false},
+		{"rate falls", around("pages/s", 8, 10000), around("pages/s", 8, 6000), CompareOptions{}, VerdictWorse, true, false, false},
+		{"rate rises", around("Minsn/s", 8, 100), around("Minsn/s", 8, 160), CompareOptions{}, VerdictBetter, true, false, false},
+		{"rate from the name", func() Measurement { m := around("", 8, 10000); m.Name = "overall pages/s"; return m }(),
+			func() Measurement { m := around("", 8, 6000); m.Name = "overall pages/s"; return m }(), CompareOptions{}, VerdictWorse, true, false, false},
+		{"ns/page rises", around("ns/page", 8, 10), around("ns/page", 8, 16), CompareOptions{}, VerdictWorse, true, false, false},
+		{"unknown units", around("exits", 8, 10), around("exits", 8, 16), CompareOptions{}, VerdictNone, true, false, false},
+		{"unknown units, same", around("exits", 8, 10), around("exits", 8, 10), CompareOptions{}, VerdictNone, false, false, false},
+		{"zero baseline", sampled("ns", 0, 0, 0, 0, 0), around("ns", 5, 2), CompareOptions{}, VerdictNone, false, false, false},
+		{"both zero", sampled("ns", 0, 0, 0, 0, 0), sampled("ns", 0, 0, 0, 0, 0), CompareOptions{}, VerdictSame, false, false, false},
+		{"negative baseline", sampled("ns", -3, -2, -1, -2, -2), around("ns", 5, 2), CompareOptions{}, VerdictNone, false, false, false},
+		{"drop to zero", around("ns", 6, 100), sampled("ns", 0, 0, 0, 0, 0, 0), CompareOptions{}, VerdictBetter, true, false, false},
 	}
 	for _, tt := range tests {
 		cmp := Compare(perfRun(tt.base), perfRun(tt.cur), tt.opt)
@@ -236,9 +261,9 @@ func TestComparePerfVerdicts(t *testing.T) {
 			continue
 		}
 		p := cmp.Perf[0]
-		if p.Verdict != tt.want || p.Significant != tt.significant || p.Noisy != tt.noisy || p.FewSamples != tt.fewSamples {
-			t.Errorf("%s: verdict %q significant %v noisy %v few %v (ratio %g); want %q %v %v %v",
-				tt.name, p.Verdict, p.Significant, p.Noisy, p.FewSamples, p.Ratio, tt.want, tt.significant, tt.noisy, tt.fewSamples)
+		if p.Verdict != tt.want || p.Significant != tt.significant || p.Noisy != tt.noisy || p.NotEnoughData != tt.notEnough {
+			t.Errorf("%s: verdict %q significant %v noisy %v not enough %v (ratio %g, p %g); want %q %v %v %v",
+				tt.name, p.Verdict, p.Significant, p.Noisy, p.NotEnoughData, p.Ratio, p.P, tt.want, tt.significant, tt.noisy, tt.notEnough)
 		}
 		if want := map[bool]int{true: 1}[tt.want == VerdictWorse]; cmp.Regressions() != want {
 			t.Errorf("%s: Regressions() = %d, want %d", tt.name, cmp.Regressions(), want)
@@ -249,9 +274,36 @@ func TestComparePerfVerdicts(t *testing.T) {
 	}
 }
 
+// Two runs of one build, noisy as these hosts are, compare without a
+// regression: the samples come from one distribution.
+func TestCompareSameBuildNoRegression(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	draw := func() Measurement {
+		vals := make([]float64, 20)
+		for i := range vals {
+			vals[i] = 30e3 * math.Exp(rng.NormFloat64()*0.5) // log-normal, ±65 %
+		}
+		vals[rng.IntN(20)] = 5e6 // and one outlier
+		return sampled("ns", vals...)
+	}
+	worse := 0
+	for range 200 {
+		if Compare(perfRun(draw()), perfRun(draw()), CompareOptions{}).Regressions() > 0 {
+			worse++
+		}
+	}
+	// Alpha 0.05 and the threshold together: a few false alarms in 200
+	// at most, not one per run.
+	if worse > 10 {
+		t.Errorf("%d of 200 comparisons of one distribution called a regression", worse)
+	}
+}
+
 func TestComparePerfNewRemovedAndOrder(t *testing.T) {
 	m := func(exp, name string, med float64) Measurement {
-		return Measurement{Experiment: exp, Name: name, Units: "ns", N: 5, Min: med * 0.95, Median: med, Max: med * 1.05}
+		x := around("ns", 6, med)
+		x.Experiment, x.Name = exp, name
+		return x
 	}
 	base := perfRun(m("e", "same", 100), m("e", "gets worse", 100), m("e", "gone", 100), m("other", "gets worse", 100))
 	cur := perfRun(m("e", "same", 101), m("e", "gets worse", 200), m("e", "added", 100), m("other", "gets worse", 100))
@@ -285,8 +337,8 @@ func TestComparePerfNewRemovedAndOrder(t *testing.T) {
 func TestComparePerfRepeatedName(t *testing.T) {
 	// Two measurements with one name in one case pair up in order rather
 	// than the second overwriting the first.
-	base := perfRun(ranged("ns", 5, 9, 10, 11), ranged("ns", 5, 90, 100, 110))
-	cur := perfRun(ranged("ns", 5, 9, 10, 11), ranged("ns", 5, 900, 1000, 1100))
+	base := perfRun(around("ns", 5, 10), around("ns", 5, 100))
+	cur := perfRun(around("ns", 5, 10), around("ns", 5, 1000))
 	cmp := Compare(base, cur, CompareOptions{})
 	if len(cmp.Perf) != 2 || cmp.Perf[0].Verdict != VerdictWorse || cmp.Perf[0].Base.Median != 100 || cmp.Perf[1].Verdict != VerdictSame {
 		t.Errorf("perf %+v", cmp.Perf)
@@ -298,14 +350,11 @@ func TestCompareOptionsDefaults(t *testing.T) {
 		in   CompareOptions
 		want CompareOptions
 	}{
-		{CompareOptions{}, CompareOptions{0.2, 3, 10}},
-		{CompareOptions{Threshold: -1, MinSamples: -1, FewSamplesFactor: -1}, CompareOptions{0.2, 3, 10}},
-		{CompareOptions{Threshold: math.NaN(), FewSamplesFactor: math.NaN()}, CompareOptions{0.2, 3, 10}},
-		{CompareOptions{Threshold: math.Inf(1), FewSamplesFactor: math.Inf(1)}, CompareOptions{0.2, 3, 10}},
-		{CompareOptions{Threshold: 0.5, MinSamples: 5, FewSamplesFactor: 4}, CompareOptions{0.5, 5, 4}},
-		// A few-samples factor below the plain threshold would make few
-		// samples more trusted than many.
-		{CompareOptions{Threshold: 0.5, FewSamplesFactor: 1.2}, CompareOptions{0.5, 3, 10}},
+		{CompareOptions{}, CompareOptions{0.2, 5, 0.05}},
+		{CompareOptions{Threshold: -1, MinSamples: -1, Alpha: -1}, CompareOptions{0.2, 5, 0.05}},
+		{CompareOptions{Threshold: math.NaN(), Alpha: math.NaN()}, CompareOptions{0.2, 5, 0.05}},
+		{CompareOptions{Threshold: math.Inf(1), Alpha: 1}, CompareOptions{0.2, 5, 0.05}},
+		{CompareOptions{Threshold: 0.5, MinSamples: 8, Alpha: 0.01}, CompareOptions{0.5, 8, 0.01}},
 	}
 	for _, tt := range tests {
 		if got := tt.in.withDefaults(); got != tt.want {
@@ -322,16 +371,16 @@ func TestComparisonText(t *testing.T) {
 		{Backend: "kvm", Area: "smoke", ID: "smoke/fixed", State: StateFailed},
 		{Backend: "kvm", Area: "smoke", ID: "smoke/breaks", State: StatePassed},
 		{Backend: "kvm", Area: "perf", ID: "perf/p", State: StatePassed, Perf: []Measurement{
-			ranged("ns", 5, 90, 100, 110), {Experiment: "e", Name: "rate pages/s", N: 5, Min: 90, Median: 100, Max: 110},
-			{Experiment: "e", Name: "noisy", Units: "ns", N: 1, Min: 100, Median: 100, Max: 100},
+			around("ns", 6, 100), named(around("", 6, 100), "rate pages/s"),
+			named(sampled("ns", 1, 2, 3, 100, 200, 300, 1000), "noisy"), named(sampled("ns", 100), "single"),
 		}},
 	}}
 	cur := Run{Meta: Meta{Version: "0.2.0", Seed: 2}, Cases: []Case{
 		{Backend: "kvm", Area: "smoke", ID: "smoke/fixed", State: StatePassed},
 		{Backend: "kvm", Area: "smoke", ID: "smoke/breaks", State: StateFailed, Message: "Expected\n  <int>: 1\nto equal\n  <int>: 2"},
 		{Backend: "kvm", Area: "perf", ID: "perf/p", State: StatePassed, Perf: []Measurement{
-			ranged("ns", 5, 1900, 2000, 2100), {Experiment: "e", Name: "rate pages/s", N: 5, Min: 190, Median: 200, Max: 210},
-			{Experiment: "e", Name: "noisy", Units: "ns", N: 1, Min: 300, Median: 300, Max: 300},
+			around("ns", 6, 2000), named(around("", 6, 200), "rate pages/s"),
+			named(sampled("ns", 1, 2, 3, 150, 200, 300, 1000), "noisy"), named(sampled("ns", 10000), "single"),
 		}},
 	}}
 	cmp := Compare(base, cur, CompareOptions{})
@@ -342,13 +391,13 @@ func TestComparisonText(t *testing.T) {
 	cmp.Text(&buf)
 	out := buf.String()
 	wantInOrder := []string{
-		"baseline 0.1.0 seed 1 → current 0.2.0 seed 2, threshold 20%",
+		"baseline 0.1.0 seed 1 → current 0.2.0 seed 2, threshold 20%, Mann-Whitney U test at p < 0.05 with at least 5 samples",
 		"cases: 1 regressions, 1 fixed, 0 lost coverage, 0 gained coverage, 0 deviation changes, 0 new, 0 removed, 1 unchanged",
-		"perf: 1 worse, 1 better, 1 same (1 held back as noise), 0 unrated, 0 new, 0 removed",
-		"  REGRESSION  kvm/smoke/breaks  passed → failed  Expected <int>: 1 to equal <int>: 2",
+		"perf: 1 worse, 1 better, 1 same (1 held back as noise), 1 not enough data (fewer than 5 samples), 0 unrated, 0 new, 0 removed",
+		"  REGRESSION  kvm/smoke/breaks  passed → failed  Expected 1 to equal 2",
 		"  fixed       kvm/smoke/fixed   failed → passed",
-		"  WORSE   kvm/perf/p  m             100ns → 2µs  ×20  range 90ns–110ns → 1.9µs–2.1µs",
-		"  better  kvm/perf/p  rate pages/s  100 → 200    ×2   range 90–110 → 190–210",
+		"  WORSE   kvm/perf/p  m             100ns → 2µs  ×20  p=0.00216 n=6+6; range 95ns–105ns → 1.9µs–2.1µs",
+		"  better  kvm/perf/p  rate pages/s  100 → 200    ×2   p=0.00216 n=6+6; range 95–105 → 190–210",
 		"REGRESSIONS: 2",
 	}
 	pos := 0
@@ -360,8 +409,8 @@ func TestComparisonText(t *testing.T) {
 		}
 		pos += i + len(w)
 	}
-	if strings.Contains(out, "noisy") {
-		t.Errorf("Text lists a measurement the noise guard held back:\n%s", out)
+	if strings.Contains(out, "noisy") || strings.Contains(out, "single") {
+		t.Errorf("Text lists a measurement the test held back, or one without enough samples:\n%s", out)
 	}
 
 	buf.Reset()
@@ -412,6 +461,11 @@ func FuzzCompare(f *testing.F) {
 	f.Add([]byte(`{"schema_version": 1, "cases": [{"state": "passed", "perf": [{"median": -1, "min": 1e308, "max": -1e308}]}]}`),
 		[]byte(`{"schema_version": 1, "cases": [{"state": "failed", "perf": [{"median": 0}, {"median": 0}]}]}`))
 	f.Add([]byte(`{"schema_version": 1, "meta": {"caps": {"b": [{"name": "x"}], "a": [{"name": "x"}]}}}`), []byte(`{"schema_version": 1}`))
+	// Version 2, with samples for the U test.
+	f.Add([]byte(`{"schema_version": 2, "meta": {"version": "v", "started": "2026-01-01T00:00:00Z"}, "cases": [{"backend": "k", "id": "a", "state": "passed",
+		"perf": [{"name": "p", "units": "ns", "n": 5, "min": 1, "median": 3, "max": 5, "samples": [1, 2, 3, 4, 5]}]}]}`),
+		[]byte(`{"schema_version": 2, "meta": {"version": "v", "started": "2026-01-01T00:00:00Z"}, "cases": [{"backend": "k", "id": "a", "state": "passed",
+		"perf": [{"name": "p", "units": "ns", "n": 5, "min": 10, "median": 30, "max": 50, "samples": [10, 20, 30, 40, 1e308]}]}]}`))
 	f.Fuzz(func(t *testing.T, x, y []byte) {
 		base, err := ReadJSON(bytes.NewReader(x))
 		if err != nil {

@@ -17,13 +17,13 @@
 // "smoke/pio out [cpl3]", "smoke/exceptions / #UD [cpl0]". IDs must be
 // unique per backend (Validate); host profiles match deviations on them.
 //
-// # report.json, schema_version 1
+// # report.json, schema_version 2
 //
 // Field names are lower_snake_case; optional fields are omitted when empty.
 // Times are RFC 3339; durations are integer nanoseconds.
 //
 //	{
-//	  "schema_version": 1,
+//	  "schema_version": 2,
 //	  "meta": {
 //	    "version": "0.1.0",             kvmspec version
 //	    "backends": ["kvm", "emu"],     backends selected, in order
@@ -31,7 +31,11 @@
 //	    "label_filter": "smoke",        optional
 //	    "focus": "pio",                 optional
 //	    "strict": true,                 optional: profiles ignored
+//	    "skip": "slow",                 optional
 //	    "profile": "pvm",               optional: host profile applied
+//	    "profile_file": "board.json",   optional: --profile-file it came from
+//	    "deviations": 5,                optional: known deviations it lists
+//	    "params": {"dirtylog.mem": "64M"},  optional: --param values
 //	    "host": [{"name": "host.kernel", "value": "6.18.44"}, …],
 //	    "caps": {"kvm": [{"name": "pmu", "supported": false, "detail": "kvm.enable_pmu=N"}]},
 //	    "started": "2026-11-22T10:00:00Z",
@@ -53,18 +57,23 @@
 //	    "labels": ["backend:kvm", "smoke", "cpl3"],
 //	    "report_entries": [{"name": "host health", "value": "host kernel ok; …"}],
 //	    "perf": [{"experiment": "pio", "name": "exit round trip", "units": "ns",
-//	              "n": 100, "min": 1, "median": 2, "mean": 2, "max": 3, "stddev": 0.5}],
+//	              "n": 3, "min": 1, "median": 2, "mean": 2, "max": 3, "stddev": 0.8,
+//	              "samples": [2, 1, 3]}],   every value in the order measured (version 2 on)
 //	    "output": "…",                  GinkgoWriter and captured stdout/stderr
 //	    "deviation": {"id": "pvm-cpl0-int3", "profile": "pvm", "reason": "…", "run": true}
 //	                                    optional: the host profile's deviation that judged the case
 //	  }],
 //	  "filtered": 12,                   specs deselected by the filters
-//	  "problems": ["duplicate case ID …"]
+//	  "problems": ["duplicate case ID …"],
+//	  "incomplete": "incomplete: the run started at … did not finish"   only while a run runs, or when it died
 //	}
 //
 // Perf units are the gmeasure units of value measurements; duration
 // measurements are converted to "ns".
 //
-// Adding a field keeps schema_version 1; renaming or re-typing one, or
-// adding a state, bumps it, and ReadJSON refuses versions it does not know.
+// Renaming or re-typing a field, adding a state, or a change comparisons
+// must know of (version 2: samples) bumps schema_version. ReadJSON reads
+// every version up to SchemaVersion (version 1 reports compare as "not
+// enough data") and refuses later ones, and documents without meta or
+// cases: those are not kvmspec reports.
 package reports

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/onsi/ginkgo/v2/types"
@@ -89,22 +90,75 @@ func writeProgress(b *strings.Builder, pr types.ProgressReport) {
 // gmeasure); they are noise in a file and invalid in XML.
 var ansi = regexp.MustCompile(`\x1b\[[0-9;?]*[ -/]*[@-~]`)
 
-// clean strips terminal escapes and invalid UTF-8 from text bound for a
-// report.
+// pointerTag matches Gomega's formatting of a pointer value,
+// "<*guest.AssertError | 0x26a8f56410b0>": the address changes on every
+// run, and tools that group failures by message would see a new failure
+// every night.
+var pointerTag = regexp.MustCompile(`<(\*[^<>|]*?) \| 0x[0-9a-fA-F]+>`)
+
+// clean strips terminal escapes, invalid UTF-8 and pointer addresses from
+// text bound for a report.
 func clean(s string) string {
 	if strings.IndexByte(s, 0x1b) >= 0 {
 		s = ansi.ReplaceAllString(s, "")
 	}
+	if strings.Contains(s, " | 0x") {
+		s = pointerTag.ReplaceAllString(s, "<$1>")
+	}
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
-// summaryLen bounds a one-line message.
-const summaryLen = 160
+// Plain strips terminal escapes and invalid UTF-8, for text that goes
+// into a report or a one-line error.
+func Plain(s string) string { return clean(s) }
 
-// oneLine folds a message onto one line of at most summaryLen characters.
-// Gomega puts the values on lines of their own ("Expected\n    <int>: 1\n
-// to equal\n    <int>: 2"), so the first line alone would say nothing.
+// summaryLen bounds a one-line message.
+const summaryLen = 400
+
+// typeTag matches Gomega's type annotations ("<int>: ", "<*T>: ").
+var typeTag = regexp.MustCompile(`<[^<>\n]*>: ?`)
+
+// errorHeads are the lines with which Gomega introduces an unexpected
+// error; the error's own text, which says what went wrong, follows the
+// type line, and a dump of the error's fields follows that.
+var errorHeads = []string{"Expected success, but got an error:", "Unexpected error:"}
+
+// oneLine folds a failure message onto one line of at most summaryLen
+// characters, the useful part first. Gomega puts values on lines of their
+// own ("Expected\n    <int>: 1\nto equal\n    <int>: 2"), so the first line
+// alone would say nothing; for an unexpected error the error's text comes
+// first and the struct dump Gomega appends is dropped (the full text stays
+// in the report body).
 func oneLine(s string) string {
+	s = clean(s)
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		head := strings.TrimSpace(l)
+		if !slices.Contains(errorHeads, head) || i+1 >= len(lines) {
+			continue
+		}
+		var text []string
+		j := i + 1
+		if typeTag.MatchString(lines[j]) && strings.TrimSpace(typeTag.ReplaceAllString(lines[j], "")) == "" {
+			j++ // the type line
+		}
+		for ; j < len(lines); j++ {
+			t := strings.TrimSpace(lines[j])
+			if strings.HasPrefix(t, "{") || t == "occurred" {
+				break
+			}
+			text = append(text, t)
+		}
+		if len(text) > 0 {
+			before := strings.Join(lines[:i], " ")
+			s = strings.Join(text, " ") + " (" + strings.ToLower(strings.TrimSuffix(head, ":")) + ")"
+			if strings.TrimSpace(before) != "" {
+				s = before + ": " + s
+			}
+		}
+		break
+	}
+	s = typeTag.ReplaceAllString(s, "")
 	s = strings.Join(strings.Fields(s), " ")
 	if r := []rune(s); len(r) > summaryLen {
 		s = string(r[:summaryLen-1]) + "…"
@@ -174,8 +228,13 @@ func measurements(e types.ReportEntry) []Measurement {
 		}
 		st := m.Stats()
 		units := m.Units
+		samples := append([]float64{}, m.Values...)
 		if st.Type == gmeasure.StatsTypeDuration {
 			units = "ns"
+			samples = make([]float64, len(m.Durations))
+			for i, d := range m.Durations {
+				samples[i] = float64(d.Nanoseconds())
+			}
 		}
 		out = append(out, Measurement{
 			Experiment: m.ExperimentName,
@@ -187,6 +246,7 @@ func measurements(e types.ReportEntry) []Measurement {
 			Mean:       st.FloatFor(gmeasure.StatMean),
 			Max:        st.FloatFor(gmeasure.StatMax),
 			StdDev:     st.FloatFor(gmeasure.StatStdDev),
+			Samples:    samples,
 		})
 	}
 	return out

@@ -55,6 +55,8 @@ func (r Run) WriteHTMLOptions(w io.Writer, base *Run, opt CompareOptions) error 
 
 type htmlPage struct {
 	Title       string
+	Changed     []htmlLink // what changed against the baseline, most serious first
+	FailedLinks []htmlLink // every failure, linked to its text below
 	Settings    []htmlKV
 	Host        []host.Property
 	CapBackends []string
@@ -76,6 +78,10 @@ type htmlPage struct {
 
 type htmlKV struct{ Key, Value string }
 
+// htmlLink is one line of the page's lead: text, and an anchor on the page
+// ("" for none).
+type htmlLink struct{ Text, Href, Cls string }
+
 type htmlCapRow struct {
 	Name  string
 	Cells []htmlCapCell
@@ -94,8 +100,8 @@ type htmlCountRow struct {
 }
 
 type htmlFailed struct {
-	Name, State, Cls, Location, FailureLocation, Message, Failure, Output, Duration string
-	Entries                                                                         []Entry
+	ID, Name, State, Cls, Location, FailureLocation, Message, Failure, Output, Duration string
+	Entries                                                                             []Entry
 }
 
 type htmlSkipGroup struct {
@@ -105,7 +111,7 @@ type htmlSkipGroup struct {
 }
 
 type htmlCaseRow struct {
-	Backend, Area, Name, State, Cls, Duration, Message string
+	Backend, Area, Name, State, Cls, Duration, Message, Href string
 }
 
 type htmlPerfCase struct {
@@ -122,12 +128,14 @@ type htmlPerfRow struct {
 // htmlChart is the geometry of one measurement's bar, in SVG user units.
 type htmlChart struct {
 	Width, Height                     int
-	Track1, Track2                    string // x of the axis ends
-	RangeX, RangeW                    string // current min–max, "" without a range
-	Median                            string // current median
-	BaseX, BaseW                      string // baseline min–max, "" without one
-	BaseMedian                        string // baseline median, "" without a baseline
-	Lo, Hi                            string // axis ends as values, for the tooltip
+	Track1, Track2                    string   // x of the axis ends
+	RangeX, RangeW                    string   // current min–max, "" without a range
+	Median                            string   // current median
+	BaseX, BaseW                      string   // baseline min–max, "" without one
+	BaseMedian                        string   // baseline median, "" without a baseline
+	Lo, Hi                            string   // axis ends as values, with units: the axis labels
+	Samples                           []string // x of every sample (at most maxChartSamples)
+	SamplesShown                      string   // "20 samples", or "200 of 5000 samples"
 	Title                             string
 	Cls                               string
 	HasRange, HasBaseRange, HasBaseMd bool
@@ -145,7 +153,7 @@ type htmlComparison struct {
 }
 
 type htmlChange struct {
-	Kind, Cls, Name, Before, After, Message string
+	Kind, Cls, Name, Before, After, Message, Href string
 }
 
 type htmlPerfChange struct {
@@ -202,9 +210,20 @@ func newHTMLPage(r Run, cmp *Comparison) htmlPage {
 		p.VerdictCls = "fail"
 	}
 
+	anchors := failureAnchors(r.Cases)
 	for _, c := range r.Cases {
-		if c.State.Failed() {
+		href := ""
+		if id, ok := anchors[caseKey{c.Backend, c.ID}]; ok {
+			href = "#" + id
+		}
+		if c.State.Failed() && href != "" {
+			if len(p.FailedLinks) < leadFailures {
+				p.FailedLinks = append(p.FailedLinks, htmlLink{Text: caseName(c) + ": " + oneLine(c.Message), Href: href, Cls: "fail"})
+			} else if len(p.FailedLinks) == leadFailures {
+				p.FailedLinks = append(p.FailedLinks, htmlLink{Text: "… and more: see the failed section", Href: "#failed"})
+			}
 			p.Failed = append(p.Failed, htmlFailed{
+				ID:   anchors[caseKey{c.Backend, c.ID}],
 				Name: caseName(c), State: string(c.State), Cls: stateClass(c.State),
 				Location: c.Location, FailureLocation: c.FailureLocation,
 				Message: c.Message, Failure: c.Failure, Output: c.Output,
@@ -213,12 +232,87 @@ func newHTMLPage(r Run, cmp *Comparison) htmlPage {
 		}
 		p.Cases = append(p.Cases, htmlCaseRow{
 			Backend: c.Backend, Area: c.Area, Name: c.Name, State: string(c.State), Cls: stateClass(c.State),
-			Duration: c.Duration.Round(time.Millisecond).String(), Message: oneLine(c.Message),
+			Duration: c.Duration.Round(time.Millisecond).String(), Message: oneLine(c.Message), Href: href,
 		})
+	}
+	if cmp != nil {
+		p.Changed = changedLinks(*cmp, anchors)
+		if n := len(p.Changed); n > leadChanges {
+			p.Changed = append(p.Changed[:leadChanges], htmlLink{Text: fmt.Sprintf("… and %d more: see the comparison", n-leadChanges), Href: "#comparison"})
+		}
+		for i := range p.Cmp.Cases {
+			if id, ok := anchors[caseKey{cmp.Cases[i].Backend, cmp.Cases[i].ID}]; ok {
+				p.Cmp.Cases[i].Href = "#" + id
+			}
+		}
 	}
 	p.Skips, p.SkipTotal = skipGroups(r.Cases)
 	p.Perf, p.PerfBase = perfSection(r, cmp)
 	return p
+}
+
+// leadFailures bounds the failures listed in the page's lead, so that a
+// run where everything fails still shows its verdict on the first screen.
+const (
+	leadFailures = 20
+	leadChanges  = 30
+)
+
+// failureAnchors gives every failing case an anchor, in run order; the
+// first case of a duplicated key keeps it.
+func failureAnchors(cases []Case) map[caseKey]string {
+	out := map[caseKey]string{}
+	for _, c := range cases {
+		k := caseKey{c.Backend, c.ID}
+		if _, dup := out[k]; c.State.Failed() && !dup {
+			out[k] = fmt.Sprintf("failure-%d", len(out)+1)
+		}
+	}
+	return out
+}
+
+// changedLinks is the lead's list of what changed against the baseline:
+// case regressions and new failures (linked to their failure text),
+// measurements gone worse, deviation and coverage changes, fixes.
+func changedLinks(c Comparison, anchors map[caseKey]string) []htmlLink {
+	var out []htmlLink
+	for _, x := range c.Cases {
+		l := htmlLink{Text: fmt.Sprintf("%s: %s (%s → %s)", x.Kind, caseName(Case{Backend: x.Backend, ID: x.ID}), orDash(string(x.Before)), orDash(string(x.After)))}
+		switch {
+		case x.Regression():
+			l.Text, l.Cls = "REGRESSION "+l.Text, "fail"
+		case x.Kind == ChangeFixed || x.Kind == ChangeGainedCoverage:
+			l.Cls = "pass"
+		case x.Kind == ChangeDeviation || x.Kind == ChangeLostCoverage:
+			l.Cls = "skip"
+		}
+		if id, ok := anchors[caseKey{x.Backend, x.ID}]; ok {
+			l.Href = "#" + id
+		}
+		out = append(out, l)
+	}
+	for _, p := range c.Perf {
+		if p.Verdict == VerdictWorse || p.Verdict == VerdictBetter {
+			cls := "pass"
+			if p.Verdict == VerdictWorse {
+				cls = "fail"
+			}
+			out = append(out, htmlLink{Text: fmt.Sprintf("%s: %s/%s %s %s → %s (%s)", p.verdictWord(), p.Backend, p.CaseID, p.Name,
+				formatValue(p.Base.Median, p.Units), formatValue(p.Cur.Median, p.Units), formatRatio(p.Ratio)), Href: "#perf", Cls: cls})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return linkRank(out[i]) < linkRank(out[j]) })
+	return out
+}
+
+func linkRank(l htmlLink) int {
+	switch l.Cls {
+	case "fail":
+		return 0
+	case "skip":
+		return 1
+	}
+	return 2
 }
 
 func htmlTime(t time.Time) string {
@@ -430,9 +524,12 @@ func perfSection(r Run, cmp *Comparison) ([]htmlPerfCase, bool) {
 // shown, since measurements differ by orders of magnitude; the bar shows
 // spread and shift, not magnitude across rows.
 const (
-	chartW   = 260
-	chartH   = 22
+	chartW   = 300
+	chartH   = 40
 	chartPad = 6
+	// maxChartSamples bounds the dots per chart, so a measurement of
+	// thousands of samples does not make the page heavy.
+	maxChartSamples = 200
 )
 
 func chart(m Measurement, ch *PerfChange, cls string) *htmlChart {
@@ -452,6 +549,8 @@ func chart(m Measurement, ch *PerfChange, cls string) *htmlChart {
 			vals = append(vals, b.Min, b.Max)
 		}
 	}
+	samples := usableSamples(m)
+	vals = append(vals, samples...)
 	lo, hi := 0.0, 0.0
 	for _, v := range vals {
 		if !finite(v) {
@@ -486,6 +585,20 @@ func chart(m Measurement, ch *PerfChange, cls string) *htmlChart {
 			title += fmt.Sprintf(", min %s, max %s", formatValue(b.Min, m.Units), formatValue(b.Max, m.Units))
 		}
 	}
+	step := max(1, (len(samples)+maxChartSamples-1)/maxChartSamples)
+	for i := 0; i < len(samples); i += step {
+		c.Samples = append(c.Samples, f(x(samples[i])))
+	}
+	switch {
+	case len(samples) == 0:
+	case step == 1:
+		c.SamplesShown = fmt.Sprintf("%d samples", len(samples))
+	default:
+		c.SamplesShown = fmt.Sprintf("%d of %d samples", len(c.Samples), len(samples))
+	}
+	if c.SamplesShown != "" {
+		title += "; " + c.SamplesShown
+	}
 	c.Title = title
 	return c
 }
@@ -494,8 +607,8 @@ func newHTMLComparison(c Comparison) *htmlComparison {
 	h := &htmlComparison{
 		Regressions: c.Regressions(),
 		Threshold:   fmt.Sprintf("%g%%", c.Options.Threshold*100),
-		Guard: fmt.Sprintf("a median must move by more than ×%g (×%g when either run has fewer than %d samples) and, where both runs have a min–max range, the ranges must be apart by ×%g",
-			1+c.Options.Threshold, c.Options.FewSamplesFactor, c.Options.MinSamples, 1+c.Options.Threshold/2),
+		Guard: fmt.Sprintf("a median must move by more than ×%g, a Mann-Whitney U test on the samples must give p < %g and the runs' min–max ranges must be apart by ×%g; with fewer than %d samples a side there is no verdict (not enough data)",
+			1+c.Options.Threshold, c.Options.Alpha, 1+c.Options.Threshold/2, c.Options.MinSamples),
 	}
 	b := c.Base
 	add := func(k, v string) {
@@ -602,27 +715,26 @@ svg g.fail .range { fill: #d9534f; }
 svg g.pass .range { fill: #4cae4c; }
 svg .baserange { fill: #ccc; }
 svg .median { stroke: #000; stroke-width: 2; }
+svg .sample { fill: #000; fill-opacity: .45; }
+svg text.axis { font-size: 9px; fill: #555; }
+svg text.end { text-anchor: end; }
+ul.lead { margin: .2em 0; padding-left: 1.2em; }
+#verdict { border: 1px solid #ccc; padding: .3em .8em .6em; margin-bottom: 1em; }
 svg .basemedian { stroke: #555; stroke-width: 2; stroke-dasharray: 3 2; }
 </style>
 </head>
 <body>
 <h1>{{.Title}}</h1>
-<table class="settings">
-{{range .Settings}}<tr><th>{{.Key}}</th><td>{{.Value}}</td></tr>
-{{end}}</table>
-{{if .Host}}<details><summary>host facts ({{len .Host}})</summary>
-<table>
-{{range .Host}}<tr><th>{{.Name}}</th><td>{{.Value}}</td></tr>
-{{end}}</table>
-</details>{{end}}
-{{if .Caps}}<h3>backend capabilities</h3>
-<table class="caps">
-<tr><th>capability</th>{{range .CapBackends}}<th>{{.}}</th>{{end}}</tr>
-{{range .Caps}}<tr><th>{{.Name}}</th>{{range .Cells}}<td class="{{.Cls}}">{{.Mark}}{{if .Detail}} <span class="muted">{{.Detail}}</span>{{end}}</td>{{end}}</tr>
-{{end}}</table>{{end}}
+<div id="verdict">
+<p class="verdict {{.VerdictCls}}">{{.Verdict}}</p>{{with .Cmp}} <p class="verdict {{if .Regressions}}fail{{else}}pass{{end}}">{{if .Regressions}}{{.Regressions}} regressions{{else}}no regressions{{end}} against the baseline</p>{{end}}
+<p>{{.VerdictLine}}</p>
+{{if .Changed}}<h3>what changed</h3>
+<ul class="lead">{{range .Changed}}<li class="{{.Cls}}">{{if .Href}}<a href="{{.Href}}">{{.Text}}</a>{{else}}{{.Text}}{{end}}</li>{{end}}</ul>{{end}}
+{{if .FailedLinks}}<h3>failures ({{.Total.Failed}})</h3>
+<ul class="lead">{{range .FailedLinks}}<li class="{{.Cls}}"><a href="{{.Href}}">{{.Text}}</a></li>{{end}}</ul>{{end}}
+</div>
 {{with .Cmp}}
 <h2 id="comparison">comparison with the baseline</h2>
-<p class="verdict {{if .Regressions}}fail{{else}}pass{{end}}">{{if .Regressions}}{{.Regressions}} regressions{{else}}no regressions{{end}}</p>
 <table>
 <tr><th colspan="2">baseline</th></tr>
 {{range .Base}}<tr><th>{{.Key}}</th><td>{{.Value}}</td></tr>
@@ -634,7 +746,7 @@ svg .basemedian { stroke: #555; stroke-width: 2; stroke-dasharray: 3 2; }
 {{if .Cases}}<h3>case changes</h3>
 <table>
 <tr><th>change</th><th>case</th><th>before</th><th>now</th><th>message</th></tr>
-{{range .Cases}}<tr class="{{.Cls}}"><td>{{.Kind}}</td><td>{{.Name}}</td><td>{{.Before}}</td><td>{{.After}}</td><td>{{.Message}}</td></tr>
+{{range .Cases}}<tr class="{{.Cls}}"><td>{{.Kind}}</td><td>{{if .Href}}<a href="{{.Href}}">{{.Name}}</a>{{else}}{{.Name}}{{end}}</td><td>{{.Before}}</td><td>{{.After}}</td><td>{{.Message}}</td></tr>
 {{end}}</table>{{end}}
 {{if .Perf}}<h3>perf changes</h3>
 <table>
@@ -649,8 +761,6 @@ svg .basemedian { stroke: #555; stroke-width: 2; stroke-dasharray: 3 2; }
 </details>{{end}}
 {{end}}
 <h2 id="summary">summary</h2>
-<p class="verdict {{.VerdictCls}}">{{.Verdict}}</p>
-<p>{{.VerdictLine}}</p>
 <table>
 <tr><th>backend/area</th><th class="num">pass</th><th class="num">fail</th><th class="num">skip</th><th class="num">dev</th><th class="num">total</th><th class="num">time</th></tr>
 {{range .Groups}}<tr><td>{{.Name}}</td><td class="num {{.PassedCls}}">{{.Passed}}</td><td class="num {{.FailCls}}">{{.Failed}}</td><td class="num {{.SkippedCls}}">{{.Skipped}}</td><td class="num {{.DeviationsCls}}">{{.Dev}}</td><td class="num">{{.Total}}</td><td class="num">{{.Time}}</td></tr>
@@ -658,8 +768,22 @@ svg .basemedian { stroke: #555; stroke-width: 2; stroke-dasharray: 3 2; }
 </table>
 {{if .Problems}}<h3>report problems</h3>
 <ul>{{range .Problems}}<li>{{.}}</li>{{end}}</ul>{{end}}
+<h3>run</h3>
+<table class="settings">
+{{range .Settings}}<tr><th>{{.Key}}</th><td>{{.Value}}</td></tr>
+{{end}}</table>
+{{if .Host}}<details><summary>host facts ({{len .Host}})</summary>
+<table>
+{{range .Host}}<tr><th>{{.Name}}</th><td>{{.Value}}</td></tr>
+{{end}}</table>
+</details>{{end}}
+{{if .Caps}}<h3>backend capabilities</h3>
+<table class="caps">
+<tr><th>capability</th>{{range .CapBackends}}<th>{{.}}</th>{{end}}</tr>
+{{range .Caps}}<tr><th>{{.Name}}</th>{{range .Cells}}<td class="{{.Cls}}">{{.Mark}}{{if .Detail}} <span class="muted">{{.Detail}}</span>{{end}}</td>{{end}}</tr>
+{{end}}</table>{{end}}
 <h2 id="failed">failed ({{len .Failed}})</h2>
-{{range .Failed}}<div class="case">
+{{range .Failed}}<div class="case" id="{{.ID}}">
 <h3 class="{{.Cls}}">{{.Name}} <span class="muted">[{{.State}}, {{.Duration}}]</span></h3>
 {{if .FailureLocation}}<p>at {{.FailureLocation}}{{if .Location}} <span class="muted">(spec {{.Location}})</span>{{end}}</p>{{else if .Location}}<p>spec {{.Location}}</p>{{end}}
 <pre>{{.Message}}</pre>
@@ -676,20 +800,24 @@ svg .basemedian { stroke: #555; stroke-width: 2; stroke-dasharray: 3 2; }
 {{else}}<p>none</p>
 {{end}}
 {{if .Perf}}<h2 id="perf">perf</h2>
-<p class="muted">Bars: min–max range with the median as a solid line{{if .PerfBase}}; the baseline range in grey beneath, its median dashed{{end}}. Each bar has its own scale, from 0.</p>
+<p class="muted">Charts: every sample as a dot (at most 200), the min–max range as a bar and the median as a solid line{{if .PerfBase}}; the baseline range in grey beneath, its median dashed{{end}}. Each chart has its own axis, from 0 (or the lowest value) to the highest, labelled in the measurement's units.</p>
 {{range .Perf}}<h3>{{.Name}}</h3>
 <table>
 <tr><th>experiment</th><th>measurement</th><th class="num">n</th><th class="num">min</th><th class="num">median</th><th class="num">max</th><th>chart</th>{{if $.PerfBase}}<th class="num">baseline</th><th class="num">ratio</th><th>verdict</th>{{end}}</tr>
 {{range .Rows}}<tr><td>{{.Experiment}}</td><td>{{.Name}}{{if .Units}} <span class="muted">({{.Units}})</span>{{end}}</td><td class="num">{{.N}}</td><td class="num">{{.Min}}</td><td class="num">{{.Median}}</td><td class="num">{{.Max}}</td>
 <td>{{with .Chart}}<svg width="{{.Width}}" height="{{.Height}}" viewBox="0 0 {{.Width}} {{.Height}}" role="img"><title>{{.Title}}</title><g class="{{.Cls}}">
-<line class="track" x1="{{.Track1}}" y1="11" x2="{{.Track2}}" y2="11"/>
+<line class="track" x1="{{.Track1}}" y1="24" x2="{{.Track2}}" y2="24"/>
+<line class="track" x1="{{.Track1}}" y1="22" x2="{{.Track1}}" y2="26"/><line class="track" x1="{{.Track2}}" y1="22" x2="{{.Track2}}" y2="26"/>
+<text class="axis" x="{{.Track1}}" y="36">{{.Lo}}</text><text class="axis end" x="{{.Track2}}" y="36">{{.Hi}}</text>
 {{- if .HasBaseRange}}
-<rect class="baserange" x="{{.BaseX}}" y="15" width="{{.BaseW}}" height="5"/>{{end}}
+<rect class="baserange" x="{{.BaseX}}" y="17" width="{{.BaseW}}" height="4"/>{{end}}
 {{- if .HasRange}}
-<rect class="range" x="{{.RangeX}}" y="5" width="{{.RangeW}}" height="9"/>{{end}}
-<line class="median" x1="{{.Median}}" y1="2" x2="{{.Median}}" y2="17"/>
+<rect class="range" x="{{.RangeX}}" y="10" width="{{.RangeW}}" height="6"/>{{end}}
+{{- range .Samples}}
+<circle class="sample" cx="{{.}}" cy="6" r="1.5"/>{{end}}
+<line class="median" x1="{{.Median}}" y1="2" x2="{{.Median}}" y2="21"/>
 {{- if .HasBaseMd}}
-<line class="basemedian" x1="{{.BaseMedian}}" y1="2" x2="{{.BaseMedian}}" y2="21"/>{{end}}
+<line class="basemedian" x1="{{.BaseMedian}}" y1="2" x2="{{.BaseMedian}}" y2="24"/>{{end}}
 </g></svg>{{end}}</td>
 {{if $.PerfBase}}<td class="num">{{.BaseMedian}}</td><td class="num">{{.Ratio}}</td><td class="{{.Cls}}" title="{{.Note}}">{{.Verdict}}</td>{{end}}</tr>
 {{end}}</table>
@@ -697,7 +825,7 @@ svg .basemedian { stroke: #555; stroke-width: 2; stroke-dasharray: 3 2; }
 <h2 id="cases">all cases ({{len .Cases}})</h2>
 <table>
 <tr><th>backend</th><th>area</th><th>name</th><th>state</th><th class="num">time</th><th>message</th></tr>
-{{range .Cases}}<tr class="{{.Cls}}"><td>{{.Backend}}</td><td>{{.Area}}</td><td>{{.Name}}</td><td>{{.State}}</td><td class="num">{{.Duration}}</td><td>{{.Message}}</td></tr>
+{{range .Cases}}<tr class="{{.Cls}}"><td>{{.Backend}}</td><td>{{.Area}}</td><td>{{if .Href}}<a href="{{.Href}}">{{.Name}}</a>{{else}}{{.Name}}{{end}}</td><td>{{.State}}</td><td class="num">{{.Duration}}</td><td>{{.Message}}</td></tr>
 {{end}}</table>
 </body>
 </html>

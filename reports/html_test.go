@@ -122,9 +122,9 @@ func TestWriteHTMLStructure(t *testing.T) {
 		noIDs    []string
 		contains []string
 	}{
-		{"alone", nil, []string{"summary", "failed", "skipped", "perf", "cases"}, []string{"comparison"},
+		{"alone", nil, []string{"verdict", "summary", "failed", "failure-1", "skipped", "perf", "cases"}, []string{"comparison"},
 			[]string{"kvmspec 0.1.0 report", "host facts (2)", "backend capabilities", "kvm.enable_pmu=N", "emu/memslot", "FAIL: 161 passed, 1 failed, 19 skipped", "exit round trip"}},
-		{"with baseline", &base, []string{"comparison", "summary", "failed", "skipped", "perf", "cases"}, nil,
+		{"with baseline", &base, []string{"verdict", "comparison", "summary", "failed", "failure-1", "skipped", "perf", "cases"}, nil,
 			[]string{"comparison with the baseline", "no regressions", "unchanged cases", "×1"}},
 	}
 	for _, tt := range tests {
@@ -144,6 +144,8 @@ func TestWriteHTMLStructure(t *testing.T) {
 				switch {
 				case a.Key == "id":
 					ids = append(ids, a.Val)
+				case a.Key == "href" && strings.HasPrefix(a.Val, "#"):
+					// A link within the page.
 				case a.Key == "src" || a.Key == "href" || strings.HasPrefix(a.Key, "on"):
 					t.Errorf("%s: <%s %s=%q>: the page must load and run nothing", tt.name, n.Data, a.Key, a.Val)
 				}
@@ -235,24 +237,43 @@ func TestWriteHTMLComparison(t *testing.T) {
 			break
 		}
 	}
+	for _, run := range []*Run{&base, &cur} {
+		for i, c := range run.Cases {
+			for j, m := range c.Perf {
+				if m.Name == "exit round trip" {
+					scale := 1.0
+					if run == &cur {
+						scale = 100
+					}
+					x := around("ns", 8, m.Median*scale)
+					x.Experiment, x.Name = m.Experiment, m.Name
+					run.Cases[i].Perf[j] = x
+				}
+			}
+		}
+	}
 	for i, c := range cur.Cases {
 		for j, m := range c.Perf {
 			if m.Name == "single <b>" {
-				cur.Cases[i].Perf[j].Median *= 4 // one sample: noise, not a verdict
-			}
-			if m.Name == "exit round trip" {
-				cur.Cases[i].Perf[j].Median *= 100
-				cur.Cases[i].Perf[j].Min *= 100
-				cur.Cases[i].Perf[j].Max *= 100
+				cur.Cases[i].Perf[j].Median *= 4 // one sample: no verdict
 			}
 		}
 	}
 	page := renderHTML(t, cur, &base)
 	checkWellFormed(t, page)
 	text := textOf(parseHTML(t, page))
-	for _, want := range []string{"2 regressions", failedID, "now <broken>", "case changes", "perf changes", "worse", "×100", "1 perf changes held back as noise", "same (noise?)", "n=1→1: needs ×10"} {
+	for _, want := range []string{"2 regressions", failedID, "now <broken>", "case changes", "perf changes", "worse", "×100", "p=", "n=8+8", "not enough data"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("page text lacks %q", want)
+		}
+	}
+	// The verdict and what changed lead the page, the regression linked
+	// to its failure text.
+	lead := page[:strings.Index(page, `id="comparison"`)]
+	for _, want := range []string{`id="verdict"`, "2 regressions against the baseline", "what changed", "REGRESSION regression: " + failedID,
+		`<a href="#failure-`, "WORSE: kvm/perf/pio exits exit round trip"} {
+		if !strings.Contains(lead, want) {
+			t.Errorf("the page's lead lacks %q", want)
 		}
 	}
 	// The comparison comes first, before the summary.
@@ -285,13 +306,14 @@ func TestChartGeometry(t *testing.T) {
 		hasRange      bool
 		rangeX, baseX string
 	}{
-		{"range from zero", ranged("ns", 5, 50, 100, 124), nil, false, "206.0", "", true, "106.0", ""},
-		{"single sample", ranged("ns", 1, 100, 100, 100), nil, false, "254.0", "", false, "", ""},
-		{"baseline above", ranged("ns", 5, 50, 62, 62), &PerfChange{HasBase: true, Base: ranged("ns", 5, 62, 124, 124)}, false, "130.0", "254.0", true, "106.0", "130.0"},
+		// x = 6 + v/hi × 288 on a 300-wide chart.
+		{"range from zero", ranged("ns", 5, 50, 100, 124), nil, false, "238.3", "", true, "122.1", ""},
+		{"single sample", ranged("ns", 1, 100, 100, 100), nil, false, "294.0", "", false, "", ""},
+		{"baseline above", ranged("ns", 5, 50, 62, 62), &PerfChange{HasBase: true, Base: ranged("ns", 5, 62, 124, 124)}, false, "150.0", "294.0", true, "122.1", "150.0"},
 		{"all zero", Measurement{}, nil, false, "6.0", "", false, "", ""},
-		{"negative", ranged("", 5, -124, -62, 0), nil, false, "130.0", "", true, "6.0", ""},
+		{"negative", ranged("", 5, -124, -62, 0), nil, false, "150.0", "", true, "6.0", ""},
 		{"NaN", ranged("ns", 5, 1, math.NaN(), 3), nil, true, "", "", false, "", ""},
-		{"infinite baseline max", ranged("ns", 5, 1, 2, 3), &PerfChange{HasBase: true, Base: ranged("ns", 5, 0, 1, math.Inf(1))}, false, "171.3", "88.7", true, "88.7", ""},
+		{"infinite baseline max", ranged("ns", 5, 1, 2, 3), &PerfChange{HasBase: true, Base: ranged("ns", 5, 0, 1, math.Inf(1))}, false, "198.0", "102.0", true, "102.0", ""},
 	}
 	for _, tt := range tests {
 		c := chart(tt.m, tt.ch, "same")
@@ -309,5 +331,18 @@ func TestChartGeometry(t *testing.T) {
 			t.Errorf("%s: median %s base %s range %v x %s basex %s; want %s %s %v %s %s", tt.name, c.Median, c.BaseMedian, c.HasRange, c.RangeX, c.BaseX,
 				tt.median, tt.base, tt.hasRange, tt.rangeX, tt.baseX)
 		}
+	}
+}
+
+// A chart shows every sample (up to its cap), an axis labelled in units.
+func TestChartSamplesAndAxis(t *testing.T) {
+	c := chart(around("ns", 10, 1000), nil, "same")
+	if len(c.Samples) != 10 || c.SamplesShown != "10 samples" || c.Lo != "0s" || c.Hi != "1.05µs" {
+		t.Errorf("chart: %d samples %q, axis %s–%s", len(c.Samples), c.SamplesShown, c.Lo, c.Hi)
+	}
+	many := around("pages/s", 1000, 5)
+	c = chart(many, nil, "same")
+	if len(c.Samples) != maxChartSamples || c.SamplesShown != "200 of 1000 samples" || !strings.HasSuffix(c.Hi, "pages/s") {
+		t.Errorf("chart of 1000 samples: %d dots %q, axis end %q", len(c.Samples), c.SamplesShown, c.Hi)
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 )
 
 // WriteJSON writes the run as the report.json document described in the
@@ -37,7 +35,9 @@ func ReadJSON(rd io.Reader) (Run, error) {
 		return Run{}, fmt.Errorf("report json: %w", err)
 	}
 	var probe struct {
-		SchemaVersion *int `json:"schema_version"`
+		SchemaVersion *int             `json:"schema_version"`
+		Meta          *json.RawMessage `json:"meta"`
+		Cases         *json.RawMessage `json:"cases"`
 	}
 	if err := json.Unmarshal(data, &probe); err != nil {
 		return Run{}, fmt.Errorf("report json: %w", describe(data, err))
@@ -45,8 +45,24 @@ func ReadJSON(rd io.Reader) (Run, error) {
 	switch {
 	case probe.SchemaVersion == nil:
 		return Run{}, errors.New("report json: no schema_version: not a kvmspec report")
-	case *probe.SchemaVersion != SchemaVersion:
-		return Run{}, fmt.Errorf("report json: schema_version %d is not supported (this kvmspec reads version %d)", *probe.SchemaVersion, SchemaVersion)
+	case *probe.SchemaVersion < 1 || *probe.SchemaVersion > SchemaVersion:
+		return Run{}, fmt.Errorf("report json: schema_version %d is not supported (this kvmspec reads versions 1 to %d)", *probe.SchemaVersion, SchemaVersion)
+	case probe.Meta == nil || probe.Cases == nil:
+		// Another tool's document that happens to have a schema_version
+		// must not read as an empty run ("356 removed, no regressions").
+		return Run{}, errors.New("report json: no meta or no cases: not a kvmspec report")
+	}
+	var shape struct {
+		Meta  map[string]json.RawMessage `json:"meta"`
+		Cases []json.RawMessage          `json:"cases"`
+	}
+	if err := json.Unmarshal(data, &shape); err != nil {
+		return Run{}, fmt.Errorf("report json: not a kvmspec report: %w", err)
+	}
+	for _, k := range []string{"version", "started"} {
+		if _, ok := shape.Meta[k]; !ok {
+			return Run{}, fmt.Errorf("report json: meta has no %s: not a kvmspec report", k)
+		}
 	}
 	var r Run
 	if err := json.Unmarshal(data, &r); err != nil {
@@ -68,53 +84,4 @@ func describe(data []byte, err error) error {
 		return fmt.Errorf("line %d (offset %d): %w", line, syn.Offset, err)
 	}
 	return err
-}
-
-// Report file names inside the directory WriteDir writes.
-const (
-	JUnitFile = "junit.xml"
-	JSONFile  = "report.json"
-)
-
-// WriteDir creates dir and writes junit.xml and report.json into it. Each
-// file is written to a temporary name and renamed, so a reader (or a CI
-// step after a crash) never sees half a report.
-func WriteDir(dir string, r Run) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("report dir: %w", err)
-	}
-	if err := writeAtomic(filepath.Join(dir, JUnitFile), r.WriteJUnit); err != nil {
-		return err
-	}
-	return writeAtomic(filepath.Join(dir, JSONFile), r.WriteJSON)
-}
-
-func writeAtomic(path string, write func(io.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := write(f); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	// CreateTemp makes the file 0600; reports are for everyone to read.
-	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

@@ -20,7 +20,7 @@ func TestJSONRoundTrip(t *testing.T) {
 	if err := run.WriteJSON(&buf); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{`"schema_version": 1`, `"label_filter": "smoke"`, `"duration_ns": 20000000`, `"report_entries"`, `"failure_location"`, `"filtered": 4`, "boom <&>"} {
+	for _, key := range []string{`"schema_version": 2`, `"label_filter": "smoke"`, `"duration_ns": 20000000`, `"report_entries"`, `"failure_location"`, `"filtered": 4`, "boom <&>"} {
 		if !strings.Contains(buf.String(), key) {
 			t.Errorf("JSON lacks %s", key)
 		}
@@ -39,7 +39,7 @@ func TestJSONEmptyRun(t *testing.T) {
 	if err := (Run{}).WriteJSON(&buf); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(buf.String(), `"cases": []`) || !strings.Contains(buf.String(), `"schema_version": 1`) {
+	if !strings.Contains(buf.String(), `"cases": []`) || !strings.Contains(buf.String(), `"schema_version": 2`) {
 		t.Errorf("empty run JSON:\n%s", buf.String())
 	}
 	if _, err := ReadJSON(&buf); err != nil {
@@ -52,9 +52,13 @@ func TestReadJSONErrors(t *testing.T) {
 		in, want string
 	}{
 		{`{"cases": []}`, "no schema_version: not a kvmspec report"},
-		{`{"schema_version": 2}`, "schema_version 2 is not supported (this kvmspec reads version 1)"},
+		{`{"schema_version": 99}`, "schema_version 99 is not supported"},
+		{`{"schema_version": 0, "meta": {}, "cases": []}`, "schema_version 0 is not supported"},
+		{`{"schema_version": 1, "results": [{"name": "x"}]}`, "not a kvmspec report"},
+		{`{"schema_version": 1, "meta": {"version": "x"}, "cases": []}`, "meta has no started: not a kvmspec report"},
+		{`{"schema_version": 1, "meta": [], "cases": []}`, "not a kvmspec report"},
 		{`{"schema_version": "1"}`, "report json"},
-		{`{"schema_version": 1, "cases": [{"state": "exploded"}]}`, `cases[0].state: unknown state "exploded"`},
+		{`{"schema_version": 1, "meta": {"version": "", "started": "2026-01-01T00:00:00Z"}, "cases": [{"state": "exploded"}]}`, `cases[0].state: unknown state "exploded"`},
 		{"{\"schema_version\": 1,\n\"cases\": [}", "line 2"},
 		{``, "report json"},
 		{`[]`, "report json"},
@@ -126,7 +130,7 @@ func TestWriteDir(t *testing.T) {
 			t.Errorf("%s mode %v, want 0644", e.Name(), info.Mode().Perm())
 		}
 	}
-	if strings.Join(names, " ") != "junit.xml report.json" {
+	if strings.Join(names, " ") != ".kvmspec.lock junit.xml report.json" {
 		t.Errorf("files %v: temporary files left or reports missing", names)
 	}
 	f, err := os.Open(filepath.Join(dir, JSONFile))
@@ -166,5 +170,25 @@ func TestWriteDirErrorsNamePaths(t *testing.T) {
 	left, _ := filepath.Glob(filepath.Join(dir, ".*tmp*"))
 	if len(left) != 0 {
 		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+// A report of schema version 1 (before samples were kept) still reads,
+// and its measurements compare as "not enough data", never worse.
+func TestReadJSONVersion1(t *testing.T) {
+	v1 := `{"schema_version": 1, "meta": {"version": "0.1.0", "backends": ["kvm"], "seed": 1, "started": "2026-11-22T10:00:00Z", "finished": "2026-11-22T10:01:00Z"},
+	  "cases": [{"backend": "kvm", "area": "perf", "name": "p", "id": "perf/p", "state": "passed", "duration_ns": 5,
+	    "perf": [{"experiment": "e", "name": "m", "units": "ns", "n": 1, "min": 30000, "median": 30000, "mean": 30000, "max": 30000, "stddev": 0}]}],
+	  "filtered": 0}`
+	old, err := ReadJSON(strings.NewReader(v1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := old
+	cur.Cases = []Case{old.Cases[0]}
+	cur.Cases[0].Perf = []Measurement{{Experiment: "e", Name: "m", Units: "ns", N: 1, Median: 5.5e6, Samples: []float64{5.5e6}}}
+	cmp := Compare(old, cur, CompareOptions{})
+	if cmp.Regressions() != 0 || cmp.Perf[0].Verdict != VerdictNotEnough {
+		t.Errorf("v1 baseline: %d regressions, verdict %q", cmp.Regressions(), cmp.Perf[0].Verdict)
 	}
 }

@@ -15,11 +15,13 @@ import (
 	"github.com/kvmspec/kvmspec/suites/taxonomy"
 )
 
-// SchemaVersion is the version of the JSON report this package writes and
-// the only one ReadJSON accepts. Bump it on any change an old reader would
-// misread (a renamed or re-typed field, a new state); adding a field does
-// not need a bump.
-const SchemaVersion = 1
+// SchemaVersion is the version of the JSON report this package writes;
+// ReadJSON reads it and every earlier one. Bump it on any change an old
+// reader would misread (a renamed or re-typed field, a new state) or a
+// comparison must know about: version 2 keeps every perf sample
+// (Measurement.Samples), which version 1 reports lack, so they compare as
+// "not enough data".
+const SchemaVersion = 2
 
 // Skip-message prefixes of known deviations. A spec hit by a deviation
 // calls Skip with one of them, and the report counts it apart from plain
@@ -81,14 +83,20 @@ type CapLine struct {
 
 // Meta describes the run as a whole: what was asked for and where.
 type Meta struct {
-	Version     string          `json:"version"`                // kvmspec version
-	Backends    []string        `json:"backends"`               // backends selected, in order
-	Seed        int64           `json:"seed"`                   // Ginkgo random seed, to replay the order
-	LabelFilter string          `json:"label_filter,omitempty"` // --label-filter as given
-	Focus       string          `json:"focus,omitempty"`        // --focus as given
-	Strict      bool            `json:"strict,omitempty"`       // host profiles were ignored
-	Profile     string          `json:"profile,omitempty"`      // host profile applied, "" for none
-	Host        []host.Property `json:"host,omitempty"`         // host facts, in order
+	Version     string   `json:"version"`                // kvmspec version
+	Backends    []string `json:"backends"`               // backends selected, in order
+	Seed        int64    `json:"seed"`                   // Ginkgo random seed, to replay the order
+	LabelFilter string   `json:"label_filter,omitempty"` // --label-filter as given
+	Focus       string   `json:"focus,omitempty"`        // --focus as given
+	Skip        string   `json:"skip,omitempty"`         // --skip as given
+	Strict      bool     `json:"strict,omitempty"`       // host profiles were ignored
+	Profile     string   `json:"profile,omitempty"`      // host profile applied, "" for none
+	ProfileFile string   `json:"profile_file,omitempty"` // --profile-file it came from, if any
+	Deviations  int      `json:"deviations,omitempty"`   // known deviations the profile lists
+	// Params are the --param values the run was given, so a number can be
+	// traced to the workload that produced it.
+	Params map[string]string `json:"params,omitempty"`
+	Host   []host.Property   `json:"host,omitempty"` // host facts, in order
 	// Caps maps backend name → its capability lines.
 	Caps     map[string][]CapLine `json:"caps,omitempty"`
 	Started  time.Time            `json:"started"`  // when the run began
@@ -116,6 +124,9 @@ type Measurement struct {
 	Mean   float64 `json:"mean"`
 	Max    float64 `json:"max"`
 	StdDev float64 `json:"stddev"` // population standard deviation, as gmeasure computes it
+	// Samples are every value, in the order measured (durations in ns),
+	// so that comparisons can test them (schema version 2 on).
+	Samples []float64 `json:"samples,omitempty"`
 }
 
 // Case is one testcase: one It of one backend.
@@ -160,6 +171,10 @@ type Run struct {
 	// Problems are defects of the run itself (duplicate case IDs); the
 	// CLI fails a run that has any.
 	Problems []string `json:"problems,omitempty"`
+	// Incomplete, when set, says the run did not finish and why: the
+	// report a run leaves in its directory while it runs, so that one
+	// killed before writing its results is never read as a result.
+	Incomplete string `json:"incomplete,omitempty"`
 }
 
 // Counts are the totals of a run. Total = Passed + Failed + Skipped +
@@ -195,7 +210,7 @@ func tally(cases []Case) Counts {
 
 // OK reports whether the run may be called green: nothing failed and the
 // report itself is sound.
-func (r Run) OK() bool { return r.Counts().Failed == 0 && r.Validate() == nil }
+func (r Run) OK() bool { return r.Counts().Failed == 0 && r.Validate() == nil && r.Incomplete == "" }
 
 // Validate checks the run's integrity: every case ID is unique within its
 // backend (two specs with one ID would make deviations and baselines

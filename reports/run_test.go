@@ -2,6 +2,8 @@ package reports
 
 import (
 	"encoding/json"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -406,9 +408,10 @@ func TestPerfFromGmeasure(t *testing.T) {
 				return
 			}
 			v := c.Perf[0]
-			want := Measurement{Experiment: "pio", Name: "exits", Units: "exits/ms", N: 4, Min: 1, Median: 2.5, Mean: 4, Max: 10}
+			want := Measurement{Experiment: "pio", Name: "exits", Units: "exits/ms", N: 4, Min: 1, Median: 2.5, Mean: 4, Max: 10,
+				Samples: []float64{3, 1, 2, 10}} // in the order measured
 			want.StdDev = v.StdDev // checked below
-			if v != want {
+			if !reflect.DeepEqual(v, want) {
 				t.Errorf("value stats %+v, want %+v", v, want)
 			}
 			if v.StdDev < 3.53 || v.StdDev > 3.54 { // population stddev of 1,2,3,10
@@ -418,7 +421,8 @@ func TestPerfFromGmeasure(t *testing.T) {
 				return
 			}
 			d := c.Perf[1]
-			if d.Name != "round trip" || d.Units != "ns" || d.N != 3 || d.Median != 13000 || d.Min != 11000 || d.Max != 20000 {
+			if d.Name != "round trip" || d.Units != "ns" || d.N != 3 || d.Median != 13000 || d.Min != 11000 || d.Max != 20000 ||
+				len(d.Samples) != 3 || slices.Max(d.Samples) != 20000 {
 				t.Errorf("duration stats %+v", d)
 			}
 		})

@@ -60,7 +60,7 @@ func TestSummary(t *testing.T) {
 		"  kvm/pmu           0     0    15     0   300ms",
 		"  kvm/debug        11     0     0     4   300ms",
 		"failed (1):",
-		"emu/memslot/case 03 [cpl3]: Expected <int>: 1 to equal <int>: 2  (suites/memslot/x.go:12)",
+		"emu/memslot/case 03 [cpl3]: Expected 1 to equal 2  (suites/memslot/x.go:12)",
 		"skipped (19):",
 		"15× kvm: PMU disabled (kvm.enable_pmu=N)",
 		"4× kvm: known deviation: host debug at CPL3",

@@ -7,8 +7,10 @@ package suites
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -21,6 +23,7 @@ import (
 	"github.com/kvmspec/kvmspec/harness/profile"
 	"github.com/kvmspec/kvmspec/reports"
 	"github.com/kvmspec/kvmspec/suites/framework"
+	"github.com/kvmspec/kvmspec/suites/taxonomy"
 	. "github.com/onsi/ginkgo/v2"
 	"github.com/onsi/ginkgo/v2/types"
 	"github.com/onsi/gomega"
@@ -29,9 +32,14 @@ import (
 	_ "github.com/kvmspec/kvmspec/suites/conformance"
 	_ "github.com/kvmspec/kvmspec/suites/debug"
 	_ "github.com/kvmspec/kvmspec/suites/dirtylog"
+	_ "github.com/kvmspec/kvmspec/suites/lightnvm"
+	_ "github.com/kvmspec/kvmspec/suites/memslot"
 	_ "github.com/kvmspec/kvmspec/suites/pagefault"
+	_ "github.com/kvmspec/kvmspec/suites/pagereport"
+	_ "github.com/kvmspec/kvmspec/suites/pmu"
 	_ "github.com/kvmspec/kvmspec/suites/selftest"
 	_ "github.com/kvmspec/kvmspec/suites/smoke"
+	_ "github.com/kvmspec/kvmspec/suites/vgpu"
 )
 
 // Version is kvmspec's version, recorded in every report.
@@ -51,8 +59,47 @@ type Options struct {
 	Profile     string // host profile by name; "" detects, "none" applies none
 	ProfileFile string // a host profile JSON file instead of the embedded ones
 	DryRun      bool
-	Params      map[string]string
+	Params      map[string]string // --param key=value, checked against Params
+
+	// Ginkgo's own settings, passed through to RunSpecs.
+	FailFast      bool     // stop after the first failure
+	FlakeAttempts int      // retry a failing spec up to this many times
+	FocusFiles    []string // run only specs in these files (file[:line] regexps)
+	SkipFiles     []string // skip specs in these files
+	// Reporter, when set, is Ginkgo's reporter configuration (go test
+	// ./suites/ passes its -ginkgo.* report flags this way); kvmspec's
+	// own settings (verbosity, no colour) are applied on top.
+	Reporter *types.ReporterConfig
+	// ParallelTotal is Ginkgo's process count (ginkgo -p); more than one
+	// is refused: every process would open its own backends and run every
+	// spec, and kvmspec's reports are built in one process.
+	ParallelTotal int
+	// Interrupted, when set, returns the signal that arrived before the
+	// specs started ("" for none): the CLI catches SIGINT/SIGTERM from
+	// its first instruction on, and Run then leaves an "interrupted"
+	// report instead of running.
+	Interrupted func() string
+	// MaxProfileSize caps --profile-file (0: DefaultMaxProfileSize).
+	MaxProfileSize int64
+	// Progress, when set, is called as each selected spec starts and
+	// ends, for a progress line on a terminal.
+	Progress func(Progress)
 }
+
+// Progress is where a run is: specs done of the total selected, failures
+// so far, and the spec running now ("" between specs).
+type Progress struct {
+	Done, Total, Failed int
+	Current             string
+}
+
+// DefaultMaxProfileSize bounds a host profile file: real ones are a few
+// KiB, and /dev/zero must not be read forever.
+const DefaultMaxProfileSize = 1 << 20
+
+// ErrInterrupted is returned by Run when a signal arrived before any spec
+// ran; the report directory then holds an "interrupted" report.
+var ErrInterrupted = errors.New("interrupted before any spec ran")
 
 // UsageError is a bad request: the CLI exits 2 for it.
 type UsageError struct{ Msg string }
@@ -128,21 +175,97 @@ func newBackend(name string, h hv.Hypervisor, err error) *framework.Backend {
 	return b
 }
 
-// ValidateLabelFilter checks a filter expression's syntax.
+// ValidateLabelFilter checks a filter expression's syntax. The error is
+// one plain line: Ginkgo's own is several, with terminal colours.
 func ValidateLabelFilter(f string) error {
 	if f == "" {
 		return nil
 	}
 	if _, err := types.ParseLabelFilter(f); err != nil {
-		return &UsageError{Msg: fmt.Sprintf("bad --label-filter %q: %v", f, err)}
+		why := err.Error()
+		var ge types.GinkgoError
+		if errors.As(err, &ge) {
+			why = ge.Message
+		}
+		return &UsageError{Msg: fmt.Sprintf("bad --label-filter %q: %s", f, lastLine(reports.Plain(why)))}
+	}
+	return nil
+}
+
+// lastLine is the last non-empty line of s, trimmed: Ginkgo's label
+// filter errors end with the reason after an echo of the filter.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// Validate checks every option before anything runs, so a typo costs a
+// one-line error (a *UsageError) rather than a panic, a stack trace or a
+// run whose specs fail one by one.
+func (opt Options) Validate() error {
+	if err := validateBackendNames(opt.Backend); err != nil {
+		return err
+	}
+	if err := ValidateLabelFilter(opt.LabelFilter); err != nil {
+		return err
+	}
+	for _, re := range [...]struct {
+		flag string
+		res  []string
+	}{{"--focus", opt.Focus}, {"--skip", opt.Skip}} {
+		for _, r := range re.res {
+			if _, err := regexp.Compile(r); err != nil {
+				return &UsageError{Msg: fmt.Sprintf("bad %s %q: %s", re.flag, r, reports.Plain(strings.TrimPrefix(err.Error(), "error parsing regexp: ")))}
+			}
+		}
+	}
+	for _, ff := range [...]struct {
+		flag  string
+		files []string
+	}{{"--focus-file", opt.FocusFiles}, {"--skip-file", opt.SkipFiles}} {
+		if _, err := types.ParseFileFilters(ff.files); err != nil {
+			var ge types.GinkgoError
+			why := err.Error()
+			if errors.As(err, &ge) {
+				why = ge.Message
+			}
+			return &UsageError{Msg: fmt.Sprintf("bad %s %q: %s", ff.flag, ff.files, lastLine(reports.Plain(why)))}
+		}
+	}
+	switch {
+	case opt.Timeout < 0:
+		return &UsageError{Msg: fmt.Sprintf("bad --timeout %v: want a positive duration", opt.Timeout)}
+	case opt.FlakeAttempts < 0:
+		return &UsageError{Msg: fmt.Sprintf("bad --flake-attempts %d: want 0 or more", opt.FlakeAttempts)}
+	case opt.ParallelTotal > 1:
+		return &UsageError{Msg: fmt.Sprintf("parallel runs (ginkgo -p, --procs, %d processes) are not supported: "+
+			"kvmspec builds one report per process; run serially, or run several kvmspec processes with distinct --label-filter and --report-dir", opt.ParallelTotal)}
+	}
+	return ValidateParams(opt.Params)
+}
+
+func validateBackendNames(sel string) error {
+	switch sel {
+	case "", "auto", "all":
+		return nil
+	}
+	for _, n := range strings.Split(sel, ",") {
+		if !slices.Contains(BackendNames, n) {
+			return &UsageError{Msg: fmt.Sprintf("unknown backend %q (want kvm, emu, auto or all)", n)}
+		}
 	}
 	return nil
 }
 
 // LoadProfileFile reads a host profile from a file (a board's own, or a
-// test's); it applies whatever the host is.
-func LoadProfileFile(path string) (*profile.Profile, error) {
-	data, err := os.ReadFile(path)
+// test's); it applies whatever the host is. Files larger than max bytes
+// (0: DefaultMaxProfileSize) and files that are not regular files are
+// refused without reading them whole.
+func LoadProfileFile(path string, max int64) (*profile.Profile, error) {
+	if max <= 0 {
+		max = DefaultMaxProfileSize
+	}
+	data, err := readCapped(path, max)
 	if err != nil {
 		return nil, &UsageError{Msg: fmt.Sprintf("host profile: %v", err)}
 	}
@@ -151,6 +274,30 @@ func LoadProfileFile(path string) (*profile.Profile, error) {
 		return nil, &UsageError{Msg: fmt.Sprintf("host profile: %v", err)}
 	}
 	return &p, nil
+}
+
+// readCapped reads a regular file of at most max bytes.
+func readCapped(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, max)
+	}
+	return data, nil
 }
 
 // LoadProfile returns the host profile to apply: forced by name, none,
@@ -186,14 +333,49 @@ func CapLines(b *framework.Backend) []reports.CapLine {
 	return out
 }
 
-// Run builds and runs the specs and returns the run's report model. It
-// writes junit.xml and report.json when opt.ReportDir is set. The error is
-// for runs that could not happen at all (bad options, unreadable profiles).
-// Ginkgo calls t.Fail for every spec that failed, known deviations
-// included: judge the run with Verdict, not with t.
+// Run builds and runs the specs and returns the run's report model. The
+// error is for runs that could not happen at all (bad options, unreadable
+// profiles, an unusable report directory), and ErrInterrupted. Ginkgo
+// calls t.Fail for every spec that failed, known deviations included:
+// judge the run with Verdict, not with t.
+//
+// Everything the caller asked for is checked before any spec runs. With
+// opt.ReportDir set the directory is then taken (reports.OpenDir: created,
+// locked against other runs, marked incomplete) and, after the specs,
+// junit.xml and report.json are replaced together.
 func Run(t GinkgoTestingT, opt Options) (reports.Run, error) {
-	if err := ValidateLabelFilter(opt.LabelFilter); err != nil {
+	if err := opt.Validate(); err != nil {
 		return reports.Run{}, err
+	}
+	facts := host.Collect()
+	var prof *profile.Profile
+	var err error
+	if opt.ProfileFile != "" {
+		prof, err = LoadProfileFile(opt.ProfileFile, opt.MaxProfileSize)
+	} else {
+		prof, err = LoadProfile(opt.Profile, facts)
+	}
+	if err != nil {
+		return reports.Run{}, err
+	}
+	if opt.Seed == 0 {
+		opt.Seed = time.Now().UnixNano()%1_000_000_000 + 1
+	}
+	meta := reports.Meta{Version: Version, Seed: opt.Seed, LabelFilter: opt.LabelFilter,
+		Focus: strings.Join(opt.Focus, "|"), Skip: strings.Join(opt.Skip, "|"), Strict: opt.Strict,
+		Host: facts.Properties(), Caps: map[string][]reports.CapLine{}, Started: time.Now(),
+		ReportDir: opt.ReportDir, Params: opt.Params, ProfileFile: opt.ProfileFile}
+	if prof != nil {
+		meta.Profile = prof.Name
+		meta.Deviations = len(prof.Deviations)
+	}
+
+	var dir *reports.Dir
+	if opt.ReportDir != "" && !opt.DryRun {
+		if dir, err = reports.OpenDir(opt.ReportDir, meta); err != nil {
+			return reports.Run{}, &UsageError{Msg: err.Error()}
+		}
+		defer dir.Close()
 	}
 	backends, err := SelectBackends(opt.Backend)
 	if err != nil {
@@ -206,26 +388,7 @@ func Run(t GinkgoTestingT, opt Options) (reports.Run, error) {
 			}
 		}
 	}()
-	facts := host.Collect()
-	var prof *profile.Profile
-	if opt.ProfileFile != "" {
-		prof, err = LoadProfileFile(opt.ProfileFile)
-	} else {
-		prof, err = LoadProfile(opt.Profile, facts)
-	}
-	if err != nil {
-		return reports.Run{}, err
-	}
-	if opt.Seed == 0 {
-		opt.Seed = time.Now().UnixNano()%1_000_000_000 + 1
-	}
 	env := &framework.Env{Seed: opt.Seed, Strict: opt.Strict, Params: opt.Params}
-	meta := reports.Meta{Version: Version, Seed: opt.Seed, LabelFilter: opt.LabelFilter,
-		Focus: strings.Join(opt.Focus, "|"), Strict: opt.Strict, Host: facts.Properties(),
-		Caps: map[string][]reports.CapLine{}, Started: time.Now(), ReportDir: opt.ReportDir}
-	if prof != nil {
-		meta.Profile = prof.Name
-	}
 	for _, b := range backends {
 		b.Env = env
 		b.Profile = prof
@@ -236,31 +399,94 @@ func Run(t GinkgoTestingT, opt Options) (reports.Run, error) {
 	framework.Build(backends)
 	var report types.Report
 	ReportAfterSuite("kvmspec report", func(r Report) { report = r })
-
-	sc := types.NewDefaultSuiteConfig()
-	sc.RandomSeed = opt.Seed
-	sc.LabelFilter = opt.LabelFilter
-	sc.FocusStrings = opt.Focus
-	sc.SkipStrings = opt.Skip
-	sc.DryRun = opt.DryRun
-	if opt.Timeout > 0 {
-		sc.Timeout = opt.Timeout
+	if opt.Progress != nil {
+		reportProgress(opt.Progress)
 	}
-	rc := types.NewDefaultReporterConfig()
-	rc.Succinct = !opt.Verbose
-	rc.Verbose = opt.Verbose
-	rc.NoColor = true
+
+	// A signal caught before Ginkgo installs its handler (in RunSpecs)
+	// would otherwise be lost: Ginkgo never sees it.
+	if opt.Interrupted != nil {
+		if sig := opt.Interrupted(); sig != "" {
+			if dir != nil {
+				if err := dir.Write(reports.IncompleteRun(meta, "interrupted by "+sig+" before any spec ran")); err != nil {
+					return reports.Run{}, err
+				}
+			}
+			return reports.Run{}, ErrInterrupted
+		}
+	}
+	sc, rc := ginkgoConfig(opt)
 	gomega.RegisterFailHandler(Fail)
 	RunSpecs(t, "kvmspec", sc, rc)
 
 	meta.Finished = time.Now()
 	run := reports.FromGinkgo(report, meta)
-	if opt.ReportDir != "" && !opt.DryRun {
-		if err := reports.WriteDir(opt.ReportDir, run); err != nil {
+	if dir != nil {
+		if err := dir.Write(run); err != nil {
 			return run, err
 		}
 	}
 	return run, nil
+}
+
+// reportProgress registers the reporting nodes that feed f. Specs the
+// filters deselected are reported too, as skipped without a message, and
+// are not counted.
+func reportProgress(f func(Progress)) {
+	var p Progress
+	ReportBeforeSuite(func(r Report) {
+		p.Total = r.PreRunStats.SpecsThatWillRun
+		f(p)
+	})
+	deselected := func(s SpecReport) bool {
+		return s.State == types.SpecStateSkipped && s.Failure.Message == "" && s.RunTime == 0
+	}
+	ReportBeforeEach(func(s SpecReport) {
+		if s.State == types.SpecStateSkipped {
+			return // deselected (or skipped before it starts): nothing runs
+		}
+		p.Current = reports.SpecID(s)
+		if b := taxonomy.BackendOf(s.Labels()); b != "" {
+			p.Current = b + "/" + p.Current
+		}
+		f(p)
+	})
+	ReportAfterEach(func(s SpecReport) {
+		if deselected(s) {
+			return
+		}
+		p.Done++
+		if s.Failed() {
+			p.Failed++
+		}
+		p.Current = ""
+		f(p)
+	})
+}
+
+// ginkgoConfig turns the options into Ginkgo's configuration.
+func ginkgoConfig(opt Options) (types.SuiteConfig, types.ReporterConfig) {
+	sc := types.NewDefaultSuiteConfig()
+	sc.RandomSeed = opt.Seed
+	sc.LabelFilter = opt.LabelFilter
+	sc.FocusStrings = opt.Focus
+	sc.SkipStrings = opt.Skip
+	sc.FocusFiles = opt.FocusFiles
+	sc.SkipFiles = opt.SkipFiles
+	sc.FailFast = opt.FailFast
+	sc.FlakeAttempts = opt.FlakeAttempts
+	sc.DryRun = opt.DryRun
+	if opt.Timeout > 0 {
+		sc.Timeout = opt.Timeout
+	}
+	rc := types.NewDefaultReporterConfig()
+	if opt.Reporter != nil {
+		rc = *opt.Reporter
+	}
+	rc.Succinct = !opt.Verbose
+	rc.Verbose = opt.Verbose
+	rc.NoColor = true
+	return sc, rc
 }
 
 // Verdict says whether a run counts as a pass, and why not. A run that
@@ -269,6 +495,8 @@ func Run(t GinkgoTestingT, opt Options) (reports.Run, error) {
 func Verdict(r reports.Run) error {
 	c := r.Counts()
 	switch {
+	case r.Incomplete != "":
+		return errors.New(r.Incomplete)
 	case len(r.Problems) > 0:
 		return fmt.Errorf("the run itself is broken: %s", strings.Join(r.Problems, "; "))
 	case c.Total == 0:

@@ -37,17 +37,21 @@ func (p paramFlag) Set(s string) error {
 }
 
 // TestSuites runs every area's specs under `go test`, the same specs the
-// kvmspec binary runs. Select with -ginkgo.label-filter / -ginkgo.focus.
+// kvmspec binary runs. Select with -ginkgo.label-filter / -ginkgo.focus;
+// Ginkgo's other suite and report flags (-ginkgo.fail-fast,
+// -ginkgo.focus-file, -ginkgo.flake-attempts, -ginkgo.junit-report …)
+// are passed through, and ginkgo -p is refused by suites.Run.
 func TestSuites(t *testing.T) {
 	sc, rc := GinkgoConfiguration()
 	// Ginkgo fails t for every failed spec, known deviations included; the
 	// verdict below is the classified one, as the CLI's exit status is.
 	run, err := suites.Run(&ginkgoT{}, suites.Options{
 		Backend: *backend, LabelFilter: sc.LabelFilter, Focus: sc.FocusStrings, Skip: sc.SkipStrings,
+		FocusFiles: sc.FocusFiles, SkipFiles: sc.SkipFiles, FailFast: sc.FailFast, FlakeAttempts: sc.FlakeAttempts,
 		Seed: sc.RandomSeed, Timeout: sc.Timeout, Verbose: rc.Verbose, Strict: *strict, ReportDir: *reportDir,
-		DryRun: sc.DryRun, Params: params, ProfileFile: *profFile,
+		DryRun: sc.DryRun, Params: params, ProfileFile: *profFile, Reporter: &rc, ParallelTotal: sc.ParallelTotal,
 	})
-	if sc.DryRun {
+	if sc.DryRun && err == nil {
 		return
 	}
 	if err != nil {

@@ -69,28 +69,34 @@ func runBenchArmed(b *testing.B, code []byte, perIter float64, unit string, dr *
 
 const benchIters = 1 << 20
 
-// registerLoop is a register-only arithmetic loop (7 instructions per
-// iteration).
-func registerLoop(b *testing.B) []byte {
+// registerLoop emits the register-only loop: benchIters iterations of 7
+// instructions (one branch), after three setup instructions.
+func registerLoop(a *asm.Assembler) {
+	a.Mov(asm.ECX, asm.Imm(benchIters))
+	a.Xor(asm.EAX, asm.EAX)
+	a.Mov(asm.EBX, asm.Imm(3))
+	l := a.Here()
+	a.Add(asm.RAX, asm.RBX)
+	a.Xor(asm.RDX, asm.RAX)
+	a.Shl(asm.RDX, asm.Imm(1))
+	a.Sub(asm.RBX, asm.RDX)
+	a.Imul(asm.RSI, asm.RAX)
+	a.Dec(asm.ECX)
+	a.Jcc(asm.CondNZ, l)
+}
+
+// registerProgram is the register loop (7 instructions per iteration)
+// ending with the done exit.
+func registerProgram(b *testing.B) []byte {
 	return assemble(b, func(a *asm.Assembler) {
-		a.Mov(asm.ECX, asm.Imm(benchIters))
-		a.Xor(asm.EAX, asm.EAX)
-		a.Mov(asm.EBX, asm.Imm(3))
-		l := a.Here()
-		a.Add(asm.RAX, asm.RBX)
-		a.Xor(asm.RDX, asm.RAX)
-		a.Shl(asm.RDX, asm.Imm(1))
-		a.Sub(asm.RBX, asm.RDX)
-		a.Imul(asm.RSI, asm.RAX)
-		a.Dec(asm.ECX)
-		a.Jcc(asm.CondNZ, l)
+		registerLoop(a)
 		done(a)
 	})
 }
 
-// memoryLoop is loads and stores over 64 pages of mapped memory (4
+// memoryProgram is loads and stores over 64 pages of mapped memory (4
 // memory accesses per 6-instruction iteration).
-func memoryLoop(b *testing.B) []byte {
+func memoryProgram(b *testing.B) []byte {
 	return assemble(b, func(a *asm.Assembler) {
 		a.Mov(asm.ECX, asm.Imm(benchIters))
 		a.Mov(asm.RSI, asm.Imm(dataGPA))
@@ -107,27 +113,27 @@ func memoryLoop(b *testing.B) []byte {
 }
 
 func BenchmarkRegisterLoop(b *testing.B) {
-	runBench(b, registerLoop(b), benchIters*7, "Minsn/s-loop")
+	runBench(b, registerProgram(b), benchIters*7, "Minsn/s-loop")
 }
 
 func BenchmarkMemoryLoop(b *testing.B) {
-	runBench(b, memoryLoop(b), benchIters*4, "Maccess/s")
+	runBench(b, memoryProgram(b), benchIters*4, "Maccess/s")
 }
 
 // The loops with one breakpoint armed where they never go.
 
 func BenchmarkRegisterLoopExecBPElsewhere(b *testing.B) {
-	runBenchArmed(b, registerLoop(b), benchIters*7, "Minsn/s-loop", armedExec)
+	runBenchArmed(b, registerProgram(b), benchIters*7, "Minsn/s-loop", armedExec)
 }
 
 func BenchmarkRegisterLoopWatchElsewhere(b *testing.B) {
-	runBenchArmed(b, registerLoop(b), benchIters*7, "Minsn/s-loop", armedWatch)
+	runBenchArmed(b, registerProgram(b), benchIters*7, "Minsn/s-loop", armedWatch)
 }
 
 func BenchmarkMemoryLoopExecBPElsewhere(b *testing.B) {
-	runBenchArmed(b, memoryLoop(b), benchIters*4, "Maccess/s", armedExec)
+	runBenchArmed(b, memoryProgram(b), benchIters*4, "Maccess/s", armedExec)
 }
 
 func BenchmarkMemoryLoopWatchElsewhere(b *testing.B) {
-	runBenchArmed(b, memoryLoop(b), benchIters*4, "Maccess/s", armedWatch)
+	runBenchArmed(b, memoryProgram(b), benchIters*4, "Maccess/s", armedWatch)
 }

@@ -71,9 +71,13 @@ func decodeBytes(b []byte) *inst {
 		return &inst{fn: opVmcall, len: 3, op: x86asm.Op(0)}
 	}
 	xi, err := x86asm.Decode(b, 64)
-	if err != nil {
+	// x86asm reports most cut-off instructions not as ErrTruncated but as
+	// a one-byte Op(0) without an error: with fewer than 15 bytes that
+	// may be the end of the bytes rather than an invalid opcode, so the
+	// caller fetches more (an instruction at a page's end).
+	if err != nil || xi.Op == 0 && len(b) < 15 {
 		in := &inst{fn: opUD, len: 1}
-		if errors.Is(err, x86asm.ErrTruncated) {
+		if errors.Is(err, x86asm.ErrTruncated) || err == nil {
 			in.truncated = true
 		}
 		return in

@@ -287,14 +287,38 @@ func TestHypercall(t *testing.T) {
 	}
 }
 
+// TestInvalidStateFailsEntry: the emu runs long mode only, so a vCPU in
+// its reset state fails entry, unless no memory backs its first
+// instruction: then, as on KVM, the fetch itself is the internal error.
 func TestInvalidStateFailsEntry(t *testing.T) {
-	h := New(Options{})
-	vm, _ := h.NewVM(hv.VMConfig{})
-	defer vm.Close()
-	v, _ := vm.NewVCPU(0)
-	e, err := v.Run(context.Background())
-	if err != nil || e.Kind() != hv.ExitFailEntry {
-		t.Fatalf("Run in real mode = %v, %v; want fail-entry", e, err)
+	for _, c := range []struct {
+		name   string
+		backed bool
+		want   hv.ExitKind
+	}{
+		{"reset vector backed", true, hv.ExitFailEntry},
+		{"no memory at all", false, hv.ExitInternalError},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := New(Options{})
+			vm, _ := h.NewVM(hv.VMConfig{})
+			defer vm.Close()
+			if c.backed {
+				mem, err := hv.NewMemory(0x10000, hv.Anonymous)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer mem.Close()
+				if err := vm.SetMemslot(hv.Memslot{GPA: 0xffff0000, Size: 0x10000, Memory: mem}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			v, _ := vm.NewVCPU(0)
+			e, err := v.Run(context.Background())
+			if err != nil || e.Kind() != c.want {
+				t.Fatalf("Run in real mode = %v, %v; want %v", e, err, c.want)
+			}
+		})
 	}
 }
 

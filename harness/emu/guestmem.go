@@ -11,7 +11,7 @@ import (
 // dirty logging and decoded-code invalidation.
 
 // publicSlots is GuestAccess.Slots: the current map, sorted by GPA.
-func (vm *VM) publicSlots() []hv.Memslot { return vm.mm.Load().public }
+func (vm *VM) publicSlots() []hv.Memslot { return vm.mm.Load().publicSlots() }
 
 // hostWritable is GuestAccess.Writable: a dirty-ring VM without the backup
 // bitmap has nowhere to log a write that no vCPU made, so a write to a

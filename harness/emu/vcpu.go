@@ -92,6 +92,7 @@ func (c *cpu) reset() {
 	c.dr6, c.dr7 = dr6Fixed, dr7Fixed
 	c.apic.Reset(uint32(c.v.id))
 	c.cpuid = defaultCPUID(c.v.id)
+	c.pmuConfigure()
 	c.setCPL(0)
 }
 
@@ -276,7 +277,10 @@ func (v *VCPU) SetCPUID(t hv.CPUID) error {
 	if v.c.ran && !slices.Equal(v.c.cpuid, t) {
 		return fmt.Errorf("KVM_SET_CPUID2 vcpu %d: the vCPU has run, its CPUID is frozen: %w", v.id, unix.EBUSY)
 	}
-	v.c.cpuid = t.Clone()
+	if !v.c.ran { // after a run the table is the same one: keep the counters
+		v.c.cpuid = t.Clone()
+		v.c.pmuConfigure()
+	}
 	return nil
 }
 
@@ -356,6 +360,7 @@ func (v *VCPU) Run(ctx context.Context) (exit hv.Exit, err error) {
 	}
 	c := v.c
 	c.ran = true
+	c.pmuRefresh()
 	c.runGen++
 	gen := c.runGen
 	stop := context.AfterFunc(ctx, func() {
@@ -396,6 +401,20 @@ func (c *cpu) checkState() hv.Exit {
 	ok := s.CR0&hv.CR0PE != 0 && s.CR0&hv.CR0PG != 0 && s.CR4&hv.CR4PAE != 0 &&
 		s.EFER&hv.EFERLMA != 0 && s.CS.L == 1
 	if !ok {
+		// Outside long mode the emu runs nothing, but a first instruction
+		// no slot backs is what KVM reports first (its emulator cannot
+		// fetch it: set_memory_region_test's zero-memslot case).
+		if s.CR0&hv.CR0PG == 0 {
+			fetch := s.CS.Base + c.rip
+			if s.CR0&hv.CR0PE == 0 {
+				fetch = (s.CS.Base + c.rip&0xffff) & 0xffffffff
+			}
+			if c.vm.mm.Load().find(fetch) == nil {
+				detail := fmt.Sprintf("emu: instruction fetch from guest-physical %#x, which no memslot backs (CS base %#x, rip %#x)", fetch, s.CS.Base, c.rip)
+				c.intErr = hv.InternalErrorExit{Suberror: internalEmulation, Data: []uint64{c.rip}, Detail: detail}
+				return &c.intErr
+			}
+		}
 		c.failExit = hv.FailEntryExit{Reason: 0x80000021, CPU: uint32(c.v.id)}
 		return &c.failExit
 	}

@@ -41,6 +41,8 @@ type VM struct {
 	epoch atomic.Uint64
 	// running is the vCPU list that broadcasts reach (copy on write).
 	running atomic.Pointer[[]*VCPU]
+	// pmuFilter is the PMU event filter; vCPUs pick it up at entry.
+	pmuFilter atomic.Pointer[pmuFilter]
 
 	// splitLock serialises LOCKed accesses that straddle an 8-byte
 	// boundary, which host atomics cannot do in one operation.
@@ -76,6 +78,24 @@ type missingState struct {
 	bits     []uint64 // atomic
 	handler  hv.MissingPageHandler
 	firstErr error // the handler's first error, returned on removal (mu)
+	// unwatch stops hearing of discards of the slot's memory.
+	unwatch func()
+}
+
+// watchDiscards makes pages of the slot that are discarded later (a
+// device's PunchHole, free page reporting) missing again, as userfaultfd
+// reports them again on KVM: their next touch calls the handler.
+func (vm *VM) watchDiscards(ms *missingState, m hv.Memslot) {
+	ms.unwatch = m.Memory.OnDiscard(func(off, n uint64) {
+		lo, hi := max(off, m.Offset), min(off+n, m.Offset+m.Size)
+		if lo >= hi {
+			return
+		}
+		for p := (lo - m.Offset) / hv.PageSize; p < (hi-m.Offset+hv.PageSize-1)/hv.PageSize; p++ {
+			atomic.OrUint64(&ms.bits[p/64], 1<<(p%64))
+		}
+		vm.syncVCPUs() // drop cached translations of the pages
+	})
 }
 
 func (s *slot) pages() uint64 { return s.m.Size / hv.PageSize }
@@ -89,11 +109,39 @@ type memInfo struct {
 	code []uint32
 }
 
-// memMap is an immutable snapshot of the slots, sorted by GPA; public is
-// the same list as hv.Memslots for GuestAccess.
+// memMap is an immutable snapshot of the slots, sorted by GPA. public is
+// the same list as hv.Memslots for GuestAccess, built on its first use:
+// a VM with thousands of slots changes its map far more often than host
+// code reads guest memory.
 type memMap struct {
-	slots  []*slot
-	public []hv.Memslot
+	slots      []*slot
+	publicOnce sync.Once
+	public     []hv.Memslot
+}
+
+// publicSlots returns the map as hv.Memslots (built once per map).
+func (mm *memMap) publicSlots() []hv.Memslot {
+	mm.publicOnce.Do(func() {
+		mm.public = make([]hv.Memslot, len(mm.slots))
+		for i, s := range mm.slots {
+			mm.public[i] = s.m
+		}
+	})
+	return mm.public
+}
+
+// overlapping returns a slot other than id that overlaps [gpa, gpa+size).
+// Slots never overlap each other, so only the first slot ending above gpa
+// can.
+func (mm *memMap) overlapping(id uint32, gpa, size uint64) *slot {
+	ss := mm.slots
+	i := sort.Search(len(ss), func(i int) bool { return ss[i].m.GPA+ss[i].m.Size > gpa })
+	for ; i < len(ss) && ss[i].m.GPA < gpa+size; i++ {
+		if ss[i].m.Slot != id {
+			return ss[i]
+		}
+	}
+	return nil
 }
 
 // find returns the slot holding gpa, or nil.
@@ -180,6 +228,12 @@ func slotErr(m hv.Memslot, err error, format string, args ...any) error {
 // moves (same slot, new GPA) and flag changes of logging; anything else
 // that changes an existing slot is EINVAL, overlap is EEXIST.
 func (vm *VM) SetMemslot(m hv.Memslot) error {
+	if m.Size == 0 { // KVM's meaning of size 0: delete
+		if err := vm.DeleteMemslot(m.Slot); err != nil {
+			return fmt.Errorf("SET_USER_MEMORY_REGION slot %d size 0: %w", m.Slot, err)
+		}
+		return nil
+	}
 	if m.Memory == nil {
 		return slotErr(m, unix.EINVAL, "no memory")
 	}
@@ -216,10 +270,8 @@ func (vm *VM) SetMemslot(m hv.Memslot) error {
 		}
 	}
 	if old == nil || old.m.GPA != m.GPA {
-		for id, s := range vm.slots {
-			if id != m.Slot && m.GPA < s.m.GPA+s.m.Size && s.m.GPA < m.GPA+m.Size {
-				return slotErr(m, unix.EEXIST, "overlaps slot %d", id)
-			}
+		if o := vm.mm.Load().overlapping(m.Slot, m.GPA, m.Size); o != nil {
+			return slotErr(m, unix.EEXIST, "overlaps slot %d", o.m.Slot)
 		}
 	}
 	s := &slot{m: m, mem: m.Bytes(), mi: vm.memInfoFor(m.Memory), pageBase: m.Offset / hv.PageSize,
@@ -250,7 +302,7 @@ func (vm *VM) SetMemslot(m hv.Memslot) error {
 		}
 	}
 	vm.slots[m.Slot] = s
-	vm.publish()
+	vm.publish(old, s)
 	vm.syncVCPUs()
 	return nil
 }
@@ -266,18 +318,25 @@ func setAll(b []uint64, n uint64) {
 	}
 }
 
-// publish builds a new memMap from vm.slots (vm.mu held).
-func (vm *VM) publish() {
-	ss := make([]*slot, 0, len(vm.slots))
-	for _, s := range vm.slots {
-		ss = append(ss, s)
+// publish stores a new memMap in which slot old (nil: none) is replaced by
+// slot new (nil: none), keeping the GPA order (vm.mu held). One copy of
+// the pointer list, no sort: an update at thousands of slots costs a
+// memmove, not a rebuild.
+func (vm *VM) publish(old, new *slot) {
+	cur := vm.mm.Load().slots
+	ss := make([]*slot, 0, len(cur)+1)
+	for _, s := range cur {
+		if s != old {
+			ss = append(ss, s)
+		}
 	}
-	sort.Slice(ss, func(i, j int) bool { return ss[i].m.GPA < ss[j].m.GPA })
-	pub := make([]hv.Memslot, len(ss))
-	for i, s := range ss {
-		pub[i] = s.m
+	if new != nil {
+		i := sort.Search(len(ss), func(i int) bool { return ss[i].m.GPA > new.m.GPA })
+		ss = append(ss, nil)
+		copy(ss[i+1:], ss[i:])
+		ss[i] = new
 	}
-	vm.mm.Store(&memMap{slots: ss, public: pub})
+	vm.mm.Store(&memMap{slots: ss})
 }
 
 // DeleteMemslot implements hv.VM. When it returns no vCPU touches the
@@ -285,11 +344,15 @@ func (vm *VM) publish() {
 func (vm *VM) DeleteMemslot(id uint32) error {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
-	if _, ok := vm.slots[id]; !ok {
+	old, ok := vm.slots[id]
+	if !ok {
 		return fmt.Errorf("delete memslot %d: no such slot: %w", id, unix.EINVAL)
 	}
 	delete(vm.slots, id)
-	vm.publish()
+	if old.missing != nil {
+		old.missing.unwatch()
+	}
+	vm.publish(old, nil)
 	vm.syncVCPUs()
 	return nil
 }
@@ -444,9 +507,10 @@ func (vm *VM) rearm(id uint32, off uint64) {
 }
 
 // SetMissingPageHandler implements hv.VM: pages of the slot that are not
-// resident now become "missing", and h fills each on its first touch. The
-// set is decided at registration (KVM's userfaultfd also catches pages
-// punched later, and host reads of missing pages; the emu does neither).
+// resident now become "missing", and h fills each on its first touch.
+// Pages discarded later through hv.Memory.PunchHole become missing again,
+// as with KVM's userfaultfd; host reads of missing pages are not caught
+// (KVM's are).
 func (vm *VM) SetMissingPageHandler(id uint32, h hv.MissingPageHandler) error {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
@@ -461,10 +525,11 @@ func (vm *VM) SetMissingPageHandler(id uint32, h hv.MissingPageHandler) error {
 		if ms == nil {
 			return fmt.Errorf("missing-page handler for slot %d: none to remove: %w", id, unix.EINVAL)
 		}
+		ms.unwatch()
 		ns := *s
 		ns.missing = nil
 		vm.slots[id] = &ns
-		vm.publish()
+		vm.publish(s, &ns)
 		vm.syncVCPUs()
 		ms.mu.Lock()
 		defer ms.mu.Unlock()
@@ -486,7 +551,8 @@ func (vm *VM) SetMissingPageHandler(id uint32, h hv.MissingPageHandler) error {
 	ns := *s
 	ns.missing = ms
 	vm.slots[id] = &ns
-	vm.publish()
+	vm.publish(s, &ns)
+	vm.watchDiscards(ms, s.m)
 	vm.syncVCPUs()
 	return nil
 }
@@ -535,8 +601,13 @@ func (vm *VM) Close() error {
 	vm.closed = true
 	vcpus := vm.vcpus
 	vm.vcpus = nil
+	for _, s := range vm.slots {
+		if s.missing != nil {
+			s.missing.unwatch()
+		}
+	}
 	vm.slots = map[uint32]*slot{}
-	vm.publish()
+	vm.mm.Store(&memMap{})
 	vm.mu.Unlock()
 	var errs []error
 	for _, v := range vcpus {

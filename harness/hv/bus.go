@@ -15,7 +15,9 @@ import (
 // untrusted: a device validates it and reports errors through its own
 // status registers. An error returned from Access is a device-model bug or
 // an access the device cannot serve at all: it stops the vCPU and Run
-// returns it wrapped in a *DeviceError.
+// returns it wrapped in a *DeviceError. Access must not call Detach,
+// ResetDevices or Close of its own VM: they wait for the accesses in
+// flight, its own included.
 type Device interface {
 	// Name identifies the device in errors and reports ("vgpu0").
 	Name() string

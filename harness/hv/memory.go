@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -42,6 +43,11 @@ type Memory struct {
 	b       []byte
 	backing Backing
 	file    *os.File // Memfd only
+
+	// watchers hear of every PunchHole (see OnDiscard).
+	watchMu  sync.Mutex
+	watchers map[int]func(off, n uint64)
+	nextID   int
 }
 
 // NewMemory maps size bytes (a multiple of PageSize) of the given backing.
@@ -101,10 +107,51 @@ func (m *Memory) Fd() int {
 	return int(m.file.Fd())
 }
 
+// OnDiscard calls fn after every PunchHole of this mapping with the
+// discarded range, until the returned cancel is called. A backend that
+// tracks residency itself (the emu's missing-page handlers) uses it to see
+// a discarded page as missing again, as userfaultfd does on KVM. fn runs
+// on the discarding goroutine and must not call PunchHole.
+func (m *Memory) OnDiscard(fn func(off, n uint64)) (cancel func()) {
+	m.watchMu.Lock()
+	defer m.watchMu.Unlock()
+	if m.watchers == nil {
+		m.watchers = map[int]func(off, n uint64){}
+	}
+	id := m.nextID
+	m.nextID++
+	m.watchers[id] = fn
+	return func() {
+		m.watchMu.Lock()
+		defer m.watchMu.Unlock()
+		delete(m.watchers, id)
+	}
+}
+
+func (m *Memory) discarded(off, n uint64) {
+	m.watchMu.Lock()
+	fns := make([]func(off, n uint64), 0, len(m.watchers))
+	for _, fn := range m.watchers {
+		fns = append(fns, fn)
+	}
+	m.watchMu.Unlock()
+	for _, fn := range fns {
+		fn(off, n)
+	}
+}
+
 // PunchHole discards [off, off+n): the pages read back as zero afterwards and
 // stop being resident. Anonymous memory uses madvise(MADV_DONTNEED), memfd
 // memory fallocate(PUNCH_HOLE) so the file's pages are freed too.
 func (m *Memory) PunchHole(off, n uint64) error {
+	if err := m.punchHole(off, n); err != nil {
+		return err
+	}
+	m.discarded(off, n)
+	return nil
+}
+
+func (m *Memory) punchHole(off, n uint64) error {
 	if off%PageSize != 0 || n%PageSize != 0 || n == 0 {
 		return fmt.Errorf("punch hole [%#x, +%#x): not page aligned", off, n)
 	}

@@ -103,7 +103,8 @@ func (m Memslot) String() string {
 type VM interface {
 	// SetMemslot creates slot m.Slot, or changes an existing one: a new GPA
 	// moves it, new Flags change logging; size and backing cannot change
-	// (delete and re-create instead), as in KVM.
+	// (delete and re-create instead), as in KVM. Size 0 deletes the slot,
+	// as KVM_SET_USER_MEMORY_REGION does (EINVAL when there is none).
 	SetMemslot(m Memslot) error
 	// DeleteMemslot removes a slot. Its memory stays the caller's.
 	DeleteMemslot(slot uint32) error

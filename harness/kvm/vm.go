@@ -139,6 +139,12 @@ func (vm *VM) Fd() int { return vm.fd }
 
 // SetMemslot implements hv.VM.
 func (vm *VM) SetMemslot(m hv.Memslot) error {
+	if m.Size == 0 { // KVM's meaning of size 0: delete
+		if err := vm.DeleteMemslot(m.Slot); err != nil {
+			return fmt.Errorf("KVM_SET_USER_MEMORY_REGION slot %d size 0: %w", m.Slot, err)
+		}
+		return nil
+	}
 	if m.Memory == nil {
 		return fmt.Errorf("KVM_SET_USER_MEMORY_REGION slot %d: no memory: %w", m.Slot, unix.EINVAL)
 	}

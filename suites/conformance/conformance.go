@@ -28,7 +28,13 @@ import (
 	. "github.com/onsi/gomega"
 )
 
-func init() { framework.Register(taxonomy.Conformance, specs) }
+func init() {
+	framework.Register(taxonomy.Conformance, specs)
+	framework.DeclareParams(taxonomy.Conformance,
+		framework.Param{Key: "conformance.random", Kind: framework.KindCount, Default: "500", Meaning: "random programs per run"},
+		framework.Param{Key: "conformance.states", Kind: framework.KindCount, Default: "4", Meaning: "random initial states per curated program"},
+	)
+}
 
 // Instruction semantics are compared in ring 3, where no privileged state
 // (MSRs, control registers, the TSC) can legitimately differ.

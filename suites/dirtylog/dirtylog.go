@@ -46,7 +46,22 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 )
 
-func init() { framework.Register(taxonomy.DirtyLog, specs) }
+func init() {
+	framework.Register(taxonomy.DirtyLog, specs)
+	framework.DeclareParams(taxonomy.DirtyLog,
+		framework.Param{Key: ParamIterations, Kind: framework.KindCount, Default: "32", Meaning: "iterations of the concurrent writer/harvester check"},
+		framework.Param{Key: ParamInterval, Kind: framework.KindDuration, Default: "10ms", Meaning: "how long the guest writes per iteration"},
+		framework.Param{Key: ParamMem, Kind: framework.KindSize, Default: "16M", Meaning: "slot size of the concurrent check (plus 3 pages)"},
+		framework.Param{Key: ParamRing, Kind: framework.KindSize, Default: "smallest ring", Meaning: "dirty ring size in bytes of the concurrent check"},
+		framework.Param{Key: ParamRingReserve, Kind: framework.KindCount, Default: "64", Meaning: "entries below the ring size where the full exit comes (576 on VMX hosts with PML)"},
+		framework.Param{Key: ParamSeed, Kind: framework.KindInt, Default: "run seed", Meaning: "seed of the guest's random writes"},
+		framework.Param{Key: ParamVCPUs, Kind: framework.KindCount, Default: "2", Meaning: "vCPUs of the several-rings spec"},
+		framework.Param{Key: ParamPerfMem, Kind: framework.KindSize, Default: "64M", Meaning: "memory the perf specs dirty (nightly: 256M)"},
+		framework.Param{Key: ParamPerfVCPUs, Kind: framework.KindCount, Default: "1", Meaning: "vCPUs the perf specs dirty with"},
+		framework.Param{Key: ParamPerfIterations, Kind: framework.KindCount, Default: "3", Meaning: "dirty passes the perf specs time"},
+		framework.Param{Key: ParamPerfRing, Kind: framework.KindSize, Default: "64K", Meaning: "dirty ring size of the dirty-ring perf spec"},
+	)
+}
 
 // Spec texts, named so the host-profile test can build the IDs it checks.
 const (

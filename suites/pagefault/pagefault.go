@@ -33,7 +33,14 @@ import (
 	. "github.com/onsi/gomega"
 )
 
-func init() { framework.Register(taxonomy.PageFault, specs) }
+func init() {
+	framework.Register(taxonomy.PageFault, specs)
+	framework.DeclareParams(taxonomy.PageFault,
+		framework.Param{Key: paramPages, Kind: framework.KindNonNegative, Default: "512", Meaning: "pages per vCPU of the demand_paging perf spec"},
+		framework.Param{Key: paramSamples, Kind: framework.KindNonNegative, Default: "5", Meaning: "runs per vCPU count of the demand_paging perf spec"},
+		framework.Param{Key: paramDelay, Kind: framework.KindNonNegative, Default: "0", Meaning: "handler delay in µs of the demand_paging perf spec"},
+	)
+}
 
 // specTimeout bounds one descriptor; they take milliseconds.
 const specTimeout = 30 * time.Second

@@ -1,81 +1,208 @@
 // Command kvmspec runs the kvmspec conformance suites against the
 // hypervisors of this host and writes JUnit and JSON reports.
 //
-//	kvmspec run   [--backend kvm|emu|auto|all] [--label-filter EXPR] [--focus RE]
-//	              [--report-dir DIR] [--seed N] [--timeout D] [--strict] [-v]
-//	kvmspec caps  [--backend ...]
-//	kvmspec list  [--backend ...] [--label-filter EXPR] [--focus RE]
-//	kvmspec report [--baseline OLD.json] [--out FILE.html] [--threshold 0.2] NEW.json
+//	kvmspec run    [flags]   run the suites, write reports/out/junit.xml and report.json
+//	kvmspec caps   [flags]   what each backend supports here, and why not
+//	kvmspec list   [flags]   the specs a filter selects
+//	kvmspec report [flags] NEW.json   HTML page; comparison with a baseline
+//	kvmspec help   [CMD]     a command's description, flags and exit codes
 //	kvmspec version
 //
 // Exit status: 0 all selected specs passed; 1 a failure, or nothing was
-// tested (no spec selected, or all skipped); 2 bad usage.
+// tested (no spec selected, or all skipped); 2 bad usage, found before
+// anything runs; 130 interrupted before any spec ran.
 package main
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"iter"
 	"os"
-	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/onsi/ginkgo/v2"
+
 	"github.com/kvmspec/kvmspec/harness/host"
+	"github.com/kvmspec/kvmspec/harness/hv"
 	"github.com/kvmspec/kvmspec/reports"
 	"github.com/kvmspec/kvmspec/suites"
 	"github.com/kvmspec/kvmspec/suites/framework"
+	"github.com/kvmspec/kvmspec/suites/taxonomy"
+	"github.com/kvmspec/kvmspec/tools/kvmspec/internal/interrupt"
 )
 
 func main() { os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // Exit codes.
 const (
-	exitOK      = 0
-	exitFailed  = 1
-	exitUsage   = 2
-	defaultDir  = "reports/out"
-	usageHeader = `usage: kvmspec <command> [flags]
-
-commands:
-  run      run the suites and write reports (default backend: auto)
-  caps     print what each backend supports on this host, and why not
-  list     print the specs a filter selects, with their labels
-  report   turn a report.json into an HTML page; compare with a baseline
-  version  print the version
-
-Run "kvmspec <command> -h" for the command's flags.
-`
+	exitOK          = 0
+	exitFailed      = 1
+	exitUsage       = 2
+	exitInterrupted = 130
+	defaultDir      = "reports/out"
+	suiteTimeout    = time.Hour
 )
+
+// command is one subcommand: its help text and its implementation.
+type command struct {
+	name, args, summary, description string
+	// exits are the command's exit codes, one "N  meaning" per line.
+	exits []string
+	// flags registers the command's flags; extra adds help sections.
+	flags func(fs *flag.FlagSet) any
+	extra func(w io.Writer)
+	run   func(c *command, state any, args []string, stdout, stderr io.Writer) int
+}
+
+var commands []*command
+
+func init() {
+	commands = []*command{runCmd, capsCmd, listCmd, reportCmd, lightnvmCmd, versionCmd}
+}
+
+// commandNames lists the commands for error messages, from the table.
+func commandNames() string {
+	names := make([]string, len(commands))
+	for i, c := range commands {
+		names[i] = c.name
+	}
+	return strings.Join(names, ", ")
+}
+
+func lookup(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func topUsage(w io.Writer) {
+	fmt.Fprint(w, "usage: kvmspec <command> [flags] [args]\n\ncommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, "  help     a command's description, flags and exit codes: kvmspec help run\n")
+}
 
 // Main is the CLI without process exit, for tests.
 func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usageHeader)
+		topUsage(stderr)
 		return exitUsage
 	}
 	switch args[0] {
-	case "run":
-		return cmdRun(args[1:], stdout, stderr)
-	case "caps":
-		return cmdCaps(args[1:], stdout, stderr)
-	case "list":
-		return cmdList(args[1:], stdout, stderr)
-	case "report":
-		return cmdReport(args[1:], stdout, stderr)
-	case "version", "--version":
-		fmt.Fprintln(stdout, "kvmspec", suites.Version)
+	case "help", "-h", "--help", "-help":
+		if len(args) > 1 {
+			c := lookup(args[1])
+			if c == nil {
+				fmt.Fprintf(stderr, "kvmspec help: unknown command %q\n", args[1])
+				return exitUsage
+			}
+			c.help(stdout)
+			return exitOK
+		}
+		topUsage(stdout)
 		return exitOK
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usageHeader)
+	case "--version":
+		args[0] = "version"
+	}
+	c := lookup(args[0])
+	if c == nil {
+		fmt.Fprintf(stderr, "kvmspec: unknown command %q (commands: %s, help)\n", args[0], commandNames())
+		return exitUsage
+	}
+	return c.main(args[1:], stdout, stderr)
+}
+
+// main parses the command's flags, which may come before or after its
+// positional arguments, and runs it. Parse errors are one line on stderr.
+func (c *command) main(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("kvmspec "+c.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	var state any
+	if c.flags != nil {
+		state = c.flags(fs)
+	}
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if strings.HasPrefix(strings.TrimLeft(a, "-"), "ginkgo.") && strings.HasPrefix(a, "-") {
+			fmt.Fprintf(stderr, "kvmspec %s: %s is a Ginkgo flag, not a kvmspec one: use kvmspec's own (--fail-fast, --flake-attempts, --focus-file, --skip-file, --label-filter, --focus, --skip, --seed, --timeout, -v; see kvmspec help %s)\n",
+				c.name, strings.SplitN(a, "=", 2)[0], c.name)
+			return exitUsage
+		}
+	}
+	pos, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		c.help(stdout)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "kvmspec: unknown command %q\n\n%s", args[0], usageHeader)
-	return exitUsage
+	if err != nil {
+		fmt.Fprintf(stderr, "kvmspec %s: %v (see kvmspec help %s)\n", c.name, err, c.name)
+		return exitUsage
+	}
+	return c.run(c, state, pos, stdout, stderr)
+}
+
+// parseInterspersed parses flags wherever they are among the positional
+// arguments ("report new.json --baseline old.json"); "--" ends the flags.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// help prints the command's description, flags and exit codes.
+func (c *command) help(w io.Writer) {
+	fmt.Fprintf(w, "usage: kvmspec %s %s\n\n%s\n", c.name, c.args, strings.TrimSpace(c.description))
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	if c.flags != nil {
+		c.flags(fs)
+	}
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	if n > 0 {
+		fmt.Fprint(w, "\nflags (before or after the arguments):\n")
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+	}
+	if c.extra != nil {
+		c.extra(w)
+	}
+	fmt.Fprint(w, "\nexit status:\n")
+	for _, e := range c.exits {
+		fmt.Fprintf(w, "  %s\n", e)
+	}
+}
+
+func noArgs(c *command, pos []string, stderr io.Writer) bool {
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "kvmspec %s: unexpected arguments %q (see kvmspec help %s)\n", c.name, pos, c.name)
+		return false
+	}
+	return true
 }
 
 // params collects repeated --param key=value flags.
@@ -99,44 +226,58 @@ func (p params) Set(s string) error {
 	return nil
 }
 
-type runFlags struct {
-	opt   suites.Options
-	focus string
-	skip  string
-	seed  string
-}
+// list collects a repeatable string flag.
+type list []string
 
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("kvmspec "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
+func (l *list) String() string     { return strings.Join(*l, ",") }
+func (l *list) Set(s string) error { *l = append(*l, s); return nil }
+
+type runFlags struct {
+	fs         *flag.FlagSet
+	opt        suites.Options
+	focus      string
+	skip       string
+	seed       string
+	procs      int
+	focusFiles list
+	skipFiles  list
 }
 
 func (rf *runFlags) register(fs *flag.FlagSet, withReports bool) {
+	rf.fs = fs
 	rf.opt.Params = params{}
 	fs.StringVar(&rf.opt.Backend, "backend", "auto", "backends: kvm, emu, auto (kvm if usable, else emu), all, or a comma list")
-	fs.StringVar(&rf.opt.LabelFilter, "label-filter", "", "Ginkgo label filter, e.g. 'smoke && !cpl0'")
+	fs.StringVar(&rf.opt.LabelFilter, "label-filter", "", "Ginkgo label filter, e.g. 'smoke && !cpl0' (labels below)")
 	fs.StringVar(&rf.focus, "focus", "", "run only specs whose full text matches this regular expression")
 	fs.StringVar(&rf.skip, "skip", "", "skip specs whose full text matches this regular expression")
+	fs.Var(&rf.focusFiles, "focus-file", "run only specs in files matching this file[:line] filter (repeatable)")
+	fs.Var(&rf.skipFiles, "skip-file", "skip specs in files matching this file[:line] filter (repeatable)")
 	fs.StringVar(&rf.opt.Profile, "profile", "", "host profile to apply (default: detected; 'none' for none)")
-	fs.StringVar(&rf.opt.ProfileFile, "profile-file", "", "apply the host profile in this JSON file")
-	fs.Var(params(rf.opt.Params), "param", "spec parameter key=value (repeatable)")
+	fs.StringVar(&rf.opt.ProfileFile, "profile-file", "", "apply the host profile in this JSON file (at most 1 MiB)")
+	fs.Var(params(rf.opt.Params), "param", "spec parameter key=value (repeatable; keys below)")
 	if withReports {
-		fs.StringVar(&rf.opt.ReportDir, "report-dir", defaultDir, "directory for junit.xml and report.json")
+		fs.StringVar(&rf.opt.ReportDir, "report-dir", defaultDir, "directory for junit.xml and report.json (created; refused while another run writes it)")
 		fs.StringVar(&rf.seed, "seed", "", "random seed (printed by every run; pass it back to replay)")
-		fs.DurationVar(&rf.opt.Timeout, "timeout", time.Hour, "timeout for the whole run")
+		fs.DurationVar(&rf.opt.Timeout, "timeout", suiteTimeout, "timeout for the whole run (positive)")
 		fs.BoolVar(&rf.opt.Strict, "strict", false, "ignore the host profile's known deviations")
+		fs.BoolVar(&rf.opt.FailFast, "fail-fast", false, "stop after the first failing spec")
+		fs.IntVar(&rf.opt.FlakeAttempts, "flake-attempts", 0, "run a failing spec up to N times; it passes if one attempt does")
+		fs.IntVar(&rf.procs, "procs", 1, "parallel processes: only 1 is supported")
 		fs.BoolVar(&rf.opt.Verbose, "v", false, "verbose: every spec's output")
 	}
 }
 
+// finish checks what the flag package cannot and fills in the options.
 func (rf *runFlags) finish() error {
+	set := map[string]bool{}
+	rf.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if rf.focus != "" {
 		rf.opt.Focus = []string{rf.focus}
 	}
 	if rf.skip != "" {
 		rf.opt.Skip = []string{rf.skip}
 	}
+	rf.opt.FocusFiles, rf.opt.SkipFiles = rf.focusFiles, rf.skipFiles
 	if rf.seed != "" {
 		n, err := strconv.ParseInt(rf.seed, 0, 64)
 		if err != nil || n <= 0 {
@@ -144,21 +285,17 @@ func (rf *runFlags) finish() error {
 		}
 		rf.opt.Seed = n
 	}
-	return nil
-}
-
-func parse(fs *flag.FlagSet, args []string) int {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if set["report-dir"] && strings.TrimSpace(rf.opt.ReportDir) == "" {
+		return &suites.UsageError{Msg: "bad --report-dir '': name a directory (reports are always written)"}
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "%s: unexpected arguments %q\n", fs.Name(), fs.Args())
-		return exitUsage
+	if set["timeout"] && rf.opt.Timeout <= 0 {
+		return &suites.UsageError{Msg: fmt.Sprintf("bad --timeout %v: want a positive duration such as 30m", rf.opt.Timeout)}
 	}
-	return -1
+	if rf.procs < 1 {
+		return &suites.UsageError{Msg: fmt.Sprintf("bad --procs %d: want 1", rf.procs)}
+	}
+	rf.opt.ParallelTotal = rf.procs
+	return rf.opt.Validate()
 }
 
 // testingT satisfies Ginkgo's GinkgoTestingT outside `go test`.
@@ -166,8 +303,8 @@ type testingT struct{ failed bool }
 
 func (t *testingT) Fail() { t.failed = true }
 
-func usageOrFail(err error, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "kvmspec:", err)
+func usageOrFail(c *command, err error, stderr io.Writer) int {
+	fmt.Fprintf(stderr, "kvmspec %s: %v\n", c.name, err)
 	var ue *suites.UsageError
 	if errors.As(err, &ue) {
 		return exitUsage
@@ -175,61 +312,146 @@ func usageOrFail(err error, stderr io.Writer) int {
 	return exitFailed
 }
 
-func cmdRun(args []string, stdout, stderr io.Writer) int {
-	var rf runFlags
-	fs := newFlagSet("run", stderr)
-	rf.register(fs, true)
-	if code := parse(fs, args); code >= 0 {
-		return code
-	}
-	if err := rf.finish(); err != nil {
-		return usageOrFail(err, stderr)
-	}
-	run, err := suites.Run(&testingT{}, rf.opt)
-	if err != nil {
-		return usageOrFail(err, stderr)
-	}
-	fmt.Fprintln(stdout)
-	run.Summary(stdout, rf.opt.Verbose)
-	if err := suites.Verdict(run); err != nil {
-		fmt.Fprintln(stderr, "kvmspec: FAIL:", err)
-		return exitFailed
-	}
-	return exitOK
+var runCmd = &command{
+	name: "run", args: "[flags]",
+	summary: "run the suites and write reports (default backend: auto)",
+	description: `Runs the selected specs on the selected backends and writes junit.xml and
+report.json into --report-dir (default reports/out), then prints a summary.
+
+Every flag and --param is checked before anything runs. The report
+directory is then locked and its junit.xml and report.json replaced by an
+"incomplete, started at ..." report, which the run replaces with its
+results at the end, both files together: a run that is killed leaves a
+report that says so, never the previous run's. A second run into the same
+directory is refused while the first holds it.
+
+While specs run, SIGUSR1 (kill -USR1 PID) prints where the current spec is
+(Ginkgo's progress report); SIGINT or SIGTERM stops the run, which still
+writes its reports (the remaining specs as "not run: interrupted").`,
+	exits: []string{
+		"0    every selected spec passed",
+		"1    a spec failed, nothing was selected, every spec was skipped, or the run was interrupted",
+		"2    bad usage (flag, filter, --param, profile file, report directory in use), found before anything ran",
+		"130  interrupted before any spec ran (the report directory says so)",
+	},
+	flags: func(fs *flag.FlagSet) any {
+		rf := &runFlags{}
+		rf.register(fs, true)
+		return rf
+	},
+	extra: func(w io.Writer) {
+		fmt.Fprint(w, "\nparameters (--param key=value):\n")
+		for _, p := range suites.Params {
+			fmt.Fprintf(w, "  %-26s %-10s default %-14s %s\n", p.Key, p.Kind, p.Default, p.Meaning)
+		}
+		fmt.Fprint(w, "\nlabels (--label-filter):\n")
+		var areas []string
+		for _, a := range taxonomy.Areas() {
+			if !a.Internal() {
+				areas = append(areas, a.String())
+			}
+		}
+		fmt.Fprintf(w, "  areas: %s\n", strings.Join(areas, ", "))
+		fmt.Fprintf(w, "  backends: %s\n", labelList(func(yield func(ginkgo.Labels) bool) {
+			for _, b := range taxonomy.Backends() {
+				if !yield(b.Label()) {
+					return
+				}
+			}
+		}))
+		fmt.Fprintf(w, "  modes (the ring test code runs in): %s\n", labelList(slices.Values(taxonomy.Modes())))
+		fmt.Fprintf(w, "  kinds: %s\n", labelList(slices.Values(taxonomy.Kinds())))
+		fmt.Fprintf(w, "  capabilities: %s<capability>, e.g. %smulti-vcpu (see kvmspec caps)\n", taxonomy.NeedsPrefix, taxonomy.NeedsPrefix)
+	},
+	run: func(c *command, state any, pos []string, stdout, stderr io.Writer) int {
+		rf := state.(*runFlags)
+		if !noArgs(c, pos, stderr) {
+			return exitUsage
+		}
+		if err := rf.finish(); err != nil {
+			return usageOrFail(c, err, stderr)
+		}
+		rf.opt.Interrupted = interrupt.Caught
+		var run reports.Run
+		var err error
+		if f, ok := stdout.(*os.File); ok && f == os.Stdout && !rf.opt.Verbose {
+			// Passing specs' report entries (perf tables, host health)
+			// belong in the report files, not on the screen.
+			ferr := filtered(func(con *console) {
+				rf.opt.Progress = con.SetProgress
+				run, err = suites.Run(&testingT{}, rf.opt)
+			})
+			if ferr != nil {
+				run, err = suites.Run(&testingT{}, rf.opt)
+			}
+		} else {
+			run, err = suites.Run(&testingT{}, rf.opt)
+		}
+		if errors.Is(err, suites.ErrInterrupted) {
+			fmt.Fprintf(stderr, "kvmspec run: %v\n", err)
+			return exitInterrupted
+		}
+		if err != nil {
+			return usageOrFail(c, err, stderr)
+		}
+		fmt.Fprintln(stdout)
+		run.Summary(stdout, rf.opt.Verbose)
+		if err := suites.Verdict(run); err != nil {
+			fmt.Fprintln(stderr, "kvmspec run: FAIL:", err)
+			return exitFailed
+		}
+		return exitOK
+	},
 }
 
-func cmdCaps(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("caps", stderr)
-	sel := fs.String("backend", "all", "backends to describe")
-	if code := parse(fs, args); code >= 0 {
-		return code
+// labelList joins labels for the help text.
+func labelList(labels iter.Seq[ginkgo.Labels]) string {
+	var out []string
+	for l := range labels {
+		out = append(out, l...)
 	}
-	backends, err := suites.SelectBackends(*sel)
-	if err != nil {
-		return usageOrFail(err, stderr)
-	}
-	facts := host.Collect()
-	fmt.Fprintf(stdout, "host: %s, %s, kernel %s, /dev/kvm %s\n", facts.Hostname, facts.CPUModel, facts.Kernel, facts.DevKVM)
-	if p, err := suites.LoadProfile("", facts); err != nil {
-		fmt.Fprintf(stdout, "host profile: error: %v\n", err)
-	} else if p != nil {
-		fmt.Fprintf(stdout, "host profile: %s (%d known deviations)\n", p.Name, len(p.Deviations))
-	} else {
-		fmt.Fprintln(stdout, "host profile: none matched")
-	}
-	for _, b := range backends {
-		printCaps(stdout, b)
-		if b.HV != nil {
-			b.HV.Close()
+	return strings.Join(out, ", ")
+}
+
+var capsCmd = &command{
+	name: "caps", args: "[--backend B]",
+	summary:     "print what each backend supports on this host, and why not",
+	description: "Prints the host, the host profile that matches it, and for each backend its\ncapabilities: supported, or the reason it is not.",
+	exits:       []string{"0  printed", "2  bad usage"},
+	flags: func(fs *flag.FlagSet) any {
+		return fs.String("backend", "all", "backends to describe: kvm, emu, auto, all, or a comma list")
+	},
+	run: func(c *command, state any, pos []string, stdout, stderr io.Writer) int {
+		if !noArgs(c, pos, stderr) {
+			return exitUsage
 		}
-	}
-	return exitOK
+		backends, err := suites.SelectBackends(*state.(*string))
+		if err != nil {
+			return usageOrFail(c, err, stderr)
+		}
+		facts := host.Collect()
+		fmt.Fprintf(stdout, "host: %s, %s, kernel %s, /dev/kvm %s\n", facts.Hostname, facts.CPUModel, facts.Kernel, facts.DevKVM)
+		if p, err := suites.LoadProfile("", facts); err != nil {
+			fmt.Fprintf(stdout, "host profile: error: %v\n", err)
+		} else if p != nil {
+			fmt.Fprintf(stdout, "host profile: %s (%d known deviations)\n", p.Name, len(p.Deviations))
+		} else {
+			fmt.Fprintln(stdout, "host profile: none matched")
+		}
+		for _, b := range backends {
+			printCaps(stdout, b)
+			if b.HV != nil {
+				b.HV.Close()
+			}
+		}
+		return exitOK
+	},
 }
 
 func printCaps(w io.Writer, b *framework.Backend) {
 	fmt.Fprintf(w, "\n%s:\n", b.Name)
 	if b.HV == nil {
-		fmt.Fprintf(w, "  unavailable: %v\n", b.Err)
+		fmt.Fprintf(w, "  unavailable: %s\n", unavailableReason(b.Err))
 		return
 	}
 	fmt.Fprintf(w, "  %-20s %d\n  %-20s %d\n", "max-vcpus", b.Caps.MaxVCPUs, "max-memslots", b.Caps.MaxMemslots)
@@ -242,104 +464,70 @@ func printCaps(w io.Writer, b *framework.Backend) {
 	}
 }
 
-func cmdList(args []string, stdout, stderr io.Writer) int {
-	var rf runFlags
-	fs := newFlagSet("list", stderr)
-	rf.register(fs, false)
-	if code := parse(fs, args); code >= 0 {
-		return code
-	}
-	if err := rf.finish(); err != nil {
-		return usageOrFail(err, stderr)
-	}
-	rf.opt.DryRun = true
-	var run reports.Run
-	var err error
-	quiet(func() { run, err = suites.Run(&testingT{}, rf.opt) })
-	if err != nil {
-		return usageOrFail(err, stderr)
-	}
-	for _, c := range run.Cases {
-		fmt.Fprintf(stdout, "%-4s %-60s [%s]\n", c.Backend, c.ID, strings.Join(c.Labels, ", "))
-	}
-	fmt.Fprintf(stdout, "%d specs selected, %d deselected\n", len(run.Cases), run.Filtered)
-	if len(run.Cases) == 0 {
-		return exitFailed
-	}
-	return exitOK
-}
-
-func readReport(path string) (reports.Run, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return reports.Run{}, err
-	}
-	defer f.Close()
-	r, err := reports.ReadJSON(f)
-	if err != nil {
-		return reports.Run{}, fmt.Errorf("%s: %w", path, err)
-	}
-	return r, nil
-}
-
-// cmdReport writes the HTML page of a run and, given a baseline, prints
-// what changed: exit 1 when a case regressed or a number got worse, so a
-// nightly job can gate on it.
-func cmdReport(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("report", stderr)
-	baseline := fs.String("baseline", "", "an earlier report.json to compare with")
-	out := fs.String("out", "", "the HTML file to write (default: report.html beside NEW.json)")
-	threshold := fs.Float64("threshold", reports.DefaultThreshold, "relative change of a median that counts as worse or better")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
+// unavailableReason is the reason alone: the heading already names the
+// backend and says it is unavailable.
+func unavailableReason(err error) string {
+	var ue *hv.UnavailableError
+	if errors.As(err, &ue) {
+		if ue.Err != nil {
+			return ue.Reason + ": " + ue.Err.Error()
 		}
-		return exitUsage
+		return ue.Reason
 	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: kvmspec report [--baseline OLD.json] [--out FILE.html] [--threshold 0.2] NEW.json")
-		return exitUsage
+	if err == nil {
+		return "unknown reason"
 	}
-	if *threshold <= 0 {
-		fmt.Fprintf(stderr, "kvmspec report: --threshold %v: want a positive fraction\n", *threshold)
-		return exitUsage
-	}
-	cur, err := readReport(fs.Arg(0))
-	if err != nil {
-		fmt.Fprintln(stderr, "kvmspec report:", err)
-		return exitUsage
-	}
-	var base *reports.Run
-	if *baseline != "" {
-		b, err := readReport(*baseline)
-		if err != nil {
-			fmt.Fprintln(stderr, "kvmspec report:", err)
+	return err.Error()
+}
+
+var listCmd = &command{
+	name: "list", args: "[flags]",
+	summary:     "print the specs a filter selects, with their labels",
+	description: "Prints the specs the filters select, one per backend, without running them.",
+	exits:       []string{"0  at least one spec selected", "1  no spec selected", "2  bad usage"},
+	flags: func(fs *flag.FlagSet) any {
+		rf := &runFlags{}
+		rf.register(fs, false)
+		return rf
+	},
+	extra: func(w io.Writer) { fmt.Fprint(w, "\nparameter keys and labels: see kvmspec help run\n") },
+	run: func(c *command, state any, pos []string, stdout, stderr io.Writer) int {
+		rf := state.(*runFlags)
+		if !noArgs(c, pos, stderr) {
 			return exitUsage
 		}
-		base = &b
-	}
-	opt := reports.CompareOptions{Threshold: *threshold}
-	path := *out
-	if path == "" {
-		path = filepath.Join(filepath.Dir(fs.Arg(0)), "report.html")
-	}
-	var page bytes.Buffer
-	if err := cur.WriteHTMLOptions(&page, base, opt); err != nil {
-		fmt.Fprintln(stderr, "kvmspec report:", err)
-		return exitFailed
-	}
-	if err := os.WriteFile(path, page.Bytes(), 0o644); err != nil {
-		fmt.Fprintln(stderr, "kvmspec report:", err)
-		return exitFailed
-	}
-	fmt.Fprintln(stdout, "report:", path)
-	if base == nil {
+		rf.procs = 1
+		if err := rf.finish(); err != nil {
+			return usageOrFail(c, err, stderr)
+		}
+		rf.opt.DryRun = true
+		var run reports.Run
+		var err error
+		quiet(func() { run, err = suites.Run(&testingT{}, rf.opt) })
+		if err != nil {
+			return usageOrFail(c, err, stderr)
+		}
+		for _, k := range run.Cases {
+			fmt.Fprintf(stdout, "%-4s %-60s [%s]\n", k.Backend, k.ID, strings.Join(k.Labels, ", "))
+		}
+		fmt.Fprintf(stdout, "%d specs selected, %d deselected\n", len(run.Cases), run.Filtered)
+		if len(run.Cases) == 0 {
+			return exitFailed
+		}
 		return exitOK
-	}
-	c := reports.Compare(*base, cur, opt)
-	c.Text(stdout)
-	if c.Regressions() > 0 {
-		return exitFailed
-	}
-	return exitOK
+	},
+}
+
+var versionCmd = &command{
+	name: "version", args: "",
+	summary:     "print the version",
+	description: "Prints kvmspec's version, as every report records it.",
+	exits:       []string{"0  printed"},
+	run: func(c *command, _ any, pos []string, stdout, stderr io.Writer) int {
+		if !noArgs(c, pos, stderr) {
+			return exitUsage
+		}
+		fmt.Fprintln(stdout, "kvmspec", suites.Version)
+		return exitOK
+	},
 }
