@@ -30,6 +30,7 @@ import (
 
 	// The areas register their specs.
 	_ "github.com/kvmspec/kvmspec/suites/conformance"
+	_ "github.com/kvmspec/kvmspec/suites/debug"
 	_ "github.com/kvmspec/kvmspec/suites/dirtylog"
 	_ "github.com/kvmspec/kvmspec/suites/lightnvm"
 	_ "github.com/kvmspec/kvmspec/suites/memslot"

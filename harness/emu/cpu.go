@@ -171,6 +171,16 @@ type cpu struct {
 	failExit hv.FailEntryExit
 
 	st vcpuStats
+
+	// Debug state only the slow path and breakpointed pages use, last so
+	// that the hot fields keep their layout.
+	bpPages   []uint64     // pages (linear >> 12) holding execute breakpoints in effect
+	ioWatch   []watchpoint // I/O breakpoints in effect (ports)
+	watchMet  uint64       // DR6 bits of breakpoints not enabled whose condition it met
+	rfLoaded  bool         // the executing instruction (IRET) loaded RFLAGS.RF
+	ssBlock   bool         // the executing instruction loaded SS (MOV SS)
+	heldWatch uint64       // data breakpoints a MOV SS held for the next instruction
+	heldStep  bool         // a single-step trap a MOV SS held
 }
 
 type vcpuStats struct {
@@ -312,6 +322,9 @@ func (c *cpu) step() {
 	ce := &c.ctlb[(rip>>12)%ctlbSize]
 	if ce.vpn != rip>>12 || ce.perm&c.xperm == 0 {
 		ce = c.fillCode(rip)
+		if len(c.bpPages) > 0 && c.codeBreak(rip, ce) {
+			return
+		}
 	}
 	in := ce.cp.insts[rip&0xfff]
 	if in == nil {
@@ -446,18 +459,20 @@ func (c *cpu) internal(sub uint32, format string, args ...any) {
 // slowStep is one instruction with everything the fast path skips:
 // pending interrupts, breakpoints, single-step, replayed reads.
 func (c *cpu) slowStep() {
-	if c.pendTrap {
-		// A single-step trap held back while an exit was reported.
-		c.pendTrap = false
+	if c.pendTrap || c.pendWatch != 0 {
+		// Debug traps held back while an exit was reported.
+		hit, step := c.pendWatch, c.pendTrap
+		c.pendWatch, c.pendTrap = 0, false
 		c.cur = c.rip
-		c.routeDebug(dbgStep, 0)
+		c.routeTrap(hit, step)
 	}
-	if hit := c.pendWatch; hit != 0 {
-		c.pendWatch = 0
+	if hit := c.watchHit; hit != 0 {
+		// A data breakpoint hit by an instruction the fast path ran.
+		c.watchHit = 0
 		c.cur = c.rip
-		c.routeDebug(dbgWatch, hit)
+		c.routeTrap(hit, false)
 	}
-	c.watchHit = 0
+	c.watchMet = 0
 	if c.injectVec >= 0 {
 		// DebugInjectDB/BP: the exception KVM queued at SetGuestDebug.
 		f := guestFault{vec: uint8(c.injectVec)}
@@ -484,40 +499,74 @@ func (c *cpu) slowStep() {
 	}
 	tf := c.rflags&hv.FlagTF != 0 || c.dbg.Flags&(hv.DebugEnable|hv.DebugSingleStep) == hv.DebugEnable|hv.DebugSingleStep
 	c.replayAt = 0
+	c.rfLoaded = false
+	c.ssBlock = false
 	c.step()
 	c.replay = c.replay[:0]
-	c.rflags &^= hv.FlagRF
-	c.updateSlow()
-	if hit := c.watchHit; hit != 0 {
-		// A data breakpoint traps after the instruction; as for a step,
-		// an exit the instruction left goes to the host first.
-		c.watchHit = 0
-		if c.exit != nil || len(c.pend) > 0 {
-			c.pendWatch = hit
-			c.slow = true
-			return
-		}
-		c.routeDebug(dbgWatch, hit)
+	if !c.rfLoaded {
+		// RF suppresses execute breakpoints for one instruction; an IRET
+		// that pops it set keeps it for the instruction it returns to.
+		c.rflags &^= hv.FlagRF
 	}
-	if tf {
-		// A trap after the instruction (not after one that faulted or
-		// entered an interrupt handler: those never get here). If the
-		// instruction left an exit for the host (OUT, MMIO write), the
-		// host sees the exit first and the trap follows on re-entry, as
-		// on KVM.
-		if c.exit != nil || len(c.pend) > 0 {
-			c.pendTrap = true
-			c.slow = true
-			return
-		}
+	c.updateSlow()
+	hit := c.watchHit
+	c.watchHit = 0
+	if c.ssBlock && (hit != 0 || tf) {
+		// MOV SS holds debug exceptions until the next instruction has
+		// run (SDM 6.8.3), so "mov ss; mov rsp" cannot be split.
+		c.heldWatch |= hit
+		c.heldStep = c.heldStep || tf
+		c.slow = true
+		return
+	}
+	if c.heldWatch != 0 || c.heldStep {
+		hit |= c.heldWatch
+		tf = tf || c.heldStep
+		c.heldWatch, c.heldStep = 0, false
+	}
+	if hit == 0 && !tf {
+		return
+	}
+	// Data breakpoints and the single-step trap come after the
+	// instruction, in one #DB (not after one that faulted or entered an
+	// interrupt handler: those never get here). If the instruction left
+	// an exit for the host (OUT, MMIO write), the host sees the exit first
+	// and the trap follows on re-entry, as on KVM.
+	if c.exit != nil || len(c.pend) > 0 {
+		c.pendWatch |= hit
+		c.pendTrap = c.pendTrap || tf
+		c.slow = true
+		return
+	}
+	c.routeTrap(hit, tf)
+}
+
+// routeTrap routes the debug traps of one instruction boundary: data
+// breakpoints hit (DR6 B0-B3 bits) and a single-step.
+func (c *cpu) routeTrap(hit uint64, step bool) {
+	if hit != 0 {
+		hit |= c.watchMet
+	}
+	c.watchMet = 0
+	switch {
+	case hit != 0 && step:
+		c.routeDebug(dbgWatchStep, hit)
+	case hit != 0:
+		c.routeDebug(dbgWatch, hit)
+	case step:
 		c.routeDebug(dbgStep, 0)
 	}
 }
 
 // updateSlow recomputes whether the slow path is needed.
 func (c *cpu) updateSlow() {
-	c.slow = c.rflags&hv.FlagTF != 0 || c.dr7&0xff != 0 || len(c.replay) > 0 || c.intShadow || c.pendTrap ||
-		c.dbg.Flags&hv.DebugEnable != 0 || c.injectVec >= 0 || c.interruptible()
+	// Breakpoints do not need it: execute breakpoints are checked when
+	// their code page is looked up (codeBreak), data breakpoints when
+	// their data page is (watched pages never enter the data TLB).
+	c.slow = c.rflags&(hv.FlagTF|hv.FlagRF) != 0 || len(c.replay) > 0 || c.intShadow || c.pendTrap ||
+		c.pendWatch != 0 || c.watchHit != 0 || c.heldStep || c.heldWatch != 0 ||
+		c.dbg.Flags&(hv.DebugEnable|hv.DebugSingleStep) == hv.DebugEnable|hv.DebugSingleStep ||
+		c.injectVec >= 0 || c.interruptible()
 }
 
 // runLoop executes until an exit for the caller. The caller holds the

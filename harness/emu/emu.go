@@ -104,7 +104,7 @@ func emuCaps() hv.Caps {
 	c.Set(hv.CapHWBreakpoint, true, 4, "host execute breakpoints in GuestDebug.DebugReg (DR0-DR3, DR7)")
 	c.Set(hv.CapSingleStep, true, 0, "DebugSingleStep exits after every instruction")
 	c.Set(hv.CapSoftwareBP, true, 0, "DebugUseSWBP: int3 exits with vector 3, RIP at the int3")
-	c.Set(hv.CapWatchpoint, true, 4, "data breakpoints (DR7 RW=01/11, 1-8 bytes) for host and guest; I/O breakpoints (RW=10) are not modelled")
+	c.Set(hv.CapWatchpoint, true, 4, "data breakpoints (DR7 RW=01/11, 1-8 bytes) for host and guest; I/O breakpoints (RW=10 with CR4.DE)")
 	c.Set(hv.CapBlockIRQ, true, 0, "DebugBlockIRQ holds interrupts back while host debugging is on")
 	c.Set(hv.CapDebugInject, true, 0, "DebugInjectDB/BP queue the exception for the next entry")
 	c.Set(hv.CapIRQChip, true, 0, "emulated xAPIC + I/O APIC")

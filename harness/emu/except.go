@@ -260,6 +260,7 @@ func opIret(c *cpu, in *inst) {
 	}
 	c.lz.op = lzNone
 	c.rflags = c.rflags&^m | fl&m | hv.FlagsFixed
+	c.rfLoaded = fl&hv.FlagRF != 0
 	c.sr.CS = cs
 	c.sr.SS = ss
 	c.regs[4] = rsp
@@ -302,29 +303,34 @@ func (c *cpu) execBreakpoint() bool {
 	if dr7&0xff == 0 {
 		return false
 	}
-	var hit uint64
+	// DR6 reports every breakpoint whose condition is met, enabled or
+	// not (SDM 18.2.3), once an enabled one raises the #DB.
+	var hit, met uint64
 	for i := 0; i < 4; i++ {
-		en := dr7 >> (2 * i) & 3
 		rw := dr7 >> (16 + 4*i) & 3
-		if en != 0 && rw == 0 && drs[i] == c.rip {
-			hit |= 1 << i
+		if rw == 0 && drs[i] == c.rip {
+			met |= 1 << i
+			if dr7>>(2*i)&3 != 0 {
+				hit |= 1 << i
+			}
 		}
 	}
 	if hit == 0 {
 		return false
 	}
 	c.cur = c.rip
-	c.routeDebug(dbgExecBP, hit)
+	c.routeDebug(dbgExecBP, met)
 	return true
 }
 
 // Debug events, as routeDebug sees them.
 const (
-	dbgStep     = iota // single-step trap after an instruction (RIP: the next one)
-	dbgInt3            // int3 executed (c.cur: the int3)
-	dbgExecBP          // execute breakpoint hit at c.cur (hit: DR0-3 bits)
-	dbgIntrStep        // host single-step entered an interrupt handler (RIP: its first instruction)
-	dbgWatch           // data breakpoint hit by the instruction before RIP (hit: DR0-3 bits)
+	dbgStep      = iota // single-step trap after an instruction (RIP: the next one)
+	dbgInt3             // int3 executed (c.cur: the int3)
+	dbgExecBP           // execute breakpoint hit at c.cur (hit: DR0-3 bits)
+	dbgIntrStep         // host single-step entered an interrupt handler (RIP: its first instruction)
+	dbgWatch            // data breakpoint hit by the instruction before RIP (hit: DR0-3 bits)
+	dbgWatchStep        // dbgWatch and a single-step trap on the same instruction
 )
 
 // dr6 values of a debug exit: the reserved bits read 1 ("active low").
@@ -368,11 +374,21 @@ func (c *cpu) routeDebug(kind int, hit uint64) {
 		c.fault = guestFault{vec: vecDB}
 		c.deliverFault()
 		// The handler's IRET normally sets RF so the instruction can run once.
-	case dbgWatch:
-		if c.watchHost {
-			c.debugExit(vecDB, c.rip, dr6ActiveLow|hit, c.dbg.DebugReg[7])
+	case dbgWatch, dbgWatchStep:
+		// A single-step ending on the same instruction is reported with
+		// the data breakpoint in one #DB (DR6 BS and Bn). When either is
+		// the host's, KVM intercepts that #DB and the host gets both in
+		// one exit; the guest does not see its own watchpoint then,
+		// unless the host injects it.
+		step := uint64(0)
+		if kind == dbgWatchStep {
+			step = dr6BS
 		}
-		c.dr6 = c.dr6&^0xf | hit | dr6Fixed
+		if c.watchHost || f&hv.DebugSingleStep != 0 {
+			dr7, _, _ := c.effectiveDR()
+			c.debugExit(vecDB, c.rip, dr6ActiveLow|step|hit, dr7)
+		}
+		c.dr6 = c.dr6&^0xf | hit | step | dr6Fixed
 		c.raiseTrap(vecDB)
 	}
 }

@@ -40,25 +40,36 @@ func FuzzExecute(f *testing.F) {
 		if err := g.vcpu.SetRegs(&regs); err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-		defer cancel()
-		for i := 0; i < 64; i++ {
-			e, err := g.vcpu.Run(ctx)
-			if err != nil {
-				if !errors.Is(err, context.DeadlineExceeded) {
-					t.Fatalf("Run: %v", err)
-				}
-				return
-			}
-			switch x := e.(type) {
-			case *hv.InternalErrorExit:
-				if x.Suberror == internalEmuBug {
-					t.Fatalf("emulator bug: %s", g.vcpu.(*VCPU).c.internalMsg)
-				}
-				return
-			case *hv.HaltExit, *hv.ShutdownExit, *hv.FailEntryExit:
-				return
-			}
-		}
+		fuzzRun(t, g, 20*time.Millisecond, 64, nil)
 	})
+}
+
+// fuzzRun runs a fuzzed guest for at most runs exits or d: every outcome
+// must be a typed exit, a guest exception or the context's end; an
+// internal error that reports an emulator bug fails the test. done, if
+// set, ends the run at an exit it recognises.
+func fuzzRun(t *testing.T, g *testGuest, d time.Duration, runs int, done func(hv.Exit) bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	for i := 0; i < runs; i++ {
+		e, err := g.vcpu.Run(ctx)
+		if err != nil {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Run: %v", err)
+			}
+			return
+		}
+		switch x := e.(type) {
+		case *hv.InternalErrorExit:
+			if x.Suberror == internalEmuBug {
+				t.Fatalf("emulator bug: %s", g.vcpu.(*VCPU).c.internalMsg)
+			}
+			return
+		case *hv.HaltExit, *hv.ShutdownExit, *hv.FailEntryExit:
+			return
+		}
+		if done != nil && done(e) {
+			return
+		}
+	}
 }

@@ -46,6 +46,8 @@ const (
 	vecGP     = 13
 	vecPF     = 14
 	dr6BS     = 1 << 14
+	dr6BD     = 1 << 13
+	dr7GD     = 1 << 13
 	dr6Fixed  = 0xffff0ff0
 	dr7Fixed  = 0x400
 	cr0Fixed1 = hv.CR0ET

@@ -230,6 +230,12 @@ func (c *cpu) repeat(in *inst, body func() bool) {
 		if !more || c.strReg(1, in) == 0 {
 			return
 		}
+		if c.watchHit != 0 {
+			// A data breakpoint traps after the iteration that hit it,
+			// with RIP at the instruction while iterations remain.
+			c.rip = c.cur
+			return
+		}
 		if c.attn.Load() != 0 {
 			// Stop between elements; the instruction resumes later.
 			c.rip = c.cur

@@ -381,7 +381,7 @@ func opMovCR(c *cpu, in *inst) {
 			c.gp(0)
 		}
 		c.sr.CR4 = v
-		c.flushTLB()
+		c.updateWatch() // CR4.DE decides what DR7's RW=10 means; flushes the TLBs
 	case 8:
 		if v>>4 != 0 {
 			c.gp(0)
@@ -410,6 +410,7 @@ func opMovDR(c *cpu, in *inst) {
 	if n > 7 {
 		c.raise(vecUD)
 	}
+	c.generalDetect()
 	if in.src.kind == kDR {
 		var v uint64
 		switch {
@@ -516,6 +517,7 @@ func opMovSeg(c *cpu, in *inst) {
 func (c *cpu) ssShadow(n uint8) {
 	if n == 2 {
 		c.intShadow = true
+		c.ssBlock = true
 		c.slow = true
 	}
 }
@@ -594,6 +596,9 @@ func opSwapgs(c *cpu, in *inst) {
 // ioCheck applies the I/O privilege rules: allowed when CPL <= IOPL,
 // else only when the TSS I/O permission bitmap clears every port bit.
 func (c *cpu) ioCheck(port uint16, size uint8) {
+	if len(c.ioWatch) > 0 {
+		c.ioBreak(port, size)
+	}
 	if c.cpl <= c.iopl() {
 		return
 	}

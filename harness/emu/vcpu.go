@@ -168,7 +168,7 @@ func (v *VCPU) SetSregs(s *hv.Sregs) error {
 	c.sr.CR0 |= cr0Fixed1
 	c.apic.SetTPR(uint32(s.CR8 << 4))
 	c.setCPL(s.CS.DPL)
-	c.flushTLB()
+	c.updateWatch() // CR4.DE decides what DR7's RW=10 means; flushes the TLBs
 	c.shutdown = false
 	c.updateSlow()
 	return nil

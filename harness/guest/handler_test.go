@@ -315,3 +315,54 @@ func TestInterruptFlag(t *testing.T) {
 		}
 	})
 }
+
+// TestDebugLog: a guest.DebugLog handler records every single-step trap
+// (saved RIP, DR6 with BS); DebugRecords returns them oldest first, the
+// last DebugLogEntries once the log wrapped.
+func TestDebugLog(t *testing.T) {
+	forEach(t, func(t *testing.T, h hv.Hypervisor, mode guest.Mode) {
+		for _, loops := range []int{1, 40} {
+			g := newGuest(t, h, guest.Config{Mode: mode})
+			log, err := g.Alloc(guest.DebugLogSize, 4096)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := g.Handle(guest.DebugLog(log)); err != nil {
+				t.Fatal(err)
+			}
+			p := g.Program()
+			p.Mov(asm.ECX, asm.Imm(int64(loops)))
+			p.Pushfq()
+			p.Or(asm.Q(asm.RSP, 0), asm.Imm(hv.FlagTF))
+			p.Popfq() // no trap: TF was clear
+			loop := p.Here()
+			p.Dec(asm.ECX)
+			jnz := p.Here()
+			p.Jcc(asm.CondNZ, loop)
+			p.Pushfq()
+			p.And(asm.Q(asm.RSP, 0), asm.Imm(^int64(hv.FlagTF)))
+			p.Popfq() // a trap: TF was set
+			end := p.Here()
+			p.Done()
+			if err := g.Load(p); err != nil {
+				t.Fatal(err)
+			}
+			if err := g.RunUntilDone(ctx(t), 0, nil); err != nil {
+				t.Fatal(err)
+			}
+			recs, err := g.DebugRecords(0, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			total := 2*loops + 3
+			want := min(total, guest.DebugLogEntries)
+			a := func(l *asm.Label) uint64 { v, _ := p.Addr(l); return v }
+			if len(recs) != want || recs[len(recs)-1].RIP != a(end) || recs[0].DR6 != 0xffff4ff0 {
+				t.Fatalf("%d loops: %d records (last %+v, first %+v), want %d ending at %#x with BS", loops, len(recs), recs[len(recs)-1], recs[0], want, a(end))
+			}
+			if loops == 1 && (recs[0].RIP != a(jnz) || recs[1].RIP != a(jnz)+2) {
+				t.Fatalf("records %+v, want the dec's and the jnz's traps first", recs)
+			}
+		}
+	})
+}
