@@ -1,7 +1,7 @@
 // Command kvmspec runs the kvmspec conformance suites against the
 // hypervisors of this host and writes JUnit and JSON reports.
 //
-//	kvmspec run    [flags]   run the suites, write reports/out/junit.xml and report.json
+//	kvmspec run    [flags]   run the suites, write reports/out/junit.xml, report.ktap and report.json
 //	kvmspec caps   [flags]   what each backend supports here, and why not
 //	kvmspec list   [flags]   the specs a filter selects
 //	kvmspec report [flags] NEW.json   HTML page; comparison with a baseline
@@ -232,6 +232,7 @@ type runFlags struct {
 	procs      int
 	focusFiles list
 	skipFiles  list
+	ktap       bool // --ktap: KTAP on stdout, everything else on stderr
 }
 
 func (rf *runFlags) register(fs *flag.FlagSet, withReports bool) {
@@ -247,7 +248,7 @@ func (rf *runFlags) register(fs *flag.FlagSet, withReports bool) {
 	fs.StringVar(&rf.opt.ProfileFile, "profile-file", "", "apply the host profile in this JSON file (at most 1 MiB)")
 	fs.Var(params(rf.opt.Params), "param", "spec parameter key=value (repeatable; keys below)")
 	if withReports {
-		fs.StringVar(&rf.opt.ReportDir, "report-dir", defaultDir, "directory for junit.xml and report.json (created; refused while another run writes it)")
+		fs.StringVar(&rf.opt.ReportDir, "report-dir", defaultDir, "directory for junit.xml, report.ktap and report.json (created; refused while another run writes it)")
 		fs.StringVar(&rf.seed, "seed", "", "random seed (printed by every run; pass it back to replay)")
 		fs.DurationVar(&rf.opt.Timeout, "timeout", suiteTimeout, "timeout for the whole run (positive)")
 		fs.BoolVar(&rf.opt.Strict, "strict", false, "ignore the host profile's known deviations")
@@ -255,6 +256,7 @@ func (rf *runFlags) register(fs *flag.FlagSet, withReports bool) {
 		fs.IntVar(&rf.opt.FlakeAttempts, "flake-attempts", 0, "run a failing spec up to N times; it passes if one attempt does")
 		fs.IntVar(&rf.procs, "procs", 1, "parallel processes: only 1 is supported")
 		fs.BoolVar(&rf.opt.Verbose, "v", false, "verbose: every spec's output")
+		fs.BoolVar(&rf.ktap, "ktap", false, "print the KTAP report (report.ktap) on stdout at the end, everything else on stderr, for kselftest runners")
 	}
 }
 
@@ -306,8 +308,10 @@ func usageOrFail(c *command, err error, stderr io.Writer) int {
 var runCmd = &command{
 	name: "run", args: "[flags]",
 	summary: "run the suites and write reports (default backend: auto)",
-	description: `Runs the selected specs on the selected backends and writes junit.xml and
-report.json into --report-dir (default reports/out), then prints a summary.
+	description: `Runs the selected specs on the selected backends and writes junit.xml,
+report.ktap (KTAP version 1, as kernel CI reads it) and report.json into
+--report-dir (default reports/out), then prints a summary. With --ktap the
+KTAP report is printed on stdout and everything else goes to stderr.
 
 Every flag and --param is checked before anything runs. The report
 directory is then locked and its junit.xml and report.json replaced by an
@@ -365,7 +369,12 @@ writes its reports (the remaining specs as "not run: interrupted").`,
 		rf.opt.Interrupted = interrupt.Caught
 		var run reports.Run
 		var err error
-		if f, ok := stdout.(*os.File); ok && f == os.Stdout && !rf.opt.Verbose {
+		ktapOut := stdout
+		if rf.ktap {
+			// Ginkgo writes to fd 1; KTAP readers want nothing but KTAP there.
+			stdout = stderr
+			stdoutTo(2, func() { run, err = suites.Run(&testingT{}, rf.opt) })
+		} else if f, ok := stdout.(*os.File); ok && f == os.Stdout && !rf.opt.Verbose {
 			// Passing specs' report entries (perf tables, host health)
 			// belong in the report files, not on the screen.
 			ferr := filtered(func(con *console) {
@@ -387,6 +396,12 @@ writes its reports (the remaining specs as "not run: interrupted").`,
 		}
 		fmt.Fprintln(stdout)
 		run.Summary(stdout, rf.opt.Verbose)
+		if rf.ktap {
+			if err := run.WriteKTAP(ktapOut); err != nil {
+				fmt.Fprintln(stderr, "kvmspec run:", err)
+				return exitFailed
+			}
+		}
 		if err := suites.Verdict(run); err != nil {
 			fmt.Fprintln(stderr, "kvmspec run: FAIL:", err)
 			return exitFailed
