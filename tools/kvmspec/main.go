@@ -63,7 +63,7 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{runCmd, capsCmd, listCmd, reportCmd, versionCmd}
+	commands = []*command{runCmd, capsCmd, listCmd, reportCmd, mergeCmd, versionCmd}
 }
 
 func lookup(name string) *command {
@@ -233,6 +233,8 @@ type runFlags struct {
 	focusFiles list
 	skipFiles  list
 	ktap       bool // --ktap: KTAP on stdout, everything else on stderr
+	shard      string
+	balance    string
 }
 
 func (rf *runFlags) register(fs *flag.FlagSet, withReports bool) {
@@ -247,6 +249,8 @@ func (rf *runFlags) register(fs *flag.FlagSet, withReports bool) {
 	fs.StringVar(&rf.opt.Profile, "profile", "", "host profile to apply (default: detected; 'none' for none)")
 	fs.StringVar(&rf.opt.ProfileFile, "profile-file", "", "apply the host profile in this JSON file (at most 1 MiB)")
 	fs.Var(params(rf.opt.Params), "param", "spec parameter key=value (repeatable; keys below)")
+	fs.StringVar(&rf.shard, "shard", "", "run only shard i/n of the selected specs (stable per testcase; combine with kvmspec merge)")
+	fs.StringVar(&rf.balance, "shard-balance", "", "assign shards by the durations in this earlier report.json (every shard must give the same file)")
 	if withReports {
 		fs.StringVar(&rf.opt.ReportDir, "report-dir", defaultDir, "directory for junit.xml, report.ktap and report.json (created; refused while another run writes it)")
 		fs.StringVar(&rf.seed, "seed", "", "random seed (printed by every run; pass it back to replay)")
@@ -288,6 +292,9 @@ func (rf *runFlags) finish() error {
 		return &suites.UsageError{Msg: fmt.Sprintf("bad --procs %d: want 1", rf.procs)}
 	}
 	rf.opt.ParallelTotal = rf.procs
+	if err := rf.finishShard(); err != nil {
+		return err
+	}
 	return rf.opt.Validate()
 }
 
@@ -402,7 +409,7 @@ writes its reports (the remaining specs as "not run: interrupted").`,
 				return exitFailed
 			}
 		}
-		if err := suites.Verdict(run); err != nil {
+		if err := shardVerdict(run); err != nil {
 			fmt.Fprintln(stderr, "kvmspec run: FAIL:", err)
 			return exitFailed
 		}
@@ -513,10 +520,14 @@ var listCmd = &command{
 		if err != nil {
 			return usageOrFail(c, err, stderr)
 		}
+		run = rf.opt.Shard.Select(run)
 		for _, k := range run.Cases {
 			fmt.Fprintf(stdout, "%-4s %-60s [%s]\n", k.Backend, k.ID, strings.Join(k.Labels, ", "))
 		}
 		fmt.Fprintf(stdout, "%d specs selected, %d deselected\n", len(run.Cases), run.Filtered)
+		if sh := run.Meta.Shard; sh != nil {
+			fmt.Fprintf(stdout, "shard %s: %d more selected specs are in other shards\n", sh, sh.Elsewhere)
+		}
 		if len(run.Cases) == 0 {
 			return exitFailed
 		}
