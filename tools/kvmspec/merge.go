@@ -96,4 +96,3 @@ summary; "kvmspec report OUT/report.json" makes its HTML page.`,
 		return exitOK
 	},
 }
-
