@@ -63,7 +63,7 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{runCmd, capsCmd, listCmd, reportCmd, mergeCmd, versionCmd}
+	commands = []*command{runCmd, capsCmd, listCmd, reportCmd, mergeCmd, execCmd, versionCmd}
 }
 
 func lookup(name string) *command {
