@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -158,12 +159,12 @@ docs/exec.md for the file format and examples.`,
 			fmt.Fprintf(stderr, "kvmspec exec: want one layout file (see kvmspec help exec)\n")
 			return exitUsage
 		}
-		cfg, code, err := readExecConfig(pos[0])
+		cfg, img, err := readExecConfig(pos[0])
 		if err != nil {
 			fmt.Fprintf(stderr, "kvmspec exec: %v\n", err)
 			return exitUsage
 		}
-		res, err := execute(*state.(*string), cfg, code)
+		res, err := execute(*state.(*string), cfg, img)
 		if err != nil {
 			fmt.Fprintf(stderr, "kvmspec exec: %v\n", err)
 			return exitUsage
@@ -182,7 +183,7 @@ docs/exec.md for the file format and examples.`,
 }
 
 // readExecConfig reads and checks the layout file and its binary.
-func readExecConfig(path string) (*execConfig, []byte, error) {
+func readExecConfig(path string) (*execConfig, *execImage, error) {
 	b, err := readBounded(path, maxExecConfig)
 	if err != nil {
 		return nil, nil, fmt.Errorf("layout: %w", err)
@@ -200,9 +201,18 @@ func readExecConfig(path string) (*execConfig, []byte, error) {
 	if !filepath.IsAbs(bin) {
 		bin = filepath.Join(filepath.Dir(path), bin)
 	}
-	code, err := readBounded(bin, maxExecBinary)
+	raw, err := readBounded(bin, maxExecBinary)
 	if err != nil {
 		return nil, nil, fmt.Errorf("binary: %w", err)
+	}
+	img := &execImage{code: raw}
+	if bytes.HasPrefix(raw, []byte(elf.ELFMAG)) {
+		if img, err = loadELF(raw); err != nil {
+			return nil, nil, fmt.Errorf("binary %s: %w", bin, err)
+		}
+		if cfg.Load != 0 {
+			return nil, nil, fmt.Errorf("layout %s: \"load\" is set by the ELF's segments; remove it", path)
+		}
 	}
 	if cfg.Mode != "" && cfg.Mode != "cpl0" && cfg.Mode != "cpl3" {
 		return nil, nil, fmt.Errorf("layout %s: mode %q: want cpl0 or cpl3", path, cfg.Mode)
@@ -228,7 +238,54 @@ func readExecConfig(path string) (*execConfig, []byte, error) {
 	if cfg.End.Port != nil && *cfg.End.Port > 0xffff {
 		return nil, nil, fmt.Errorf("layout %s: end.port %#x: not a port", path, uint64(*cfg.End.Port))
 	}
-	return &cfg, code, nil
+	return &cfg, img, nil
+}
+
+// execImage is what exec loads: a flat binary, or an ELF64 executable's
+// segments laid out as one image from its lowest segment.
+type execImage struct {
+	code        []byte
+	elf         bool
+	base, entry uint64 // ELF only: where code goes, and e_entry
+}
+
+// loadELF lays out the PT_LOAD segments of an x86-64 ELF64 executable as
+// one image (file bytes, then zeros up to each segment's memory size) at
+// the lowest segment's physical address, since the guest maps GVA = GPA.
+func loadELF(raw []byte) (*execImage, error) {
+	f, err := elf.NewFile(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("elf: %w", err)
+	}
+	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 || f.Type != elf.ET_EXEC {
+		return nil, fmt.Errorf("elf: %v %v %v, want an ELFCLASS64 EM_X86_64 ET_EXEC executable", f.Class, f.Machine, f.Type)
+	}
+	var loads []*elf.Prog
+	lo, hi := uint64(1<<64-1), uint64(0)
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_LOAD || p.Memsz == 0 {
+			continue
+		}
+		end := p.Paddr + p.Memsz
+		if p.Filesz > p.Memsz || end < p.Paddr {
+			return nil, fmt.Errorf("elf: segment at %#x: file size %#x, memory size %#x", p.Paddr, p.Filesz, p.Memsz)
+		}
+		loads = append(loads, p)
+		lo, hi = min(lo, p.Paddr), max(hi, end)
+	}
+	if len(loads) == 0 {
+		return nil, errors.New("elf: no PT_LOAD segment")
+	}
+	if hi-lo > maxExecBinary {
+		return nil, fmt.Errorf("elf: segments span [%#x, %#x), more than %d bytes", lo, hi, maxExecBinary)
+	}
+	img := make([]byte, hi-lo)
+	for _, p := range loads {
+		if _, err := io.ReadFull(p.Open(), img[p.Paddr-lo:p.Paddr-lo+p.Filesz]); err != nil {
+			return nil, fmt.Errorf("elf: segment at %#x: %w", p.Paddr, err)
+		}
+	}
+	return &execImage{code: img, elf: true, base: lo, entry: f.Entry}, nil
 }
 
 // readBounded reads a regular file of at most limit bytes.
@@ -268,7 +325,7 @@ var flagNames = []struct {
 	{hv.FlagTF, "TF"}, {hv.FlagIF, "IF"}, {hv.FlagDF, "DF"}, {hv.FlagOF, "OF"}, {hv.FlagRF, "RF"}}
 
 // execute builds the guest, runs it and collects the result.
-func execute(backend string, cfg *execConfig, code []byte) (*execResult, error) {
+func execute(backend string, cfg *execConfig, img *execImage) (*execResult, error) {
 	if backend == "auto" {
 		backend = "kvm"
 		if h, err := suites.OpenBackend("kvm"); err != nil {
@@ -316,10 +373,13 @@ func execute(backend string, cfg *execConfig, code []byte) (*execResult, error) 
 		load = g.Config().Layout.Code
 	}
 	entry := load
+	if img.elf {
+		load, entry = img.base, img.entry
+	}
 	if cfg.Entry != nil {
 		entry = uint64(*cfg.Entry)
 	}
-	if err := g.LoadFlat(load, code, entry); err != nil {
+	if err := g.LoadFlat(load, img.code, entry); err != nil {
 		return nil, err
 	}
 	for _, m := range cfg.Map {

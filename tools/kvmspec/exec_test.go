@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/sha256"
+	binenc "encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"os"
@@ -154,4 +155,81 @@ func TestExecUsageErrors(t *testing.T) {
 			t.Errorf("%s: exit %d stderr %q, want 2 and %q", tc.name, r.code, r.stderr, tc.want)
 		}
 	}
+}
+
+// elf64 builds a minimal x86-64 ELF64 executable: one PT_LOAD segment of
+// code at vaddr, memsz bss bytes beyond it, entering at entry.
+func elf64(code []byte, vaddr, entry, bss uint64) []byte {
+	const ehsize, phsize = 64, 56
+	b := make([]byte, ehsize+phsize)
+	copy(b, "\x7fELF")
+	b[4], b[5], b[6] = 2, 1, 1 // ELFCLASS64, little-endian, version 1
+	le := binenc.LittleEndian
+	le.PutUint16(b[16:], 2)  // ET_EXEC
+	le.PutUint16(b[18:], 62) // EM_X86_64
+	le.PutUint32(b[20:], 1)
+	le.PutUint64(b[24:], entry)
+	le.PutUint64(b[32:], ehsize) // e_phoff
+	le.PutUint16(b[52:], ehsize)
+	le.PutUint16(b[54:], phsize)
+	le.PutUint16(b[56:], 1) // e_phnum
+	ph := b[ehsize:]
+	le.PutUint32(ph[0:], 1) // PT_LOAD
+	le.PutUint32(ph[4:], 5) // R+X
+	le.PutUint64(ph[8:], ehsize+phsize)
+	le.PutUint64(ph[16:], vaddr)
+	le.PutUint64(ph[24:], vaddr)
+	le.PutUint64(ph[32:], uint64(len(code)))
+	le.PutUint64(ph[40:], uint64(len(code))+bss)
+	le.PutUint64(ph[48:], 1)
+	return append(b, code...)
+}
+
+// An ELF64 executable is loaded at its segment's address and entered at
+// e_entry; its bss is zero.
+func TestExecELF(t *testing.T) {
+	code := cat(hlt, movEAX2a, out80, []byte{0xff, 0xff, 0xff, 0xff})
+	r, res := execRun(t, elf64(code, 0xa00000, 0xa00001, 32),
+		`{"binary":"prog.bin","end":{"port":128},"dump":[{"gpa":"0xa00008","size":8,"bytes":true}]}`)
+	if r.code != exitOK || res.End != "port" || res.Regs["rax"] != 0x2a || res.Trace[0].RIP != 0xa00008 {
+		t.Fatalf("exit %d end %q rax %#x\n%s%s", r.code, res.End, uint64(res.Regs["rax"]), r.stdout, r.stderr)
+	}
+	if res.Memory[0].Hex != "ffffffff00000000" {
+		t.Errorf("segment tail and bss: %s", res.Memory[0].Hex)
+	}
+	for _, tc := range []struct {
+		name, layout string
+		bin          []byte
+		want         string
+	}{
+		{"load with elf", `{"binary":"prog.bin","load":"0xa00000"}`, elf64(hlt, 0xa00000, 0xa00000, 0), "set by the ELF"},
+		{"truncated elf", `{"binary":"prog.bin"}`, elf64(hlt, 0xa00000, 0xa00000, 0)[:70], "elf"},
+		{"huge bss", `{"binary":"prog.bin"}`, elf64(hlt, 0xa00000, 0xa00000, 1<<40), "more than"},
+	} {
+		r, _ := execRun(t, tc.bin, tc.layout)
+		if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%s: exit %d stderr %q", tc.name, r.code, r.stderr)
+		}
+	}
+}
+
+// The layout file and the binary are untrusted input: no panic, and
+// either a config or an error.
+func FuzzExecConfig(f *testing.F) {
+	f.Add([]byte(`{"binary":"prog.bin","end":{"port":"0x80"},"map":[{"gva":0,"size":4096,"perm":"rw"}]}`), hlt)
+	f.Add([]byte(`{"binary":"prog.bin"}`), elf64(hlt, 0xa00000, 0xa00000, 16))
+	f.Fuzz(func(t *testing.T, layout, bin []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "prog.bin"), bin, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "layout.json")
+		if err := os.WriteFile(path, layout, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, img, err := readExecConfig(path)
+		if err == nil && (cfg == nil || img == nil || len(img.code) > maxExecBinary) {
+			t.Fatalf("no error, config %v image %v", cfg, img)
+		}
+	})
 }
