@@ -266,7 +266,7 @@ func LoadProfileFile(path string, max int64) (*profile.Profile, error) {
 	if max <= 0 {
 		max = DefaultMaxProfileSize
 	}
-	data, err := readCapped(path, max)
+	data, err := ReadCapped(path, max)
 	if err != nil {
 		return nil, &UsageError{Msg: fmt.Sprintf("host profile: %v", err)}
 	}
@@ -277,8 +277,10 @@ func LoadProfileFile(path string, max int64) (*profile.Profile, error) {
 	return &p, nil
 }
 
-// readCapped reads a regular file of at most max bytes.
-func readCapped(path string, max int64) ([]byte, error) {
+// ReadCapped reads a regular file of at most max bytes: input files
+// (profiles, kvmspec exec layouts and binaries) are refused when they are
+// devices, pipes or larger than a sane input, before being read whole.
+func ReadCapped(path string, max int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -184,7 +183,7 @@ docs/exec.md for the file format and examples.`,
 
 // readExecConfig reads and checks the layout file and its binary.
 func readExecConfig(path string) (*execConfig, *execImage, error) {
-	b, err := readBounded(path, maxExecConfig)
+	b, err := suites.ReadCapped(path, maxExecConfig)
 	if err != nil {
 		return nil, nil, fmt.Errorf("layout: %w", err)
 	}
@@ -201,7 +200,7 @@ func readExecConfig(path string) (*execConfig, *execImage, error) {
 	if !filepath.IsAbs(bin) {
 		bin = filepath.Join(filepath.Dir(path), bin)
 	}
-	raw, err := readBounded(bin, maxExecBinary)
+	raw, err := suites.ReadCapped(bin, maxExecBinary)
 	if err != nil {
 		return nil, nil, fmt.Errorf("binary: %w", err)
 	}
@@ -286,23 +285,6 @@ func loadELF(raw []byte) (*execImage, error) {
 		}
 	}
 	return &execImage{code: img, elf: true, base: lo, entry: f.Entry}, nil
-}
-
-// readBounded reads a regular file of at most limit bytes.
-func readBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() || st.Size() > limit {
-		return nil, fmt.Errorf("%s: not a regular file of at most %d bytes", path, limit)
-	}
-	return io.ReadAll(io.LimitReader(f, limit))
 }
 
 var regNames = []string{"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp",
