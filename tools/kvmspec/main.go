@@ -5,6 +5,8 @@
 //	kvmspec caps   [flags]   what each backend supports here, and why not
 //	kvmspec list   [flags]   the specs a filter selects
 //	kvmspec report [flags] NEW.json   HTML page; comparison with a baseline
+//	kvmspec merge  OUT DIR...         one report from the report directories of shards (run --shard i/n)
+//	kvmspec exec   [flags] LAYOUT.json   run a flat or ELF64 binary, print its exits and final state
 //	kvmspec help   [CMD]     a command's description, flags and exit codes
 //	kvmspec version
 //
@@ -318,7 +320,9 @@ var runCmd = &command{
 	description: `Runs the selected specs on the selected backends and writes junit.xml,
 report.ktap (KTAP version 1, as kernel CI reads it) and report.json into
 --report-dir (default reports/out), then prints a summary. With --ktap the
-KTAP report is printed on stdout and everything else goes to stderr.
+KTAP report is printed on stdout at the end and everything else goes to
+stderr. With --shard i/n only shard i of n of the selected specs runs
+(stable per testcase); kvmspec merge combines the shards' directories.
 
 Every flag and --param is checked before anything runs. The report
 directory is then locked and its junit.xml and report.json replaced by an
