@@ -224,3 +224,27 @@ func TestFromGinkgoDropsOtherShards(t *testing.T) {
 		t.Errorf("SpecKey %q, case key %q", got, want)
 	}
 }
+
+// junit.xml read alone says it is a shard, or the merge of which shards.
+func TestJUnitNamesShard(t *testing.T) {
+	shards := shardRuns(mixedRun(), 2)
+	m, err := Merge(shards)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		run  Run
+		want string
+	}{
+		{shards[1], `<property name="kvmspec.shard" value="2/2">`},
+		{m, `<property name="kvmspec.shards_merged" value="1/2,2/2">`},
+	} {
+		var b strings.Builder
+		if err := tc.run.WriteJUnit(&b); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), tc.want) {
+			t.Errorf("junit.xml lacks %s", tc.want)
+		}
+	}
+}

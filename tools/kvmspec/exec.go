@@ -333,7 +333,7 @@ func execute(backend string, cfg *execConfig, img *execImage) (*execResult, erro
 		Layout: guest.Layout{VCPUBlocks: uint64(l.VCPUBlocks), PageTables: uint64(l.PageTables),
 			PageTableSize: uint64(l.PageTableSize), Code: uint64(l.Code), CodeSize: uint64(l.CodeSize)}})
 	if err != nil {
-		return nil, fmt.Errorf("guest: %w", err)
+		return nil, err // guest.New names itself
 	}
 	defer g.Close()
 	for _, s := range cfg.Slots {
