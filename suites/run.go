@@ -31,9 +31,11 @@ import (
 	// The areas register their specs.
 	_ "github.com/kvmspec/kvmspec/suites/conformance"
 	_ "github.com/kvmspec/kvmspec/suites/dirtylog"
+	_ "github.com/kvmspec/kvmspec/suites/lightnvm"
 	_ "github.com/kvmspec/kvmspec/suites/memslot"
 	_ "github.com/kvmspec/kvmspec/suites/pagefault"
 	_ "github.com/kvmspec/kvmspec/suites/pagereport"
+	_ "github.com/kvmspec/kvmspec/suites/pmu"
 	_ "github.com/kvmspec/kvmspec/suites/selftest"
 	_ "github.com/kvmspec/kvmspec/suites/smoke"
 	_ "github.com/kvmspec/kvmspec/suites/vgpu"

@@ -116,6 +116,8 @@ type cpu struct {
 	watchHit            uint64       // DR6 bits hit by the executing instruction
 	pendWatch           uint64       // a hit held back while an exit was reported
 	ran                 bool         // Run was called (CPUID is frozen, as KVM does from 5.16)
+	pmu                 pmu          // performance counters (pmu.go)
+	pmuOn               bool         // some counter counts: step calls pmuCount
 
 	// Attention and epoch handshake with other goroutines.
 	attn     atomic.Uint32
@@ -316,11 +318,16 @@ func (c *cpu) step() {
 		in = c.decodeAt(rip, ce.cp)
 	}
 	c.rip = rip + uint64(in.len)
+	cpl := c.cpl // the ring the PMU counts the instruction in
 	in.fn(c, in)
 	c.st.instructions++
+	if c.pmuOn && c.pmuCount(cpl, in) {
+		c.pmuCheck(cpl)
+	}
 }
 
 func (c *cpu) onPanic(p any) int {
+	c.pmuAbandon(p)
 	switch s := p.(type) {
 	case *guestFault:
 		c.fault = *s

@@ -92,7 +92,7 @@ func (h *Hypervisor) Close() error { return nil }
 
 // emuCaps states every capability with the reason a report shows.
 func emuCaps() hv.Caps {
-	c := hv.Caps{Backend: Name, MaxMemslots: MaxMemslots, MaxVCPUs: MaxVCPUs, DirtyRingMaxBytes: DirtyRingMaxBytes}
+	c := hv.Caps{Backend: Name, MaxMemslots: MaxMemslots, MaxVCPUs: MaxVCPUs, DirtyRingMaxBytes: DirtyRingMaxBytes, PMU: pmuCaps()}
 	c.Set(hv.CapLongMode, true, 0, "64-bit long mode with 4-level paging (4 KiB, 2 MiB, 1 GiB pages)")
 	c.Set(hv.CapMultiVCPU, true, MaxVCPUs, fmt.Sprintf("vCPUs are goroutines, up to %d", MaxVCPUs))
 	c.Set(hv.CapReadOnlyMem, true, 0, "read-only slots: writes exit as MMIO")
@@ -113,7 +113,7 @@ func emuCaps() hv.Caps {
 	c.Set(hv.CapDirtyRingBitmap, true, 0, "host and device writes go to the slot's backup bitmap")
 	c.Set(hv.CapGuestMemoryTrack, true, 0, "host writes through GuestMemory are logged as a vCPU write would be")
 	c.Set(hv.CapCPUID, true, 0, "the cpuid instruction answers from the vCPU's table")
-	c.Set(hv.CapPMU, false, 0, "not built yet")
+	c.Set(hv.CapPMU, true, 0, "Intel architectural PMU v1-4 from CPUID leaf 0xA (default: v2, 4 GP + 3 fixed counters, 48 bits), event filter, PMI through the LAPIC")
 	c.Set(hv.CapUserfault, true, 0, "missing-page handlers on non-resident slot pages")
 	c.Set(hv.CapStats, true, 0, "counters kept by the interpreter")
 	c.Set(hv.CapUserSpaceMSR, true, 0, "unknown MSRs exit to the host when VMConfig.UserSpaceMSR")

@@ -151,10 +151,10 @@ func TestCaps(t *testing.T) {
 			t.Errorf("%s missing without a reason", name)
 		}
 	}
-	if c.MaxMemslots != 32764 || c.DirtyRingMaxBytes != 1<<20 || !c.Has(hv.CapCPL0Native) || c.Has(hv.CapPMU) {
+	if c.MaxMemslots != 32764 || c.DirtyRingMaxBytes != 1<<20 || !c.Has(hv.CapCPL0Native) || !c.Has(hv.CapPMU) {
 		t.Fatalf("caps %+v", c)
 	}
-	if c.Features[hv.CapPMU].Reason != "not built yet" {
-		t.Errorf("PMU reason %q", c.Features[hv.CapPMU].Reason)
+	if want := (hv.PMUInfo{Version: 2, GPCounters: 4, FixedCounters: 3, CounterWidth: 48}); c.PMU != want {
+		t.Errorf("PMU info %+v, want %+v", c.PMU, want)
 	}
 }

@@ -36,8 +36,8 @@ func opHlt(c *cpu, in *inst) {
 
 // CPUID model: the default table of every vCPU (VCPU.CPUID returns it,
 // SetCPUID replaces it). The vendor string spells "KvmspecEmu!!"; feature
-// bits claim only what the interpreter implements; leaf 0xA (PMU) is
-// present with no counters, so a spec can edit it.
+// bits claim only what the interpreter implements; leaf 0xA describes the
+// PMU of pmu.go (defaultPMU), which a spec may reshape or remove.
 const (
 	cpuidMaxBasic = 0xa
 	cpuidMaxExt   = 0x80000008
@@ -50,8 +50,8 @@ const (
 // CPUID leaf 1 EDX: PSE, TSC, MSR, PAE, APIC, PGE, CMOV, PAT.
 const cpuid1EDX = 1<<3 | 1<<4 | 1<<5 | 1<<6 | hv.CPUID1EDXAPIC | 1<<13 | 1<<15 | 1<<16
 
-// CPUID leaf 1 ECX: hypervisor present.
-const cpuid1ECX = hv.CPUID1ECXHyper
+// CPUID leaf 1 ECX: hypervisor present, IA32_PERF_CAPABILITIES (PDCM).
+const cpuid1ECX = hv.CPUID1ECXHyper | hv.CPUID1ECXPDCM
 
 // CPUID 0x80000001 EDX: NX, 1 GiB pages, RDTSCP, long mode; ECX: LAHF/SAHF.
 const (
@@ -66,7 +66,7 @@ func defaultCPUID(id int) hv.CPUID {
 		{Function: 0, EAX: cpuidMaxBasic, EBX: cpuidVendorB, ECX: cpuidVendorC, EDX: cpuidVendorD},
 		{Function: 1, EAX: cpuidSig, EBX: uint32(id&0xff)<<24 | 1<<16 | 8<<8, ECX: cpuid1ECX, EDX: cpuid1EDX},
 		{Function: 7, Indexed: true}, // no structured extended features
-		{Function: hv.CPUIDLeafPMU},  // no PMU yet
+		defaultPMU.Entry(),
 		{Function: 0x80000000, EAX: cpuidMaxExt, EBX: cpuidVendorB, ECX: cpuidVendorC, EDX: cpuidVendorD},
 		{Function: 0x80000001, ECX: cpuidExt1ECX, EDX: cpuidExt1EDX},
 		{Function: 0x80000008, EAX: 48<<8 | physAddrBits},
@@ -178,7 +178,7 @@ func (c *cpu) readMSR(idx uint32) (uint64, bool) {
 	case msrTSCAux:
 		return m.tscAux, true
 	}
-	return 0, false
+	return c.pmuReadMSR(idx)
 }
 
 // writeMSR sets an MSR; known reports whether the CPU has it, valid
@@ -250,7 +250,7 @@ func (c *cpu) writeMSR(idx uint32, v uint64, host bool) (known, valid bool) {
 		}
 		m.tscAux = v
 	default:
-		return false, false
+		return c.pmuWriteMSR(idx, v, host)
 	}
 	return true, true
 }
@@ -302,8 +302,18 @@ func (c *cpu) msrUnknown(write bool, idx uint32, v uint64) {
 	panic(exitSignal{})
 }
 
-// opRdpmc: there is no PMU yet, so every counter index is invalid.
-func opRdpmc(c *cpu, in *inst) { c.gp(0) }
+// opRdpmc reads a performance counter (pmu.go): #GP at CPL > 0 without
+// CR4.PCE and for an index the PMU lacks.
+func opRdpmc(c *cpu, in *inst) {
+	if c.cpl != 0 && c.sr.CR4&hv.CR4PCE == 0 {
+		c.gp(0)
+	}
+	v, ok := c.pmuRDPMC(uint32(c.regs[1]))
+	if !ok {
+		c.gp(0)
+	}
+	c.regs[0], c.regs[2] = v&0xffffffff, v>>32
+}
 
 const cr4TSD = 1 << 2
 

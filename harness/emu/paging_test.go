@@ -202,7 +202,7 @@ func TestExceptionsThroughIDT(t *testing.T) {
 		{"#GP hlt at CPL3", true, func(a *asm.Assembler) { a.Hlt() }, vecGP, 0, false},
 		{"#GP gate DPL", true, func(a *asm.Assembler) { a.Int(0x31) }, vecGP, 0x31*8 + 2, false},
 		{"#DB int1", true, func(a *asm.Assembler) { a.Int1() }, vecDB, 0, true},
-		{"#UD rdpmc", false, func(a *asm.Assembler) { a.Xor(asm.ECX, asm.ECX); a.Rdpmc() }, vecGP, 0, false},
+		{"#GP rdpmc of a missing counter", false, func(a *asm.Assembler) { a.Mov(asm.ECX, asm.Imm(8)); a.Rdpmc() }, vecGP, 0, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

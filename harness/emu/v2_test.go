@@ -34,7 +34,7 @@ func TestCPUIDTable(t *testing.T) {
 		{"pmu edited", func(tb *hv.CPUID) { tb.SetPMU(pmu) }, 0xa, 0, pmu.Entry().EAX, 0, 0, pmu.Entry().EDX},
 		{"absent leaf in range reads zeros", nil, 5, 0, 0, 0, 0, 0},
 		{"above max basic reads highest basic", func(tb *hv.CPUID) { tb.SetPMU(pmu) }, 0x1234, 0, pmu.Entry().EAX, 0, 0, pmu.Entry().EDX},
-		{"above max extended reads highest basic", nil, 0x80000009, 0, 0, 0, 0, 0},
+		{"above max extended reads highest basic (0xA, the PMU)", nil, 0x80000009, 0, defaultPMU.Entry().EAX, defaultPMU.Entry().EBX, 0, defaultPMU.Entry().EDX},
 		{"extended", nil, 0x80000008, 0, 48<<8 | physAddrBits, 0, 0, 0},
 		{"feature hidden", func(tb *hv.CPUID) {
 			e, _ := tb.Lookup(1, 0)

@@ -92,6 +92,7 @@ func (c *cpu) reset() {
 	c.dr6, c.dr7 = dr6Fixed, dr7Fixed
 	c.apic.Reset(uint32(c.v.id))
 	c.cpuid = defaultCPUID(c.v.id)
+	c.pmuConfigure()
 	c.setCPL(0)
 }
 
@@ -276,7 +277,10 @@ func (v *VCPU) SetCPUID(t hv.CPUID) error {
 	if v.c.ran && !slices.Equal(v.c.cpuid, t) {
 		return fmt.Errorf("KVM_SET_CPUID2 vcpu %d: the vCPU has run, its CPUID is frozen: %w", v.id, unix.EBUSY)
 	}
-	v.c.cpuid = t.Clone()
+	if !v.c.ran { // after a run the table is the same one: keep the counters
+		v.c.cpuid = t.Clone()
+		v.c.pmuConfigure()
+	}
 	return nil
 }
 
@@ -356,6 +360,7 @@ func (v *VCPU) Run(ctx context.Context) (exit hv.Exit, err error) {
 	}
 	c := v.c
 	c.ran = true
+	c.pmuRefresh()
 	c.runGen++
 	gen := c.runGen
 	stop := context.AfterFunc(ctx, func() {

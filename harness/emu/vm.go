@@ -41,6 +41,8 @@ type VM struct {
 	epoch atomic.Uint64
 	// running is the vCPU list that broadcasts reach (copy on write).
 	running atomic.Pointer[[]*VCPU]
+	// pmuFilter is the PMU event filter; vCPUs pick it up at entry.
+	pmuFilter atomic.Pointer[pmuFilter]
 
 	// splitLock serialises LOCKed accesses that straddle an 8-byte
 	// boundary, which host atomics cannot do in one operation.
@@ -107,36 +109,62 @@ type memInfo struct {
 	code []uint32
 }
 
-// memMap is an immutable snapshot of the slots, sorted by GPA. public is
-// the same list as hv.Memslots for GuestAccess, built on its first use:
-// a VM with thousands of slots changes its map far more often than host
-// code reads guest memory.
+// memMap is an immutable snapshot of the slots, sorted by GPA, in chunks
+// of at most 2*mapChunk slots: an update copies the chunk list and the
+// one or two chunks it touches, so its cost grows with the square root of
+// the slot count rather than with the count (memslot_perf_test sweeps up
+// to 32763 slots). public is the same list as hv.Memslots for
+// GuestAccess, built on its first use: a VM with thousands of slots
+// changes its map far more often than host code reads guest memory.
 type memMap struct {
-	slots      []*slot
+	chunks     [][]*slot // each non-empty and sorted; chunk i's slots below chunk i+1's
 	publicOnce sync.Once
 	public     []hv.Memslot
 }
 
+// mapChunk is the chunk size a split produces.
+const mapChunk = 64
+
 // publicSlots returns the map as hv.Memslots (built once per map).
 func (mm *memMap) publicSlots() []hv.Memslot {
 	mm.publicOnce.Do(func() {
-		mm.public = make([]hv.Memslot, len(mm.slots))
-		for i, s := range mm.slots {
-			mm.public[i] = s.m
+		for _, c := range mm.chunks {
+			for _, s := range c {
+				mm.public = append(mm.public, s.m)
+			}
 		}
 	})
 	return mm.public
 }
 
+// search returns the position of the first slot that ends above gpa:
+// chunk i, index j (i == len(chunks) when there is none).
+func (mm *memMap) search(gpa uint64) (i, j int) {
+	cs := mm.chunks
+	i = sort.Search(len(cs), func(i int) bool {
+		l := cs[i][len(cs[i])-1]
+		return l.m.GPA+l.m.Size > gpa
+	})
+	if i == len(cs) {
+		return i, 0
+	}
+	c := cs[i]
+	return i, sort.Search(len(c), func(j int) bool { return c[j].m.GPA+c[j].m.Size > gpa })
+}
+
 // overlapping returns a slot other than id that overlaps [gpa, gpa+size).
-// Slots never overlap each other, so only the first slot ending above gpa
-// can.
+// Slots never overlap each other, so only the slots from the first one
+// ending above gpa on can.
 func (mm *memMap) overlapping(id uint32, gpa, size uint64) *slot {
-	ss := mm.slots
-	i := sort.Search(len(ss), func(i int) bool { return ss[i].m.GPA+ss[i].m.Size > gpa })
-	for ; i < len(ss) && ss[i].m.GPA < gpa+size; i++ {
-		if ss[i].m.Slot != id {
-			return ss[i]
+	i, j := mm.search(gpa)
+	for ; i < len(mm.chunks); i, j = i+1, 0 {
+		for c := mm.chunks[i]; j < len(c); j++ {
+			if c[j].m.GPA >= gpa+size {
+				return nil
+			}
+			if c[j].m.Slot != id {
+				return c[j]
+			}
 		}
 	}
 	return nil
@@ -144,12 +172,53 @@ func (mm *memMap) overlapping(id uint32, gpa, size uint64) *slot {
 
 // find returns the slot holding gpa, or nil.
 func (mm *memMap) find(gpa uint64) *slot {
-	s := mm.slots
-	i := sort.Search(len(s), func(i int) bool { return s[i].m.GPA+s[i].m.Size > gpa })
-	if i < len(s) && s[i].m.GPA <= gpa {
-		return s[i]
+	i, j := mm.search(gpa)
+	if i < len(mm.chunks) {
+		if s := mm.chunks[i][j]; s.m.GPA <= gpa {
+			return s
+		}
 	}
 	return nil
+}
+
+// without returns a copy of mm's chunk list without slot s.
+func without(chunks [][]*slot, s *slot) [][]*slot {
+	mm := memMap{chunks: chunks}
+	i, j := mm.search(s.m.GPA)
+	if i == len(chunks) || chunks[i][j] != s {
+		return chunks
+	}
+	c := chunks[i]
+	nc := append(append(make([]*slot, 0, len(c)-1), c[:j]...), c[j+1:]...)
+	out := append(make([][]*slot, 0, len(chunks)), chunks[:i]...)
+	if len(nc) > 0 {
+		out = append(out, nc)
+	}
+	return append(out, chunks[i+1:]...)
+}
+
+// with returns a copy of mm's chunk list with slot s inserted in GPA
+// order, splitting a chunk that grows past 2*mapChunk.
+func with(chunks [][]*slot, s *slot) [][]*slot {
+	if len(chunks) == 0 {
+		return [][]*slot{{s}}
+	}
+	// The chunk that holds the first slot above s, or the last chunk.
+	i := sort.Search(len(chunks), func(i int) bool { return chunks[i][len(chunks[i])-1].m.GPA > s.m.GPA })
+	if i == len(chunks) {
+		i--
+	}
+	c := chunks[i]
+	j := sort.Search(len(c), func(j int) bool { return c[j].m.GPA > s.m.GPA })
+	nc := make([]*slot, 0, len(c)+1)
+	nc = append(append(append(nc, c[:j]...), s), c[j:]...)
+	out := append(make([][]*slot, 0, len(chunks)+1), chunks[:i]...)
+	if len(nc) > 2*mapChunk {
+		out = append(out, nc[:mapChunk], nc[mapChunk:])
+	} else {
+		out = append(out, nc)
+	}
+	return append(out, chunks[i+1:]...)
 }
 
 // NewVM implements hv.Hypervisor.
@@ -317,24 +386,16 @@ func setAll(b []uint64, n uint64) {
 }
 
 // publish stores a new memMap in which slot old (nil: none) is replaced by
-// slot new (nil: none), keeping the GPA order (vm.mu held). One copy of
-// the pointer list, no sort: an update at thousands of slots costs a
-// memmove, not a rebuild.
+// slot new (nil: none), keeping the GPA order (vm.mu held).
 func (vm *VM) publish(old, new *slot) {
-	cur := vm.mm.Load().slots
-	ss := make([]*slot, 0, len(cur)+1)
-	for _, s := range cur {
-		if s != old {
-			ss = append(ss, s)
-		}
+	chunks := vm.mm.Load().chunks
+	if old != nil {
+		chunks = without(chunks, old)
 	}
 	if new != nil {
-		i := sort.Search(len(ss), func(i int) bool { return ss[i].m.GPA > new.m.GPA })
-		ss = append(ss, nil)
-		copy(ss[i+1:], ss[i:])
-		ss[i] = new
+		chunks = with(chunks, new)
 	}
-	vm.mm.Store(&memMap{slots: ss})
+	vm.mm.Store(&memMap{chunks: chunks})
 }
 
 // DeleteMemslot implements hv.VM. When it returns no vCPU touches the

@@ -21,6 +21,7 @@ const (
 	kvmGetDebugRegs      = 0x8080aea1
 	kvmSetDebugRegs      = 0x4080aea2
 	kvmX86SetMSRFilter   = 0x4188aec6
+	kvmSetPMUEventFilter = 0x4020aeb2
 )
 
 // x86-only capability numbers.
@@ -28,6 +29,7 @@ const (
 	capX86UserSpaceMSR = 188
 	capX86MSRFilter    = 189
 	capPMUCapability   = 212
+	capPMUEventFilter  = 173
 )
 
 // x86 flags. The guest debug flags come from hv.DebugFlags, which carries
@@ -64,6 +66,11 @@ var archIoctlTable = []ioctlEntry{
 	{"KVM_CAP_X86_USER_SPACE_MSR", capX86UserSpaceMSR, ""},
 	{"KVM_CAP_X86_MSR_FILTER", capX86MSRFilter, ""},
 	{"KVM_CAP_PMU_CAPABILITY", capPMUCapability, ""},
+	{"KVM_SET_PMU_EVENT_FILTER", kvmSetPMUEventFilter, ""},
+	{"KVM_CAP_PMU_EVENT_FILTER", capPMUEventFilter, ""},
+	{"KVM_PMU_EVENT_ALLOW", uint64(hv.PMUFilterAllow), ""},
+	{"KVM_PMU_EVENT_DENY", uint64(hv.PMUFilterDeny), ""},
+	{"KVM_PMU_EVENT_FLAG_MASKED_EVENTS", hv.PMUFilterMaskedEvents, "6.3"},
 	{"KVM_GUESTDBG_USE_SW_BP", uint64(guestDbgUseSWBP), ""},
 	{"KVM_GUESTDBG_USE_HW_BP", uint64(guestDbgUseHWBP), ""},
 	{"KVM_GUESTDBG_INJECT_DB", uint64(guestDbgInjectDB), ""},

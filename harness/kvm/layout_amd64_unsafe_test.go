@@ -26,6 +26,7 @@ var archLayoutTable = []layoutEntry{
 	{"offsetof kvm_run.debug.arch.dr6", runUnion + 16, "offsetof(struct kvm_run, debug.arch.dr6)"},
 	{"sizeof kvm_run", runSize, "sizeof(struct kvm_run)"},
 	{"sizeof kvm_interrupt", uint64(unsafe.Sizeof(interrupt{})), "sizeof(struct kvm_interrupt)"},
+	{"sizeof kvm_pmu_event_filter", uint64(unsafe.Sizeof(pmuEventFilter{})), "sizeof(struct kvm_pmu_event_filter)"},
 	{"offsetof kvm_cpuid_entry2.flags", uint64(unsafe.Offsetof(cpuidEntry2{}.flags)), "offsetof(struct kvm_cpuid_entry2, flags)"},
 	{"offsetof kvm_cpuid_entry2.edx", uint64(unsafe.Offsetof(cpuidEntry2{}.edx)), "offsetof(struct kvm_cpuid_entry2, edx)"},
 }

@@ -65,7 +65,16 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{runCmd, capsCmd, listCmd, reportCmd, mergeCmd, execCmd, versionCmd}
+	commands = []*command{runCmd, capsCmd, listCmd, reportCmd, mergeCmd, execCmd, lightnvmCmd, versionCmd}
+}
+
+// commandNames lists the commands for error messages, from the table.
+func commandNames() string {
+	names := make([]string, len(commands))
+	for i, c := range commands {
+		names[i] = c.name
+	}
+	return strings.Join(names, ", ")
 }
 
 func lookup(name string) *command {
@@ -109,7 +118,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	c := lookup(args[0])
 	if c == nil {
-		fmt.Fprintf(stderr, "kvmspec: unknown command %q (commands: run, caps, list, report, version, help)\n", args[0])
+		fmt.Fprintf(stderr, "kvmspec: unknown command %q (commands: %s, help)\n", args[0], commandNames())
 		return exitUsage
 	}
 	return c.main(args[1:], stdout, stderr)
