@@ -94,6 +94,11 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
+	@# actionlint runs offline once installed; installing it needs the
+	@# module proxy, so lint only says how when it is missing.
+	@al=$$(command -v actionlint || ls "$$($(GO) env GOPATH)/bin/actionlint" 2>/dev/null); \
+	  if [ -n "$$al" ]; then echo "$$al .github/workflows/*.yml"; "$$al" .github/workflows/*.yml || exit 1; \
+	  else echo "actionlint not installed (go install github.com/rhysd/actionlint/cmd/actionlint@latest): workflows not linted"; fi
 	$(MAKE) --no-print-directory build-arm64
 
 fuzz:

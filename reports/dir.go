@@ -28,7 +28,7 @@ const tmpPrefix = ".kvmspec-tmp-"
 
 // Dir is a report directory held by one run from OpenDir to Close. While
 // it is held no other run can write it, and until Write replaces them its
-// junit.xml and report.json say the run is incomplete.
+// junit.xml, report.ktap and report.json say the run is incomplete.
 type Dir struct {
 	path string
 	lock *os.File
@@ -44,9 +44,10 @@ var ErrDirBusy = errors.New("report directory in use by another run")
 // OpenDir prepares dir for a run described by m, before any spec runs: it
 // creates the directory, proves it writable, takes its lock (refusing a
 // directory another run holds), removes temporaries a killed run left, and
-// replaces junit.xml and report.json by an "incomplete" report, so that a
-// run that never gets to Write (SIGKILL, os.Exit in a spec, a crash)
-// leaves files that say so rather than the previous run's results.
+// replaces junit.xml, report.ktap and report.json by an "incomplete"
+// report, so that a run that never gets to Write (SIGKILL, os.Exit in a
+// spec, a crash) leaves files that say so rather than the previous run's
+// results.
 func OpenDir(dir string, m Meta) (*Dir, error) {
 	if strings.TrimSpace(dir) == "" {
 		return nil, errors.New("report dir: empty path: name a directory")
@@ -142,10 +143,11 @@ func IncompleteRun(m Meta, why string) Run {
 	}
 }
 
-// Write replaces the directory's junit.xml and report.json by r's. Both
-// are written to temporaries and synced before either is renamed, and
-// report.json goes last: a run killed in between leaves junit.xml of this
-// run beside this run's "incomplete" report.json, never files of two runs.
+// Write replaces the directory's junit.xml, report.ktap and report.json by
+// r's. All are written to temporaries and synced before any is renamed,
+// and report.json goes last: a run killed in between leaves junit.xml and
+// report.ktap of this run beside this run's "incomplete" report.json,
+// never files of two runs.
 func (d *Dir) Write(r Run) error {
 	if d.lock == nil {
 		return fmt.Errorf("report dir %s: written after Close", d.path)
@@ -153,7 +155,7 @@ func (d *Dir) Write(r Run) error {
 	files := []struct {
 		name  string
 		write func(io.Writer) error
-	}{{JUnitFile, r.WriteJUnit}, {JSONFile, r.WriteJSON}}
+	}{{JUnitFile, r.WriteJUnit}, {KTAPFile, r.WriteKTAP}, {JSONFile, r.WriteJSON}}
 	var tmps []string
 	defer func() {
 		for _, t := range tmps {

@@ -130,7 +130,7 @@ func TestWriteDir(t *testing.T) {
 			t.Errorf("%s mode %v, want 0644", e.Name(), info.Mode().Perm())
 		}
 	}
-	if strings.Join(names, " ") != ".kvmspec.lock junit.xml report.json" {
+	if strings.Join(names, " ") != ".kvmspec.lock junit.xml report.json report.ktap" {
 		t.Errorf("files %v: temporary files left or reports missing", names)
 	}
 	f, err := os.Open(filepath.Join(dir, JSONFile))

@@ -214,6 +214,11 @@ func (r Run) properties(backend string) []junitProperty {
 	if r.Incomplete != "" {
 		ps = append(ps, junitProperty{"kvmspec.incomplete", r.Incomplete})
 	}
+	if sh := m.Shard; sh != nil && sh.Index > 0 {
+		ps = append(ps, junitProperty{"kvmspec.shard", sh.String()})
+	} else if sh != nil {
+		ps = append(ps, junitProperty{"kvmspec.shards_merged", strings.Join(sh.Merged, ",")})
+	}
 	keys := make([]string, 0, len(m.Params))
 	for k := range m.Params {
 		keys = append(keys, k)

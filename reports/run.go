@@ -103,6 +103,9 @@ type Meta struct {
 	Finished time.Time            `json:"finished"` // when the specs were done
 	// ReportDir is where the reports were written; Summary prints it.
 	ReportDir string `json:"report_dir,omitempty"`
+	// Shard, when set, says the run was one shard of a larger run
+	// (--shard), or the merge of all of them (Index 0, Merged set).
+	Shard *Shard `json:"shard,omitempty"`
 }
 
 // Entry is a report entry (Ginkgo's AddReportEntry) as text.
@@ -247,6 +250,10 @@ func problems(cases []Case) []string {
 // green report.
 func FromGinkgo(r types.Report, m Meta) Run {
 	run := Run{SchemaVersion: SchemaVersion, Meta: m}
+	if m.Shard != nil {
+		sh := *m.Shard // counted here; the caller's Meta stays as it was
+		run.Meta.Shard = &sh
+	}
 	if run.Meta.Started.IsZero() {
 		run.Meta.Started = r.StartTime
 	}
@@ -263,6 +270,11 @@ func FromGinkgo(r types.Report, m Meta) Run {
 			}
 		case s.LeafNodeType != types.NodeTypeIt:
 			// Other leaf kinds (ReportAfterEach …) are not specs.
+		case s.State == types.SpecStateSkipped && strings.HasPrefix(s.Failure.Message, OutOfShardPrefix):
+			// Another shard's testcase: not a case of this report.
+			if run.Meta.Shard != nil {
+				run.Meta.Shard.Elsewhere++
+			}
 		case s.State == types.SpecStateSkipped && s.Failure.Message == "":
 			// Deselected and never-run specs look alike in the report. When
 			// the run stopped early, the ones the filters did select are

@@ -37,6 +37,11 @@ func (r Run) Summary(w io.Writer, verbose bool) {
 	if m.Focus != "" {
 		head += fmt.Sprintf("  focus %q", m.Focus)
 	}
+	if sh := m.Shard; sh != nil && sh.Index > 0 {
+		head += fmt.Sprintf("  shard %s (%d specs in other shards)", sh, sh.Elsewhere)
+	} else if sh != nil {
+		head += fmt.Sprintf("  merged shards %s", strings.Join(sh.Merged, ","))
+	}
 	fmt.Fprintln(w, head)
 	if h := hostLine(m); h != "" {
 		fmt.Fprintln(w, h)
@@ -69,7 +74,7 @@ func (r Run) Summary(w io.Writer, verbose bool) {
 		}
 	}
 	if m.ReportDir != "" {
-		fmt.Fprintf(w, "\nreports: %s  %s\n", filepath.Join(m.ReportDir, JUnitFile), filepath.Join(m.ReportDir, JSONFile))
+		fmt.Fprintf(w, "\nreports: %s  %s  %s\n", filepath.Join(m.ReportDir, JUnitFile), filepath.Join(m.ReportDir, KTAPFile), filepath.Join(m.ReportDir, JSONFile))
 	}
 	fmt.Fprintf(w, "\n%s\n", r.verdict())
 }

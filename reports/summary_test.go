@@ -66,7 +66,7 @@ func TestSummary(t *testing.T) {
 		"4× kvm: known deviation: host debug at CPL3",
 		"kvm/perf/pio exits  exit round trip  47µs",
 		"exits            1234 exits/s",
-		"reports: reports/out/junit.xml  reports/out/report.json",
+		"reports: reports/out/junit.xml  reports/out/report.ktap  reports/out/report.json",
 		"FAIL: 161 passed, 1 failed, 19 skipped",
 	} {
 		if !strings.Contains(out, want) {

@@ -79,6 +79,10 @@ type Options struct {
 	// its first instruction on, and Run then leaves an "interrupted"
 	// report instead of running.
 	Interrupted func() string
+	// Shard, when set, runs only the selected specs it owns (--shard
+	// i/n); the others are left out of the report and counted in its
+	// Meta.Shard.Elsewhere.
+	Shard *reports.Shard
 	// MaxProfileSize caps --profile-file (0: DefaultMaxProfileSize).
 	MaxProfileSize int64
 	// Progress, when set, is called as each selected spec starts and
@@ -265,7 +269,7 @@ func LoadProfileFile(path string, max int64) (*profile.Profile, error) {
 	if max <= 0 {
 		max = DefaultMaxProfileSize
 	}
-	data, err := readCapped(path, max)
+	data, err := ReadCapped(path, max)
 	if err != nil {
 		return nil, &UsageError{Msg: fmt.Sprintf("host profile: %v", err)}
 	}
@@ -276,8 +280,10 @@ func LoadProfileFile(path string, max int64) (*profile.Profile, error) {
 	return &p, nil
 }
 
-// readCapped reads a regular file of at most max bytes.
-func readCapped(path string, max int64) ([]byte, error) {
+// ReadCapped reads a regular file of at most max bytes: input files
+// (profiles, kvmspec exec layouts and binaries) are refused when they are
+// devices, pipes or larger than a sane input, before being read whole.
+func ReadCapped(path string, max int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -364,7 +370,7 @@ func Run(t GinkgoTestingT, opt Options) (reports.Run, error) {
 	meta := reports.Meta{Version: Version, Seed: opt.Seed, LabelFilter: opt.LabelFilter,
 		Focus: strings.Join(opt.Focus, "|"), Skip: strings.Join(opt.Skip, "|"), Strict: opt.Strict,
 		Host: facts.Properties(), Caps: map[string][]reports.CapLine{}, Started: time.Now(),
-		ReportDir: opt.ReportDir, Params: opt.Params, ProfileFile: opt.ProfileFile}
+		ReportDir: opt.ReportDir, Params: opt.Params, ProfileFile: opt.ProfileFile, Shard: opt.Shard}
 	if prof != nil {
 		meta.Profile = prof.Name
 		meta.Deviations = len(prof.Deviations)
@@ -397,6 +403,15 @@ func Run(t GinkgoTestingT, opt Options) (reports.Run, error) {
 	}
 
 	framework.Build(backends)
+	if opt.Shard != nil {
+		// Outermost, so another shard's spec skips before any setup of
+		// its own (host health, deviations) runs.
+		BeforeEach(func() {
+			if key := reports.SpecKey(CurrentSpecReport()); !opt.Shard.Owns(key) {
+				Skip(reports.OutOfShardPrefix + "not shard " + opt.Shard.String())
+			}
+		})
+	}
 	var report types.Report
 	ReportAfterSuite("kvmspec report", func(r Report) { report = r })
 	if opt.Progress != nil {

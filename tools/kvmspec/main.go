@@ -1,10 +1,12 @@
 // Command kvmspec runs the kvmspec conformance suites against the
 // hypervisors of this host and writes JUnit and JSON reports.
 //
-//	kvmspec run    [flags]   run the suites, write reports/out/junit.xml and report.json
+//	kvmspec run    [flags]   run the suites, write reports/out/junit.xml, report.ktap and report.json
 //	kvmspec caps   [flags]   what each backend supports here, and why not
 //	kvmspec list   [flags]   the specs a filter selects
 //	kvmspec report [flags] NEW.json   HTML page; comparison with a baseline
+//	kvmspec merge  OUT DIR...         one report from the report directories of shards (run --shard i/n)
+//	kvmspec exec   [flags] LAYOUT.json   run a flat or ELF64 binary, print its exits and final state
 //	kvmspec help   [CMD]     a command's description, flags and exit codes
 //	kvmspec version
 //
@@ -63,7 +65,7 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{runCmd, capsCmd, listCmd, reportCmd, lightnvmCmd, versionCmd}
+	commands = []*command{runCmd, capsCmd, listCmd, reportCmd, mergeCmd, execCmd, lightnvmCmd, versionCmd}
 }
 
 // commandNames lists the commands for error messages, from the table.
@@ -241,6 +243,9 @@ type runFlags struct {
 	procs      int
 	focusFiles list
 	skipFiles  list
+	ktap       bool // --ktap: KTAP on stdout, everything else on stderr
+	shard      string
+	balance    string
 }
 
 func (rf *runFlags) register(fs *flag.FlagSet, withReports bool) {
@@ -255,8 +260,10 @@ func (rf *runFlags) register(fs *flag.FlagSet, withReports bool) {
 	fs.StringVar(&rf.opt.Profile, "profile", "", "host profile to apply (default: detected; 'none' for none)")
 	fs.StringVar(&rf.opt.ProfileFile, "profile-file", "", "apply the host profile in this JSON file (at most 1 MiB)")
 	fs.Var(params(rf.opt.Params), "param", "spec parameter key=value (repeatable; keys below)")
+	fs.StringVar(&rf.shard, "shard", "", "run only shard i/n of the selected specs (stable per testcase; combine with kvmspec merge)")
+	fs.StringVar(&rf.balance, "shard-balance", "", "assign shards by the durations in this earlier report.json (every shard must give the same file)")
 	if withReports {
-		fs.StringVar(&rf.opt.ReportDir, "report-dir", defaultDir, "directory for junit.xml and report.json (created; refused while another run writes it)")
+		fs.StringVar(&rf.opt.ReportDir, "report-dir", defaultDir, "directory for junit.xml, report.ktap and report.json (created; refused while another run writes it)")
 		fs.StringVar(&rf.seed, "seed", "", "random seed (printed by every run; pass it back to replay)")
 		fs.DurationVar(&rf.opt.Timeout, "timeout", suiteTimeout, "timeout for the whole run (positive)")
 		fs.BoolVar(&rf.opt.Strict, "strict", false, "ignore the host profile's known deviations")
@@ -264,6 +271,7 @@ func (rf *runFlags) register(fs *flag.FlagSet, withReports bool) {
 		fs.IntVar(&rf.opt.FlakeAttempts, "flake-attempts", 0, "run a failing spec up to N times; it passes if one attempt does")
 		fs.IntVar(&rf.procs, "procs", 1, "parallel processes: only 1 is supported")
 		fs.BoolVar(&rf.opt.Verbose, "v", false, "verbose: every spec's output")
+		fs.BoolVar(&rf.ktap, "ktap", false, "print the KTAP report (report.ktap) on stdout at the end, everything else on stderr, for kselftest runners")
 	}
 }
 
@@ -295,6 +303,9 @@ func (rf *runFlags) finish() error {
 		return &suites.UsageError{Msg: fmt.Sprintf("bad --procs %d: want 1", rf.procs)}
 	}
 	rf.opt.ParallelTotal = rf.procs
+	if err := rf.finishShard(); err != nil {
+		return err
+	}
 	return rf.opt.Validate()
 }
 
@@ -315,8 +326,12 @@ func usageOrFail(c *command, err error, stderr io.Writer) int {
 var runCmd = &command{
 	name: "run", args: "[flags]",
 	summary: "run the suites and write reports (default backend: auto)",
-	description: `Runs the selected specs on the selected backends and writes junit.xml and
-report.json into --report-dir (default reports/out), then prints a summary.
+	description: `Runs the selected specs on the selected backends and writes junit.xml,
+report.ktap (KTAP version 1, as kernel CI reads it) and report.json into
+--report-dir (default reports/out), then prints a summary. With --ktap the
+KTAP report is printed on stdout at the end and everything else goes to
+stderr. With --shard i/n only shard i of n of the selected specs runs
+(stable per testcase); kvmspec merge combines the shards' directories.
 
 Every flag and --param is checked before anything runs. The report
 directory is then locked and its junit.xml and report.json replaced by an
@@ -374,7 +389,12 @@ writes its reports (the remaining specs as "not run: interrupted").`,
 		rf.opt.Interrupted = interrupt.Caught
 		var run reports.Run
 		var err error
-		if f, ok := stdout.(*os.File); ok && f == os.Stdout && !rf.opt.Verbose {
+		ktapOut := stdout
+		if rf.ktap {
+			// Ginkgo writes to fd 1; KTAP readers want nothing but KTAP there.
+			stdout = stderr
+			stdoutTo(2, func() { run, err = suites.Run(&testingT{}, rf.opt) })
+		} else if f, ok := stdout.(*os.File); ok && f == os.Stdout && !rf.opt.Verbose {
 			// Passing specs' report entries (perf tables, host health)
 			// belong in the report files, not on the screen.
 			ferr := filtered(func(con *console) {
@@ -396,7 +416,13 @@ writes its reports (the remaining specs as "not run: interrupted").`,
 		}
 		fmt.Fprintln(stdout)
 		run.Summary(stdout, rf.opt.Verbose)
-		if err := suites.Verdict(run); err != nil {
+		if rf.ktap {
+			if err := run.WriteKTAP(ktapOut); err != nil {
+				fmt.Fprintln(stderr, "kvmspec run:", err)
+				return exitFailed
+			}
+		}
+		if err := shardVerdict(run); err != nil {
 			fmt.Fprintln(stderr, "kvmspec run: FAIL:", err)
 			return exitFailed
 		}
@@ -507,10 +533,14 @@ var listCmd = &command{
 		if err != nil {
 			return usageOrFail(c, err, stderr)
 		}
+		run = rf.opt.Shard.Select(run)
 		for _, k := range run.Cases {
 			fmt.Fprintf(stdout, "%-4s %-60s [%s]\n", k.Backend, k.ID, strings.Join(k.Labels, ", "))
 		}
 		fmt.Fprintf(stdout, "%d specs selected, %d deselected\n", len(run.Cases), run.Filtered)
+		if sh := run.Meta.Shard; sh != nil {
+			fmt.Fprintf(stdout, "shard %s: %d more selected specs are in other shards\n", sh, sh.Elsewhere)
+		}
 		if len(run.Cases) == 0 {
 			return exitFailed
 		}
