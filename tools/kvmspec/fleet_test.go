@@ -8,6 +8,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,6 +20,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // decodeStrict decodes a YAML file into v, refusing fields v lacks: a
@@ -173,10 +176,9 @@ func seq(n int) []int {
 	return s
 }
 
-// k8sPodSpec is the part of core/v1 PodSpec the manifests use. The k8s.io
-// API module is not a dependency of kvmspec (it would pull in most of
-// apimachinery); these mirrors keep the JSON names of k8s.io/api, and a
-// strict decode refuses anything they do not declare.
+// k8sPodSpec is the part of core/v1 PodSpec the manifests use, for the
+// structural test's convenience; TestKubernetesManifestsDecodeStrictly
+// decodes the same files into the real k8s.io/api types.
 type k8sPodSpec struct {
 	RestartPolicy string `yaml:"restartPolicy"`
 	Containers    []struct {
@@ -374,5 +376,49 @@ func TestLAVADefinition(t *testing.T) {
 	}
 	if count["skip"] != skipped || count["fail"] != j.Failures+j.Errors || count["pass"] != j.Tests-skipped-j.Failures-j.Errors {
 		t.Errorf("lava results %v; junit tests %d failures %d skipped %d", count, j.Tests, j.Failures, skipped)
+	}
+}
+
+// decodeK8s decodes a manifest into the real Kubernetes API type, strictly:
+// YAML to JSON, then encoding/json with unknown fields refused, as
+// `kubectl apply --validate=strict` would refuse them.
+func decodeK8s(t *testing.T, path string, v any) {
+	t.Helper()
+	var doc any
+	decodeStrict(t, path, &doc)
+	b, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("%s as %T: %v", path, v, err)
+	}
+}
+
+// The manifests are valid objects of the real k8s.io/api types, with the
+// fields the structural test above relies on.
+func TestKubernetesManifestsDecodeStrictly(t *testing.T) {
+	var pvc corev1.PersistentVolumeClaim
+	decodeK8s(t, "deploy/kubernetes/pvc.yaml", &pvc)
+	if pvc.Kind != "PersistentVolumeClaim" || pvc.APIVersion != "v1" {
+		t.Errorf("pvc: %s %s", pvc.APIVersion, pvc.Kind)
+	}
+	for _, f := range []string{"deploy/kubernetes/shards-job.yaml", "deploy/kubernetes/merge-job.yaml"} {
+		var j batchv1.Job
+		decodeK8s(t, f, &j)
+		if j.Kind != "Job" || j.APIVersion != "batch/v1" || len(j.Spec.Template.Spec.Containers) != 1 {
+			t.Errorf("%s: %s %s with %d containers", f, j.APIVersion, j.Kind, len(j.Spec.Template.Spec.Containers))
+		}
+	}
+	var shards batchv1.Job
+	decodeK8s(t, "deploy/kubernetes/shards-job.yaml", &shards)
+	if m := shards.Spec.CompletionMode; m == nil || *m != batchv1.IndexedCompletion {
+		t.Errorf("shards job completion mode %v, want Indexed", m)
+	}
+	lim := shards.Spec.Template.Spec.Containers[0].Resources.Limits[corev1.ResourceName("devices.kubevirt.io/kvm")]
+	if lim.Value() != 1 {
+		t.Errorf("shards job asks for %v of devices.kubevirt.io/kvm, want 1", lim.String())
 	}
 }
