@@ -296,13 +296,17 @@ func (a *Assembler) movConst(rd Reg, c int64) {
 		}
 		a.Movz(rd, half(v, i), uint(16*i))
 		return
-	case ones == halves-1:
-		for i := 0; i < halves; i++ {
-			if half(v, i) != 0xffff {
-				a.Movn(rd, ^half(v, i), uint(16*i))
-				return
-			}
+	case ones >= halves-1:
+		// MOVN of the one halfword that is not 0xffff (MOVN #0 for all ones).
+		i := 0
+		for i < halves-1 && half(v, i) == 0xffff {
+			i++
 		}
+		if ones == halves {
+			i = 0
+		}
+		a.Movn(rd, ^half(v, i), uint(16*i))
+		return
 	case isMask:
 		a.logical("Mov", 1, rd, zr(rd), Imm(v))
 		return

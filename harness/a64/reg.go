@@ -112,7 +112,9 @@ func W(n int) Reg {
 	return W0 + Reg(n)
 }
 
-func (r Reg) valid() bool { return r&regValid != 0 && r&^(regValid|reg64|regSP) <= 31 && (r&regSP == 0 || r.num() == 31) }
+func (r Reg) valid() bool {
+	return r&regValid != 0 && r&^(regValid|reg64|regSP) <= 31 && (r&regSP == 0 || r.num() == 31)
+}
 func (r Reg) num() uint32 { return uint32(r & 31) }
 func (r Reg) is64() bool  { return r&reg64 != 0 }
 func (r Reg) isSP() bool  { return r&regSP != 0 }

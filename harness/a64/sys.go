@@ -149,7 +149,9 @@ func numbered(prefix string, n, max int, suffix string, op0, op1, crn, crm, op2 
 }
 
 // PMEVCNTR returns PMEVCNTR<n>_EL0 (n in 0..30).
-func PMEVCNTR(n int) SysReg { return numbered("PMEVCNTR", n, 30, "_EL0", 3, 3, 14, 8|uint8(n>>3&3), uint8(n&7)) }
+func PMEVCNTR(n int) SysReg {
+	return numbered("PMEVCNTR", n, 30, "_EL0", 3, 3, 14, 8|uint8(n>>3&3), uint8(n&7))
+}
 
 // PMEVTYPER returns PMEVTYPER<n>_EL0 (n in 0..30).
 func PMEVTYPER(n int) SysReg {
