@@ -196,3 +196,19 @@ func TestBitmaskImm(t *testing.T) {
 		t.Errorf("BitmaskImm(1<<32, 32-bit) succeeds")
 	}
 }
+
+// TestSysRegVars checks that the exported register variables hold their
+// table entries (a regression test: they were once initialized before the
+// table and were all zero).
+func TestSysRegVars(t *testing.T) {
+	for _, r := range []a64.SysReg{a64.SCTLR_EL1, a64.TCR_EL1, a64.MAIR_EL1, a64.TTBR0_EL1, a64.VBAR_EL1, a64.ESR_EL1, a64.FAR_EL1,
+		a64.ELR_EL1, a64.SPSR_EL1, a64.SP_EL0, a64.CPACR_EL1, a64.DAIF, a64.CNTVCT_EL0, a64.PMCR_EL0, a64.PMCCNTR_EL0,
+		a64.PMCNTENSET_EL0, a64.MDSCR_EL1, a64.OSLAR_EL1} {
+		if got, ok := a64.Sys(r.Name); !ok || got != r || r.Op0 < 2 {
+			t.Errorf("%+v is not the table's entry %+v", r, got)
+		}
+	}
+	if r, _ := a64.Sys("pmevtyper30_el0"); r.Generic() != "s3_3_c14_c15_6" {
+		t.Errorf("PMEVTYPER30_EL0 = %s, want s3_3_c14_c15_6", r.Generic())
+	}
+}

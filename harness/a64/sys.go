@@ -33,10 +33,14 @@ func (s SysReg) Generic() string {
 
 func (s SysReg) String() string { return s.Name }
 
-// sysRegs is the named-register table (Arm ARM D19 encodings).
-var sysRegs = map[string]SysReg{}
+// sysRegs is the named-register table (Arm ARM D19 encodings). It is
+// built by a variable initializer, not init, because the exported register
+// variables below are initialized from it and package variables are
+// initialized before init functions run.
+var sysRegs = buildSysRegs()
 
-func init() {
+func buildSysRegs() map[string]SysReg {
+	sysRegs := map[string]SysReg{}
 	for _, r := range []SysReg{
 		{"MIDR_EL1", 3, 0, 0, 0, 0, sysRO},
 		{"MPIDR_EL1", 3, 0, 0, 0, 5, sysRO},
@@ -98,6 +102,7 @@ func init() {
 			sysRegs[r.Name] = r
 		}
 	}
+	return sysRegs
 }
 
 // Sys returns the named system register (case-insensitive, e.g.
