@@ -79,7 +79,8 @@ const (
 	itemInsn itemKind = iota
 	itemLong          // Long, raw words
 	itemQuad          // Quad, QuadLabel
-	itemFill          // Align padding
+	itemAlign         // Align padding
+	itemSpace         // Space
 )
 
 // item is one emitted instruction or data directive, with the Go call stack
@@ -87,6 +88,7 @@ const (
 type item struct {
 	off, n int
 	kind   itemKind
+	align  int // itemAlign: the alignment asked for
 	stack  []uintptr
 }
 

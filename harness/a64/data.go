@@ -20,7 +20,8 @@ func (a *Assembler) Align(n int) {
 	for len(b) < pad {
 		b = append(b, 0)
 	}
-	a.data(itemFill, b, nil)
+	a.data(itemAlign, b, nil)
+	a.items[len(a.items)-1].align = n
 }
 
 // Long emits a 32-bit little-endian word (e.g. an instruction encoding the
@@ -52,5 +53,5 @@ func (a *Assembler) Space(n int) {
 		a.fail("Space", "negative size %d", n)
 		return
 	}
-	a.data(itemFill, make([]byte, n), nil)
+	a.data(itemSpace, make([]byte, n), nil)
 }

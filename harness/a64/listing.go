@@ -79,8 +79,10 @@ func (a *Assembler) Listing() ([]Line, error) {
 			text = fmt.Sprintf(".long %#x", binary.LittleEndian.Uint32(b))
 		case itemQuad:
 			text = fmt.Sprintf(".quad %#x", binary.LittleEndian.Uint64(b))
-		case itemFill:
-			text = fmt.Sprintf(".balign (%d bytes)", len(b))
+		case itemAlign:
+			text = fmt.Sprintf(".balign %d", it.align)
+		case itemSpace:
+			text = fmt.Sprintf(".space %d", len(b))
 		}
 		lines = append(lines, Line{PC: pc, Bytes: b, Text: text, File: file, LineNo: line})
 	}
