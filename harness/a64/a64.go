@@ -76,11 +76,11 @@ func (e *Error) Error() string {
 type itemKind uint8
 
 const (
-	itemInsn itemKind = iota
-	itemLong          // Long, raw words
-	itemQuad          // Quad, QuadLabel
-	itemAlign         // Align padding
-	itemSpace         // Space
+	itemInsn  itemKind = iota
+	itemLong           // Long, raw words
+	itemQuad           // Quad, QuadLabel
+	itemAlign          // Align padding
+	itemSpace          // Space
 )
 
 // item is one emitted instruction or data directive, with the Go call stack
