@@ -65,11 +65,7 @@ func zr(r Reg) Reg {
 func (a *Assembler) addSub(name string, sub, s uint32, rd, rn Reg, op Operand) {
 	switch o := op.(type) {
 	case Imm:
-		rdRole := gprSP
-		if s == 1 {
-			rdRole = gpr
-		}
-		if !a.check(name, rdRole, rd, rd) || !a.check(name, gprSP, rd, rn) {
+		if !a.checkImmForm(name, s == 1, gprSP, rd, rn) {
 			return
 		}
 		var sh uint32
@@ -99,6 +95,17 @@ func (a *Assembler) addSub(name string, sub, s uint32, rd, rn Reg, op Operand) {
 	default:
 		a.fail(name, "operand %v is not an Imm, Reg or ShiftedReg", op)
 	}
+}
+
+// checkImmForm checks the registers of an immediate-operand form: rd may
+// be SP unless the instruction sets flags (then register 31 is the zero
+// register), and rn has role rnRole.
+func (a *Assembler) checkImmForm(name string, setsFlags bool, rnRole role, rd, rn Reg) bool {
+	rdRole := gprSP
+	if setsFlags {
+		rdRole = gpr
+	}
+	return a.check(name, rdRole, rd, rd) && a.check(name, rnRole, rd, rn)
 }
 
 func asShifted(op Operand) ShiftedReg {
@@ -142,11 +149,7 @@ func (a *Assembler) Tst(rn Reg, op Operand) { a.logical("Tst", 3, zr(rn), rn, op
 func (a *Assembler) logical(name string, opc uint32, rd, rn Reg, op Operand) {
 	switch o := op.(type) {
 	case Imm:
-		rdRole := gprSP
-		if opc == 3 {
-			rdRole = gpr
-		}
-		if !a.check(name, rdRole, rd, rd) || !a.check(name, gpr, rd, rn) {
+		if !a.checkImmForm(name, opc == 3, gpr, rd, rn) {
 			return
 		}
 		n, immr, imms, ok := BitmaskImm(uint64(o), rd.is64())

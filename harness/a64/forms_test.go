@@ -140,21 +140,29 @@ func genAddSubReg(p *picker) tc {
 	names := []string{"add", "sub", "adds", "subs"}
 	fs := []func(*a64.Assembler, a64.Reg, a64.Reg, a64.Operand){(*a64.Assembler).Add, (*a64.Assembler).Sub, (*a64.Assembler).Adds, (*a64.Assembler).Subs}
 	i := p.pick(4)
-	rd, rn, rm := reg(p, is64, true), reg(p, is64, false), reg(p, is64, true)
-	sh := a64.Shift(p.pick(3))
-	amt := uint(p.pick(32 << b2i(is64)))
-	if p.bool() {
-		amt = 0
-	}
-	text := fmt.Sprintf("%v", rm)
-	if amt != 0 || sh != a64.LSL {
-		text += fmt.Sprintf(", %v #%d", sh, amt)
-	}
+	rd, rn := reg(p, is64, true), reg(p, is64, false)
+	op, text := shiftedOperand(p, is64, 3)
 	want := fmt.Sprintf("%s %v, %v, %s", names[i], rd, rn, text)
 	if i >= 2 && (rd == a64.XZR || rd == a64.WZR) {
 		want = fmt.Sprintf("%s %v, %s", map[int]string{2: "cmn", 3: "cmp"}[i], rn, text)
 	}
-	return tc{name: names[i] + "-reg", emit: func(a *a64.Assembler, _ *a64.Label) { fs[i](a, rd, rn, a64.Shifted(rm, sh, amt)) }, want: want, gas: want}
+	return tc{name: names[i] + "-reg", emit: func(a *a64.Assembler, _ *a64.Label) { fs[i](a, rd, rn, op) }, want: want, gas: want}
+}
+
+// shiftedOperand picks a register shifted by one of the first kinds shift
+// kinds (LSL, LSR, ASR, then ROR), and its GNU text.
+func shiftedOperand(p *picker, is64 bool, kinds int) (a64.ShiftedReg, string) {
+	rm := reg(p, is64, true)
+	sh := a64.Shift(p.pick(kinds))
+	amt := uint(p.pick(32 << b2i(is64)))
+	if p.bool() {
+		amt = 0
+	}
+	text := rm.String()
+	if amt != 0 || sh != a64.LSL {
+		text += fmt.Sprintf(", %v #%d", sh, amt)
+	}
+	return a64.Shifted(rm, sh, amt), text
 }
 
 func b2i(b bool) int {
@@ -212,21 +220,13 @@ func genLogicalImm(p *picker) tc {
 func genLogicalReg(p *picker) tc {
 	is64 := p.bool()
 	i := p.pick(4)
-	rd, rn, rm := reg(p, is64, true), reg(p, is64, false), reg(p, is64, true)
-	sh := a64.Shift(p.pick(4))
-	amt := uint(p.pick(32 << b2i(is64)))
-	if p.bool() {
-		amt = 0
-	}
-	text := fmt.Sprintf("%v", rm)
-	if amt != 0 || sh != a64.LSL {
-		text += fmt.Sprintf(", %v #%d", sh, amt)
-	}
+	rd, rn := reg(p, is64, true), reg(p, is64, false)
+	op, text := shiftedOperand(p, is64, 4)
 	want := fmt.Sprintf("%s %v, %v, %s", logicalNames[i], rd, rn, text)
 	if i == 3 && (rd == a64.XZR || rd == a64.WZR) {
 		want = fmt.Sprintf("tst %v, %s", rn, text)
 	}
-	return tc{name: logicalNames[i] + "-reg", emit: func(a *a64.Assembler, _ *a64.Label) { logicalFuncs[i](a, rd, rn, a64.Shifted(rm, sh, amt)) }, want: want, gas: want}
+	return tc{name: logicalNames[i] + "-reg", emit: func(a *a64.Assembler, _ *a64.Label) { logicalFuncs[i](a, rd, rn, op) }, want: want, gas: want}
 }
 
 func genMoveWide(p *picker) tc {
