@@ -51,6 +51,7 @@ func TestInvalidOperands(t *testing.T) {
 		{"Ldr", func(a *a64.Assembler) { a.Ldr(a64.X1, a64.Ptr(a64.XZR, 0)) }, "stack pointer"},
 		{"Ldr", func(a *a64.Assembler) { a.Ldr(a64.X1, a64.PreIndex(a64.X1, 8)) }, "unpredictable"},
 		{"Ldr", func(a *a64.Assembler) { a.Ldr(a64.X1, a64.PostIndex(a64.X2, 256)) }, "out of range"},
+		{"Str", func(a *a64.Assembler) { a.Str(a64.W3, a64.PostIndex(a64.X3, 4)) }, "unpredictable"},
 		{"Ldr", func(a *a64.Assembler) { a.Ldr(a64.X1, a64.Index(a64.X2, a64.X3, a64.ExtUXTW, false)) }, "does not suit"},
 		{"Ldr", func(a *a64.Assembler) { a.Ldr(a64.X1, a64.Ptr(a64.W2, 0)) }, "width"},
 		{"Ldrb", func(a *a64.Assembler) { a.Ldrb(a64.X1, a64.Ptr(a64.X2, 0)) }, "W register"},

@@ -106,8 +106,8 @@ func (a *Assembler) ldst(name string, size, opc uint32, rt Reg, m Mem) {
 			a.fail(name, "writeback offset %d is out of range -256..255", m.Off)
 			return
 		}
-		if m.Base.num() == rt.num() && !m.Base.isSP() && opc == 1 {
-			a.fail(name, "writeback to %v, which is also the loaded register, is unpredictable", m.Base)
+		if m.Base.num() == rt.num() && !m.Base.isSP() {
+			a.fail(name, "writeback to %v, which is also the transferred register, is unpredictable", m.Base)
 			return
 		}
 		mode := uint32(0x400)
