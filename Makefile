@@ -25,7 +25,7 @@ CC        ?= cc
 # option checks) are unit tests.
 UNIT_PKGS  = $(shell $(GO) list ./...)
 
-.PHONY: all build build-arm64 run test unit suites bench lint fuzz refbench clean xmllint
+.PHONY: all build build-arm64 run test unit suites bench lint fuzz refbench clean xmllint aarch64-as
 
 all: build
 
@@ -55,7 +55,16 @@ xmllint:
 	  elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then sudo -n apt-get install -y -qq libxml2-utils >/dev/null 2>&1; fi; \
 	  command -v xmllint >/dev/null 2>&1 || echo "xmllint: libxml2-utils not installed; the JUnit schema test uses its Go check"; }
 
-unit: xmllint
+# harness/a64's TestGNUAs byte-compares every encoding with GNU as for
+# AArch64 (a 3 MB package); install it where this user can, else the test
+# skips and says why.
+aarch64-as:
+	@command -v aarch64-linux-gnu-as >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then apt-get install -y -qq binutils-aarch64-linux-gnu >/dev/null 2>&1; \
+	  elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then sudo -n apt-get install -y -qq binutils-aarch64-linux-gnu >/dev/null 2>&1; fi; \
+	  command -v aarch64-linux-gnu-as >/dev/null 2>&1 || echo "aarch64-linux-gnu-as: binutils-aarch64-linux-gnu not installed; harness/a64's GNU as comparison skips"; }
+
+unit: xmllint aarch64-as
 	@mkdir -p $(OUT)
 	@$(GO) test -count=1 -v -skip '^TestSuites$$' $(UNIT_PKGS) > $(OUT)/unit.txt 2>&1; status=$$?; \
 	$(GO) tool go-junit-report -in $(OUT)/unit.txt -out $(OUT)/unit.xml; \

@@ -1,0 +1,219 @@
+package a64
+
+// Extend is how the index register of a register-offset address is
+// extended before it is (optionally) scaled and added to the base.
+type Extend uint8
+
+// Index extensions: an X index as is (LSL), or a W index zero- or
+// sign-extended, or an X index as SXTX.
+const (
+	ExtLSL  Extend = 3 // X index
+	ExtUXTW Extend = 2 // W index, zero-extended
+	ExtSXTW Extend = 6 // W index, sign-extended
+	ExtSXTX Extend = 7 // X index
+)
+
+type addrMode uint8
+
+const (
+	modeOffset addrMode = iota // [base, #off]
+	modePre                    // [base, #off]!
+	modePost                   // [base], #off
+	modeReg                    // [base, index, ext #scale]
+)
+
+// Mem is a load/store address, built by Ptr, PreIndex, PostIndex or Index.
+type Mem struct {
+	Base   Reg
+	Off    int64
+	Idx    Reg
+	Ext    Extend
+	Scaled bool // shift the index by the access size
+	mode   addrMode
+}
+
+// Ptr returns the address [base, #off].
+func Ptr(base Reg, off int64) Mem { return Mem{Base: base, Off: off} }
+
+// PreIndex returns [base, #off]!: base is updated before the access.
+func PreIndex(base Reg, off int64) Mem { return Mem{Base: base, Off: off, mode: modePre} }
+
+// PostIndex returns [base], #off: base is updated after the access.
+func PostIndex(base Reg, off int64) Mem { return Mem{Base: base, Off: off, mode: modePost} }
+
+// Index returns [base, index, ext {#log2(size)}], the index extended by ext
+// and, if scaled, multiplied by the access size.
+func Index(base, index Reg, ext Extend, scaled bool) Mem {
+	return Mem{Base: base, Idx: index, Ext: ext, Scaled: scaled, mode: modeReg}
+}
+
+// Ldr emits LDR rt, m: 32-bit for a W register, 64-bit for an X register.
+// A non-negative offset that is a multiple of the size and in range uses
+// the scaled unsigned-offset form; other offsets in -256..255 use LDUR.
+func (a *Assembler) Ldr(rt Reg, m Mem) { a.ldst("Ldr", sizeOf(rt), 1, rt, m) }
+
+// Str emits STR rt, m, as Ldr.
+func (a *Assembler) Str(rt Reg, m Mem) { a.ldst("Str", sizeOf(rt), 0, rt, m) }
+
+// Ldrb emits LDRB wt, m (zero-extending byte load).
+func (a *Assembler) Ldrb(rt Reg, m Mem) { a.ldstW("Ldrb", 0, 1, rt, m) }
+
+// Strb emits STRB wt, m.
+func (a *Assembler) Strb(rt Reg, m Mem) { a.ldstW("Strb", 0, 0, rt, m) }
+
+// Ldrh emits LDRH wt, m (zero-extending halfword load).
+func (a *Assembler) Ldrh(rt Reg, m Mem) { a.ldstW("Ldrh", 1, 1, rt, m) }
+
+// Strh emits STRH wt, m.
+func (a *Assembler) Strh(rt Reg, m Mem) { a.ldstW("Strh", 1, 0, rt, m) }
+
+// sizeOf is the log2 access size of a full-register load or store.
+func sizeOf(r Reg) uint32 {
+	if r.is64() {
+		return 3
+	}
+	return 2
+}
+
+func (a *Assembler) ldstW(name string, size, opc uint32, rt Reg, m Mem) {
+	if rt.valid() && rt.is64() {
+		a.fail(name, "%v: byte and halfword accesses take a W register", rt)
+		return
+	}
+	a.ldst(name, size, opc, rt, m)
+}
+
+// ldst encodes the single-register load/store forms.
+func (a *Assembler) ldst(name string, size, opc uint32, rt Reg, m Mem) {
+	if !a.check(name, gpr, 0, rt) || !a.check(name, gprSP, X0, m.Base) {
+		return
+	}
+	head := size<<30 | opc<<22 | m.Base.num()<<5 | rt.num()
+	switch m.mode {
+	case modeOffset:
+		scale := int64(1) << size
+		if m.Off >= 0 && m.Off%scale == 0 && m.Off/scale < 4096 {
+			a.emit(name, head|0x39000000|uint32(m.Off/scale)<<10, nil, 0)
+			return
+		}
+		if m.Off < -256 || m.Off > 255 {
+			a.fail(name, "offset %d is neither a multiple of %d in 0..%d nor in -256..255", m.Off, scale, 4095*scale)
+			return
+		}
+		a.emit(name, head|0x38000000|(uint32(m.Off)&0x1ff)<<12, nil, 0)
+	case modePre, modePost:
+		if m.Off < -256 || m.Off > 255 {
+			a.fail(name, "writeback offset %d is out of range -256..255", m.Off)
+			return
+		}
+		if m.Base.num() == rt.num() && !m.Base.isSP() {
+			a.fail(name, "writeback to %v, which is also the transferred register, is unpredictable", m.Base)
+			return
+		}
+		mode := uint32(0x400)
+		if m.mode == modePre {
+			mode = 0xC00
+		}
+		a.emit(name, head|0x38000000|(uint32(m.Off)&0x1ff)<<12|mode, nil, 0)
+	case modeReg:
+		wantW := m.Ext == ExtUXTW || m.Ext == ExtSXTW
+		switch {
+		case m.Ext != ExtLSL && m.Ext != ExtUXTW && m.Ext != ExtSXTW && m.Ext != ExtSXTX:
+			a.fail(name, "invalid index extension %d", m.Ext)
+			return
+		case !a.check(name, gpr, 0, m.Idx):
+			return
+		case m.Idx.is64() == wantW:
+			a.fail(name, "index register %v does not suit its extension", m.Idx)
+			return
+		}
+		var s uint32
+		if m.Scaled {
+			s = 1
+		}
+		a.emit(name, head|0x38200800|m.Idx.num()<<16|uint32(m.Ext)<<13|s<<12, nil, 0)
+	}
+}
+
+// LdrLabel emits LDR rt, l: a PC-relative literal load of 32 or 64 bits
+// from within ±1 MiB.
+func (a *Assembler) LdrLabel(rt Reg, l *Label) {
+	if !a.check("LdrLabel", gpr, 0, rt) || !a.ownLabel("LdrLabel", l) {
+		return
+	}
+	a.emit("LdrLabel", rt.sf()<<30|0x18000000|rt.num(), l, fixImm19)
+}
+
+// Ldp emits LDP rt1, rt2, m (m from Ptr, PreIndex or PostIndex; the
+// offset a multiple of the register size in -64..63 of them).
+func (a *Assembler) Ldp(rt1, rt2 Reg, m Mem) { a.pair("Ldp", 1, rt1, rt2, m) }
+
+// Stp emits STP rt1, rt2, m, as Ldp.
+func (a *Assembler) Stp(rt1, rt2 Reg, m Mem) { a.pair("Stp", 0, rt1, rt2, m) }
+
+func (a *Assembler) pair(name string, l uint32, rt1, rt2 Reg, m Mem) {
+	if !a.check(name, gpr, rt1, rt1, rt2) || !a.check(name, gprSP, X0, m.Base) {
+		return
+	}
+	scale := int64(4) << rt1.sf()
+	if m.Off%scale != 0 || m.Off/scale < -64 || m.Off/scale > 63 {
+		a.fail(name, "offset %d is not a multiple of %d in %d..%d", m.Off, scale, -64*scale, 63*scale)
+		return
+	}
+	if l == 1 && rt1 == rt2 {
+		a.fail(name, "loading %v twice is unpredictable", rt1)
+		return
+	}
+	var mode uint32
+	switch m.mode {
+	case modeOffset:
+		mode = 2
+	case modePre:
+		mode = 3
+	case modePost:
+		mode = 1
+	default:
+		a.fail(name, "register-offset addressing is not available for pairs")
+		return
+	}
+	if mode != 2 && !m.Base.isSP() && (m.Base.num() == rt1.num() || m.Base.num() == rt2.num()) {
+		a.fail(name, "writeback to %v, which is also a transferred register, is unpredictable", m.Base)
+		return
+	}
+	a.emit(name, rt1.sf()<<31|0x28000000|mode<<23|l<<22|(uint32(m.Off/scale)&0x7f)<<15|rt2.num()<<10|m.Base.num()<<5|rt1.num(), nil, 0)
+}
+
+// Ldxr emits LDXR rt, [rn] (load exclusive).
+func (a *Assembler) Ldxr(rt, rn Reg) { a.exclusive("Ldxr", 0x085F7C00, 0, rt, rn) }
+
+// Ldaxr emits LDAXR rt, [rn] (load-acquire exclusive).
+func (a *Assembler) Ldaxr(rt, rn Reg) { a.exclusive("Ldaxr", 0x085FFC00, 0, rt, rn) }
+
+// Ldar emits LDAR rt, [rn] (load-acquire).
+func (a *Assembler) Ldar(rt, rn Reg) { a.exclusive("Ldar", 0x08DFFC00, 0, rt, rn) }
+
+// Stlr emits STLR rt, [rn] (store-release).
+func (a *Assembler) Stlr(rt, rn Reg) { a.exclusive("Stlr", 0x089FFC00, 0, rt, rn) }
+
+// Stxr emits STXR ws, rt, [rn]: ws is 0 if the store happened, 1 if not.
+func (a *Assembler) Stxr(ws, rt, rn Reg) { a.exclusive("Stxr", 0x08007C00, ws, rt, rn) }
+
+// Stlxr emits STLXR ws, rt, [rn] (store-release exclusive).
+func (a *Assembler) Stlxr(ws, rt, rn Reg) { a.exclusive("Stlxr", 0x0800FC00, ws, rt, rn) }
+
+func (a *Assembler) exclusive(name string, base uint32, ws, rt, rn Reg) {
+	if !a.check(name, gpr, 0, rt) || !a.check(name, gprSP, X0, rn) {
+		return
+	}
+	if ws != 0 {
+		if !a.check(name, gpr, W0, ws) {
+			return
+		}
+		if ws.num() == rt.num() || (ws.num() == rn.num() && !rn.isSP()) {
+			a.fail(name, "status register %v overlaps a data or address register (unpredictable)", ws)
+			return
+		}
+		base |= ws.num() << 16
+	}
+	a.emit(name, (2+rt.sf())<<30|base|rn.num()<<5|rt.num(), nil, 0)
+}
