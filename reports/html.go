@@ -115,8 +115,9 @@ type htmlCaseRow struct {
 }
 
 type htmlPerfCase struct {
-	Name string
-	Rows []htmlPerfRow
+	Name   string
+	Rows   []htmlPerfRow
+	Curves []htmlCurve // sweep families (see curve.go)
 }
 
 type htmlPerfRow struct {
@@ -514,6 +515,7 @@ func perfSection(r Run, cmp *Comparison) ([]htmlPerfCase, bool) {
 			row.Chart = chart(m, pch, row.Cls)
 			pc.Rows = append(pc.Rows, row)
 		}
+		pc.Curves = curves(c.Perf)
 		out = append(out, pc)
 	}
 	return out, cmp != nil
@@ -717,6 +719,8 @@ svg .baserange { fill: #ccc; }
 svg .median { stroke: #000; stroke-width: 2; }
 svg .sample { fill: #000; fill-opacity: .45; }
 svg text.axis { font-size: 9px; fill: #555; }
+svg .curveline { fill: none; stroke: #36c; stroke-width: 1.5; }
+figure.curve { margin: .5em 0; }
 svg text.end { text-anchor: end; }
 ul.lead { margin: .2em 0; padding-left: 1.2em; }
 #verdict { border: 1px solid #ccc; padding: .3em .8em .6em; margin-bottom: 1em; }
@@ -802,7 +806,17 @@ svg .basemedian { stroke: #555; stroke-width: 2; stroke-dasharray: 3 2; }
 {{if .Perf}}<h2 id="perf">perf</h2>
 <p class="muted">Charts: every sample as a dot (at most 200), the min–max range as a bar and the median as a solid line{{if .PerfBase}}; the baseline range in grey beneath, its median dashed{{end}}. Each chart has its own axis, from 0 (or the lowest value) to the highest, labelled in the measurement's units.</p>
 {{range .Perf}}<h3>{{.Name}}</h3>
-<table>
+{{range .Curves}}{{$c := .}}<figure class="curve"><svg width="{{.Width}}" height="{{.Height}}" viewBox="0 0 {{.Width}} {{.Height}}" role="img"><title>{{.Title}}</title>
+<line class="track" x1="{{.X0}}" y1="{{.Y0}}" x2="{{.X1}}" y2="{{.Y0}}"/><line class="track" x1="{{.X0}}" y1="{{.Y0}}" x2="{{.X0}}" y2="{{.Y1}}"/>
+{{- range .YTicks}}
+<text class="axis end" x="{{$c.X0}}" dx="-4" y="{{.Pos}}">{{.Label}}</text>{{end}}
+{{- range .XTicks}}
+<text class="axis" x="{{.Pos}}" y="{{$c.Y0}}" dy="14">{{.Label}}</text>{{end}}
+<polyline class="curveline" points="{{.Points}}"/>
+{{- range .Dots}}
+<circle class="sample" cx="{{.X}}" cy="{{.Y}}" r="2.5"><title>{{.Title}}</title></circle>{{end}}
+</svg><figcaption>{{.Experiment}}: {{.Family}} (median, {{.Units}}) over {{.XUnit}}, log scale</figcaption></figure>
+{{end}}<table>
 <tr><th>experiment</th><th>measurement</th><th class="num">n</th><th class="num">min</th><th class="num">median</th><th class="num">max</th><th>chart</th>{{if $.PerfBase}}<th class="num">baseline</th><th class="num">ratio</th><th>verdict</th>{{end}}</tr>
 {{range .Rows}}<tr><td>{{.Experiment}}</td><td>{{.Name}}{{if .Units}} <span class="muted">({{.Units}})</span>{{end}}</td><td class="num">{{.N}}</td><td class="num">{{.Min}}</td><td class="num">{{.Median}}</td><td class="num">{{.Max}}</td>
 <td>{{with .Chart}}<svg width="{{.Width}}" height="{{.Height}}" viewBox="0 0 {{.Width}} {{.Height}}" role="img"><title>{{.Title}}</title><g class="{{.Cls}}">
