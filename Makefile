@@ -24,6 +24,9 @@ CC        ?= cc
 # CLI's own; the suites package's other tests (its --param schema, its
 # option checks) are unit tests.
 UNIT_PKGS  = $(shell $(GO) list ./...)
+# A package whose tests hang fails after this, naming the tests that ran
+# (the CLI tests also stop any kvmspec they started after 3 minutes).
+UNIT_TIMEOUT ?= 6m
 
 .PHONY: all build build-arm64 run test unit suites bench lint fuzz refbench clean xmllint aarch64-as
 
@@ -66,9 +69,10 @@ aarch64-as:
 
 unit: xmllint aarch64-as
 	@mkdir -p $(OUT)
-	@$(GO) test -count=1 -v -skip '^TestSuites$$' $(UNIT_PKGS) > $(OUT)/unit.txt 2>&1; status=$$?; \
+	@$(GO) test -count=1 -timeout $(UNIT_TIMEOUT) -v -skip '^TestSuites$$' $(UNIT_PKGS) > $(OUT)/unit.txt 2>&1; status=$$?; \
 	$(GO) tool go-junit-report -in $(OUT)/unit.txt -out $(OUT)/unit.xml; \
 	grep -E '^(ok|FAIL)\s|^(--- FAIL|panic:)|^\s+--- FAIL' $(OUT)/unit.txt; \
+	grep -A6 '^panic: test timed out' $(OUT)/unit.txt | grep -E '^\s+(running tests:|Test)'; \
 	echo "unit test log: $(OUT)/unit.txt, JUnit: $(OUT)/unit.xml"; exit $$status
 
 suites: build
@@ -94,7 +98,13 @@ bench: refbench
 	@if [ -x bin/refbench-dirtylog ]; then bin/refbench-dirtylog all $(DIRTYLOG_MIB) $(DIRTYLOG_PASSES) | tee $(OUT)/bench-dirtylog-c.txt; \
 	  ./tools/refbench/compare-dirtylog.sh $(OUT)/bench-dirtylog.txt $(OUT)/bench-dirtylog-c.txt; fi
 	@echo "== memslot create/move/delete with N slots present, median per operation: Go on kvm, then C, then the emu's curve"
+	$(GO) test -run '^$$' -bench 'Update/kvm' -benchtime $(MEMSLOT_ROUNDS)x ./suites/memslot/ | tee $(OUT)/bench-memslot.txt
+	@if [ -x bin/refbench-memslot ]; then bin/refbench-memslot $(MEMSLOT_ROUNDS) | tee $(OUT)/bench-memslot-c.txt; \
+	  ./tools/refbench/compare-memslot.sh $(OUT)/bench-memslot.txt $(OUT)/bench-memslot-c.txt; fi
+	$(GO) test -run '^$$' -bench 'Update/emu' -benchtime $(MEMSLOT_ROUNDS)x ./suites/memslot/ -args -memslot.slots=$(MEMSLOT_EMU_SLOTS) | tee $(OUT)/bench-memslot-emu.txt
 	@echo "== free page reporting: discard of $(DISCARD_MIB) MiB in 2 MiB ranges, Go device then C loop (no KVM needed)"
+	$(GO) test -run '^$$' -bench Discard -benchtime $(DISCARD_PASSES)x ./harness/pagereport/ -args -pagereport.mib=$(DISCARD_MIB) | tee $(OUT)/bench-discard.txt
+	@if [ -x bin/refbench-madvise ]; then bin/refbench-madvise all $(DISCARD_MIB) $(DISCARD_PASSES) | tee $(OUT)/bench-discard-c.txt; fi
 	@echo "== emulator and assembler"
 	$(GO) test -run '^$$' -bench . ./harness/asm/ ./harness/emu/ | tee $(OUT)/bench-go.txt
 	@if [ -x bin/refbench ]; then ./tools/refbench/compare.sh bin/refbench $(OUT)/bench-kvm.txt; fi

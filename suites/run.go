@@ -79,6 +79,11 @@ type Options struct {
 	// its first instruction on, and Run then leaves an "interrupted"
 	// report instead of running.
 	Interrupted func() string
+	// HandOff, when set, is called as the suite begins, once Ginkgo's
+	// own signal handler is installed: a signal that arrived after the
+	// last Interrupted call and before that handler is raised again so
+	// that Ginkgo interrupts the run instead of never hearing of it.
+	HandOff func()
 	// Shard, when set, runs only the selected specs it owns (--shard
 	// i/n); the others are left out of the report and counted in its
 	// Meta.Shard.Elsewhere.
@@ -429,6 +434,10 @@ func Run(t GinkgoTestingT, opt Options) (reports.Run, error) {
 			}
 			return reports.Run{}, ErrInterrupted
 		}
+	}
+	if opt.HandOff != nil {
+		// RunSpecs installs Ginkgo's handler before it runs any node.
+		ReportBeforeSuite(func(Report) { opt.HandOff() })
 	}
 	sc, rc := ginkgoConfig(opt)
 	gomega.RegisterFailHandler(Fail)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -61,26 +62,52 @@ func greenDir(t *testing.T) string {
 }
 
 // start runs kvmspec in the background and waits until it has marked dir
-// incomplete (it has checked its input and taken the directory).
-func start(t *testing.T, dir string, env []string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+// incomplete (it has checked its input and taken the directory) and
+// Ginkgo has begun the suite (its signal handler is installed).
+func start(t *testing.T, dir string, env []string, args ...string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), env...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(20 * time.Second)
+	stop := watchdog(cmd)
+	t.Cleanup(func() { stop(); cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		if b, err := os.ReadFile(filepath.Join(dir, "report.json")); err == nil && bytes.Contains(b, []byte(`"incomplete"`)) {
-			return cmd, &out
+		if b, err := os.ReadFile(filepath.Join(dir, "report.json")); err == nil && bytes.Contains(b, []byte(`"incomplete"`)) &&
+			strings.Contains(out.String(), suiteHeader) {
+			return cmd, out
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("run never marked %s incomplete:\n%s", dir, out.String())
+	t.Fatalf("run never marked %s incomplete and began the suite:\n%s", dir, out.String())
 	return nil, nil
+}
+
+// suiteHeader is what Ginkgo prints as the suite begins ("[seed] kvmspec
+// - 1/807 specs"), after it installed its signal handler.
+const suiteHeader = "] kvmspec - "
+
+// syncBuffer is a bytes.Buffer that a child's output can be copied into
+// while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func exitCode(err error) int {
@@ -156,6 +183,8 @@ func TestEarlySignalMarksDirectory(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		stop := watchdog(cmd)
+		defer stop()
 		time.Sleep(delay)
 		cmd.Process.Signal(syscall.SIGINT)
 		code := exitCode(cmd.Wait())
@@ -193,6 +222,7 @@ func TestConcurrentRunsRefused(t *testing.T) {
 		!strings.Contains(r.stderr, "pid "+strconv.Itoa(first.Process.Pid)) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
 		t.Fatalf("second run: exit %d, stderr %q", r.code, r.stderr)
 	}
+	time.Sleep(300 * time.Millisecond) // into the spec
 	first.Process.Signal(syscall.SIGINT)
 	if code := exitCode(first.Wait()); code != exitFailed {
 		t.Fatalf("first run: exit %d\n%s", code, out)

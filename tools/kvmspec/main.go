@@ -386,7 +386,7 @@ writes its reports (the remaining specs as "not run: interrupted").`,
 		if err := rf.finish(); err != nil {
 			return usageOrFail(c, err, stderr)
 		}
-		rf.opt.Interrupted = interrupt.Caught
+		rf.opt.Interrupted, rf.opt.HandOff = interrupt.Caught, interrupt.HandOff
 		var run reports.Run
 		var err error
 		ktapOut := stdout

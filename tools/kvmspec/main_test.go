@@ -10,7 +10,10 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 )
 
 var binary string
@@ -40,7 +43,14 @@ func kvmspec(t *testing.T, env []string, args ...string) result {
 	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stop := watchdog(cmd)
+	err := cmd.Wait()
+	if stop() {
+		t.Fatalf("kvmspec %s: still running after %v, stopped with SIGQUIT:\n%s", strings.Join(args, " "), childDeadline, errb.String())
+	}
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
@@ -48,6 +58,28 @@ func kvmspec(t *testing.T, env []string, args ...string) result {
 		t.Fatal(err)
 	}
 	return result{code, out.String(), errb.String()}
+}
+
+// childDeadline bounds every kvmspec the tests start: a run that hangs
+// fails its test with the run's goroutines instead of stalling the
+// package until go test's own timeout names no culprit.
+const childDeadline = 3 * time.Minute
+
+// watchdog sends a started cmd SIGQUIT (the Go runtime prints every
+// goroutine and exits) once childDeadline passes, and SIGKILL 10 s after.
+// The returned stop ends the watch and says whether it fired.
+func watchdog(cmd *exec.Cmd) (stop func() bool) {
+	var fired atomic.Bool
+	quit := time.AfterFunc(childDeadline, func() {
+		fired.Store(true)
+		cmd.Process.Signal(syscall.SIGQUIT)
+	})
+	kill := time.AfterFunc(childDeadline+10*time.Second, func() { cmd.Process.Kill() })
+	return func() bool {
+		quit.Stop()
+		kill.Stop()
+		return fired.Load()
+	}
 }
 
 // junit is the part of the JUnit schema the tests read.

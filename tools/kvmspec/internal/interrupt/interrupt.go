@@ -6,6 +6,12 @@
 // run killed that early would leave the previous run's reports in place
 // without a word; caught, the signal makes kvmspec run mark its report
 // directory "interrupted" and exit 130.
+//
+// Between the last look (Caught) before the specs start and the moment
+// Ginkgo installs its own handler, a signal reaches only this package:
+// HandOff, called once Ginkgo's handler is in place, sends it again so
+// that Ginkgo sees it. Without it such a ^C was lost and the run went on
+// to its end.
 package interrupt
 
 import (
@@ -28,5 +34,19 @@ func Caught() string {
 		return s.String()
 	default:
 		return ""
+	}
+}
+
+// HandOff stops catching and, if a signal arrived since the last Caught,
+// raises it again for the handler installed since (Ginkgo's). Call it once
+// that handler is in place.
+func HandOff() {
+	signal.Stop(caught)
+	select {
+	case s := <-caught:
+		if sig, ok := s.(syscall.Signal); ok {
+			syscall.Kill(os.Getpid(), sig)
+		}
+	default:
 	}
 }
