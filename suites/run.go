@@ -455,7 +455,8 @@ func Run(t GinkgoTestingT, opt Options) (reports.Run, error) {
 
 // reportProgress registers the reporting nodes that feed f. Specs the
 // filters deselected are reported too, as skipped without a message, and
-// are not counted.
+// are not counted; with --shard, the total shrinks by each selected spec
+// another shard owns as the run passes it.
 func reportProgress(f func(Progress)) {
 	var p Progress
 	ReportBeforeSuite(func(r Report) {
@@ -477,6 +478,14 @@ func reportProgress(f func(Progress)) {
 	})
 	ReportAfterEach(func(s SpecReport) {
 		if deselected(s) {
+			return
+		}
+		if s.State == types.SpecStateSkipped && strings.HasPrefix(s.Failure.Message, reports.OutOfShardPrefix) {
+			// Selected, but another shard runs it: Ginkgo counted it in
+			// the total it gave before the suite.
+			p.Total--
+			p.Current = ""
+			f(p)
 			return
 		}
 		p.Done++
