@@ -69,11 +69,11 @@ type FaultKind int
 
 // Stage-1 fault kinds.
 const (
-	FaultAddressSize FaultKind = iota // an address beyond the PA size (or the VA range's TTBR)
-	FaultTranslation                  // an invalid descriptor, or a VA outside TTBR0's range
-	FaultAccessFlag                   // AF clear without hardware AF management
-	FaultPermission                   // AP, UXN/PXN or a table restriction forbids the access
-	FaultWalkExternal                 // a descriptor read from memory that is not there
+	FaultAddressSize  FaultKind = iota // an address beyond the PA size (or the VA range's TTBR)
+	FaultTranslation                   // an invalid descriptor, or a VA outside TTBR0's range
+	FaultAccessFlag                    // AF clear without hardware AF management
+	FaultPermission                    // AP, UXN/PXN or a table restriction forbids the access
+	FaultWalkExternal                  // a descriptor read from memory that is not there
 )
 
 var faultNames = [...]string{"address size", "translation", "access flag", "permission", "external abort on walk"}
