@@ -289,6 +289,14 @@ func (g *Guest) UserBlock(i int) uint64 { return g.cfg.Layout.UserBlock(i) }
 // Load assembles p, copies it to the code area and puts every vCPU at the
 // boot code with p's first instruction as the test entry.
 func (g *Guest) Load(p *Program) error {
+	if err := g.load(p); err != nil {
+		return err
+	}
+	return g.resetAll()
+}
+
+// load puts p's code in place; the vCPUs are not touched.
+func (g *Guest) load(p *Program) error {
 	code, err := p.Assemble()
 	if err != nil {
 		return fmt.Errorf("a64guest program: %w", err)
@@ -304,7 +312,7 @@ func (g *Guest) Load(p *Program) error {
 	}
 	g.program = p.Assembler
 	g.entry = g.cfg.Layout.Code
-	return g.resetAll()
+	return nil
 }
 
 // LoadFlat copies a flat binary into the code area at gpa and starts test
