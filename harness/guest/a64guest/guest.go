@@ -496,3 +496,7 @@ func (g *Guest) Unexpected(i int, exit hv.Exit) error {
 	}
 	return e
 }
+
+// Reg is vCPU i's register access (KVM_GET_ONE_REG/KVM_SET_ONE_REG), for
+// specs that read ID registers or set up what the runtime does not.
+func (g *Guest) Reg(i int) OneReg { return g.regs[i] }

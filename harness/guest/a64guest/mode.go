@@ -314,3 +314,37 @@ const cpacrFPENNoTrap = 3 << 20
 
 // pow2 reports whether v is a power of two.
 func pow2(v uint64) bool { return v != 0 && bits.OnesCount64(v) == 1 }
+
+// ID_AA64MMFR0_EL1 fields (Arm ARM D19.2): which granules the CPU's
+// stage 1 supports and its physical address size. TGran4 and TGran64 are
+// signed (0xf: not supported), TGran16 unsigned (0: not supported).
+const (
+	mmfr0PARangeShift = 0
+	mmfr0TGran16Shift = 20
+	mmfr0TGran64Shift = 24
+	mmfr0TGran4Shift  = 28
+)
+
+// SupportsGranule reports whether a CPU whose ID_AA64MMFR0_EL1 reads
+// mmfr0 offers granule g at stage 1.
+func SupportsGranule(mmfr0 uint64, g Granule) bool {
+	switch g {
+	case Granule4K:
+		return mmfr0>>mmfr0TGran4Shift&0xf != 0xf
+	case Granule16K:
+		return mmfr0>>mmfr0TGran16Shift&0xf != 0
+	case Granule64K:
+		return mmfr0>>mmfr0TGran64Shift&0xf != 0xf
+	}
+	return false
+}
+
+// PABitsFromMMFR0 is the CPU's physical address size (ID_AA64MMFR0_EL1.PARange),
+// capped at 48 bits (52-bit output addresses are not built here).
+func PABitsFromMMFR0(mmfr0 uint64) int {
+	r := mmfr0 >> mmfr0PARangeShift & 0xf
+	if r >= uint64(len(ipsBits)) {
+		return ipsBits[len(ipsBits)-1]
+	}
+	return ipsBits[r]
+}

@@ -27,7 +27,7 @@ type model struct {
 	daif   uint64 // bits 9:6
 	sys    map[string]uint64
 	mem    Memory
-	mode   Mode   // for the walker, once the MMU is on
+	mode   Mode // for the walker, once the MMU is on
 	mmio   func(pa, v uint64, size int) error
 	trace  []string
 	steps  int
@@ -252,7 +252,9 @@ func (c *model) step() error {
 	if !is64 {
 		mask = 0xffffffff
 	}
-	unsupported := func() error { return fmt.Errorf("model: unsupported instruction %#08x (%s) at %#x", w, a64.Text(w, pc), pc) }
+	unsupported := func() error {
+		return fmt.Errorf("model: unsupported instruction %#08x (%s) at %#x", w, a64.Text(w, pc), pc)
+	}
 	switch {
 	case w == 0xd503201f, w == 0xd5033fdf, w == 0xd503379f, w == tlbiVMALLE1: // nop, isb, dsb nsh, tlbi
 		c.trace = append(c.trace, a64.Text(w, pc))

@@ -606,3 +606,33 @@ func TestDescriptorBits(t *testing.T) {
 		t.Errorf("table descriptor % x", b)
 	}
 }
+
+func TestMMFR0(t *testing.T) {
+	for _, tc := range []struct {
+		mmfr0   uint64
+		granule string // supported granules
+		pa      int
+	}{
+		// A Cortex-A72-like value: 4K and 64K, no 16K, 44-bit PA.
+		{0x0000_0000_0000_1124, "4K 64K", 44},
+		// Apple-like: 4K and 16K, no 64K, 42-bit PA.
+		{0x0000_0000_0f10_0003, "4K 16K", 42},
+		// All three, 16K with 52 bits, 4K with 52 bits, 52-bit PA (capped).
+		{0x0000_0000_1020_0006, "4K 16K 64K", 48},
+		// 64K only, 32-bit PA.
+		{0x0000_0000_f000_0000, "64K", 32},
+	} {
+		var got []string
+		for _, g := range Granules {
+			if SupportsGranule(tc.mmfr0, g) {
+				got = append(got, g.String())
+			}
+		}
+		if s := fmt.Sprint(got); s != "["+tc.granule+"]" {
+			t.Errorf("%#x: granules %s, want %s", tc.mmfr0, s, tc.granule)
+		}
+		if pa := PABitsFromMMFR0(tc.mmfr0); pa != tc.pa {
+			t.Errorf("%#x: PA bits %d, want %d", tc.mmfr0, pa, tc.pa)
+		}
+	}
+}

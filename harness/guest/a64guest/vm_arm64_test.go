@@ -1,0 +1,177 @@
+//go:build arm64
+
+package a64guest_test
+
+// These tests run the runtime on a real arm64 vCPU: KVM on an arm64 host
+// (or inside an arm64 kernel under QEMU, see docs). Elsewhere, and until
+// the kvm backend's vCPUs offer ONE_REG access, they skip with the reason.
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kvmspec/kvmspec/harness/a64"
+	"github.com/kvmspec/kvmspec/harness/guest"
+	"github.com/kvmspec/kvmspec/harness/guest/a64guest"
+	"github.com/kvmspec/kvmspec/harness/kvm"
+)
+
+// arm64Guest opens the kvm backend and builds a guest, or skips when no
+// backend here runs arm64 guests.
+func arm64Guest(t *testing.T, cfg a64guest.Config) *a64guest.Guest {
+	t.Helper()
+	h, err := kvm.Open(kvm.Options{})
+	if err != nil {
+		t.Skipf("no backend runs arm64 guests here: %v", err)
+	}
+	t.Cleanup(func() { h.Close() })
+	g, err := a64guest.New(h, cfg)
+	if errors.Is(err, a64guest.ErrNotARM64) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g
+}
+
+// hostModes are the translation modes this CPU offers, read from a vCPU's
+// ID_AA64MMFR0_EL1: every granule it has, with the largest VA size.
+func hostModes(t *testing.T) []a64guest.Mode {
+	g := arm64Guest(t, a64guest.Config{})
+	mmfr0, _ := a64.Sys("ID_AA64MMFR0_EL1")
+	v, err := g.Reg(0).GetOneReg(a64guest.RegSys(mmfr0))
+	if err != nil {
+		t.Fatalf("ID_AA64MMFR0_EL1: %v", err)
+	}
+	var modes []a64guest.Mode
+	for _, gr := range a64guest.Granules {
+		if a64guest.SupportsGranule(v, gr) {
+			modes = append(modes, a64guest.Mode{PABits: 40, VABits: 48, Granule: gr})
+		} else {
+			t.Logf("granule %v: not supported by this CPU (ID_AA64MMFR0_EL1 %#x)", gr, v)
+		}
+	}
+	return modes
+}
+
+func expectSync(t *testing.T, g *a64guest.Guest, ctx context.Context, stage uint64) *guest.Ucall {
+	t.Helper()
+	ev, err := g.Run(ctx, 0)
+	if err != nil {
+		t.Fatalf("stage %d: %v", stage, err)
+	}
+	if ev.Exit != nil {
+		t.Fatalf("stage %d: %v", stage, g.Unexpected(0, ev.Exit))
+	}
+	if ev.Ucall.Cmd != guest.UcallSync || ev.Ucall.Stage() != stage {
+		t.Fatalf("got %v, want SYNC %d", ev.Ucall, stage)
+	}
+	return ev.Ucall
+}
+
+// TestVMRuntime boots the runtime in every granule the CPU has, moves
+// between EL1 and EL0, takes an expected permission fault whose ESR must
+// carry the fault status code the host's walker predicts, and ends on an
+// unexpected BRK reported with its vector and the Go line that built it.
+func TestVMRuntime(t *testing.T) {
+	for _, mode := range hostModes(t) {
+		t.Run(mode.String(), func(t *testing.T) {
+			g := arm64Guest(t, a64guest.Config{Mode: mode})
+			p := g.Program()
+			p.Mov(a64.X5, a64.Imm(0x55))
+			p.Sync(1, a64.X0)
+			p.ToEL0()
+			p.Sync(2, a64.X5)
+			fix := p.NewLabel()
+			p.ExpectException(fix)
+			p.Sub(a64.X6, a64.X28, a64.Imm(0x10000)) // the vCPU's EL1 block
+			p.Ldr(a64.X7, a64.Ptr(a64.X6, 0))
+			p.Fail("EL0 read EL1 data")
+			p.Bind(fix)
+			p.Ldr(a64.X8, a64.Ptr(a64.X28, a64guest.ExcESR))
+			p.Ldr(a64.X9, a64.Ptr(a64.X28, a64guest.ExcFAR))
+			p.Sync(3, a64.X8, a64.X9)
+			p.ToEL1()
+			p.Sync(4, a64.X5)
+			p.Brk(7)
+			p.Done()
+			if err := g.Load(p); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if u := expectSync(t, g, ctx, 1); u.Args[1] != 0 {
+				t.Errorf("vcpu index %#x", u.Args[1])
+			}
+			if u := expectSync(t, g, ctx, 2); u.Args[1] != 0x55 {
+				t.Errorf("x5 at EL0 %#x", u.Args[1])
+			}
+			u := expectSync(t, g, ctx, 3)
+			el1 := g.UserBlock(0) - 0x10000
+			_, ferr := g.Walker().Translate(el1, a64guest.Access{EL: 0})
+			var f *a64guest.Fault
+			if !errors.As(ferr, &f) {
+				t.Fatalf("walker predicts no fault: %v", ferr)
+			}
+			x := a64guest.Exception{ESR: u.Args[1]}
+			if x.EC() != a64guest.ECDABTLower || x.FSC() != f.FSC() || u.Args[2] != el1 {
+				t.Errorf("EL0 read of EL1 data: esr %#x far %#x; want EC %#x FSC %#x (%v) far %#x",
+					u.Args[1], u.Args[2], a64guest.ECDABTLower, f.FSC(), f, el1)
+			}
+			expectSync(t, g, ctx, 4)
+			_, err := g.Run(ctx, 0)
+			var xe *a64guest.ExceptionError
+			if !errors.As(err, &xe) || xe.Vector != a64guest.VecSyncEL1t || xe.EC() != a64guest.ECBRK64 ||
+				!strings.Contains(xe.Source, "vm_arm64_test.go") {
+				t.Fatalf("BRK: %v, want an unexpected BRK through %s built in this file", err, a64guest.VectorName(a64guest.VecSyncEL1t))
+			}
+		})
+	}
+}
+
+// TestVMHandler installs a BRK handler that skips the instruction and
+// reports from inside the handler; the interrupted registers survive.
+func TestVMHandler(t *testing.T) {
+	g := arm64Guest(t, a64guest.Config{})
+	err := g.Handle(a64guest.Handler{Vector: a64guest.VecSyncEL1t, Body: func(p *a64guest.Program, f a64guest.Frame) {
+		p.Mov(a64.X5, a64.Imm(0))
+		p.Ldr(a64.X0, f.ELR)
+		p.Add(a64.X0, a64.X0, a64.Imm(4))
+		p.Str(a64.X0, f.ELR)
+		p.Ldr(a64.X1, f.ESR)
+		p.Sync(9, a64.X1)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := g.Program()
+	p.Mov(a64.X5, a64.Imm(0x55))
+	p.Brk(3)
+	p.Sync(10, a64.X5)
+	p.Done()
+	if err := g.Load(p); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got []uint64
+	err = g.RunUntilDone(ctx, 0, func(u *guest.Ucall) error {
+		got = append(got, u.Args...)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []uint64{9, uint64(a64guest.ECBRK64)<<26 | 1<<25 | 3, 10, 0x55}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] || got[3] != want[3] {
+		t.Fatalf("ucalls %#x, want %#x", got, want)
+	}
+	if n, err := g.HandlerCount(0, a64guest.VecSyncEL1t); err != nil || n != 1 {
+		t.Fatalf("handler count %d, %v", n, err)
+	}
+}
