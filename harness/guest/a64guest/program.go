@@ -155,3 +155,40 @@ func (p *Program) HandlerCount(vector int) a64.Mem {
 }
 
 var nzcv, _ = a64.Sys("NZCV")
+
+// ProbeKind is the access Program.Probe makes.
+type ProbeKind int
+
+// Probe accesses.
+const (
+	ProbeRead  ProbeKind = iota // LDR X17, [addr]
+	ProbeWrite                  // STR XZR, [addr]
+	ProbeFetch                  // BLR addr: the target must return (RET)
+)
+
+// Probe makes one access of kind to the address in addr at the current
+// EL and leaves in result 0 if it completed, or the ESR of the exception
+// it took (ExpectException's record at X28+Exc* has the rest: FAR, ELR).
+// page_fault_test-style specs compare result with the walker's
+// prediction. It clobbers X16, X17, X30 (a fetch) and the flags are kept.
+func (p *Program) Probe(kind ProbeKind, addr, result a64.Reg) {
+	fault := p.NewLabel()
+	done := p.NewLabel()
+	p.ExpectException(fault)
+	switch kind {
+	case ProbeRead:
+		p.Ldr(a64.X17, a64.Ptr(addr, 0))
+	case ProbeWrite:
+		p.Str(a64.XZR, a64.Ptr(addr, 0))
+	case ProbeFetch:
+		p.Blr(addr)
+	default:
+		p.g.recordErr(fmt.Errorf("a64guest: probe kind %d", kind))
+	}
+	p.Str(a64.XZR, a64.Ptr(a64.X28, ExcFixup)) // disarm: no exception came
+	p.Movz(result, 0, 0)
+	p.B(done)
+	p.Bind(fault)
+	p.Ldr(result, a64.Ptr(a64.X28, ExcESR))
+	p.Bind(done)
+}

@@ -115,7 +115,8 @@ type runtime struct {
 // ELR/SPSR from the frame (a body may rewrite them, e.g. to skip an
 // instruction) and every register, and returns with ERET. An exception in
 // the body is reported as unexpected (vectors 4-7). The body must leave
-// SP as it found it.
+// SP as it found it. A handler of a synchronous vector gets every
+// exception class (check f.ESR's EC); ToEL1's SVC stays the runtime's.
 type Handler struct {
 	Vector int
 	Body   func(p *Program, f Frame)
@@ -196,6 +197,9 @@ func buildRuntime(s runtimeSpec, g *Guest) (*runtime, error) {
 		}
 		a.Bind(wrappers[v])
 		prologue(a)
+		if v == VecSyncLower64 {
+			emitSvcToEL1(a, restore) // ToEL1 keeps working under a handler
+		}
 		a.Mrs(a64.X28, tpidrEL1)
 		a.Add(a64.X28, a64.X28, a64.Imm(el1HalfSize))
 		if h.Body != nil {
@@ -239,8 +243,16 @@ func prologue(a *a64.Assembler) {
 // SVC that returns to EL1, an exception ExpectException armed, or else a
 // report to the host (UNHANDLED with vector, ESR, FAR, ELR, SPSR).
 func emitCommon(a *a64.Assembler, restore *a64.Label) {
-	notSvc := a.NewLabel()
 	report := a.NewLabel()
+	emitSvcToEL1(a, restore)
+	emitExpected(a, restore, report)
+	emitReport(a, report)
+}
+
+// emitSvcToEL1 answers the EL0 SVC of ToEL1 (X0 = vector, X2 = SPSR,
+// X3 = ESR, as prologue leaves them) and falls through for anything else.
+func emitSvcToEL1(a *a64.Assembler, restore *a64.Label) {
+	notSvc := a.NewLabel()
 	a.Cmp(a64.X0, a64.Imm(VecSyncLower64))
 	a.Bcond(a64.NE, notSvc)
 	a.Lsr(a64.X6, a64.X3, a64.Imm(ESRECShift))
@@ -253,8 +265,12 @@ func emitCommon(a *a64.Assembler, restore *a64.Label) {
 	a.Orr(a64.X2, a64.X2, a64.Imm(spsrModeEL1))
 	a.Str(a64.X2, a64.Ptr(a64.SP, frameSPSR))
 	a.B(restore)
-
 	a.Bind(notSvc)
+}
+
+// emitExpected resumes at an armed ExpectException fixup, recording the
+// exception, or goes to report.
+func emitExpected(a *a64.Assembler, restore, report *a64.Label) {
 	a.Mrs(a64.X5, tpidrEL1)                           // EL1 block
 	a.Add(a64.X6, a64.X5, a64.Imm(el1HalfSize))       // user block
 	a.Ldr(a64.X7, a64.Ptr(a64.X6, ExcFixup))          // armed?
@@ -268,7 +284,10 @@ func emitCommon(a *a64.Assembler, restore *a64.Label) {
 	a.Str(a64.X8, a64.Ptr(a64.X6, ExcCount))
 	a.Str(a64.X7, a64.Ptr(a64.SP, frameELR)) // resume at the fixup
 	a.B(restore)
+}
 
+// emitReport sends UNHANDLED (X5 = the EL1 block, from emitExpected).
+func emitReport(a *a64.Assembler, report *a64.Label) {
 	// The report goes through the EL1 half's own record: test code may
 	// have been half-way through filling its record.
 	a.Bind(report)

@@ -335,3 +335,32 @@ func TestRegisterIDs(t *testing.T) {
 		}
 	}
 }
+
+// A handler for the lower-EL sync vector gets EL0's other SVCs, while
+// ToEL1's SVC stays the runtime's.
+func TestLowerELHandlerKeepsToEL1(t *testing.T) {
+	g := modelGuest(t, Config{})
+	must(t, g.Handle(Handler{Vector: VecSyncLower64, Body: func(p *Program, f Frame) {
+		p.Ldr(a64.X1, f.ESR)
+		p.Sync(8, a64.X1)
+	}}))
+	p := g.Program()
+	p.ToEL0()
+	p.Svc(5)
+	p.ToEL1()
+	p.Mrs(a64.X2, a64.SPSR_EL1) // only EL1 may: proves the move
+	p.Sync(11)
+	p.Done()
+	loadModel(t, g, p)
+	ucalls, _, err := runModel(t, g, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("SYNC [0x8 %#x];SYNC [0xb];DONE []", uint64(ECSVC64)<<26|1<<25|5)
+	if got := strings.Join(ucallStrings(ucalls), ";"); got != want {
+		t.Fatalf("ucalls %s, want %s", got, want)
+	}
+	if n, err := g.HandlerCount(0, VecSyncLower64); err != nil || n != 1 {
+		t.Errorf("handler count %d, %v", n, err)
+	}
+}
