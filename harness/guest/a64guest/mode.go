@@ -1,9 +1,6 @@
 package a64guest
 
-import (
-	"fmt"
-	"math/bits"
-)
+import "fmt"
 
 // Granule is a translation granule: the page size of stage-1 translation,
 // given as its log2 (12, 14 or 16).
@@ -311,9 +308,6 @@ func SCTLR() uint64 {
 
 // CPACR_EL1.FPEN: FP/SIMD does not trap at EL0 or EL1.
 const cpacrFPENNoTrap = 3 << 20
-
-// pow2 reports whether v is a power of two.
-func pow2(v uint64) bool { return v != 0 && bits.OnesCount64(v) == 1 }
 
 // ID_AA64MMFR0_EL1 fields (Arm ARM D19.2): which granules the CPU's
 // stage 1 supports and its physical address size. TGran4 and TGran64 are

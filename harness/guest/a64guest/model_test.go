@@ -34,8 +34,6 @@ type model struct {
 	halted bool
 }
 
-var errModelStop = errors.New("model stopped")
-
 func newModel(mem Memory, mode Mode) *model {
 	return &model{sys: map[string]uint64{}, mem: mem, mode: mode, el: 1, spsel: 1, daif: SPSRDAIF}
 }
