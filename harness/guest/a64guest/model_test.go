@@ -254,7 +254,8 @@ func (c *model) step() error {
 		return fmt.Errorf("model: unsupported instruction %#08x (%s) at %#x", w, a64.Text(w, pc), pc)
 	}
 	switch {
-	case w == 0xd503201f, w == 0xd5033fdf, w == 0xd503379f, w == tlbiVMALLE1: // nop, isb, dsb nsh, tlbi
+	case w == 0xd503201f, w == 0xd5033fdf, w == 0xd503379f, w == 0xd5033a9f, w == 0xd5033b9f,
+		w == tlbiVMALLE1, w == tlbiVMALLE1IS: // nop, isb, dsb nsh/ishst/ish, tlbi
 		c.trace = append(c.trace, a64.Text(w, pc))
 	case w == 0xd69f03e0: // eret
 		spsr := c.sys["SPSR_EL1"]

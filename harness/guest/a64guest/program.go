@@ -192,3 +192,13 @@ func (p *Program) Probe(kind ProbeKind, addr, result a64.Reg) {
 	p.Ldr(result, a64.Ptr(a64.X28, ExcESR))
 	p.Bind(done)
 }
+
+// FlushTLB makes page-table changes the host (or the guest) made visible
+// to this vCPU: DSB ISHST (the table writes are done), TLBI VMALLE1IS,
+// DSB ISH, ISB. EL1 only (TLBI is undefined at EL0).
+func (p *Program) FlushTLB() {
+	p.Dsb(a64.ISHST)
+	p.Long(tlbiVMALLE1IS)
+	p.Dsb(a64.ISH)
+	p.Isb()
+}

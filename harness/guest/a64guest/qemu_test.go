@@ -386,3 +386,46 @@ func qemuDone(p *Program) {
 	hang := p.Here()
 	p.B(hang)
 }
+
+// TestHardwareAFUnderQEMU boots with TCR_EL1.HA (QEMU's max CPU has
+// FEAT_HAFDBS): accesses to a page whose AF is clear succeed, as the
+// walker with HA predicts, and the CPU sets AF in the descriptor.
+func TestHardwareAFUnderQEMU(t *testing.T) {
+	qemu := qemuPath(t)
+	for _, mode := range modelModes {
+		t.Run(mode.String(), func(t *testing.T) {
+			g := modelGuest(t, Config{Mode: mode, HA: true})
+			gs := mode.Granule.Size()
+			pa, err := g.Alloc(gs, gs)
+			must(t, err)
+			const va = 0x4000_0000
+			must(t, g.PT.Map(va, pa, gs, Attrs{AP: APRW, UXN: true, PXN: true, NoAF: true}))
+			leaf, _, err := g.PT.Leaf(va)
+			must(t, err)
+			if _, err := g.Walker().Translate(va, Access{EL: 0, Write: true}); err != nil {
+				t.Fatalf("walker with HA: %v", err)
+			}
+			logAt, err := g.Alloc(16, 8)
+			must(t, err)
+			p := g.Program()
+			p.Mov(a64.X6, a64.Imm(va))
+			p.Probe(ProbeRead, a64.X6, a64.X8)
+			p.ToEL0()
+			p.Probe(ProbeWrite, a64.X6, a64.X9)
+			p.ToEL1()
+			p.FlushTLB()
+			p.Mov(a64.X6, a64.Imm(int64(logAt)))
+			p.Stp(a64.X8, a64.X9, a64.Ptr(a64.X6, 0))
+			qemuDone(p)
+			loadModel(t, g, p)
+			mem, _ := qemuBoot(t, qemu, g)
+			le := binary.LittleEndian
+			if r, w := le.Uint64(mem[logAt:]), le.Uint64(mem[logAt+8:]); r != 0 || w != 0 {
+				t.Errorf("probes of a no-AF page with HA: read esr %#x, write esr %#x", r, w)
+			}
+			if d := le.Uint64(mem[leaf.EntryGPA:]); d&DescAF == 0 || d&^DescAF != leaf.Desc {
+				t.Errorf("descriptor %#x after the access (before %#x): want only AF set", d, leaf.Desc)
+			}
+		})
+	}
+}

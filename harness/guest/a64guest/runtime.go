@@ -88,6 +88,10 @@ const (
 // test decodes the word.
 const tlbiVMALLE1 = 0xd508871f
 
+// tlbiVMALLE1IS is TLBI VMALLE1IS (SYS #0, C8, C3, #0): the same for every
+// PE of the inner-shareable domain (other vCPUs of the guest).
+const tlbiVMALLE1IS = 0xd508831f
+
 // runtimeSpec is everything the runtime's code depends on.
 type runtimeSpec struct {
 	mode     Mode

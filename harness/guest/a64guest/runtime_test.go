@@ -364,3 +364,18 @@ func TestLowerELHandlerKeepsToEL1(t *testing.T) {
 		t.Errorf("handler count %d, %v", n, err)
 	}
 }
+
+func TestFlushTLBDecodes(t *testing.T) {
+	g := modelGuest(t, Config{})
+	p := g.Program()
+	p.FlushTLB()
+	code, err := p.Assemble()
+	must(t, err)
+	var got []string
+	for off := 0; off < len(code); off += 4 {
+		got = append(got, a64.Text(binary.LittleEndian.Uint32(code[off:]), 0))
+	}
+	if want := "dsb ishst;tlbi vmalle1is;dsb ish;isb"; strings.Join(got, ";") != want {
+		t.Errorf("FlushTLB: %q, want %q", strings.Join(got, ";"), want)
+	}
+}
