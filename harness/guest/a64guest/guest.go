@@ -181,33 +181,24 @@ func (g *Guest) build() error {
 		return err
 	}
 	g.PT = pt
-	maps := []struct {
+	type mapping struct {
 		base, size uint64
 		a          Attrs
-	}{
+	}
+	maps := []mapping{
 		{RuntimeBase, RuntimeSize, KernelCode},
 		{l.PageTables, l.PageTableSize, KernelData},
 		{l.Code, l.CodeSize, UserCode},
 		{UcallMMIOGPA, gran, Device},
 	}
 	for i := 0; i < MaxVCPUs; i++ {
-		maps = append(maps,
-			struct {
-				base, size uint64
-				a          Attrs
-			}{l.EL1Block(i), el1HalfSize, KernelData},
-			struct {
-				base, size uint64
-				a          Attrs
-			}{l.UserBlock(i), VCPUBlockSize - el1HalfSize, UserData})
+		maps = append(maps, mapping{l.EL1Block(i), el1HalfSize, KernelData},
+			mapping{l.UserBlock(i), VCPUBlockSize - el1HalfSize, UserData})
 	}
 	// Free memory (test data) is user read/write: every granule page of
 	// slot 0 that no area claims.
 	for _, r := range g.freeRuns() {
-		maps = append(maps, struct {
-			base, size uint64
-			a          Attrs
-		}{r.Base, r.Size, UserData})
+		maps = append(maps, mapping{r.Base, r.Size, UserData})
 	}
 	for _, m := range maps {
 		if err := pt.MapBlocks(m.base, m.base, m.size, m.a); err != nil {

@@ -25,15 +25,15 @@ import (
 // checked by decodeUcall.
 func isUcallExit(exit hv.Exit) (*hv.MMIOExit, bool) {
 	e, ok := exit.(*hv.MMIOExit)
-	if !ok || e.GPA < UcallMMIOGPA || e.GPA-UcallMMIOGPA >= hvPage {
+	if !ok || e.GPA < UcallMMIOGPA || e.GPA-UcallMMIOGPA >= ucallWindow {
 		return nil, false
 	}
 	return e, true
 }
 
-// hvPage is the smallest page the ucall window is mapped with; any access
-// inside it is meant as a ucall.
-const hvPage = 4096
+// ucallWindow is the smallest page the ucall page is mapped with; any
+// access inside it is meant as a ucall (and checked as one).
+const ucallWindow = 4096
 
 // decodeUcall decodes the ucall exit e of vCPU vcpu. w translates the
 // record's address (its Mem reads the record too).
