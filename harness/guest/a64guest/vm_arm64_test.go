@@ -274,3 +274,57 @@ func faultFSC(f *a64guest.Fault) uint32 {
 	}
 	return f.FSC()
 }
+
+// BenchmarkVMUcall is the cost of one ucall round trip on a real vCPU,
+// split in three: "raw" is the MMIO exit alone (vCPU Run, nothing
+// decoded) inside one Do on the vCPU's thread, "raw-per-call" pays the
+// thread hand-off of Do per exit, "ucall" is Guest.Run: hand-off, exit,
+// the walk of the record pointer, the record read and parse.
+func BenchmarkVMUcall(b *testing.B) {
+	h, err := kvm.Open(kvm.Options{})
+	if err != nil {
+		b.Skipf("no backend runs arm64 guests here: %v", err)
+	}
+	defer h.Close()
+	g, err := a64guest.New(h, a64guest.Config{})
+	if err != nil {
+		b.Skip(err)
+	}
+	defer g.Close()
+	p := g.Program()
+	loop := p.Here()
+	p.Sync(1, a64.X0)
+	p.B(loop)
+	if err := g.Load(p); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	v := g.VCPUs[0]
+	b.Run("raw", func(b *testing.B) {
+		err := v.Do(func() error {
+			for range b.N {
+				if _, err := v.Run(ctx); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	})
+	b.Run("raw-per-call", func(b *testing.B) {
+		for range b.N {
+			if err := v.Do(func() error { _, err := v.Run(ctx); return err }); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ucall", func(b *testing.B) {
+		for range b.N {
+			if _, err := g.Run(ctx, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
