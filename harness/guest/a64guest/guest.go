@@ -491,3 +491,23 @@ func (g *Guest) Unexpected(i int, exit hv.Exit) error {
 // Reg is vCPU i's register access (KVM_GET_ONE_REG/KVM_SET_ONE_REG), for
 // specs that read ID registers or set up what the runtime does not.
 func (g *Guest) Reg(i int) OneReg { return g.regs[i] }
+
+// PageSize is the guest's page size: the granule of its stage-1 tables
+// (memslot_perf_test's guest page size).
+func (g *Guest) PageSize() uint64 { return g.cfg.Mode.Granule.Size() }
+
+// MapIdentity maps guest-physical [gpa, gpa+size) at the same virtual
+// addresses with attributes a, in blocks where alignment allows: memory
+// of slots the spec adds beside slot 0. Both ends must be page aligned.
+// A running guest sees the mapping after its FlushTLB (new mappings of
+// unmapped addresses need none: invalid entries are not cached).
+func (g *Guest) MapIdentity(gpa, size uint64, a Attrs) error {
+	ps := g.PageSize()
+	if gpa%ps != 0 || size%ps != 0 || size == 0 {
+		return fmt.Errorf("a64guest: map [%#x, +%#x): not aligned to the %v page", gpa, size, g.cfg.Mode.Granule)
+	}
+	if gpa < UcallMMIOGPA+ps && UcallMMIOGPA < gpa+size {
+		return fmt.Errorf("a64guest: map [%#x, +%#x): overlaps the ucall page %#x", gpa, size, uint64(UcallMMIOGPA))
+	}
+	return g.PT.MapBlocks(gpa, gpa, size, a)
+}

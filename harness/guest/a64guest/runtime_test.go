@@ -379,3 +379,47 @@ func TestFlushTLBDecodes(t *testing.T) {
 		t.Errorf("FlushTLB: %q, want %q", strings.Join(got, ";"), want)
 	}
 }
+
+// A slot added beside slot 0 and mapped with MapIdentity is reachable
+// from EL0 test code; mapping slot 0 again or the ucall page is refused.
+func TestMapIdentityExtraSlot(t *testing.T) {
+	for _, mode := range modelModes {
+		t.Run(mode.String(), func(t *testing.T) {
+			g := modelGuest(t, Config{Mode: mode, EL0: true})
+			const base, size = 0x1000_0000, 2 << 20
+			mem, err := hv.NewMemory(size, hv.Anonymous)
+			must(t, err)
+			defer mem.Close()
+			must(t, g.VM.SetMemslot(hv.Memslot{Slot: 1, GPA: base, Size: size, Memory: mem}))
+			must(t, g.MapIdentity(base, size, UserData))
+			if g.PageSize() != mode.Granule.Size() {
+				t.Errorf("page size %#x", g.PageSize())
+			}
+			if err := g.MapIdentity(base, size, UserData); err == nil {
+				t.Error("mapped the slot twice")
+			}
+			if err := g.MapIdentity(UcallMMIOGPA, g.PageSize(), UserData); err == nil {
+				t.Error("mapped over the ucall page")
+			}
+			if err := g.MapIdentity(base+8, g.PageSize(), UserData); err == nil {
+				t.Error("unaligned mapping accepted")
+			}
+			p := g.Program()
+			p.Mov(a64.X6, a64.Imm(base+size-8))
+			p.Mov(a64.X7, a64.Imm(0x1234))
+			p.Str(a64.X7, a64.Ptr(a64.X6, 0))
+			p.Ldr(a64.X8, a64.Ptr(a64.X6, 0))
+			p.Sync(1, a64.X8)
+			p.Done()
+			loadModel(t, g, p)
+			ucalls, _, err := runModel(t, g, 0)
+			must(t, err)
+			if got := strings.Join(ucallStrings(ucalls), ";"); got != "SYNC [0x1 0x1234];DONE []" {
+				t.Fatalf("ucalls %s", got)
+			}
+			if v := binary.LittleEndian.Uint64(mem.Bytes()[size-8:]); v != 0x1234 {
+				t.Errorf("slot 1 holds %#x", v)
+			}
+		})
+	}
+}
