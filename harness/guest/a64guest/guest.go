@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/kvmspec/kvmspec/harness/a64"
 	"github.com/kvmspec/kvmspec/harness/guest"
@@ -510,4 +511,35 @@ func (g *Guest) MapIdentity(gpa, size uint64, a Attrs) error {
 		return fmt.Errorf("a64guest: map [%#x, +%#x): overlaps the ucall page %#x", gpa, size, uint64(UcallMMIOGPA))
 	}
 	return g.PT.MapBlocks(gpa, gpa, size, a)
+}
+
+// RunAll runs every vCPU until DONE, concurrently, and returns the first
+// failure (the others are then stopped). onSync may be called
+// concurrently from the vCPUs' goroutines.
+func (g *Guest) RunAll(ctx context.Context, onSync func(*guest.Ucall) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for i := range g.VCPUs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if err := g.RunUntilDone(ctx, i, onSync); err != nil {
+				mu.Lock()
+				// The first failure is the cause; later ones are mostly
+				// the cancellation it triggered.
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+				cancel()
+			}
+		}(i)
+	}
+	wg.Wait()
+	return first
 }

@@ -210,6 +210,9 @@ func buildRuntime(s runtimeSpec, g *Guest) (*runtime, error) {
 			p := &Program{Assembler: a, g: g, record: HandlerRecord}
 			h.Body(p, handlerFrame)
 		}
+		// The body may have used X28: find the block again.
+		a.Mrs(a64.X28, tpidrEL1)
+		a.Add(a64.X28, a64.X28, a64.Imm(el1HalfSize))
 		count := a64.Ptr(a64.X28, int64(HandlerCounts+4*v))
 		a.Ldr(a64.W16, count)
 		a.Add(a64.W16, a64.W16, a64.Imm(1))

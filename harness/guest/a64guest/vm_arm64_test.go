@@ -9,7 +9,9 @@ package a64guest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -273,6 +275,37 @@ func faultFSC(f *a64guest.Fault) uint32 {
 		return 0
 	}
 	return f.FSC()
+}
+
+// TestVMRunAll runs two vCPUs at once: each reports its index and the
+// address of its own user block, then ends.
+func TestVMRunAll(t *testing.T) {
+	g := arm64Guest(t, a64guest.Config{VCPUs: 2})
+	p := g.Program()
+	p.Sync(1, a64.X0, a64.X28)
+	p.Done()
+	if err := g.Load(p); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	seen := map[int]uint64{}
+	err := g.RunAll(ctx, func(u *guest.Ucall) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if u.Args[1] != uint64(u.VCPU) {
+			return fmt.Errorf("vcpu %d says it is %d", u.VCPU, u.Args[1])
+		}
+		seen[u.VCPU] = u.Args[2]
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 2 || seen[0] != g.UserBlock(0) || seen[1] != g.UserBlock(1) {
+		t.Fatalf("user blocks %#x, want %#x and %#x", seen, g.UserBlock(0), g.UserBlock(1))
+	}
 }
 
 // BenchmarkVMUcall is the cost of one ucall round trip on a real vCPU,
