@@ -423,3 +423,127 @@ func TestMapIdentityExtraSlot(t *testing.T) {
 		})
 	}
 }
+
+// TestBootDecoded decodes the boot code with arm64asm (through a64.Text)
+// and checks it instruction by instruction: which system registers are
+// written in which order, the value each gets (constants followed through
+// the MOV/MOVK sequences), and the barriers around the MMU switch.
+func TestBootDecoded(t *testing.T) {
+	for _, tc := range []struct {
+		mode Mode
+		el0  bool
+	}{{DefaultMode, false}, {Mode{36, 47, Granule16K}, true}, {Mode{48, 42, Granule64K}, false}} {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			g := modelGuest(t, Config{Mode: tc.mode, EL0: tc.el0})
+			var lines []string
+			for pc := g.rt.boot; ; pc += 4 {
+				w := binary.LittleEndian.Uint32(g.rt.code[pc-RuntimeBase:])
+				lines = append(lines, a64.Text(w, pc))
+				if lines[len(lines)-1] == "eret" {
+					break
+				}
+			}
+			sys := func(name string) string {
+				r, ok := a64.Sys(name)
+				if !ok {
+					t.Fatalf("no %s", name)
+				}
+				return r.Generic()
+			}
+			spsr := uint64(SPSRDAIF | SPSREL1t)
+			if tc.el0 {
+				spsr = SPSRDAIF | SPSREL0t
+			}
+			type write struct {
+				reg   string
+				value uint64
+				known bool // the value is a constant the code builds
+			}
+			want := []write{
+				{sys("SCTLR_EL1"), 0, false}, // the reset value with M cleared
+				{sys("MAIR_EL1"), MAIR(), true},
+				{sys("TCR_EL1"), tc.mode.TCR(false), true},
+				{sys("TTBR0_EL1"), g.PT.Root, true},
+				{sys("CPACR_EL1"), cpacrFPENNoTrap, true},
+				{sys("VBAR_EL1"), RuntimeBase, true},
+				{sys("SCTLR_EL1"), SCTLR(), true},
+				{sys("TPIDR_EL1"), 0, false}, // computed from X0
+				{sys("SP_EL0"), 0, false},
+				{sys("ELR_EL1"), 0, false}, // X1, the host's entry
+				{sys("SPSR_EL1"), spsr, true},
+			}
+			regs := map[string]uint64{}
+			var got []write
+			at := map[string][]int{} // line numbers of each write
+			for i, l := range lines {
+				op, args, _ := strings.Cut(l, " ")
+				f := strings.Split(args, ", ")
+				switch op {
+				case "mov":
+					if v, ok := immValue(f[1]); ok {
+						regs[f[0]] = v
+					} else {
+						delete(regs, f[0])
+					}
+				case "movk":
+					imm, _ := immValue(f[1])
+					var sh uint64
+					if len(f) > 2 {
+						fmt.Sscanf(f[2], "lsl #%d", &sh)
+					}
+					regs[f[0]] = regs[f[0]]&^(0xffff<<sh) | imm<<sh
+				case "msr":
+					v, known := regs[f[1]]
+					got = append(got, write{f[0], v, known})
+					at[f[0]] = append(at[f[0]], i)
+				default:
+					if len(f) > 0 && op != "isb" && op != "dsb" && op != "tlbi" && op != "eret" {
+						delete(regs, f[0])
+					}
+				}
+			}
+			if len(got) != len(want) {
+				t.Fatalf("system register writes %v, want %v", got, want)
+			}
+			for i, w := range want {
+				if got[i].reg != w.reg || w.known && (!got[i].known || got[i].value != w.value) {
+					t.Errorf("write %d: %s = %#x (constant %v), want %s = %#x", i, got[i].reg, got[i].value, got[i].known, w.reg, w.value)
+				}
+			}
+			// MMU off: AND clears only M, then an ISB.
+			if lines[1] != "and x2, x2, #0xfffffffffffffffe" || lines[3] != "isb" {
+				t.Errorf("MMU off: %q", lines[:4])
+			}
+			// MMU on: ISB, TLBI VMALLE1, DSB NSH, ISB after the last translation
+			// register, only constants built before SCTLR, and an ISB right after it.
+			vbar, on := at[sys("VBAR_EL1")][0], at[sys("SCTLR_EL1")][1]
+			if strings.Join(lines[vbar+1:vbar+5], ";") != "isb;tlbi vmalle1;dsb nsh;isb" {
+				t.Errorf("after VBAR: %q", lines[vbar+1:vbar+5])
+			}
+			for _, l := range lines[vbar+5 : on] {
+				if !strings.HasPrefix(l, "mov") {
+					t.Errorf("between the TLB flush and SCTLR: %q", l)
+				}
+			}
+			if lines[on+1] != "isb" {
+				t.Errorf("after SCTLR.M: %q", lines[on+1])
+			}
+		})
+	}
+}
+
+// immValue parses an immediate operand of the GNU text ("#0x3c4").
+func immValue(s string) (uint64, bool) {
+	if !strings.HasPrefix(s, "#") {
+		return 0, false
+	}
+	var v uint64
+	if _, err := fmt.Sscanf(strings.TrimPrefix(s, "#"), "%v", &v); err != nil {
+		var n int64
+		if _, err := fmt.Sscanf(strings.TrimPrefix(s, "#"), "%v", &n); err != nil {
+			return 0, false
+		}
+		return uint64(n), true
+	}
+	return v, true
+}
