@@ -37,7 +37,9 @@ func (c UcallCmd) String() string {
 }
 
 // argRange is how many arguments cmd takes; known is false for a value
-// that is not a command of the ABI.
+// that is not a command of the ABI. UNHANDLED carries the x86 exception
+// report (vector, error code, RIP, CR2); ParseUcallRecord lets another
+// architecture's runtime say how many values its report has.
 func (c UcallCmd) argRange() (lo, hi uint64, known bool) {
 	switch c {
 	case UcallSync:
