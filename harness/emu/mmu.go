@@ -372,19 +372,6 @@ func loadLE(p *[hv.PageSize]byte, off uint64, size uint8) uint64 {
 	return uint64(p[off])
 }
 
-func storeLE(p *[hv.PageSize]byte, off uint64, size uint8, v uint64) {
-	switch size {
-	case 8:
-		binary.LittleEndian.PutUint64(p[off:], v)
-	case 4:
-		binary.LittleEndian.PutUint32(p[off:], uint32(v))
-	case 2:
-		binary.LittleEndian.PutUint16(p[off:], uint16(v))
-	default:
-		p[off] = byte(v)
-	}
-}
-
 // readSlow handles TLB misses, page-straddling reads and MMIO.
 func (c *cpu) readSlow(va uint64, size uint8, acc int) uint64 {
 	off := va & 0xfff
@@ -447,10 +434,7 @@ func (c *cpu) physWrite(gpa uint64, n int, v uint64) {
 		return
 	}
 	c.logWrite(r)
-	off := gpa & 0xfff
-	for i := 0; i < n; i++ {
-		r.page[off+uint64(i)] = byte(v >> (8 * i))
-	}
+	storeBytes(r.page, gpa&0xfff, n, v)
 	c.codeWritten(r)
 }
 

@@ -55,6 +55,7 @@ type guestOpt struct {
 	noBitmap bool // TSS without an I/O bitmap (limit 0x67)
 	memSize  uint64
 	slotFlag hv.MemFlags
+	backing  hv.Backing // zero: anonymous
 }
 
 func put64(b []byte, off uint64, v uint64) { binary.LittleEndian.PutUint64(b[off:], v) }
@@ -70,7 +71,7 @@ func newTestGuest(tb testing.TB, h hv.Hypervisor, o guestOpt, code []byte) *test
 	if size == 0 {
 		size = guestMem
 	}
-	mem, err := hv.NewMemory(size, hv.Anonymous)
+	mem, err := hv.NewMemory(size, o.backing)
 	if err != nil {
 		tb.Fatal(err)
 	}
