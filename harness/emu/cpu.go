@@ -168,6 +168,9 @@ type cpu struct {
 	hcExit   hv.HypercallExit
 	msrPend  int // 1: rdmsr exit outstanding, 2: wrmsr exit outstanding
 	hcPend   bool
+	// outSkip is the OUT reported with RIP at it (OutRIPAtInsn): the
+	// next Run moves RIP past it unless the host moved RIP meanwhile.
+	outSkip  pendingWrite
 	failExit hv.FailEntryExit
 
 	st vcpuStats
@@ -210,6 +213,10 @@ type pendingWrite struct {
 	addr uint64
 	n    int
 	data [8]byte
+	// atInsn marks an OUT reported with RIP at the instruction
+	// (OutRIPAtInsn): insn is its address, next where the guest goes on.
+	atInsn     bool
+	insn, next uint64
 }
 
 func newCPU(vm *VM, v *VCPU) *cpu {

@@ -691,12 +691,17 @@ func opOuts(c *cpu, in *inst) {
 	})
 }
 
-// opOut: the exit is taken after the instruction, with RIP past it.
+// opOut: the exit is taken after the instruction; with OutRIPAtInsn RIP
+// is put back at it while the host looks (takeExit).
 func opOut(c *cpu, in *inst) {
 	sz := in.ssize
 	port := uint16(c.get(&in.dst, in, 2))
 	c.ioCheck(port, sz)
+	n := len(c.pend)
 	c.portOut(port, sz, c.regs[0])
+	if len(c.pend) > n && c.vm.h.opt.OutRIP == OutRIPAtInsn {
+		c.pend[n].atInsn, c.pend[n].insn, c.pend[n].next = true, c.cur, c.rip
+	}
 }
 
 // kvmEPERM is -KVM_EPERM, what KVM returns in RAX for a hypercall from
