@@ -117,7 +117,8 @@ type cpu struct {
 	pendWatch           uint64       // a hit held back while an exit was reported
 	ran                 bool         // Run was called (CPUID is frozen, as KVM does from 5.16)
 	pmu                 pmu          // performance counters (pmu.go)
-	pmuOn               bool         // some counter counts: step calls pmuCount
+	pmuOn               bool         // some counter counts, or the APIC timer runs: step calls pmuCount
+	clk                 clock        // deterministic time (timer.go)
 
 	// Attention and epoch handshake with other goroutines.
 	attn     atomic.Uint32

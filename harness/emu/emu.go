@@ -61,9 +61,12 @@ const (
 
 // Options tune the emulator; the zero value is right for most users.
 type Options struct {
-	// TSCHz is the guest-visible TSC frequency (0: 1 GHz, so one tick is
-	// one nanosecond of host monotonic time).
+	// TSCHz is the guest-visible TSC frequency under TimeHost (0: 1 GHz,
+	// so one tick is one nanosecond of host monotonic time).
 	TSCHz uint64
+	// Time is what the TSC and the APIC timer count (default TimeHost;
+	// TimeInstructions makes guest time deterministic, see timer.go).
+	Time TimeSource
 	// OutRIP is where RIP points while the host handles a port-output
 	// exit (default OutRIPAtInsn, as VMX and SVM KVM).
 	OutRIP OutRIPRule
@@ -162,7 +165,8 @@ func (h *Hypervisor) Options() Options { return h.opt }
 // ParseOptions reads options as the CLI's --emu flag gives them: a comma
 // list of key=value, "" for the defaults. Keys:
 //
-//	out-rip=at-insn|past   OutRIP: RIP at a port-output exit
+//	out-rip=at-insn|past     OutRIP: RIP at a port-output exit
+//	time=host|instructions   Time: what the TSC and the APIC timer count
 func ParseOptions(s string) (Options, error) {
 	var o Options
 	for _, kv := range strings.Split(s, ",") {
@@ -184,8 +188,17 @@ func ParseOptions(s string) (Options, error) {
 			default:
 				return o, fmt.Errorf("emu option out-rip=%q: want %s or %s", v, OutRIPAtInsn, OutRIPPast)
 			}
+		case "time":
+			switch v {
+			case TimeHost.String():
+				o.Time = TimeHost
+			case TimeInstructions.String():
+				o.Time = TimeInstructions
+			default:
+				return o, fmt.Errorf("emu option time=%q: want %s or %s", v, TimeHost, TimeInstructions)
+			}
 		default:
-			return o, fmt.Errorf("unknown emu option %q (known: out-rip)", k)
+			return o, fmt.Errorf("unknown emu option %q (known: out-rip, time)", k)
 		}
 	}
 	return o, nil
@@ -197,10 +210,14 @@ func (o Options) behaviour() string {
 	if o.OutRIP == OutRIPPast {
 		out = "OUT exits with RIP past the OUT (kvm_pvm)"
 	}
-	return out + " [--emu " + o.String() + "]"
+	clock := "TSC from host time, APIC timer not modelled"
+	if o.Time == TimeInstructions {
+		clock = "TSC and APIC timer count retired instructions (deterministic)"
+	}
+	return out + "; " + clock + " [--emu " + o.String() + "]"
 }
 
 // String is the options as ParseOptions reads them.
 func (o Options) String() string {
-	return "out-rip=" + o.OutRIP.String()
+	return "out-rip=" + o.OutRIP.String() + ",time=" + o.Time.String()
 }

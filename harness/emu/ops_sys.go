@@ -26,6 +26,7 @@ func opHlt(c *cpu, in *inst) {
 	if c.vm.cfg.IRQChip {
 		c.st.halts++
 		c.halted = true
+		c.timerSkipIdle()
 		c.poke(attnExit)
 		return
 	}
@@ -133,6 +134,9 @@ const eferWritable = hv.EFERSCE | hv.EFERLME | hv.EFERNXE
 var monoStart = time.Now()
 
 func (c *cpu) tsc() uint64 {
+	if c.detTime() {
+		return uint64(int64(c.cycles()) + c.msr.tscOffset)
+	}
 	ns := uint64(time.Since(monoStart))
 	t := ns
 	if hz := c.vm.h.opt.TSCHz; hz != 1_000_000_000 {

@@ -92,6 +92,7 @@ func (c *cpu) reset() {
 	c.dr6, c.dr7 = dr6Fixed, dr7Fixed
 	c.apic.Reset(uint32(c.v.id))
 	c.cpuid = defaultCPUID(c.v.id)
+	c.clk.timer = apicTimer{}
 	c.pmuConfigure()
 	c.setCPL(0)
 }
