@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kvmspec/kvmspec/harness/asm"
+	"github.com/kvmspec/kvmspec/harness/guest/desc"
 	"github.com/kvmspec/kvmspec/harness/hv"
 )
 
@@ -208,9 +209,7 @@ type excFrame struct {
 	errorCodePresent bool
 }
 
-func hasErrorCode(v uint8) bool {
-	return v == 8 || (v >= 10 && v <= 14) || v == 17
-}
+func hasErrorCode(v uint8) bool { return desc.HasErrorCode(int(v)) }
 
 // runException runs until an exception stub reports and decodes the frame.
 func (g *testGuest) runException(tb testing.TB) excFrame {
