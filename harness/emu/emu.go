@@ -20,6 +20,9 @@
 //     I/O APIC answer in the emulator, and HLT waits inside Run.
 //   - VMCALL at CPL0 is a HypercallExit (RAX = Nr, RBX, RCX, RDX, RSI, RDI,
 //     R8 = Args, Ret lands in RAX); at CPL > 0 RAX becomes -KVM_EPERM.
+//   - A port-output exit (OUT) reports RIP at the OUT, which the next Run
+//     completes; Options.OutRIP selects kvm_pvm's rule (RIP already past
+//     it) instead. MMIO writes and OUTS exit past the instruction.
 //   - Only 64-bit code runs: Run with a guest outside long mode returns a
 //     FailEntryExit (reason 0x80000021, invalid guest state).
 //   - Accessed/dirty bits are set only when the access is allowed, and the
