@@ -21,7 +21,9 @@ import (
 // instruction takes exactly one core cycle, and the reference clock runs
 // with the core clock, so core cycles (0x3C/0x00, fixed counter 1) and
 // reference cycles (0x3C/0x01, fixed counter 2) count what instructions
-// retired counts. Other events are accepted in the event select and never
+// retired counts. It is the vCPU's one clock (timer.go): under
+// Options.Time = TimeInstructions the TSC and the APIC timer count the
+// same cycles, plus the halted ones these unhalted-cycle events skip. Other events are accepted in the event select and never
 // count; CPUID reports them unavailable. Edge, invert and counter-mask
 // are stored and read back but do not change counting.
 //
