@@ -117,7 +117,8 @@ type cpu struct {
 	pendWatch           uint64       // a hit held back while an exit was reported
 	ran                 bool         // Run was called (CPUID is frozen, as KVM does from 5.16)
 	pmu                 pmu          // performance counters (pmu.go)
-	pmuOn               bool         // some counter counts: step calls pmuCount
+	pmuOn               bool         // some counter counts, or the APIC timer runs: step calls pmuCount
+	clk                 clock        // deterministic time (timer.go)
 
 	// Attention and epoch handshake with other goroutines.
 	attn     atomic.Uint32
@@ -168,6 +169,9 @@ type cpu struct {
 	hcExit   hv.HypercallExit
 	msrPend  int // 1: rdmsr exit outstanding, 2: wrmsr exit outstanding
 	hcPend   bool
+	// outSkip is the OUT reported with RIP at it (OutRIPAtInsn): the
+	// next Run moves RIP past it unless the host moved RIP meanwhile.
+	outSkip  pendingWrite
 	failExit hv.FailEntryExit
 
 	st vcpuStats
@@ -210,6 +214,10 @@ type pendingWrite struct {
 	addr uint64
 	n    int
 	data [8]byte
+	// atInsn marks an OUT reported with RIP at the instruction
+	// (OutRIPAtInsn): insn is its address, next where the guest goes on.
+	atInsn     bool
+	insn, next uint64
 }
 
 func newCPU(vm *VM, v *VCPU) *cpu {
