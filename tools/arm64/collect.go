@@ -306,7 +306,7 @@ func unitReport(dir string, g guestResult, platform string) (gtr.Report, error) 
 		if err != nil {
 			return all, err
 		}
-		r, err := gotest.NewParser(gotest.PackageName(platform+"/"+name)).Parse(f)
+		r, err := gotest.NewParser(gotest.PackageName(platform + "/" + name)).Parse(f)
 		f.Close()
 		if err != nil {
 			return all, fmt.Errorf("%s.txt: %w", s.Name, err)

@@ -260,7 +260,7 @@ func (e entry) describe() string {
 	if kind == "" {
 		kind = "?"
 	}
-	s := fmt.Sprintf("%s%s %10d %s", kind, fs.FileMode(e.Mode&0o777).String()[1:], e.Size, e.Name)
+	s := fmt.Sprintf("%s%s %10d %s", kind, fs.FileMode(e.Mode & 0o777).String()[1:], e.Size, e.Name)
 	switch e.Mode & 0o170000 {
 	case modeSymlink:
 		s += " -> " + string(e.Data)
