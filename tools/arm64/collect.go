@@ -161,6 +161,24 @@ func collect(in, out, platform string) (summary string, problems []string, err e
 		fmt.Fprintf(&b, "; %.1f testcases/s", float64(c.Total)/suites.seconds())
 	}
 	b.WriteString("\n")
+	for _, be := range r.Meta.Backends {
+		var n, ran int
+		var d time.Duration
+		for _, k := range r.Cases {
+			if k.Backend == be {
+				n++
+				d += k.Duration
+				if k.State != reports.StateSkipped {
+					ran++
+				}
+			}
+		}
+		fmt.Fprintf(&b, "    %-10s %4d testcases, %4d run, %6.1f s", be, n, ran, d.Seconds())
+		if d > 0 && ran > 0 {
+			fmt.Fprintf(&b, ", %.1f run/s", float64(ran)/d.Seconds())
+		}
+		b.WriteString("\n")
+	}
 	if r.Incomplete != "" {
 		problems = append(problems, "the guest's suite run did not finish: "+r.Incomplete)
 	}
@@ -350,10 +368,19 @@ func benchLines(dir string, g guestResult) []string {
 		if err != nil {
 			continue
 		}
-		for _, l := range strings.Split(string(data), "\n") {
-			if benchLine.MatchString(l) || strings.Contains(l, "--- SKIP") {
-				out = append(out, strings.TrimPrefix(s.Name, "bench-")+": "+strings.Join(strings.Fields(l), " "))
+		lines := strings.Split(string(data), "\n")
+		for i, l := range lines {
+			switch {
+			case benchLine.MatchString(l):
+			case strings.Contains(l, "--- SKIP"):
+				// A benchmark's skip reason comes before its SKIP line.
+				if i > 0 && strings.HasPrefix(lines[i-1], " ") {
+					l += ": " + strings.TrimSpace(lines[i-1])
+				}
+			default:
+				continue
 			}
+			out = append(out, strings.TrimPrefix(s.Name, "bench-")+": "+strings.Join(strings.Fields(l), " "))
 		}
 	}
 	return out

@@ -55,7 +55,7 @@ for t in /kvmspec/tests/*.test; do
 	n=$(basename "$t" .test)
 	step "unit-$n" "$UNIT_TIMEOUT" "$t" -test.v -test.count=1 -test.timeout "${UNIT_TIMEOUT}s"
 	if [ -n "$BENCH" ]; then
-		step "bench-$n" "$UNIT_TIMEOUT" "$t" -test.run '^$' -test.bench "$BENCH" -test.benchtime "$BENCHTIME"
+		step "bench-$n" "$UNIT_TIMEOUT" "$t" -test.v -test.run '^$' -test.bench "$BENCH" -test.benchtime "$BENCHTIME"
 	fi
 done
 

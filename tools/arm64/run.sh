@@ -36,6 +36,7 @@ BENCHTIME=${ARM64_BENCHTIME:-200x}
 LABELS=${ARM64_LABELS-}                  # --label-filter of the suite run
 SUITE_ARGS=${ARM64_SUITE_ARGS-}          # more kvmspec run flags, split on spaces
 
+case $CACHE in /*) ;; *) CACHE=$PWD/$CACHE ;; esac # apt's Dir wants it absolute
 t_stage=$(date +%s.%N)
 say() { echo "test-arm64: $*"; }
 since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -99,7 +100,7 @@ fi
 # unpacked once and kept.
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 fetch_arm64() {
-	local R=$PWD/$CACHE/apt
+	local R=$CACHE/apt
 	mkdir -p "$R/etc/apt/apt.conf.d" "$R/etc/apt/preferences.d" "$R/etc/apt/trusted.gpg.d" \
 		"$R/var/lib/apt/lists/partial" "$R/var/cache/apt/archives/partial" "$R/var/lib/dpkg" "$CACHE/deb"
 	touch "$R/var/lib/dpkg/status"
