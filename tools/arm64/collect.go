@@ -141,7 +141,11 @@ func collect(in, out, platform string) (summary string, problems []string, err e
 	rep := filepath.Join(guestDir, "suites", reports.JSONFile)
 	f, err := os.Open(rep)
 	if err != nil {
-		problems = append(problems, "no suite report from the guest: "+err.Error())
+		why := err.Error()
+		if suites != nil {
+			why = fmt.Sprintf("kvmspec run exited %d: %s (log: %s)", suites.RC, lastLine(filepath.Join(guestDir, "suites.txt")), filepath.Join(guestDir, "suites.txt"))
+		}
+		problems = append(problems, "no suite report from the guest: "+why)
 		return b.String(), problems, nil
 	}
 	r, err := reports.ReadJSON(io.LimitReader(f, maxResults))
@@ -387,3 +391,14 @@ func benchLines(dir string, g guestResult) []string {
 }
 
 func durationOf(s step) time.Duration { return time.Duration(s.seconds() * float64(time.Second)) }
+
+// lastLine is the last non-empty line of a log, what a failed command
+// most often says why in.
+func lastLine(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}

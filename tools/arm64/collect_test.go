@@ -163,7 +163,11 @@ func TestCollectFails(t *testing.T) {
 		{"a step timed out", replace("steps.txt", "caps 0", "caps 124"), "guest step caps: timed out", false},
 		{"suites exited 1 without a failed case", replace("steps.txt", "suites 0", "suites 1"), "kvmspec run in the guest exited 1", false},
 		{"the guest did not finish", replace("guest.txt", "done 286.95\n", ""), "did not finish its steps", false},
-		{"no suite report", func(f map[string][]byte) { delete(f, "suites/report.json") }, "no suite report", false},
+		{"no suite report", func(f map[string][]byte) {
+			delete(f, "suites/report.json")
+			f["suites.txt"] = []byte("kvmspec run: unknown --param key \"nosuch\"\n\n")
+			f["steps.txt"] = bytes.Replace(f["steps.txt"], []byte("suites 0"), []byte("suites 2"), 1)
+		}, `no suite report from the guest: kvmspec run exited 2: kvmspec run: unknown --param key "nosuch"`, false},
 		{"incomplete suite run", replace("suites/report.json", `"cases": [`, `"incomplete": "interrupted", "cases": [`), "did not finish: interrupted", false},
 		{"bad steps line", replace("steps.txt", "caps 0 2.18 2.55", "caps zero"), "steps.txt: bad line", true},
 		{"no guest.txt", func(f map[string][]byte) { delete(f, "guest.txt") }, "guest.txt", true},
