@@ -28,7 +28,14 @@ func arm64Binary(t *testing.T) string {
 	return out
 }
 
-func goTool() string { return filepath.Join(runtime.GOROOT(), "bin", "go") }
+// goTool is the go command: $GO as the Makefile passes it, else the one
+// on PATH.
+func goTool() string {
+	if g := os.Getenv("GO"); g != "" {
+		return g
+	}
+	return "go"
+}
 
 // TestInitramfsContents: the archive holds /init, busybox, /dev/console,
 // the directories init mounts on and every DEST=SRC, with their bytes and
