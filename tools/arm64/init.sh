@@ -53,12 +53,15 @@ step caps 120 kvmspec caps
 for t in /kvmspec/tests/*.test; do
 	[ -e "$t" ] || continue
 	n=$(basename "$t" .test)
+	# go test runs a package's tests in its directory (testdata/ there).
+	cd "/kvmspec/tests/$n" 2>/dev/null || cd /tmp
 	step "unit-$n" "$UNIT_TIMEOUT" "$t" -test.v -test.count=1 -test.timeout "${UNIT_TIMEOUT}s"
 	if [ -n "$BENCH" ]; then
 		step "bench-$n" "$UNIT_TIMEOUT" "$t" -test.v -test.run '^$' -test.bench "$BENCH" -test.benchtime "$BENCHTIME"
 	fi
 done
 
+cd /tmp
 # The suites' arguments, one per line (label filters hold spaces).
 set --
 if [ -f /etc/kvmspec.args ]; then

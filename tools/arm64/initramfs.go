@@ -7,7 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path"
+	"path/filepath"
 	"strings"
 )
 
@@ -42,7 +45,7 @@ func buildInitramfs(busybox string, extra [][2]string) (*archive, error) {
 		return nil, err
 	}
 	for _, x := range extra {
-		if err := a.addFile(x[0], x[1]); err != nil {
+		if err := a.addPath(x[0], x[1]); err != nil {
 			return nil, err
 		}
 	}
@@ -50,7 +53,7 @@ func buildInitramfs(busybox string, extra [][2]string) (*archive, error) {
 		return nil, fmt.Errorf("initramfs: no kvmspec/kvmspec given: the arm64 kvmspec binary is what the guest runs")
 	}
 	for _, e := range a.sorted() {
-		if e.Mode&0o170000 != modeFile || e.Mode&0o111 == 0 || e.Data != nil {
+		if e.Mode&0o170000 != modeFile || e.Data != nil || !isProgram(e.Name) {
 			continue
 		}
 		if err := checkArm64(e.Src); err != nil {
@@ -58,6 +61,43 @@ func buildInitramfs(busybox string, extra [][2]string) (*archive, error) {
 		}
 	}
 	return a, nil
+}
+
+// isProgram says whether the guest executes the file: busybox, kvmspec
+// and the test binaries (not files of a package's testdata, which may be
+// anything, x86 ELF files included).
+func isProgram(name string) bool {
+	return name == "bin/busybox" || name == "kvmspec/kvmspec" || strings.HasSuffix(name, ".test")
+}
+
+// addPath adds host file src as name, or, when src is a directory, the
+// regular files and directories below it under name (a package's
+// testdata, which its test binary opens relative to its directory).
+func (a *archive) addPath(name, src string) error {
+	st, err := os.Stat(src)
+	if err != nil {
+		return fmt.Errorf("initramfs: %s: %w", name, err)
+	}
+	if !st.IsDir() {
+		return a.addFile(name, src)
+	}
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		dst := path.Join(name, filepath.ToSlash(rel))
+		switch {
+		case d.IsDir():
+			return a.add(entry{Name: dst, Mode: modeDir | 0o755})
+		case d.Type().IsRegular():
+			return a.addFile(dst, p)
+		}
+		return nil // symlinks, sockets: not test data a Go test reads
+	})
 }
 
 // checkArm64 refuses an executable that is not an AArch64 ELF file: the

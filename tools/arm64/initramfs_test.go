@@ -48,11 +48,17 @@ func TestInitramfsContents(t *testing.T) {
 	if err := os.WriteFile(conf, []byte("UNIT_TIMEOUT=7\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A package's testdata: any files, executable non-ELF ones included.
+	td := filepath.Join(dir, "testdata")
+	os.MkdirAll(filepath.Join(td, "sub"), 0o755)
+	os.WriteFile(filepath.Join(td, "a.golden"), []byte("golden\n"), 0o644)
+	os.WriteFile(filepath.Join(td, "sub", "x86.sh"), []byte("#!/bin/sh\n"), 0o755)
 	out := filepath.Join(dir, "initramfs.cpio")
 	listing := filepath.Join(dir, "initramfs.txt")
 	var stdout, stderr bytes.Buffer
 	code := run([]string{"initramfs", "-o", out, "-busybox", bin, "-listing", listing,
-		"kvmspec/kvmspec=" + bin, "kvmspec/tests/kvm.test=" + bin, "etc/kvmspec.conf=" + conf}, &stdout, &stderr)
+		"kvmspec/kvmspec=" + bin, "kvmspec/tests/kvm.test=" + bin, "etc/kvmspec.conf=" + conf,
+		"kvmspec/tests/kvm/testdata=" + td}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("initramfs: exit %d: %s", code, stderr.String())
 	}
@@ -70,14 +76,16 @@ func TestInitramfsContents(t *testing.T) {
 		mode uint32
 		data []byte
 	}{
-		"init":                   {modeFile | 0o755, initScript},
-		"bin/busybox":            {modeFile | 0o755, binData},
-		"kvmspec/kvmspec":        {modeFile | 0o755, binData},
-		"kvmspec/tests/kvm.test": {modeFile | 0o755, binData},
-		"etc/kvmspec.conf":       {modeFile | 0o644, []byte("UNIT_TIMEOUT=7\n")},
-		"dev/console":            {modeCharDev | 0o600, nil},
+		"init":                                  {modeFile | 0o755, initScript},
+		"bin/busybox":                           {modeFile | 0o755, binData},
+		"kvmspec/kvmspec":                       {modeFile | 0o755, binData},
+		"kvmspec/tests/kvm.test":                {modeFile | 0o755, binData},
+		"etc/kvmspec.conf":                      {modeFile | 0o644, []byte("UNIT_TIMEOUT=7\n")},
+		"dev/console":                           {modeCharDev | 0o600, nil},
+		"kvmspec/tests/kvm/testdata/a.golden":   {modeFile | 0o644, []byte("golden\n")},
+		"kvmspec/tests/kvm/testdata/sub/x86.sh": {modeFile | 0o755, []byte("#!/bin/sh\n")},
 	}
-	for _, d := range []string{"proc", "sys", "dev", "tmp", "etc", "bin", "kvmspec", "kvmspec/tests"} {
+	for _, d := range []string{"proc", "sys", "dev", "tmp", "etc", "bin", "kvmspec", "kvmspec/tests", "kvmspec/tests/kvm/testdata/sub"} {
 		want[d] = struct {
 			mode uint32
 			data []byte
@@ -147,7 +155,7 @@ func TestInitramfsRefuses(t *testing.T) {
 	}{
 		{"host binary", []string{"kvmspec/kvmspec=" + self}, "not arm64"},
 		{"no kvmspec", []string{"kvmspec/tests/kvm.test=" + bin}, "no kvmspec/kvmspec"},
-		{"executable text", []string{"kvmspec/kvmspec=" + bin, "kvmspec/run=" + text}, "not an ELF"},
+		{"test binary of text", []string{"kvmspec/kvmspec=" + bin, "kvmspec/tests/x.test=" + text}, "not an ELF"},
 		{"missing source", []string{"kvmspec/kvmspec=" + filepath.Join(dir, "nope")}, "no such file"},
 		{"twice", []string{"kvmspec/kvmspec=" + bin, "kvmspec//kvmspec=" + bin}, "given twice"},
 		{"escape", []string{"kvmspec/kvmspec=" + bin, "../x=" + bin}, "bad path"},

@@ -5,8 +5,9 @@
 //
 //	arm64 initramfs -o FILE -busybox BUSYBOX [-listing FILE] DEST=SRC...
 //	    writes the uncompressed newc initramfs: /init (init.sh), busybox,
-//	    /dev/console and each SRC as DEST; checks that every executable
-//	    under kvmspec/ and bin/ is an arm64 ELF file.
+//	    /dev/console and each SRC as DEST (a directory with what is below
+//	    it); checks that busybox, kvmspec/kvmspec and every *.test are
+//	    arm64 ELF files.
 //	arm64 list FILE
 //	    prints an initramfs' contents.
 //	arm64 collect -in RESULTS.tar.gz -out DIR [-platform arm64]

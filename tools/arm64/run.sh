@@ -161,6 +161,12 @@ extra=("kvmspec/kvmspec=$B/kvmspec" "etc/kvmspec.conf=$B/kvmspec.conf" "etc/kvms
 for t in "$B"/tests/*.test; do
 	[ -e "$t" ] && extra+=("kvmspec/tests/$(basename "$t")=$t")
 done
+# Each test binary runs in kvmspec/tests/<package name>, with its
+# package's testdata there, as go test runs it in the package directory.
+# shellcheck disable=SC2086
+while read -r name dir; do
+	if [ -d "$dir/testdata" ]; then extra+=("kvmspec/tests/$name/testdata=$dir/testdata"); fi
+done < <($GO list -f '{{.Name}} {{.Dir}}' $TEST_PKGS)
 rm -rf "$OUT" && mkdir -p "$OUT"
 "$B/arm64" initramfs -o "$B/initramfs.cpio" -busybox "$CACHE/busybox" -listing "$OUT/initramfs.txt" "${extra[@]}" >/dev/null
 say "built the arm64 binaries and the initramfs in $(since "$t0") s ($(grep -c . "$OUT/initramfs.txt") entries, $(du -m "$B/initramfs.cpio" | cut -f1) MiB)"
@@ -172,7 +178,7 @@ res=$B/results.tar.gz
 rm -f "$res"
 say "booting $(cat "$CACHE/kernel.txt") under $(qemu-system-aarch64 --version | head -1) (-smp $SMP, -m $MEM, timeout ${TIMEOUT}s)"
 set +e
-timeout -k 10 "$TIMEOUT" qemu-system-aarch64 -nic none -M virt,virtualization=on,gic-version=3 -cpu max \
+timeout --foreground -k 10 "$TIMEOUT" qemu-system-aarch64 -nic none -M virt,virtualization=on,gic-version=3 -cpu max \
 	-smp "$SMP" -m "$MEM" -display none -monitor none -serial stdio -no-reboot \
 	-kernel "$CACHE/vmlinuz" -initrd "$B/initramfs.cpio" -append 'console=ttyAMA0 rdinit=/init panic=-1 quiet' \
 	-device virtio-serial-pci -chardev "file,id=kvmspecout,path=$res" \
