@@ -19,9 +19,13 @@ func arm64Binary(t *testing.T) string {
 	if err := os.WriteFile(src, []byte("package main\nfunc main() {}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module prog\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(dir, "prog")
-	cmd := exec.Command(goTool(), "build", "-o", out, src)
-	cmd.Env = append(os.Environ(), "GOARCH=arm64", "CGO_ENABLED=0", "GOOS=linux", "GO111MODULE=off")
+	cmd := exec.Command(goTool(), "build", "-o", out, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOARCH=arm64", "CGO_ENABLED=0", "GOOS=linux", "GOFLAGS=", "GOWORK=off")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("cross-building an arm64 program: %v\n%s", err, b)
 	}
