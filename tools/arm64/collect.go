@@ -113,7 +113,8 @@ func collect(in, out, platform string) (summary string, problems []string, err e
 			return "", nil, err
 		}
 		for _, p := range units.Packages {
-			var pass, fail, skip int
+			var pass, skip int
+			var failed []string
 			for _, t := range p.Tests {
 				switch t.Result {
 				case gtr.Pass:
@@ -121,10 +122,13 @@ func collect(in, out, platform string) (summary string, problems []string, err e
 				case gtr.Skip:
 					skip++
 				default:
-					fail++
+					failed = append(failed, t.Name)
 				}
 			}
-			fmt.Fprintf(&b, "  unit %-22s %d passed, %d failed, %d skipped\n", p.Name, pass, fail, skip)
+			fmt.Fprintf(&b, "  unit %-22s %d passed, %d failed, %d skipped\n", p.Name, pass, len(failed), skip)
+			if len(failed) > 0 {
+				problems = append(problems, fmt.Sprintf("%s: %s failed", p.Name, strings.Join(first(failed, 10), ", ")))
+			}
 		}
 	}
 	for _, l := range benchLines(guestDir, g) {

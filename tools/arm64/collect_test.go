@@ -160,6 +160,10 @@ func TestCollectFails(t *testing.T) {
 	}{
 		{"a testcase failed", failCase, "1 arm64 testcases failed: emu-arm64/smoke/2 vcpus run at once", false},
 		{"a unit test binary failed", replace("steps.txt", "unit-hv 0", "unit-hv 1"), "guest step unit-hv: exit 1", false},
+		{"a unit test failed", func(f map[string][]byte) {
+			replace("steps.txt", "unit-hv 0", "unit-hv 1")(f)
+			replace("unit-hv.txt", "--- PASS: TestBus ", "--- FAIL: TestBus ")(f)
+		}, "arm64/hv: TestBus failed", false},
 		{"a step timed out", replace("steps.txt", "caps 0", "caps 124"), "guest step caps: timed out", false},
 		{"suites exited 1 without a failed case", replace("steps.txt", "suites 0", "suites 1"), "kvmspec run in the guest exited 1", false},
 		{"the guest did not finish", replace("guest.txt", "done 286.95\n", ""), "did not finish its steps", false},
