@@ -6,6 +6,7 @@
 #   make fuzz   every fuzz target for FUZZTIME each
 #   make build  the static kvmspec binary in bin/ (GOARCH=arm64 make build cross-builds)
 #   make build-arm64  the arm64 binary in bin/kvmspec-arm64 and go vet for arm64
+#   make test-arm64   the suites on real KVM/arm64: an arm64 kernel under qemu-system-aarch64
 
 GO        ?= go
 BIN       := bin/kvmspec
@@ -48,7 +49,12 @@ build-arm64:
 run: build
 	./$(BIN) run --backend auto --report-dir $(OUT)
 
-test: unit suites
+test:
+	@mkdir -p $(OUT)
+	@$(ARM64_STAGE) > $(OUT)/arm64.log 2>&1 & arm64=$$!; \
+	$(MAKE) --no-print-directory unit suites; status=$$?; \
+	wait $$arm64; a=$$?; echo "== arm64 stage (make test-arm64; log: $(OUT)/arm64.log)"; cat $(OUT)/arm64.log; \
+	if [ $$a != 0 ]; then echo "make test: FAIL: the arm64 stage failed (reports: $(OUT)/arm64)"; status=1; fi; exit $$status
 
 # The JUnit schema test (reports) validates with xmllint when it is there;
 # install it where this user can, else the test uses its Go check.
@@ -127,6 +133,23 @@ fuzz:
 	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+# The arm64 stage (tools/arm64/run.sh, README "Real KVM/arm64"): Debian's
+# arm64 kernel under qemu-system-aarch64 at EL2 runs the arm64 kvmspec on
+# real KVM/arm64; reports in $(OUT)/arm64, backends kvm-arm64/emu-arm64.
+# It installs qemu-system-arm where this user may (root/sudo and apt),
+# else says "skipped: <reason>". `make test` runs it beside the x86 tests
+# (ARM64=0 leaves it out). Under TCG it is the slowest stage, so by
+# default it leaves out the perf specs and shortens the dirty-log stress
+# (ARM64_LABELS= ARM64_ARGS= runs everything at full size).
+ARM64        ?= 1
+ARM64_LABELS ?= !perf
+ARM64_ARGS   ?= --param dirtylog.iterations=8
+ARM64_STAGE   = if [ "$(ARM64)" = 0 ]; then echo "test-arm64: skipped: ARM64=0"; \
+	else ARM64_LABELS='$(ARM64_LABELS)' ARM64_SUITE_ARGS='$(ARM64_ARGS)' GO='$(GO)' ./tools/arm64/run.sh; fi
+.PHONY: test-arm64
+test-arm64:
+	@$(ARM64_STAGE)
 
 clean:
 	rm -rf bin $(OUT)
