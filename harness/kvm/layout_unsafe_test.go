@@ -46,4 +46,12 @@ var layoutTable = []layoutEntry{
 	{"sizeof kvm_irq_level", uint64(unsafe.Sizeof(irqLevel{})), "sizeof(struct kvm_irq_level)"},
 	{"sizeof kvm_msi", uint64(unsafe.Sizeof(msi{})), "sizeof(struct kvm_msi)"},
 	{"offsetof kvm_msi.data", uint64(unsafe.Offsetof(msi{}.data)), "offsetof(struct kvm_msi, data)"},
+	{"sizeof kvm_one_reg", uint64(unsafe.Sizeof(oneReg{})), "sizeof(struct kvm_one_reg)"},
+	{"sizeof kvm_create_device", uint64(unsafe.Sizeof(createDevice{})), "sizeof(struct kvm_create_device)"},
+	{"sizeof kvm_device_attr", uint64(unsafe.Sizeof(deviceAttr{})), "sizeof(struct kvm_device_attr)"},
+	{"offsetof kvm_device_attr.addr", uint64(unsafe.Offsetof(deviceAttr{}.addr)), "offsetof(struct kvm_device_attr, addr)"},
+	{"offsetof kvm_reg_list.reg", 8, "offsetof(struct kvm_reg_list, reg)"},
+	{"offsetof kvm_run.system_event.type", runUnion, "offsetof(struct kvm_run, system_event.type)"},
+	{"offsetof kvm_run.system_event.ndata", runUnion + 4, "offsetof(struct kvm_run, system_event.ndata)"},
+	{"offsetof kvm_run.system_event.data", runUnion + 8, "offsetof(struct kvm_run, system_event.data)"},
 }

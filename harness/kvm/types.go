@@ -74,6 +74,27 @@ type msi struct {
 	_         [12]uint8
 }
 
+// oneReg mirrors struct kvm_one_reg (KVM_GET_ONE_REG, KVM_SET_ONE_REG).
+type oneReg struct {
+	id   uint64
+	addr uint64 // pointer to the value
+}
+
+// createDevice mirrors struct kvm_create_device.
+type createDevice struct {
+	typ   uint32
+	fd    uint32
+	flags uint32
+}
+
+// deviceAttr mirrors struct kvm_device_attr.
+type deviceAttr struct {
+	flags uint32
+	group uint32
+	attr  uint64
+	addr  uint64 // pointer to the attribute's value
+}
+
 // Offsets into struct kvm_run, the same on every architecture. The exit
 // union starts at 32.
 const (
