@@ -55,8 +55,9 @@ type ARM64VM interface {
 	NewARM64VCPU(id int, f ARM64VCPUFeatures) (ARM64VCPU, error)
 	// CreateVGICv3 creates the GICv3 with its distributor (64 KiB) and
 	// redistributor region (128 KiB per vCPU) at these guest-physical
-	// addresses and nrIRQs interrupt IDs (0: the default, 64; a multiple
-	// of 32, at most 1024) and initializes it: create every vCPU first.
+	// addresses and nrIRQs interrupt IDs (0: KVM's default, 256; else a
+	// multiple of 32 in [64, 992]) and initializes it: create every vCPU
+	// first.
 	CreateVGICv3(distBase, redistBase uint64, nrIRQs int) error
 	// IRQLine raises (level true) or lowers an interrupt at the vGIC:
 	// an SPI (intid 32..1019, any vCPU) or a PPI (intid 16..31) of vCPU

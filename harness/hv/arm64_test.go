@@ -1,6 +1,10 @@
 package hv
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/kvmspec/kvmspec/harness/a64"
+)
 
 // The ids are KVM's ONE_REG encoding; the kvm backend's golden test
 // checks a sample against the arm64 headers, these check the structure.
@@ -107,5 +111,30 @@ func TestSystemEventExit(t *testing.T) {
 	d := &DebugExit{Exception: 0x3c, PC: 0x1000, ESR: 0xf2000000}
 	if s := d.String(); s != "debug ec 0x3c pc 0x1000 esr 0xf2000000 far 0x0" {
 		t.Errorf("arm64 DebugExit String = %q", s)
+	}
+}
+
+// The well-known ids agree with the assembler's system register table,
+// an encoding written independently (from the MRS/MSR operands).
+func TestARM64SysRegsMatchAssembler(t *testing.T) {
+	cases := []struct {
+		name string
+		id   uint64
+	}{
+		{"SCTLR_EL1", ARM64SCTLREL1}, {"TTBR0_EL1", ARM64TTBR0EL1}, {"TCR_EL1", ARM64TCREL1},
+		{"ESR_EL1", ARM64ESREL1}, {"FAR_EL1", ARM64FAREL1}, {"MAIR_EL1", ARM64MAIREL1},
+		{"VBAR_EL1", ARM64VBAREL1}, {"MPIDR_EL1", ARM64MPIDREL1}, {"MIDR_EL1", ARM64MIDREL1},
+		{"CPACR_EL1", ARM64CPACREL1}, {"TPIDR_EL1", ARM64TPIDREL1}, {"PMCR_EL0", ARM64PMCREL0},
+		{"ID_AA64DFR0_EL1", ARM64IDAA64DFR0},
+	}
+	for _, c := range cases {
+		r, ok := a64.Sys(c.name)
+		if !ok {
+			t.Errorf("%s: not in the assembler's table", c.name)
+			continue
+		}
+		if want := ARM64SysReg(r.Op0, r.Op1, r.CRn, r.CRm, r.Op2); c.id != want {
+			t.Errorf("%s = %#x, the assembler's encoding gives %#x", c.name, c.id, want)
+		}
 	}
 }

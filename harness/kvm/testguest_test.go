@@ -19,7 +19,20 @@ type rawGuest struct {
 
 const rawCodeGPA = 0x100000
 
+// openOrSkip opens the backend for a test that runs x86 guest code (or
+// whose expectations are x86 KVM's): it skips where the guests are not
+// x86. Arch-neutral tests use openAnyOrSkip.
 func openOrSkip(tb testing.TB) *Hypervisor {
+	tb.Helper()
+	h := openAnyOrSkip(tb)
+	if a := h.Caps().GuestArch(); a != hv.ArchX86_64 {
+		tb.Skipf("x86 guest code or x86 KVM's answers; guests here are %s (the %s tests are *_%s_test.go)", a, a, a)
+	}
+	return h
+}
+
+// openAnyOrSkip opens the backend whatever its guests' architecture.
+func openAnyOrSkip(tb testing.TB) *Hypervisor {
 	tb.Helper()
 	h, err := Open(Options{})
 	if err != nil {

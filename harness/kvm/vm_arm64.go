@@ -55,8 +55,8 @@ func (vm *VM) CreateVGICv3(distBase, redistBase uint64, nrIRQs int) error {
 	if err := vm.h.caps.Require(hv.CapVGICv3); err != nil {
 		return err
 	}
-	if nrIRQs != 0 && (nrIRQs < 64 || nrIRQs > 1024 || nrIRQs%32 != 0) {
-		return fmt.Errorf("vgic-v3: %d interrupt IDs (want a multiple of 32 in [64, 1024]): %w", nrIRQs, unix.EINVAL)
+	if nrIRQs != 0 && (nrIRQs < 64 || nrIRQs > 1023 || nrIRQs%32 != 0) {
+		return fmt.Errorf("vgic-v3: %d interrupt IDs (want a multiple of 32 in [64, 992]): %w", nrIRQs, unix.EINVAL)
 	}
 	vm.arch.mu.Lock()
 	defer vm.arch.mu.Unlock()
