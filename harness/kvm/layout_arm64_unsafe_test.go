@@ -19,6 +19,10 @@ var arm64LayoutTable = []layoutEntry{
 	{"offsetof kvm_run.debug.arch.hsr_high", runDebugHSRHigh, "offsetof(struct kvm_run, debug.arch.hsr_high)"},
 	{"offsetof kvm_run.debug.arch.far", runDebugFAR, "offsetof(struct kvm_run, debug.arch.far)"},
 	{"sizeof kvm_run", runSize, "sizeof(struct kvm_run)"},
+	{"sizeof kvm_one_reg", uint64(unsafe.Sizeof(oneReg{})), "sizeof(struct kvm_one_reg)"},
+	{"sizeof kvm_create_device", uint64(unsafe.Sizeof(createDevice{})), "sizeof(struct kvm_create_device)"},
+	{"sizeof kvm_device_attr", uint64(unsafe.Sizeof(deviceAttr{})), "sizeof(struct kvm_device_attr)"},
+	{"offsetof kvm_device_attr.addr", uint64(unsafe.Offsetof(deviceAttr{}.addr)), "offsetof(struct kvm_device_attr, addr)"},
 }
 
 // archLayoutTable is empty on arm64 for the reason archIoctlTable is.

@@ -64,37 +64,6 @@ type irqLevel struct {
 	level uint32
 }
 
-// msi mirrors struct kvm_msi (KVM_SIGNAL_MSI).
-type msi struct {
-	addressLo uint32
-	addressHi uint32
-	data      uint32
-	flags     uint32
-	devid     uint32
-	_         [12]uint8
-}
-
-// oneReg mirrors struct kvm_one_reg (KVM_GET_ONE_REG, KVM_SET_ONE_REG).
-type oneReg struct {
-	id   uint64
-	addr uint64 // pointer to the value
-}
-
-// createDevice mirrors struct kvm_create_device.
-type createDevice struct {
-	typ   uint32
-	fd    uint32
-	flags uint32
-}
-
-// deviceAttr mirrors struct kvm_device_attr.
-type deviceAttr struct {
-	flags uint32
-	group uint32
-	attr  uint64
-	addr  uint64 // pointer to the attribute's value
-}
-
 // Offsets into struct kvm_run, the same on every architecture. The exit
 // union starts at 32.
 const (

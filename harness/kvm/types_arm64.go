@@ -1,5 +1,26 @@
 package kvm
 
+// oneReg mirrors struct kvm_one_reg (generic, used on arm64 only here) (KVM_GET_ONE_REG, KVM_SET_ONE_REG).
+type oneReg struct {
+	id   uint64
+	addr uint64 // pointer to the value
+}
+
+// createDevice mirrors struct kvm_create_device.
+type createDevice struct {
+	typ   uint32
+	fd    uint32
+	flags uint32
+}
+
+// deviceAttr mirrors struct kvm_device_attr.
+type deviceAttr struct {
+	flags uint32
+	group uint32
+	attr  uint64
+	addr  uint64 // pointer to the attribute's value
+}
+
 // vcpuInit mirrors struct kvm_vcpu_init (KVM_ARM_VCPU_INIT,
 // KVM_ARM_PREFERRED_TARGET).
 type vcpuInit struct {

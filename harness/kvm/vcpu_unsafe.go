@@ -33,8 +33,6 @@ func (v *VCPU) u16(off int) uint16 { return *(*uint16)(unsafe.Pointer(&v.run[off
 func (v *VCPU) u32(off int) uint32 { return *(*uint32)(unsafe.Pointer(&v.run[off])) }
 func (v *VCPU) u64(off int) uint64 { return *(*uint64)(unsafe.Pointer(&v.run[off])) }
 
-func (v *VCPU) setU64(off int, x uint64) { *(*uint64)(unsafe.Pointer(&v.run[off])) = x }
-
 // decodeExit turns kvm_run into a typed exit; nil means "re-enter".
 func (v *VCPU) decodeExit() hv.Exit {
 	const u = runUnion
