@@ -144,8 +144,8 @@ const (
 )
 
 // ARM64CoreReg is the id of the core register at byte offset off of
-// struct kvm_regs, width bytes wide (8, or 4 for PSTATE's neighbours in
-// the FP part); ids count 32-bit words.
+// struct kvm_regs, width bytes wide: 8, or 4 for fpsr and fpcr (ids
+// count 32-bit words).
 func ARM64CoreReg(off int, width int) uint64 {
 	size := uint64(arm64RegSize64)
 	if width == 4 {
