@@ -51,7 +51,8 @@ type ARM64VCPUFeatures struct {
 type ARM64VM interface {
 	VM
 	// NewARM64VCPU creates vCPU id with features f (NewVCPU(id) is
-	// NewARM64VCPU(id, ARM64VCPUFeatures{})).
+	// NewARM64VCPU(id, ARM64VCPUFeatures{})). Recent KVM wants every
+	// vCPU of a VM created with the same features (PowerOff aside).
 	NewARM64VCPU(id int, f ARM64VCPUFeatures) (ARM64VCPU, error)
 	// CreateVGICv3 creates the GICv3 with its distributor (64 KiB) and
 	// redistributor region (128 KiB per vCPU) at these guest-physical
