@@ -23,7 +23,7 @@ const (
 	a64RAM      = 0x4000_0000
 	a64RAMSize  = 2 << 20
 	a64Code     = a64RAM + 0x1000
-	a64Data     = a64RAM + 0x10_0000 // slot 1 in the dirty-log tests
+	a64Data     = a64RAM + a64RAMSize // slot 1 in the dirty-log tests, after RAM
 	a64DataSize = 64 << 10
 	a64MMIO     = 0x1000_0000 // unbacked: every access exits
 	a64GICD     = 0x0800_0000
