@@ -93,7 +93,9 @@ func newA64Guest(tb testing.TB, h *Hypervisor, cfg hv.VMConfig, f hv.ARM64VCPUFe
 	return g
 }
 
-// systemOff is PSCI SYSTEM_OFF: x0 = function id, HVC #0.
+// systemOff is PSCI SYSTEM_OFF: x0 = function id, HVC #0. Like every
+// SMCCC call it returns in x0-x3 (KVM writes them even for SYSTEM_OFF):
+// programs leave what the host checks in x4 and up.
 func systemOff(a *a64.Assembler) {
 	a.Mov(a64.W0, a64.Imm(hv.PSCISystemOff))
 	a.Hvc(0)
@@ -173,9 +175,9 @@ func TestARM64MMIORoundTrip(t *testing.T) {
 		a.Mov(a64.X0, a64.Imm(a64MMIO))
 		a.Mov(a64.X1, a64.Imm(0x1122_3344_5566_7788))
 		a.Str(a64.X1, a64.Ptr(a64.X0, 0))
-		a.Ldr(a64.W2, a64.Ptr(a64.X0, 8))
-		a.Add(a64.X3, a64.X2, a64.Imm(1))
-		a.Strh(a64.W3, a64.Ptr(a64.X0, 16))
+		a.Ldr(a64.W4, a64.Ptr(a64.X0, 8))
+		a.Add(a64.X5, a64.X4, a64.Imm(1))
+		a.Strh(a64.W5, a64.Ptr(a64.X0, 16))
 		a.Mov(a64.W0, a64.Imm(hv.PSCISystemOff))
 		hvcPC = a.PC()
 		a.Hvc(0)
@@ -208,8 +210,8 @@ func TestARM64MMIORoundTrip(t *testing.T) {
 		}
 	}
 	g.wantSystemOff(t)
-	if x2, x3 := g.reg(t, hv.ARM64X(2)), g.reg(t, hv.ARM64X(3)); x2 != 0xcafe_f00d || x3 != 0xcafe_f00e {
-		t.Errorf("x2 = %#x, x3 = %#x; want the MMIO answer 0xcafef00d and one more", x2, x3)
+	if x4, x5 := g.reg(t, hv.ARM64X(4)), g.reg(t, hv.ARM64X(5)); x4 != 0xcafe_f00d || x5 != 0xcafe_f00e {
+		t.Errorf("x4 = %#x, x5 = %#x; want the MMIO answer 0xcafef00d and one more", x4, x5)
 	}
 	if pc := g.reg(t, hv.ARM64RegPC); pc != hvcPC+4 {
 		t.Errorf("pc = %#x after SYSTEM_OFF, want %#x (past the HVC)", pc, hvcPC+4)
@@ -220,7 +222,7 @@ func TestARM64OneRegs(t *testing.T) {
 	h := openARM64OrSkip(t)
 	tpidrSys, _ := a64.Sys("TPIDR_EL1")
 	g := newA64Guest(t, h, hv.VMConfig{}, hv.ARM64VCPUFeatures{}, func(a *a64.Assembler) {
-		a.Add(a64.X2, a64.X0, a64.X1)
+		a.Add(a64.X6, a64.X0, a64.X1)
 		a.Mrs(a64.X4, tpidrSys)
 		systemOff(a)
 	})
@@ -252,8 +254,8 @@ func TestARM64OneRegs(t *testing.T) {
 		}
 	}
 	g.wantSystemOff(t)
-	if x2 := g.reg(t, hv.ARM64X(2)); x2 != 7+0x1007 {
-		t.Errorf("guest x0+x1 = %#x, want %#x", x2, 7+0x1007)
+	if x6 := g.reg(t, hv.ARM64X(6)); x6 != 7+0x1007 {
+		t.Errorf("guest x0+x1 = %#x, want %#x", x6, 7+0x1007)
 	}
 	if x4 := g.reg(t, hv.ARM64X(4)); x4 != 0xfeed_face_0000_0001 {
 		t.Errorf("guest read TPIDR_EL1 = %#x, want the value set through ONE_REG", x4)
@@ -457,7 +459,7 @@ func TestARM64PMUControls(t *testing.T) {
 	}
 	pmcr := hv.ARM64SysReg(3, 3, 9, 12, 0)
 	g := newA64Guest(t, h, hv.VMConfig{}, hv.ARM64VCPUFeatures{PMUv3: true}, func(a *a64.Assembler) {
-		a.Mrs(a64.X1, a64.PMCR_EL0)
+		a.Mrs(a64.X4, a64.PMCR_EL0)
 		systemOff(a)
 	})
 	if err := g.vcpu.SetPMUFilter(hv.ARM64PMUFilter{BaseEvent: 0x11, NEvents: 1, Action: hv.PMUFilterAllow}); err != nil {
@@ -476,8 +478,8 @@ func TestARM64PMUControls(t *testing.T) {
 		t.Errorf("SetPMUIRQ after InitPMU = %v, want EBUSY", err)
 	}
 	g.wantSystemOff(t)
-	if x1, host := g.reg(t, hv.ARM64X(1)), g.reg(t, pmcr); x1&^0x1f != host&^0x1f {
-		t.Errorf("guest PMCR_EL0 %#x, ONE_REG %#x", x1, host)
+	if x4, host := g.reg(t, hv.ARM64X(4)), g.reg(t, pmcr); x4&^0x1f != host&^0x1f {
+		t.Errorf("guest PMCR_EL0 %#x, ONE_REG %#x", x4, host)
 	}
 
 	plain := newA64Guest(t, h, hv.VMConfig{}, hv.ARM64VCPUFeatures{}, nil)
