@@ -566,3 +566,149 @@ func TestARM64DirtyRing(t *testing.T) {
 		t.Errorf("backup bitmap %#b lacks the host-written page 5", bm[0])
 	}
 }
+
+// PSCI's two system calls become the two system-event types.
+func TestARM64PSCISystemEvents(t *testing.T) {
+	h := openARM64OrSkip(t)
+	if !h.arch.psci02 {
+		t.Skip("KVM_CAP_ARM_PSCI_0_2=0")
+	}
+	cases := []struct {
+		name string
+		fn   uint32
+		want uint32
+	}{
+		{"SYSTEM_OFF", hv.PSCISystemOff, hv.SystemEventShutdown},
+		{"SYSTEM_RESET", hv.PSCISystemReset, hv.SystemEventReset},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			g := newA64Guest(t, h, hv.VMConfig{}, hv.ARM64VCPUFeatures{}, func(a *a64.Assembler) {
+				a.Mov(a64.W0, a64.Imm(int64(c.fn)))
+				a.Hvc(0)
+			})
+			e := g.run(t)
+			if se, ok := e.(*hv.SystemEventExit); !ok || se.Type != c.want {
+				t.Fatalf("exit %v, want system-event type %d", e, c.want)
+			}
+		})
+	}
+}
+
+// A write to a read-only slot exits as an MMIO write with the data and
+// leaves the memory as it was; a read is served from the slot.
+func TestARM64ReadOnlySlot(t *testing.T) {
+	h := openARM64OrSkip(t)
+	if err := h.Caps().Require(hv.CapReadOnlyMem); err != nil {
+		t.Skip(err)
+	}
+	g := newA64Guest(t, h, hv.VMConfig{}, hv.ARM64VCPUFeatures{}, func(a *a64.Assembler) {
+		a.Mov(a64.X1, a64.Imm(a64Data))
+		a.Ldr(a64.X4, a64.Ptr(a64.X1, 0))
+		a.Mov(a64.X2, a64.Imm(0x77))
+		a.Str(a64.X2, a64.Ptr(a64.X1, 8))
+		systemOff(a)
+	})
+	ro, err := hv.NewMemory(a64DataSize, hv.Anonymous)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ro.Close() })
+	ro.Bytes()[0] = 0x5a
+	if err := g.vm.SetMemslot(hv.Memslot{Slot: 1, GPA: a64Data, Size: a64DataSize, Memory: ro, Flags: hv.MemReadOnly}); err != nil {
+		t.Fatal(err)
+	}
+	e := g.run(t)
+	m, ok := e.(*hv.MMIOExit)
+	if !ok || !m.Write || m.GPA != a64Data+8 || m.Len != 8 || m.Value() != 0x77 {
+		t.Fatalf("exit %v, want an 8-byte MMIO write of 0x77 at %#x", e, a64Data+8)
+	}
+	g.wantSystemOff(t)
+	if x4 := g.reg(t, hv.ARM64X(4)); x4 != 0x5a {
+		t.Errorf("read from the read-only slot = %#x, want 0x5a", x4)
+	}
+	if ro.Bytes()[8] != 0 {
+		t.Errorf("the write reached the read-only slot's memory")
+	}
+}
+
+// The context stops a guest that never exits (immediate_exit + signal,
+// as on x86), and the vCPU runs again afterwards.
+func TestARM64RunCancelsSpinningGuest(t *testing.T) {
+	h := openARM64OrSkip(t)
+	var spin uint64
+	g := newA64Guest(t, h, hv.VMConfig{}, hv.ARM64VCPUFeatures{}, func(a *a64.Assembler) {
+		spin = a.PC()
+		l := a.Here()
+		a.B(l)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	e, err := g.vcpu.Run(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Run = %v, %v; want the context's deadline", e, err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the stop took %v", d)
+	}
+	if pc := g.reg(t, hv.ARM64RegPC); pc != spin {
+		t.Errorf("pc = %#x, want the loop at %#x", pc, spin)
+	}
+	// The stale kick must not stop the next Run at once.
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel2()
+	if _, err := g.vcpu.Run(ctx2); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second Run = %v, want the second context's deadline", err)
+	}
+}
+
+// The vCPU's binary stats count the exits the tests see.
+func TestARM64Stats(t *testing.T) {
+	h := openARM64OrSkip(t)
+	if err := h.Caps().Require(hv.CapStats); err != nil {
+		t.Skip(err)
+	}
+	g := newA64Guest(t, h, hv.VMConfig{}, hv.ARM64VCPUFeatures{}, func(a *a64.Assembler) {
+		a.Mov(a64.X1, a64.Imm(a64MMIO))
+		for range 3 {
+			a.Str(a64.X1, a64.Ptr(a64.X1, 0))
+		}
+		systemOff(a)
+	})
+	for range 3 {
+		if e := g.run(t); e.Kind() != hv.ExitMMIO {
+			t.Fatalf("exit %v, want mmio", e)
+		}
+	}
+	g.wantSystemOff(t)
+	st, err := g.vcpu.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		min  uint64
+	}{{"mmio_exit_user", 3}, {"hvc_exit_stat", 1}, {"exits", 4}} {
+		if v, ok := st.Get(c.name); !ok || v < c.min {
+			t.Errorf("vcpu stat %s = %d (present %v), want at least %d", c.name, v, ok, c.min)
+		}
+	}
+}
+
+// An MMIO access KVM cannot describe (a load pair: no valid syndrome)
+// fails KVM_RUN with ENOSYS unless KVM_CAP_ARM_NISV_TO_USER is enabled,
+// which this backend does not do: Run returns that error.
+func TestARM64MMIOWithoutSyndrome(t *testing.T) {
+	h := openARM64OrSkip(t)
+	g := newA64Guest(t, h, hv.VMConfig{}, hv.ARM64VCPUFeatures{}, func(a *a64.Assembler) {
+		a.Mov(a64.X0, a64.Imm(a64MMIO))
+		a.Ldp(a64.X4, a64.X5, a64.Ptr(a64.X0, 0))
+		systemOff(a)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if e, err := g.vcpu.Run(ctx); !errors.Is(err, unix.ENOSYS) {
+		t.Fatalf("Run = %v, %v; want KVM_RUN's ENOSYS", e, err)
+	}
+}
