@@ -37,7 +37,8 @@ const (
 )
 
 // ARM64VCPUFeatures are the features a vCPU is created with (KVM:
-// KVM_ARM_VCPU_INIT's feature bits). PSCI 0.2 is always on.
+// KVM_ARM_VCPU_INIT's feature bits). PSCI 0.2 is on wherever the
+// hypervisor offers it.
 type ARM64VCPUFeatures struct {
 	// PMUv3 gives the vCPU a PMUv3; it needs SetPMUIRQ and InitPMU
 	// (after the vGIC is initialized) before the first Run.
