@@ -43,7 +43,7 @@ build-arm64:
 	GOARCH=arm64 $(GO) vet ./...
 	@if command -v qemu-aarch64-static >/dev/null 2>&1; then \
 	  echo "== arm64 unit tests of the backends under qemu-user"; \
-	  GOARCH=arm64 CGO_ENABLED=0 $(GO) test -count=1 -exec qemu-aarch64-static ./harness/kvm/ ./harness/hv/... ./harness/lapic/; \
+	  GOARCH=arm64 CGO_ENABLED=0 $(GO) test -count=1 -timeout 5m -exec qemu-aarch64-static ./harness/kvm/ ./harness/hv/... ./harness/lapic/; \
 	else echo "no qemu-aarch64-static: arm64 tests not run (apt-get install qemu-user-static)"; fi
 
 run: build
