@@ -119,31 +119,41 @@ func (c *cpu) set(o *operand, in *inst, sz uint8, v uint64) {
 
 // alu computes a op b, records the flags and returns the result.
 func (c *cpu) alu(k int, a, b uint64, sz uint8) uint64 {
+	var cin uint64
+	if k == aluAdc || k == aluSbb {
+		cin = c.cf()
+	}
+	return c.aluRes(k, a, b, cin, sz)
+}
+
+// aluRes is the one definition of the two-operand ALU operations: a op b
+// with carry-in cin (ADC/SBB only), flags recorded, result masked to sz.
+// A LOCKed operation calls it inside its compare-and-swap loop, so the
+// flags it leaves are those of the attempt that succeeded.
+func (c *cpu) aluRes(k int, a, b, cin uint64, sz uint8) uint64 {
 	var r uint64
 	switch k {
 	case aluAdd:
 		r = a + b
-		c.lz = lazyFlags{op: lzAdd, size: sz, res: r, a: a, b: b}
+		c.lz.setAdd(sz, r, a, b)
 	case aluOr:
 		r = a | b
-		c.lz = lazyFlags{op: lzLogic, size: sz, res: r}
+		c.lz.setLogic(sz, r)
 	case aluAdc:
-		cin := c.cf()
 		r = a + b + cin
-		c.lz = lazyFlags{op: lzAdc, size: sz, res: r, a: a, b: b, cin: cin}
+		c.lz.setCarry(lzAdc, sz, r, a, b, cin)
 	case aluSbb:
-		cin := c.cf()
 		r = a - b - cin
-		c.lz = lazyFlags{op: lzSbb, size: sz, res: r, a: a, b: b, cin: cin}
+		c.lz.setCarry(lzSbb, sz, r, a, b, cin)
 	case aluAnd, aluTest:
 		r = a & b
-		c.lz = lazyFlags{op: lzLogic, size: sz, res: r}
+		c.lz.setLogic(sz, r)
 	case aluSub, aluCmp:
 		r = a - b
-		c.lz = lazyFlags{op: lzSub, size: sz, res: r, a: a, b: b}
+		c.lz.setSub(sz, r, a, b)
 	case aluXor:
 		r = a ^ b
-		c.lz = lazyFlags{op: lzLogic, size: sz, res: r}
+		c.lz.setLogic(sz, r)
 	}
 	return r & sizeMask[sz]
 }
@@ -169,24 +179,7 @@ func aluOp(c *cpu, in *inst, k int) {
 		if k == aluAdc || k == aluSbb {
 			cin = c.cf()
 		}
-		old := c.lockedRMW(va, sz, func(a uint64) uint64 {
-			switch k {
-			case aluAdd:
-				return a + b
-			case aluOr:
-				return a | b
-			case aluAdc:
-				return a + b + cin
-			case aluSbb:
-				return a - b - cin
-			case aluAnd:
-				return a & b
-			case aluSub:
-				return a - b
-			}
-			return a ^ b
-		})
-		c.alu(k, old, b, sz)
+		c.lockedRMW(va, sz, func(a uint64) uint64 { return c.aluRes(k, a, b, cin, sz) })
 		return
 	}
 	l := c.rmwLoc(va, sz)
@@ -206,8 +199,12 @@ func (c *cpu) unary(in *inst, f func(uint64) uint64) (old, res uint64) {
 	}
 	va := c.ea(&in.dst, in)
 	if in.lock {
-		old = c.lockedRMW(va, sz, f)
-		return old, f(old) & sizeMask[sz]
+		m := sizeMask[sz]
+		old = c.lockedRMW(va, sz, func(a uint64) uint64 {
+			res = f(a) & m
+			return res
+		})
+		return
 	}
 	l := c.rmwLoc(va, sz)
 	old = c.ldLoc(l, sz)
@@ -219,18 +216,18 @@ func (c *cpu) unary(in *inst, f func(uint64) uint64) (old, res uint64) {
 func opInc(c *cpu, in *inst) {
 	cin := c.cf()
 	old, res := c.unary(in, func(a uint64) uint64 { return a + 1 })
-	c.lz = lazyFlags{op: lzInc, size: in.size, res: res, a: old, b: 1, cin: cin}
+	c.lz.setCarry(lzInc, in.size, res, old, 1, cin)
 }
 
 func opDec(c *cpu, in *inst) {
 	cin := c.cf()
 	old, res := c.unary(in, func(a uint64) uint64 { return a - 1 })
-	c.lz = lazyFlags{op: lzDec, size: in.size, res: res, a: old, b: 1, cin: cin}
+	c.lz.setCarry(lzDec, in.size, res, old, 1, cin)
 }
 
 func opNeg(c *cpu, in *inst) {
 	old, res := c.unary(in, func(a uint64) uint64 { return -a })
-	c.lz = lazyFlags{op: lzNeg, size: in.size, res: res, a: old}
+	c.lz.op, c.lz.size, c.lz.res, c.lz.a = lzNeg, in.size, res, old
 }
 
 func opNot(c *cpu, in *inst) {
@@ -248,11 +245,7 @@ func (c *cpu) setAccPair(sz uint8, lo, hi uint64) {
 }
 
 func (c *cpu) mulFlags(overflow bool, lo uint64, sz uint8) {
-	f := szpFlags(lo, sz)
-	if overflow {
-		f |= hv.FlagCF | hv.FlagOF
-	}
-	c.setArith(hv.FlagsArith, f)
+	c.lz.setFixed(sz, lo, b2f(overflow, hv.FlagCF|hv.FlagOF))
 }
 
 func opMul(c *cpu, in *inst) {
@@ -429,7 +422,9 @@ func (c *cpu) shiftTarget(in *inst, cntOp *operand) (cnt uint64, l loc, a uint64
 	return cnt, l, a, false
 }
 
-// opShift implements SHL SHR SAR ROL ROR RCL RCR.
+// opShift implements SHL SHR SAR ROL ROR RCL RCR. A shift by a nonzero
+// count replaces all six arithmetic flags (AF reads as 0), so the flags
+// before it are never evaluated; a rotate changes only CF and OF.
 func opShift(c *cpu, in *inst) {
 	sz := in.size
 	cnt, l, a, done := c.shiftTarget(in, &in.src)
@@ -438,8 +433,8 @@ func opShift(c *cpu, in *inst) {
 	}
 	w := uint64(8 * sz)
 	m, sb := sizeMask[sz], signBit[sz]
-	var r, cf uint64
-	f := c.getFlags()
+	var r, cf, fx, f uint64
+	rotate := false
 	switch in.cc {
 	case shShl:
 		if cnt < w {
@@ -449,7 +444,7 @@ func opShift(c *cpu, in *inst) {
 			cf = a & 1
 		}
 		of := (r&sb != 0) != (cf != 0)
-		f = f&^hv.FlagsArith | szpFlags(r, sz) | cf | b2f(of, hv.FlagOF)
+		fx = cf | b2f(of, hv.FlagOF)
 	case shShr:
 		if cnt < w {
 			r = a >> cnt
@@ -457,7 +452,7 @@ func opShift(c *cpu, in *inst) {
 		} else if cnt == w {
 			cf = a >> (w - 1) & 1
 		}
-		f = f&^hv.FlagsArith | szpFlags(r, sz) | cf | b2f(a&sb != 0, hv.FlagOF)
+		fx = cf | b2f(a&sb != 0, hv.FlagOF)
 	case shSar:
 		s := sext(a, sz)
 		k := cnt
@@ -466,54 +461,63 @@ func opShift(c *cpu, in *inst) {
 		}
 		r = uint64(s>>(k-1)>>1) & m
 		cf = uint64(s>>(k-1)) & 1
-		f = f&^hv.FlagsArith | szpFlags(r, sz) | cf
-	case shRol:
-		rc := cnt % w
-		r = (a<<rc | a>>(w-rc)) & m
-		if rc == 0 {
-			r = a
-		}
-		cf = r & 1
-		f = f&^(hv.FlagCF|hv.FlagOF) | cf | b2f((r&sb != 0) != (cf != 0), hv.FlagOF)
-	case shRor:
-		rc := cnt % w
-		r = (a>>rc | a<<(w-rc)) & m
-		if rc == 0 {
-			r = a
-		}
-		cf = r >> (w - 1) & 1
-		f = f&^(hv.FlagCF|hv.FlagOF) | cf | b2f((r&sb != 0) != (r&(sb>>1) != 0), hv.FlagOF)
-	case shRcl, shRcr:
-		cin := f & hv.FlagCF
-		rc := cnt % (w + 1)
-		r, cf = a, cin
-		of := false
-		if in.cc == shRcr {
-			of = (a&sb != 0) != (cin != 0)
-		}
-		for i := uint64(0); i < rc; i++ {
-			if in.cc == shRcl {
-				out := r >> (w - 1) & 1
-				r = (r<<1 | cf) & m
-				cf = out
-			} else {
-				out := r & 1
-				r = r>>1 | cf<<(w-1)
-				cf = out
+		fx = cf
+	default:
+		rotate = true
+		f = c.getFlags()
+		switch in.cc {
+		case shRol:
+			rc := cnt % w
+			r = (a<<rc | a>>(w-rc)) & m
+			if rc == 0 {
+				r = a
 			}
+			cf = r & 1
+			f = f&^(hv.FlagCF|hv.FlagOF) | cf | b2f((r&sb != 0) != (cf != 0), hv.FlagOF)
+		case shRor:
+			rc := cnt % w
+			r = (a>>rc | a<<(w-rc)) & m
+			if rc == 0 {
+				r = a
+			}
+			cf = r >> (w - 1) & 1
+			f = f&^(hv.FlagCF|hv.FlagOF) | cf | b2f((r&sb != 0) != (r&(sb>>1) != 0), hv.FlagOF)
+		case shRcl, shRcr:
+			cin := f & hv.FlagCF
+			rc := cnt % (w + 1)
+			r, cf = a, cin
+			of := false
+			if in.cc == shRcr {
+				of = (a&sb != 0) != (cin != 0)
+			}
+			for i := uint64(0); i < rc; i++ {
+				if in.cc == shRcl {
+					out := r >> (w - 1) & 1
+					r = (r<<1 | cf) & m
+					cf = out
+				} else {
+					out := r & 1
+					r = r>>1 | cf<<(w-1)
+					cf = out
+				}
+			}
+			if in.cc == shRcl {
+				of = (r&sb != 0) != (cf != 0)
+			}
+			f = f&^(hv.FlagCF|hv.FlagOF) | cf | b2f(of, hv.FlagOF)
 		}
-		if in.cc == shRcl {
-			of = (r&sb != 0) != (cf != 0)
-		}
-		f = f&^(hv.FlagCF|hv.FlagOF) | cf | b2f(of, hv.FlagOF)
 	}
 	if in.dst.kind == kReg {
 		c.setReg(&in.dst, sz, r)
 	} else {
 		c.stLoc(l, sz, r)
 	}
-	c.lz.op = lzNone
-	c.rflags = f
+	if rotate {
+		c.lz.op = lzNone
+		c.rflags = f
+	} else {
+		c.lz.setFixed(sz, r, fx)
+	}
 }
 
 func b2f(b bool, flag uint64) uint64 {
@@ -552,7 +556,7 @@ func opShxd(c *cpu, in *inst) {
 	} else {
 		c.stLoc(l, sz, r)
 	}
-	c.setArith(hv.FlagsArith, szpFlags(r, sz)|cf|b2f(of, hv.FlagOF))
+	c.lz.setFixed(sz, r, cf|b2f(of, hv.FlagOF))
 }
 
 // opBt implements BT (cc 0), BTS (1), BTR (2), BTC (3).
@@ -710,23 +714,22 @@ func opCmpxchg(c *cpu, in *inst) {
 func opXadd(c *cpu, in *inst) {
 	sz := in.size
 	b := c.getReg(&in.src, sz)
-	var a uint64
 	if in.dst.kind == kReg {
-		a = c.getReg(&in.dst, sz)
+		a := c.getReg(&in.dst, sz)
 		c.setReg(&in.src, sz, a)
-		c.setReg(&in.dst, sz, a+b)
-	} else {
-		va := c.ea(&in.dst, in)
-		if in.lock {
-			a = c.lockedRMW(va, sz, func(x uint64) uint64 { return x + b })
-		} else {
-			l := c.rmwLoc(va, sz)
-			a = c.ldLoc(l, sz)
-			c.stLoc(l, sz, a+b)
-		}
-		c.setReg(&in.src, sz, a)
+		c.setReg(&in.dst, sz, c.aluRes(aluAdd, a, b, 0, sz))
+		return
 	}
-	c.alu(aluAdd, a, b, sz)
+	va := c.ea(&in.dst, in)
+	var a uint64
+	if in.lock {
+		a = c.lockedRMW(va, sz, func(x uint64) uint64 { return c.aluRes(aluAdd, x, b, 0, sz) })
+	} else {
+		l := c.rmwLoc(va, sz)
+		a = c.ldLoc(l, sz)
+		c.stLoc(l, sz, c.aluRes(aluAdd, a, b, 0, sz))
+	}
+	c.setReg(&in.src, sz, a)
 }
 
 func opCmov(c *cpu, in *inst) {
