@@ -63,7 +63,18 @@ type Options struct {
 	// TSCHz is the guest-visible TSC frequency (0: 1 GHz, so one tick is
 	// one nanosecond of host monotonic time).
 	TSCHz uint64
+
+	// DecodeCacheBytes bounds each vCPU's cache of decoded instructions
+	// (0: DefaultDecodeCacheBytes). Past it, the vCPU keeps the code pages
+	// it is running (up to half the budget) and forgets the rest, which
+	// are decoded again if they run again. Guests that run more distinct
+	// code than fits get slower, never different.
+	DecodeCacheBytes int
 }
+
+// DefaultDecodeCacheBytes is the decode-cache budget of a vCPU when
+// Options leaves it 0: room for about 300 000 instructions.
+const DefaultDecodeCacheBytes = 32 << 20
 
 // Hypervisor is the emulator backend. It holds no host resources.
 type Hypervisor struct {
@@ -77,6 +88,9 @@ var _ hv.Hypervisor = (*Hypervisor)(nil)
 func New(opt Options) *Hypervisor {
 	if opt.TSCHz == 0 {
 		opt.TSCHz = 1_000_000_000
+	}
+	if opt.DecodeCacheBytes <= 0 {
+		opt.DecodeCacheBytes = DefaultDecodeCacheBytes
 	}
 	return &Hypervisor{opt: opt, caps: emuCaps()}
 }

@@ -4,7 +4,6 @@ import (
 	"math/bits"
 
 	"github.com/kvmspec/kvmspec/harness/hv"
-	"golang.org/x/arch/x86/x86asm"
 )
 
 // ALU operations in the order of the x86 /digit field, plus TEST.
@@ -19,20 +18,6 @@ const (
 	aluCmp
 	aluTest
 )
-
-var aluFns = map[x86asm.Op]func(*cpu, *inst){
-	x86asm.ADD: func(c *cpu, in *inst) { aluOp(c, in, aluAdd) },
-	x86asm.OR:  func(c *cpu, in *inst) { aluOp(c, in, aluOr) },
-	x86asm.ADC: func(c *cpu, in *inst) { aluOp(c, in, aluAdc) },
-	x86asm.SBB: func(c *cpu, in *inst) { aluOp(c, in, aluSbb) },
-	x86asm.AND: func(c *cpu, in *inst) { aluOp(c, in, aluAnd) },
-	x86asm.SUB: func(c *cpu, in *inst) { aluOp(c, in, aluSub) },
-	x86asm.XOR: func(c *cpu, in *inst) { aluOp(c, in, aluXor) },
-	x86asm.CMP: func(c *cpu, in *inst) { aluOp(c, in, aluCmp) },
-	x86asm.TEST: func(c *cpu, in *inst) {
-		aluOp(c, in, aluTest)
-	},
-}
 
 // getReg reads a register operand at size sz.
 func (c *cpu) getReg(o *operand, sz uint8) uint64 {

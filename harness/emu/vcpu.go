@@ -319,6 +319,9 @@ func (v *VCPU) Stats() (hv.Stats, error) {
 		cum("pf_taken", s.pfTaken),
 		cum("decodes", s.decodes),
 		cum("tlb_fills", s.tlbFills),
+		cum("blocks", s.blocks),
+		cum("code_evictions", s.codeEvictions),
+		{Name: "decode_cache_bytes", Kind: "instant", Values: []uint64{uint64(v.c.codeBytes)}},
 	}, nil
 }
 

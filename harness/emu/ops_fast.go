@@ -1,0 +1,133 @@
+package emu
+
+import "golang.org/x/arch/x86/x86asm"
+
+// Handlers for the commonest operand forms, chosen once at decode time
+// (specialize) so the hot path does not ask per execution what kind of
+// operand it has. Each computes through the same definitions as the
+// general handlers (aluRes, the lazy-flags producers, setGPR, rd/wr), so
+// a form and its general handler cannot disagree.
+
+// opAlu is ADD OR ADC SBB AND SUB XOR CMP TEST (in.cc) in any operand form.
+func opAlu(c *cpu, in *inst) { aluOp(c, in, int(in.cc)) }
+
+// opAluRR is an ALU operation between two GPRs (no AH..BH).
+func opAluRR(c *cpu, in *inst) {
+	sz := in.size & 15
+	d := &c.regs[in.dst.reg&15]
+	r := c.alu(int(in.cc), *d&sizeMask[sz], c.regs[in.src.reg&15]&sizeMask[sz], sz)
+	if in.cc != aluCmp && in.cc != aluTest {
+		setGPR(d, sz, r)
+	}
+}
+
+// opAluRI is an ALU operation on a GPR (no AH..BH) with an immediate.
+func opAluRI(c *cpu, in *inst) {
+	sz := in.size & 15
+	d := &c.regs[in.dst.reg&15]
+	r := c.alu(int(in.cc), *d&sizeMask[sz], in.src.imm, sz)
+	if in.cc != aluCmp && in.cc != aluTest {
+		setGPR(d, sz, r)
+	}
+}
+
+// opIncR and opDecR are INC and DEC of a GPR (no AH..BH).
+func opIncR(c *cpu, in *inst) {
+	sz := in.size & 15
+	cin := c.cf()
+	d := &c.regs[in.dst.reg&15]
+	a := *d & sizeMask[sz]
+	r := (a + 1) & sizeMask[sz]
+	setGPR(d, sz, r)
+	c.lz.setCarry(lzInc, sz, r, a, 1, cin)
+}
+
+func opDecR(c *cpu, in *inst) {
+	sz := in.size & 15
+	cin := c.cf()
+	d := &c.regs[in.dst.reg&15]
+	a := *d & sizeMask[sz]
+	r := (a - 1) & sizeMask[sz]
+	setGPR(d, sz, r)
+	c.lz.setCarry(lzDec, sz, r, a, 1, cin)
+}
+
+// opMovRR, opMovRI, opMovRM and opMovMR are MOV between GPRs (no
+// AH..BH), of an immediate to a GPR, of memory to a GPR and of a GPR to
+// memory.
+func opMovRR(c *cpu, in *inst) {
+	setGPR(&c.regs[in.dst.reg&15], in.size&15, c.regs[in.src.reg&15])
+}
+
+func opMovRI(c *cpu, in *inst) {
+	setGPR(&c.regs[in.dst.reg&15], in.size&15, in.src.imm)
+}
+
+func opMovRM(c *cpu, in *inst) {
+	sz := in.size & 15
+	setGPR(&c.regs[in.dst.reg&15], sz, c.rd(c.ea(&in.src, in), sz))
+}
+
+func opMovMR(c *cpu, in *inst) {
+	sz := in.size & 15
+	c.wr(c.ea(&in.dst, in), sz, c.regs[in.src.reg&15]&sizeMask[sz])
+}
+
+// opPushR and opPopR are the 64-bit PUSH and POP of a GPR.
+func opPushR(c *cpu, in *inst) { c.push(c.regs[in.dst.reg&15], 8) }
+
+func opPopR(c *cpu, in *inst) {
+	v := c.rdStack(c.regs[4], 8)
+	c.regs[4] += 8
+	c.regs[in.dst.reg&15] = v
+}
+
+// aluKinds maps the ALU mnemonics to their operation (aluAdd...).
+var aluKinds = map[x86asm.Op]uint8{
+	x86asm.ADD: aluAdd, x86asm.OR: aluOr, x86asm.ADC: aluAdc, x86asm.SBB: aluSbb, x86asm.AND: aluAnd,
+	x86asm.SUB: aluSub, x86asm.XOR: aluXor, x86asm.CMP: aluCmp, x86asm.TEST: aluTest,
+}
+
+// specialize picks a form handler for an instruction build accepted
+// (in.fn is its general handler), when one applies.
+func specialize(in *inst, op x86asm.Op) {
+	gprDst := in.dst.kind == kReg && !in.dst.hi
+	gprSrc := in.src.kind == kReg && !in.src.hi
+	switch op {
+	case x86asm.ADD, x86asm.OR, x86asm.ADC, x86asm.SBB, x86asm.AND, x86asm.SUB, x86asm.XOR, x86asm.CMP, x86asm.TEST:
+		switch {
+		case !gprDst || in.lock:
+		case gprSrc:
+			in.fn = opAluRR
+		case in.src.kind == kImm:
+			in.fn = opAluRI
+		}
+	case x86asm.INC:
+		if gprDst {
+			in.fn = opIncR
+		}
+	case x86asm.DEC:
+		if gprDst {
+			in.fn = opDecR
+		}
+	case x86asm.MOV:
+		switch {
+		case gprDst && gprSrc:
+			in.fn = opMovRR
+		case gprDst && in.src.kind == kImm:
+			in.fn = opMovRI
+		case gprDst && in.src.kind == kMem:
+			in.fn = opMovRM
+		case in.dst.kind == kMem && gprSrc:
+			in.fn = opMovMR
+		}
+	case x86asm.PUSH:
+		if gprDst && in.size == 8 {
+			in.fn = opPushR
+		}
+	case x86asm.POP:
+		if gprDst && in.size == 8 {
+			in.fn = opPopR
+		}
+	}
+}
