@@ -421,32 +421,8 @@ func opShift(c *cpu, in *inst) {
 	var r, cf, fx, f uint64
 	rotate := false
 	switch in.cc {
-	case shShl:
-		if cnt < w {
-			r = a << cnt & m
-			cf = a >> (w - cnt) & 1
-		} else if cnt == w {
-			cf = a & 1
-		}
-		of := (r&sb != 0) != (cf != 0)
-		fx = cf | b2f(of, hv.FlagOF)
-	case shShr:
-		if cnt < w {
-			r = a >> cnt
-			cf = a >> (cnt - 1) & 1
-		} else if cnt == w {
-			cf = a >> (w - 1) & 1
-		}
-		fx = cf | b2f(a&sb != 0, hv.FlagOF)
-	case shSar:
-		s := sext(a, sz)
-		k := cnt
-		if k > w {
-			k = w
-		}
-		r = uint64(s>>(k-1)>>1) & m
-		cf = uint64(s>>(k-1)) & 1
-		fx = cf
+	case shShl, shShr, shSar:
+		r, fx = shiftRes(in.cc, a, cnt, sz)
 	default:
 		rotate = true
 		f = c.getFlags()
@@ -503,6 +479,44 @@ func opShift(c *cpu, in *inst) {
 	} else {
 		c.lz.setFixed(sz, r, fx)
 	}
+}
+
+// shiftRes is SHL, SHR or SAR of a (size sz) by a nonzero masked count:
+// the result and its CF and OF (AF reads as 0; SF ZF PF follow the
+// result).
+func shiftRes(kind uint8, a, cnt uint64, sz uint8) (r, fx uint64) {
+	w := uint64(8 * sz)
+	m, sb := sizeMask[sz], signBit[sz]
+	var cf uint64
+	switch kind {
+	case shShl:
+		if cnt < w {
+			r = a << cnt & m
+			cf = a >> (w - cnt) & 1
+		} else if cnt == w {
+			cf = a & 1
+		}
+		of := (r&sb != 0) != (cf != 0)
+		fx = cf | b2f(of, hv.FlagOF)
+	case shShr:
+		if cnt < w {
+			r = a >> cnt
+			cf = a >> (cnt - 1) & 1
+		} else if cnt == w {
+			cf = a >> (w - 1) & 1
+		}
+		fx = cf | b2f(a&sb != 0, hv.FlagOF)
+	case shSar:
+		s := sext(a, sz)
+		k := cnt
+		if k > w {
+			k = w
+		}
+		r = uint64(s>>(k-1)>>1) & m
+		cf = uint64(s>>(k-1)) & 1
+		fx = cf
+	}
+	return r, fx
 }
 
 func b2f(b bool, flag uint64) uint64 {

@@ -1,6 +1,9 @@
 package emu
 
-import "golang.org/x/arch/x86/x86asm"
+import (
+	"github.com/kvmspec/kvmspec/harness/hv"
+	"golang.org/x/arch/x86/x86asm"
+)
 
 // Handlers for the commonest operand forms, chosen once at decode time
 // (specialize) so the hot path does not ask per execution what kind of
@@ -121,6 +124,12 @@ func specialize(in *inst, op x86asm.Op) {
 		case in.dst.kind == kMem && gprSrc:
 			in.fn = opMovMR
 		}
+	case x86asm.SHL, x86asm.SHR, x86asm.SAR:
+		if gprDst && in.src.kind == kImm {
+			in.fn = opShiftRI
+		}
+	case x86asm.JE, x86asm.JNE:
+		in.fn = opJccZ
 	case x86asm.PUSH:
 		if gprDst && in.size == 8 {
 			in.fn = opPushR
@@ -129,5 +138,41 @@ func specialize(in *inst, op x86asm.Op) {
 		if gprDst && in.size == 8 {
 			in.fn = opPopR
 		}
+	}
+}
+
+// opShiftRI is SHL, SHR or SAR (in.cc) of a GPR (no AH..BH) by an
+// immediate count.
+func opShiftRI(c *cpu, in *inst) {
+	sz := in.size & 15
+	mask := uint64(0x1f)
+	if sz == 8 {
+		mask = 0x3f
+	}
+	cnt := in.src.imm & mask
+	d := &c.regs[in.dst.reg&15]
+	a := *d & sizeMask[sz]
+	if cnt == 0 {
+		if sz == 4 {
+			*d = a // a 32-bit destination is written (zero-extended) even so
+		}
+		return
+	}
+	r, fx := shiftRes(in.cc, a, cnt, sz)
+	setGPR(d, sz, r)
+	c.lz.setFixed(sz, r, fx)
+}
+
+// opJccZ is JE/JNE (cc 4, 5): ZF comes from the last result whatever
+// produced it.
+func opJccZ(c *cpu, in *inst) {
+	var zf bool
+	if l := &c.lz; l.op == lzNone {
+		zf = c.rflags&hv.FlagZF != 0
+	} else {
+		zf = l.res&sizeMask[l.size&15] == 0
+	}
+	if zf != (in.cc&1 != 0) {
+		c.jumpTo(c.rip + in.dst.imm)
 	}
 }
