@@ -128,7 +128,7 @@ type cpu struct {
 	vm *VM
 	v  *VCPU
 
-	regs   [16]uint64
+	regs   [32]uint64 // the 16 GPRs; the rest stay 0 (see offset)
 	rip    uint64 // next instruction (during execution: already past the current one)
 	cur    uint64 // the executing instruction
 	rflags uint64

@@ -137,16 +137,26 @@ func (l *lazyFlags) eval() uint64 {
 
 // cf computes only the carry flag (0 or 1) of a pending operation.
 func (c *cpu) cf() uint64 {
-	l := &c.lz
-	switch l.op {
+	switch c.lz.op {
 	case lzNone:
 		return c.rflags & hv.FlagCF
 	case lzInc, lzDec:
-		return l.cin
+		return c.lz.cin
 	case lzFixed:
-		return l.a & hv.FlagCF
+		return c.lz.a & hv.FlagCF
+	}
+	return c.cfSlow()
+}
+
+// cfSlow is cf for the kinds whose carry needs working out.
+func (c *cpu) cfSlow() uint64 {
+	l := &c.lz
+	switch l.op {
 	case lzLogic:
 		return 0
+	case lzSub:
+		m := sizeMask[l.size&15]
+		return b2f(l.a&m < l.b&m, hv.FlagCF)
 	}
 	return l.eval() & hv.FlagCF
 }

@@ -54,25 +54,27 @@ func setGPR(p *uint64, sz uint8, v uint64) {
 // ea computes an operand's linear address.
 func (c *cpu) ea(o *operand, in *inst) uint64 {
 	a := c.offset(o, in)
-	switch o.seg {
-	case segFS:
-		a += c.sr.FS.Base
-	case segGS:
-		a += c.sr.GS.Base
+	if o.seg != segNone {
+		a += c.segBase(o.seg)
 	}
 	return a
 }
 
-// offset is the effective address without the segment base (LEA).
-func (c *cpu) offset(o *operand, in *inst) uint64 {
-	a := uint64(o.disp)
-	if o.base < 16 {
-		a += c.regs[o.base]
-	} else if o.base == regRIP {
-		a += c.rip
+// segBase is the base of an FS or GS override.
+func (c *cpu) segBase(seg uint8) uint64 {
+	if seg == segFS {
+		return c.sr.FS.Base
 	}
-	if o.index < 16 {
-		a += c.regs[o.index] * uint64(o.scale)
+	return c.sr.GS.Base
+}
+
+// offset is the effective address without the segment base (LEA).
+// regs[regNone] and regs[regRIP] are always 0, so a missing base or index
+// adds nothing.
+func (c *cpu) offset(o *operand, in *inst) uint64 {
+	a := uint64(o.disp) + c.regs[o.base&31] + c.regs[o.index&31]*uint64(o.scale)
+	if o.base == regRIP {
+		a += c.rip
 	}
 	if in.a32 {
 		a &= 0xffffffff
@@ -289,17 +291,20 @@ func opImulN(c *cpu, in *inst) {
 	sz := in.size
 	a := sext(c.get(&in.src, in, sz), sz)
 	b := sext(c.get(&in.src2, in, sz), sz)
-	var r uint64
-	var ovf bool
-	if sz == 8 {
-		hi, lo := smul128(a, b)
-		r, ovf = lo, hi != uint64(int64(lo)>>63)
-	} else {
-		p := a * b
-		r, ovf = uint64(p)&sizeMask[sz], p != sext(uint64(p), sz)
-	}
+	r, ovf := imulRes(a, b, sz)
 	c.setReg(&in.dst, sz, r)
 	c.mulFlags(ovf, r, sz)
+}
+
+// imulRes is the truncated signed product of a and b at size sz and
+// whether it overflowed (CF = OF).
+func imulRes(a, b int64, sz uint8) (uint64, bool) {
+	if sz == 8 {
+		hi, lo := smul128(a, b)
+		return lo, hi != uint64(int64(lo)>>63)
+	}
+	p := a * b
+	return uint64(p) & sizeMask[sz], p != sext(uint64(p), sz)
 }
 
 func opDiv(c *cpu, in *inst) {

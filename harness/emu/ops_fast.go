@@ -17,9 +17,14 @@ func opAlu(c *cpu, in *inst) { aluOp(c, in, int(in.cc)) }
 // opAluRR is an ALU operation between two GPRs (no AH..BH).
 func opAluRR(c *cpu, in *inst) {
 	sz := in.size & 15
+	k := int(in.cc)
+	var cin uint64
+	if k == aluAdc || k == aluSbb {
+		cin = c.cf()
+	}
 	d := &c.regs[in.dst.reg&15]
-	r := c.alu(int(in.cc), *d&sizeMask[sz], c.regs[in.src.reg&15]&sizeMask[sz], sz)
-	if in.cc != aluCmp && in.cc != aluTest {
+	r := c.aluRes(k, *d&sizeMask[sz], c.regs[in.src.reg&15]&sizeMask[sz], cin, sz)
+	if k != aluCmp && k != aluTest {
 		setGPR(d, sz, r)
 	}
 }
@@ -27,11 +32,26 @@ func opAluRR(c *cpu, in *inst) {
 // opAluRI is an ALU operation on a GPR (no AH..BH) with an immediate.
 func opAluRI(c *cpu, in *inst) {
 	sz := in.size & 15
+	k := int(in.cc)
+	var cin uint64
+	if k == aluAdc || k == aluSbb {
+		cin = c.cf()
+	}
 	d := &c.regs[in.dst.reg&15]
-	r := c.alu(int(in.cc), *d&sizeMask[sz], in.src.imm, sz)
-	if in.cc != aluCmp && in.cc != aluTest {
+	r := c.aluRes(k, *d&sizeMask[sz], in.src.imm, cin, sz)
+	if k != aluCmp && k != aluTest {
 		setGPR(d, sz, r)
 	}
+}
+
+// opImulRR is the two-operand IMUL of GPRs (no AH..BH).
+func opImulRR(c *cpu, in *inst) {
+	sz := in.size & 15
+	a := sext(c.regs[in.src.reg&15], sz)
+	b := sext(c.regs[in.src2.reg&15], sz)
+	r, ovf := imulRes(a, b, sz)
+	setGPR(&c.regs[in.dst.reg&15], sz, r)
+	c.mulFlags(ovf, r, sz)
 }
 
 // opIncR and opDecR are INC and DEC of a GPR (no AH..BH).
@@ -124,12 +144,22 @@ func specialize(in *inst, op x86asm.Op) {
 		case in.dst.kind == kMem && gprSrc:
 			in.fn = opMovMR
 		}
+	case x86asm.IMUL:
+		if gprDst && gprSrc && in.src2.kind == kReg && !in.src2.hi {
+			in.fn = opImulRR
+		}
 	case x86asm.SHL, x86asm.SHR, x86asm.SAR:
 		if gprDst && in.src.kind == kImm {
 			in.fn = opShiftRI
 		}
 	case x86asm.JE, x86asm.JNE:
 		in.fn = opJccZ
+	case x86asm.JB, x86asm.JAE:
+		in.fn = opJccC
+	case x86asm.MOVZX:
+		if gprDst && in.src.kind == kMem {
+			in.fn = opMovzxRM
+		}
 	case x86asm.PUSH:
 		if gprDst && in.size == 8 {
 			in.fn = opPushR
@@ -161,6 +191,18 @@ func opShiftRI(c *cpu, in *inst) {
 	r, fx := shiftRes(in.cc, a, cnt, sz)
 	setGPR(d, sz, r)
 	c.lz.setFixed(sz, r, fx)
+}
+
+// opJccC is JB/JAE (cc 2, 3): CF alone.
+func opJccC(c *cpu, in *inst) {
+	if (c.cf() != 0) != (in.cc&1 != 0) {
+		c.jumpTo(c.rip + in.dst.imm)
+	}
+}
+
+// opMovzxRM is MOVZX of memory to a GPR.
+func opMovzxRM(c *cpu, in *inst) {
+	setGPR(&c.regs[in.dst.reg&15], in.size&15, c.rd(c.ea(&in.src, in), in.ssize))
 }
 
 // opJccZ is JE/JNE (cc 4, 5): ZF comes from the last result whatever

@@ -70,7 +70,7 @@ func (vm *VM) CreateVCPU(id int) (*VCPU, error) {
 // The emulator only runs 64-bit code, so a guest must set long mode up
 // through SetSregs before Run, as every kvmspec guest does.
 func (c *cpu) reset() {
-	c.regs = [16]uint64{}
+	c.regs = [32]uint64{}
 	c.regs[2] = 0x600
 	c.rip = 0xfff0
 	c.rflags = hv.FlagsFixed
