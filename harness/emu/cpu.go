@@ -364,10 +364,16 @@ func (c *cpu) exec() (stop int) {
 func (c *cpu) fetch(rip uint64) *ctlbEntry {
 	ce := &c.ctlb[(rip>>12)%ctlbSize]
 	if ce.vpn != rip>>12 || ce.perm&c.xperm == 0 {
-		ce = c.fillCode(rip)
-		if len(c.bpPages) > 0 && c.codeBreak(rip, ce) {
-			return nil
-		}
+		return c.fetchMiss(rip)
+	}
+	return ce
+}
+
+// fetchMiss is fetch after a code TLB miss.
+func (c *cpu) fetchMiss(rip uint64) *ctlbEntry {
+	ce := c.fillCode(rip)
+	if len(c.bpPages) > 0 && c.codeBreak(rip, ce) {
+		return nil
 	}
 	return ce
 }

@@ -44,6 +44,24 @@ func opAluRI(c *cpu, in *inst) {
 	}
 }
 
+// opAluMX is an ALU operation on memory with a GPR (no AH..BH) or an
+// immediate source, without LOCK.
+func opAluMX(c *cpu, in *inst) {
+	sz := in.size & 15
+	k := int(in.cc)
+	b := in.src.imm
+	if in.src.kind == kReg {
+		b = c.regs[in.src.reg&15] & sizeMask[sz]
+	}
+	va := c.ea(&in.dst, in)
+	if k == aluCmp || k == aluTest {
+		c.alu(k, c.rd(va, sz), b, sz)
+		return
+	}
+	l := c.rmwLoc(va, sz)
+	c.stLoc(l, sz, c.alu(k, c.ldLoc(l, sz), b, sz))
+}
+
 // opImulRR is the two-operand IMUL of GPRs (no AH..BH).
 func opImulRR(c *cpu, in *inst) {
 	sz := in.size & 15
@@ -119,11 +137,13 @@ func specialize(in *inst, op x86asm.Op) {
 	switch op {
 	case x86asm.ADD, x86asm.OR, x86asm.ADC, x86asm.SBB, x86asm.AND, x86asm.SUB, x86asm.XOR, x86asm.CMP, x86asm.TEST:
 		switch {
-		case !gprDst || in.lock:
-		case gprSrc:
+		case in.lock:
+		case gprDst && gprSrc:
 			in.fn = opAluRR
-		case in.src.kind == kImm:
+		case gprDst && in.src.kind == kImm:
 			in.fn = opAluRI
+		case in.dst.kind == kMem && (gprSrc || in.src.kind == kImm):
+			in.fn = opAluMX
 		}
 	case x86asm.INC:
 		if gprDst {
