@@ -129,27 +129,31 @@ type cpu struct {
 	v  *VCPU
 
 	regs   [32]uint64 // the 16 GPRs; the rest stay 0 (see offset)
-	rip    uint64 // next instruction (during execution: already past the current one)
-	cur    uint64 // the executing instruction
+	rip    uint64     // next instruction (during execution: already past the current one)
+	cur    uint64     // the executing instruction
 	rflags uint64
 	lz     lazyFlags
 
 	cpl                 uint8
 	rperm, wperm, xperm uint8 // TLB permission bit for the current CPL
-	sr                  hv.Sregs
-	msr                 msrState
-	dr                  [4]uint64
-	dr6, dr7            uint64
-	apic                lapic.APIC
-	cpuid               hv.CPUID
-	dbg                 hv.GuestDebug
-	watch               []watchpoint // data breakpoints in effect
-	watchHost           bool         // they are the host's (DebugUseHWBP)
-	watchHit            uint64       // DR6 bits hit by the executing instruction
-	pendWatch           uint64       // a hit held back while an exit was reported
-	ran                 bool         // Run was called (CPUID is frozen, as KVM does from 5.16)
-	pmu                 pmu          // performance counters (pmu.go)
-	pmuOn               bool         // some counter counts: step calls pmuCount
+	// slow and pmuOn are read after every instruction: next to the
+	// registers (see also st).
+	slow      bool // see updateSlow
+	pmuOn     bool // some counter counts: each retired instruction calls pmuCount
+	st        vcpuStats
+	sr        hv.Sregs
+	msr       msrState
+	dr        [4]uint64
+	dr6, dr7  uint64
+	apic      lapic.APIC
+	cpuid     hv.CPUID
+	dbg       hv.GuestDebug
+	watch     []watchpoint // data breakpoints in effect
+	watchHost bool         // they are the host's (DebugUseHWBP)
+	watchHit  uint64       // DR6 bits hit by the executing instruction
+	pendWatch uint64       // a hit held back while an exit was reported
+	ran       bool         // Run was called (CPUID is frozen, as KVM does from 5.16)
+	pmu       pmu          // performance counters (pmu.go)
 
 	// Attention and epoch handshake with other goroutines.
 	attn     atomic.Uint32
@@ -170,10 +174,9 @@ type cpu struct {
 	// runs at the next block boundary once codeBytes exceeds it).
 	codeBytes, codeBudget int
 
-	// slow is true when something must be looked at around every
-	// instruction: TF, debug breakpoints, a pending interrupt, a replayed
-	// MMIO/PIO read. It is false in the common case.
-	slow     bool
+	// slow (above) is true when something must be looked at around
+	// every instruction: TF, debug breakpoints, a pending interrupt, a
+	// replayed MMIO/PIO read. It is false in the common case.
 	replay   []ioRecord
 	replayAt int
 
@@ -205,8 +208,6 @@ type cpu struct {
 	msrPend  int // 1: rdmsr exit outstanding, 2: wrmsr exit outstanding
 	hcPend   bool
 	failExit hv.FailEntryExit
-
-	st vcpuStats
 
 	// Debug state only the slow path and breakpointed pages use, last so
 	// that the hot fields keep their layout.

@@ -64,8 +64,10 @@ func (l *lazyFlags) setFixed(sz uint8, r, f uint64) {
 	l.op, l.size, l.res, l.a = lzFixed, sz, r, f&(hv.FlagCF|hv.FlagOF|hv.FlagAF)
 }
 
-var sizeMask = [9]uint64{1: 0xff, 2: 0xffff, 4: 0xffffffff, 8: ^uint64(0)}
-var signBit = [9]uint64{1: 0x80, 2: 0x8000, 4: 0x80000000, 8: 1 << 63}
+// Indexed by operand size in bytes; 16 entries so that an index masked
+// with 15 needs no bounds check.
+var sizeMask = [16]uint64{1: 0xff, 2: 0xffff, 4: 0xffffffff, 8: ^uint64(0)}
+var signBit = [16]uint64{1: 0x80, 2: 0x8000, 4: 0x80000000, 8: 1 << 63}
 
 // parity[b] is hv.FlagPF when b has an even number of set bits.
 var parity = func() (p [256]uint8) {

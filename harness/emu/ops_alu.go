@@ -118,31 +118,66 @@ func (c *cpu) alu(k int, a, b uint64, sz uint8) uint64 {
 // A LOCKed operation calls it inside its compare-and-swap loop, so the
 // flags it leaves are those of the attempt that succeeded.
 func (c *cpu) aluRes(k int, a, b, cin uint64, sz uint8) uint64 {
-	var r uint64
 	switch k {
 	case aluAdd:
-		r = a + b
-		c.lz.setAdd(sz, r, a, b)
+		return c.add(a, b, sz)
 	case aluOr:
-		r = a | b
-		c.lz.setLogic(sz, r)
+		return c.or(a, b, sz)
 	case aluAdc:
-		r = a + b + cin
-		c.lz.setCarry(lzAdc, sz, r, a, b, cin)
+		return c.adc(a, b, cin, sz)
 	case aluSbb:
-		r = a - b - cin
-		c.lz.setCarry(lzSbb, sz, r, a, b, cin)
+		return c.sbb(a, b, cin, sz)
 	case aluAnd, aluTest:
-		r = a & b
-		c.lz.setLogic(sz, r)
+		return c.and(a, b, sz)
 	case aluSub, aluCmp:
-		r = a - b
-		c.lz.setSub(sz, r, a, b)
-	case aluXor:
-		r = a ^ b
-		c.lz.setLogic(sz, r)
+		return c.sub(a, b, sz)
 	}
-	return r & sizeMask[sz]
+	return c.xor(a, b, sz)
+}
+
+// The ALU operations, one definition each (aluRes and the form handlers
+// of ops_fast.go call them): result masked to sz, flags recorded.
+
+func (c *cpu) add(a, b uint64, sz uint8) uint64 {
+	r := a + b
+	c.lz.setAdd(sz, r, a, b)
+	return r & sizeMask[sz&15]
+}
+
+func (c *cpu) adc(a, b, cin uint64, sz uint8) uint64 {
+	r := a + b + cin
+	c.lz.setCarry(lzAdc, sz, r, a, b, cin)
+	return r & sizeMask[sz&15]
+}
+
+func (c *cpu) sub(a, b uint64, sz uint8) uint64 {
+	r := a - b
+	c.lz.setSub(sz, r, a, b)
+	return r & sizeMask[sz&15]
+}
+
+func (c *cpu) sbb(a, b, cin uint64, sz uint8) uint64 {
+	r := a - b - cin
+	c.lz.setCarry(lzSbb, sz, r, a, b, cin)
+	return r & sizeMask[sz&15]
+}
+
+func (c *cpu) and(a, b uint64, sz uint8) uint64 {
+	r := a & b
+	c.lz.setLogic(sz, r)
+	return r & sizeMask[sz&15]
+}
+
+func (c *cpu) or(a, b uint64, sz uint8) uint64 {
+	r := a | b
+	c.lz.setLogic(sz, r)
+	return r & sizeMask[sz&15]
+}
+
+func (c *cpu) xor(a, b uint64, sz uint8) uint64 {
+	r := a ^ b
+	c.lz.setLogic(sz, r)
+	return r & sizeMask[sz&15]
 }
 
 func aluOp(c *cpu, in *inst, k int) {

@@ -123,6 +123,119 @@ func opPopR(c *cpu, in *inst) {
 	c.regs[in.dst.reg&15] = v
 }
 
+// Per-operation forms of the ALU between GPRs (no AH..BH) and of a GPR
+// with an immediate, picked by specialize through aluForms.
+
+func opAddRR(c *cpu, in *inst) {
+	sz := in.size & 15
+	m := sizeMask[sz]
+	d := &c.regs[in.dst.reg&15]
+	setGPR(d, sz, c.add(*d&m, c.regs[in.src.reg&15]&m, sz))
+}
+
+func opAddRI(c *cpu, in *inst) {
+	sz := in.size & 15
+	m := sizeMask[sz]
+	d := &c.regs[in.dst.reg&15]
+	setGPR(d, sz, c.add(*d&m, in.src.imm, sz))
+}
+
+func opOrRR(c *cpu, in *inst) {
+	sz := in.size & 15
+	m := sizeMask[sz]
+	d := &c.regs[in.dst.reg&15]
+	setGPR(d, sz, c.or(*d&m, c.regs[in.src.reg&15]&m, sz))
+}
+
+func opOrRI(c *cpu, in *inst) {
+	sz := in.size & 15
+	m := sizeMask[sz]
+	d := &c.regs[in.dst.reg&15]
+	setGPR(d, sz, c.or(*d&m, in.src.imm, sz))
+}
+
+func opAndRR(c *cpu, in *inst) {
+	sz := in.size & 15
+	m := sizeMask[sz]
+	d := &c.regs[in.dst.reg&15]
+	setGPR(d, sz, c.and(*d&m, c.regs[in.src.reg&15]&m, sz))
+}
+
+func opAndRI(c *cpu, in *inst) {
+	sz := in.size & 15
+	m := sizeMask[sz]
+	d := &c.regs[in.dst.reg&15]
+	setGPR(d, sz, c.and(*d&m, in.src.imm, sz))
+}
+
+func opSubRR(c *cpu, in *inst) {
+	sz := in.size & 15
+	m := sizeMask[sz]
+	d := &c.regs[in.dst.reg&15]
+	setGPR(d, sz, c.sub(*d&m, c.regs[in.src.reg&15]&m, sz))
+}
+
+func opSubRI(c *cpu, in *inst) {
+	sz := in.size & 15
+	m := sizeMask[sz]
+	d := &c.regs[in.dst.reg&15]
+	setGPR(d, sz, c.sub(*d&m, in.src.imm, sz))
+}
+
+func opXorRR(c *cpu, in *inst) {
+	sz := in.size & 15
+	m := sizeMask[sz]
+	d := &c.regs[in.dst.reg&15]
+	setGPR(d, sz, c.xor(*d&m, c.regs[in.src.reg&15]&m, sz))
+}
+
+func opXorRI(c *cpu, in *inst) {
+	sz := in.size & 15
+	m := sizeMask[sz]
+	d := &c.regs[in.dst.reg&15]
+	setGPR(d, sz, c.xor(*d&m, in.src.imm, sz))
+}
+
+func opCmpRR(c *cpu, in *inst) {
+	sz := in.size & 15
+	m := sizeMask[sz]
+	d := &c.regs[in.dst.reg&15]
+	c.sub(*d&m, c.regs[in.src.reg&15]&m, sz)
+}
+
+func opCmpRI(c *cpu, in *inst) {
+	sz := in.size & 15
+	m := sizeMask[sz]
+	d := &c.regs[in.dst.reg&15]
+	c.sub(*d&m, in.src.imm, sz)
+}
+
+func opTestRR(c *cpu, in *inst) {
+	sz := in.size & 15
+	m := sizeMask[sz]
+	d := &c.regs[in.dst.reg&15]
+	c.and(*d&m, c.regs[in.src.reg&15]&m, sz)
+}
+
+func opTestRI(c *cpu, in *inst) {
+	sz := in.size & 15
+	m := sizeMask[sz]
+	d := &c.regs[in.dst.reg&15]
+	c.and(*d&m, in.src.imm, sz)
+}
+
+// aluForms[k] are the register-register and register-immediate handlers
+// of ALU operation k (nil: the general opAluRR/opAluRI).
+var aluForms = [aluTest + 1][2]func(*cpu, *inst){
+	aluAdd:  {opAddRR, opAddRI},
+	aluOr:   {opOrRR, opOrRI},
+	aluAnd:  {opAndRR, opAndRI},
+	aluSub:  {opSubRR, opSubRI},
+	aluXor:  {opXorRR, opXorRI},
+	aluCmp:  {opCmpRR, opCmpRI},
+	aluTest: {opTestRR, opTestRI},
+}
+
 // aluKinds maps the ALU mnemonics to their operation (aluAdd...).
 var aluKinds = map[x86asm.Op]uint8{
 	x86asm.ADD: aluAdd, x86asm.OR: aluOr, x86asm.ADC: aluAdc, x86asm.SBB: aluSbb, x86asm.AND: aluAnd,
@@ -140,8 +253,14 @@ func specialize(in *inst, op x86asm.Op) {
 		case in.lock:
 		case gprDst && gprSrc:
 			in.fn = opAluRR
+			if f := aluForms[in.cc][0]; f != nil {
+				in.fn = f
+			}
 		case gprDst && in.src.kind == kImm:
 			in.fn = opAluRI
+			if f := aluForms[in.cc][1]; f != nil {
+				in.fn = f
+			}
 		case in.dst.kind == kMem && (gprSrc || in.src.kind == kImm):
 			in.fn = opAluMX
 		}
