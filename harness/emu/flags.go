@@ -17,16 +17,17 @@ import (
 // record: ZF, SF and PF depend on the result alone whatever the kind, and
 // the carry and overflow of a logic op or a lzFixed record are known.
 const (
-	lzNone  = iota // c.rflags holds the exact flags
-	lzAdd          // res = a + b
-	lzAdc          // res = a + b + cin
-	lzSub          // res = a - b (also CMP, CMPS, SCAS, CMPXCHG)
-	lzSbb          // res = a - b - cin
-	lzLogic        // AND, OR, XOR, TEST: CF = OF = AF = 0
-	lzInc          // res = a + 1, CF = cin (unchanged)
-	lzDec          // res = a - 1, CF = cin (unchanged)
-	lzNeg          // res = 0 - a
-	lzFixed        // CF, OF and AF are the flag bits in a; SF ZF PF from res
+	lzNone = iota // c.rflags holds the exact flags
+	lzAdd         // res = a + b
+	lzAdc         // res = a + b + cin
+	lzSub         // res = a - b (also CMP, CMPS, SCAS, CMPXCHG)
+	lzSbb         // res = a - b - cin
+	lzNeg         // res = 0 - a
+	// From here on cin holds CF itself (cf reads it directly).
+	lzLogic // AND, OR, XOR, TEST: CF = OF = AF = 0
+	lzInc   // res = a + 1, CF = cin (unchanged)
+	lzDec   // res = a - 1, CF = cin (unchanged)
+	lzFixed // CF, OF and AF are the flag bits in a; SF ZF PF from res
 )
 
 // lazyFlags is the pending flag computation. Which fields are meaningful
@@ -43,7 +44,7 @@ type lazyFlags struct {
 // Producers. Each writes the fields its kind reads and nothing else.
 
 func (l *lazyFlags) setLogic(sz uint8, r uint64) {
-	l.op, l.size, l.res = lzLogic, sz, r
+	l.op, l.size, l.res, l.cin = lzLogic, sz, r, 0
 }
 
 func (l *lazyFlags) setAdd(sz uint8, r, a, b uint64) {
@@ -61,7 +62,7 @@ func (l *lazyFlags) setCarry(op, sz uint8, r, a, b, cin uint64) {
 // setFixed records a result whose CF, OF and AF are already known (f holds
 // those flag bits; others are ignored).
 func (l *lazyFlags) setFixed(sz uint8, r, f uint64) {
-	l.op, l.size, l.res, l.a = lzFixed, sz, r, f&(hv.FlagCF|hv.FlagOF|hv.FlagAF)
+	l.op, l.size, l.res, l.a, l.cin = lzFixed, sz, r, f&(hv.FlagCF|hv.FlagOF|hv.FlagAF), f&hv.FlagCF
 }
 
 // Indexed by operand size in bytes; 16 entries so that an index masked
@@ -139,23 +140,18 @@ func (l *lazyFlags) eval() uint64 {
 
 // cf computes only the carry flag (0 or 1) of a pending operation.
 func (c *cpu) cf() uint64 {
-	switch c.lz.op {
-	case lzNone:
-		return c.rflags & hv.FlagCF
-	case lzInc, lzDec:
+	if c.lz.op >= lzLogic {
 		return c.lz.cin
-	case lzFixed:
-		return c.lz.a & hv.FlagCF
 	}
 	return c.cfSlow()
 }
 
-// cfSlow is cf for the kinds whose carry needs working out.
+// cfSlow is cf for the kinds that do not hold CF in cin.
 func (c *cpu) cfSlow() uint64 {
 	l := &c.lz
 	switch l.op {
-	case lzLogic:
-		return 0
+	case lzNone:
+		return c.rflags & hv.FlagCF
 	case lzSub:
 		m := sizeMask[l.size&15]
 		return b2f(l.a&m < l.b&m, hv.FlagCF)
