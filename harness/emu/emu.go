@@ -3,7 +3,8 @@
 // guest program behaves the same on both.
 //
 // The guest CPU decodes with golang.org/x/arch/x86/x86asm into a per-vCPU
-// cache of pre-resolved instructions keyed by guest-physical address, walks
+// cache of pre-resolved blocks keyed by guest-physical address (bounded by
+// Options.DecodeCacheBytes), walks
 // 4-level page tables with accessed/dirty bits, and reaches guest memory
 // through memslots exactly as KVM's second-level map does: read-only slots
 // and holes exit as MMIO, dirty logging and dirty rings follow KVM's rules,
