@@ -428,9 +428,11 @@ func (c *cpu) execOne(in *inst) {
 func (c *cpu) runBlock() {
 	rip := c.rip
 	c.cur = rip
-	ce := c.fetch(rip)
-	if ce == nil {
-		return
+	ce := &c.ctlb[(rip>>12)%ctlbSize] // fetch, inlined
+	if ce.vpn != rip>>12 || ce.perm&c.xperm == 0 {
+		if ce = c.fetchMiss(rip); ce == nil {
+			return
+		}
 	}
 	if ce.perm == 0 {
 		// A page with execute breakpoints: one instruction at a time.
