@@ -354,7 +354,7 @@ func (c *cpu) exec() (stop int) {
 		if c.codeBytes > c.codeBudget {
 			c.evictCode()
 		}
-		c.runBlock()
+		c.runBlocks()
 	}
 }
 
@@ -416,36 +416,51 @@ func (c *cpu) execOne(in *inst) {
 	}
 }
 
-// runBlock executes the block at c.rip: the hot path. Each instruction
+// runBlocks executes blocks from c.rip: the hot path. Each instruction
 // retires exactly as step would run it (c.cur, c.rip, the instruction
 // count and the PMU per instruction); after each, anything that needs the
 // loop - an attention bit (another vCPU, a device, a write to decoded
 // code, a pending exit) or the slow path (TF, an interrupt window, a
-// replayed access) - ends the block, so the next instruction sees it at
-// the same boundary as it would one instruction at a time. Only the
+// replayed access) - sends it back to exec, so the next instruction sees
+// it at the same boundary as it would one instruction at a time. Only a
 // block's last instruction can change control flow, privilege or
-// translation (inst.cont), so the rest need no fetch check.
-func (c *cpu) runBlock() {
-	rip := c.rip
-	c.cur = rip
-	ce := &c.ctlb[(rip>>12)%ctlbSize] // fetch, inlined
-	if ce.vpn != rip>>12 || ce.perm&c.xperm == 0 {
-		if ce = c.fetchMiss(rip); ce == nil {
+// translation (inst.cont), so the rest need no fetch check; the next
+// block is fetched (code TLB and all) like the first.
+func (c *cpu) runBlocks() {
+	for {
+		rip := c.rip
+		c.cur = rip
+		ce := &c.ctlb[(rip>>12)%ctlbSize] // fetch, inlined
+		if ce.vpn != rip>>12 || ce.perm&c.xperm == 0 {
+			if ce = c.fetchMiss(rip); ce == nil {
+				return
+			}
+		}
+		if ce.perm == 0 {
+			// A page with execute breakpoints: one instruction at a time.
+			c.execOne(c.instAt(rip, ce.cp))
+			return
+		}
+		b := ce.cp.blockAt(rip & 0xfff)
+		if b == nil {
+			if b = c.decodeBlock(rip, ce.cp); b == nil {
+				c.execOne(c.decodeAt(rip, ce.cp))
+				return
+			}
+			if c.codeBytes > c.codeBudget {
+				c.runBlock(b, rip)
+				return // exec evicts before the next block
+			}
+		}
+		if !c.runBlock(b, rip) {
 			return
 		}
 	}
-	if ce.perm == 0 {
-		// A page with execute breakpoints: one instruction at a time.
-		c.execOne(c.instAt(rip, ce.cp))
-		return
-	}
-	b := ce.cp.blockAt(rip & 0xfff)
-	if b == nil {
-		if b = c.decodeBlock(rip, ce.cp); b == nil {
-			c.execOne(c.decodeAt(rip, ce.cp))
-			return
-		}
-	}
+}
+
+// runBlock runs the instructions of b from rip; false means something
+// needs the loop (see runBlocks).
+func (c *cpu) runBlock(b *block, rip uint64) bool {
 	c.st.blocks++
 	cpl := c.cpl // constant inside a block: only its last instruction may change it
 	for i := range b.insts {
@@ -459,9 +474,10 @@ func (c *cpu) runBlock() {
 			c.pmuCheck(cpl)
 		}
 		if c.attn.Load() != 0 || c.slow {
-			return
+			return false
 		}
 	}
+	return true
 }
 
 func (c *cpu) onPanic(p any) int {
