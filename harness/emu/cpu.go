@@ -70,10 +70,13 @@ type codePage struct {
 	blocks [hv.PageSize / 64]*[64]*block
 }
 
-// block is a straight-line run of decoded instructions: it ends after
-// the first instruction that may transfer control or change anything
-// fetching depends on (inst.cont false), at the end of the page, before
-// an instruction that crosses into the next page, or at maxBlock.
+// block is a run of decoded instructions with one entry: it ends after
+// the first instruction that may transfer control (other than a
+// conditional jump) or change anything fetching depends on (inst.cont
+// false), at the end of the page, before an instruction that crosses
+// into the next page, or at maxBlock. A conditional jump inside a block
+// that is taken leaves it there (runBlock compares RIP after each
+// instruction).
 type block struct {
 	insts []inst
 }
@@ -475,6 +478,9 @@ func (c *cpu) runBlock(b *block, rip uint64) bool {
 		}
 		if c.attn.Load() != 0 || c.slow {
 			return false
+		}
+		if c.rip != rip {
+			return true // a conditional branch inside the block was taken
 		}
 	}
 	return true

@@ -515,8 +515,9 @@ func build(in *inst, xi *x86asm.Inst) bool {
 
 // straightOps are the instructions a block may continue after: they only
 // compute, load and store (or fault), and never change RIP other than to
-// the next instruction, nor privilege, paging, RFLAGS.TF/IF or anything
-// else fetching or the loop looks at. MOV counts only between GPRs and
+// the next instruction (conditional jumps aside, see block), nor
+// privilege, paging, RFLAGS.TF/IF or anything else fetching or the loop
+// looks at. MOV counts only between GPRs and
 // memory (build's check above excludes control, debug and segment
 // registers). Everything else ends its block.
 var straightOps = func() (t [opMask + 1]bool) {
@@ -533,6 +534,10 @@ var straightOps = func() (t [opMask + 1]bool) {
 		x86asm.PUSH, x86asm.POP, x86asm.LEAVE, x86asm.CBW, x86asm.CWDE, x86asm.CDQE, x86asm.CWD, x86asm.CDQ, x86asm.CQO,
 		x86asm.LAHF, x86asm.SAHF, x86asm.CLC, x86asm.STC, x86asm.CMC, x86asm.CLD, x86asm.STD,
 		x86asm.NOP, x86asm.MFENCE, x86asm.LFENCE, x86asm.SFENCE,
+		// Conditional jumps change nothing but RIP: a block goes on past
+		// one not taken (runBlock leaves the block when RIP moved).
+		x86asm.JA, x86asm.JAE, x86asm.JB, x86asm.JBE, x86asm.JE, x86asm.JG, x86asm.JGE, x86asm.JL,
+		x86asm.JLE, x86asm.JNE, x86asm.JNO, x86asm.JNP, x86asm.JNS, x86asm.JO, x86asm.JP, x86asm.JS,
 		x86asm.PREFETCHT0, x86asm.PREFETCHT1, x86asm.PREFETCHT2, x86asm.PREFETCHNTA,
 	} {
 		t[o] = true
