@@ -181,13 +181,6 @@ func (c *cpu) setArith(mask, v uint64) {
 	c.rflags = c.rflags&^mask | v&mask
 }
 
-// setAllArith replaces all six arithmetic flags with those of f: nothing
-// pending needs evaluating first.
-func (c *cpu) setAllArith(f uint64) {
-	c.lz.op = lzNone
-	c.rflags = c.rflags&^hv.FlagsArith | f&hv.FlagsArith
-}
-
 // cond evaluates condition code cc (the low nibble of Jcc/SETcc/CMOVcc).
 func (c *cpu) cond(cc uint8) bool {
 	l := &c.lz
@@ -277,19 +270,6 @@ func flagCond(f uint64, cc uint8) bool {
 		v = f&hv.FlagZF != 0 || (f&hv.FlagSF != 0) != (f&hv.FlagOF != 0)
 	}
 	return v != (cc&1 != 0)
-}
-
-// szpFlags returns SF, ZF and PF of a result of the given size.
-func szpFlags(r uint64, size uint8) uint64 {
-	r &= sizeMask[size]
-	f := uint64(parity[uint8(r)])
-	if r == 0 {
-		f |= hv.FlagZF
-	}
-	if r&signBit[size] != 0 {
-		f |= hv.FlagSF
-	}
-	return f
 }
 
 // UndefinedFlags returns the RFLAGS status bits that the SDM leaves
