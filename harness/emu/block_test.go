@@ -1,7 +1,12 @@
 package emu
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/kvmspec/kvmspec/harness/asm"
 	"github.com/kvmspec/kvmspec/harness/hv"
@@ -111,4 +116,58 @@ func TestDecodeCacheEvictionKeepsRunningCode(t *testing.T) {
 	if n, _ := st.Get("decode_cache_bytes"); n > 64<<10+uint64(codePageCost+blockTabCost+blockCost+maxBlock*instCost) {
 		t.Fatalf("decode cache at %d bytes, budget %d", n, 64<<10)
 	}
+}
+
+// FuzzBlocksMatchSteps runs random code from a random state twice: as
+// blocks, and one instruction at a time through the slow path (stepOnly).
+// Both must stop with the same exit, registers and memory: the block loop
+// is only a faster way of running the same instructions.
+func FuzzBlocksMatchSteps(f *testing.F) {
+	f.Add([]byte{0x48, 0x01, 0xd8, 0xe6, 0xf0}) // add rax, rbx; out
+	// mov ecx, 5; l: add eax, ecx; cmp eax, 7; jb +2; xor eax, eax; dec ecx; jnz l; out
+	f.Add([]byte{0xb9, 5, 0, 0, 0, 0x01, 0xc8, 0x83, 0xf8, 7, 0x72, 2, 0x31, 0xc0, 0xff, 0xc9, 0x75, 0xf1, 0xe6, 0xf0})
+	// lea rsi, [rip+4]; mov byte [rsi], 0x90; ud2 (patched to nop; nop); out
+	f.Add([]byte{0x48, 0x8d, 0x35, 0x03, 0, 0, 0, 0xc6, 0x06, 0x90, 0x0f, 0x0b, 0xe6, 0xf0})
+	f.Add([]byte{0xf0, 0x48, 0x0f, 0xb1, 0x0b, 0x48, 0xf7, 0xf3, 0xcd, 0x03}) // lock cmpxchg; div rbx; int3
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var regs hv.Regs
+		if len(data) >= 128 {
+			for i := 0; i < 16; i++ {
+				regs.SetGPR(i, binary.LittleEndian.Uint64(data[8*i:]))
+			}
+			data = data[128:]
+		}
+		if len(data) > 4096 {
+			data = data[:4096]
+		}
+		regs.RIP = codeGPA
+		regs.RSP = kstackTop - 0x100
+		regs.RFLAGS = hv.FlagsFixed
+		var outs [2]string
+		for mode := range outs {
+			g := newTestGuest(t, New(Options{}), guestOpt{memSize: 4 << 20}, data)
+			if err := g.vcpu.SetRegs(&regs); err != nil {
+				t.Fatal(err)
+			}
+			c := g.vcpu.(*VCPU).c
+			c.stepOnly = mode == 1
+			c.updateSlow()
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			e, err := g.vcpu.Run(ctx)
+			cancel()
+			if err != nil {
+				return // ran out of time (a loop): nothing to compare
+			}
+			if x, ok := e.(*hv.InternalErrorExit); ok && x.Suberror == internalEmuBug {
+				t.Fatalf("emulator bug: %s", c.internalMsg)
+			}
+			r, _ := g.vcpu.Regs()
+			st, _ := g.vcpu.Stats()
+			n, _ := st.Get("instructions")
+			outs[mode] = fmt.Sprintf("%v\n%v\n%d instructions\nmemory %x", e, r, n, sha256.Sum256(g.mem.Bytes()))
+		}
+		if outs[0] != outs[1] {
+			t.Fatalf("blocks and single instructions differ:\nblocks: %s\nsteps:  %s", outs[0], outs[1])
+		}
+	})
 }

@@ -221,6 +221,7 @@ type cpu struct {
 	ssBlock   bool         // the executing instruction loaded SS (MOV SS)
 	heldWatch uint64       // data breakpoints a MOV SS held for the next instruction
 	heldStep  bool         // a single-step trap a MOV SS held
+	stepOnly  bool         // tests: every instruction takes the slow path (no blocks)
 }
 
 type vcpuStats struct {
@@ -782,7 +783,7 @@ func (c *cpu) updateSlow() {
 	// Breakpoints do not need it: execute breakpoints are checked when
 	// their code page is looked up (codeBreak), data breakpoints when
 	// their data page is (watched pages never enter the data TLB).
-	c.slow = c.rflags&(hv.FlagTF|hv.FlagRF) != 0 || len(c.replay) > 0 || c.intShadow || c.pendTrap ||
+	c.slow = c.stepOnly || c.rflags&(hv.FlagTF|hv.FlagRF) != 0 || len(c.replay) > 0 || c.intShadow || c.pendTrap ||
 		c.pendWatch != 0 || c.watchHit != 0 || c.heldStep || c.heldWatch != 0 ||
 		c.dbg.Flags&(hv.DebugEnable|hv.DebugSingleStep) == hv.DebugEnable|hv.DebugSingleStep ||
 		c.injectVec >= 0 || c.interruptible()
