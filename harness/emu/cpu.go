@@ -141,8 +141,10 @@ type cpu struct {
 	rperm, wperm, xperm uint8 // TLB permission bit for the current CPL
 	// slow and pmuOn are read after every instruction: next to the
 	// registers (see also st).
-	slow      bool // see updateSlow
-	pmuOn     bool // some counter counts: each retired instruction calls pmuCount
+	slow      bool          // see updateSlow
+	pmuOn     bool          // some counter counts: each retired instruction calls pmuCount
+	attn      atomic.Uint32 // attention bits (attn* above), read after every instruction
+	blockCPL  uint8         // CPL at the start of the running block (the PMU counts its instructions there)
 	st        vcpuStats
 	sr        hv.Sregs
 	msr       msrState
@@ -159,7 +161,6 @@ type cpu struct {
 	pmu       pmu          // performance counters (pmu.go)
 
 	// Attention and epoch handshake with other goroutines.
-	attn     atomic.Uint32
 	inGuest  atomic.Bool
 	ackEpoch atomic.Uint64
 	stopGen  atomic.Uint64
@@ -466,21 +467,25 @@ func (c *cpu) runBlocks() {
 // needs the loop (see runBlocks).
 func (c *cpu) runBlock(b *block, rip uint64) bool {
 	c.st.blocks++
-	cpl := c.cpl // constant inside a block: only its last instruction may change it
-	for i := range b.insts {
-		in := &b.insts[i]
-		c.cur = rip
-		rip += uint64(in.len)
-		c.rip = rip
+	c.blockCPL = c.cpl // constant inside a block: only its last instruction may change it
+	insts := b.insts
+	c.rip = rip
+	for i := range insts {
+		// Few values live across the handler call (the loop reloads them
+		// from c), so little is spilled.
+		in := &insts[i]
+		next := c.rip + uint64(in.len)
+		c.cur = c.rip
+		c.rip = next
 		in.fn(c, in)
 		c.st.instructions++
-		if c.pmuOn && c.pmuCount(cpl, in) {
-			c.pmuCheck(cpl)
+		if c.pmuOn && c.pmuCount(c.blockCPL, &insts[i]) {
+			c.pmuCheck(c.blockCPL)
 		}
 		if c.attn.Load() != 0 || c.slow {
 			return false
 		}
-		if c.rip != rip {
+		if c.rip != c.cur+uint64(insts[i].len) {
 			return true // a conditional branch inside the block was taken
 		}
 	}
