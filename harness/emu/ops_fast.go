@@ -224,16 +224,87 @@ func opTestRI(c *cpu, in *inst) {
 	c.and(*d&m, in.src.imm, sz)
 }
 
-// aluForms[k] are the register-register and register-immediate handlers
-// of ALU operation k (nil: the general opAluRR/opAluRI).
-var aluForms = [aluTest + 1][2]func(*cpu, *inst){
-	aluAdd:  {opAddRR, opAddRI},
-	aluOr:   {opOrRR, opOrRI},
-	aluAnd:  {opAndRR, opAndRI},
-	aluSub:  {opSubRR, opSubRI},
-	aluXor:  {opXorRR, opXorRI},
-	aluCmp:  {opCmpRR, opCmpRI},
-	aluTest: {opTestRR, opTestRI},
+// Per-operation forms of the ALU on memory with a GPR (no AH..BH) or an
+// immediate source, without LOCK.
+
+func opAddMX(c *cpu, in *inst) {
+	sz := in.size & 15
+	b := in.src.imm
+	if in.src.kind == kReg {
+		b = c.regs[in.src.reg&15] & sizeMask[sz]
+	}
+	l := c.rmwLoc(c.ea(&in.dst, in), sz)
+	c.stLoc(l, sz, c.add(c.ldLoc(l, sz), b, sz))
+}
+
+func opOrMX(c *cpu, in *inst) {
+	sz := in.size & 15
+	b := in.src.imm
+	if in.src.kind == kReg {
+		b = c.regs[in.src.reg&15] & sizeMask[sz]
+	}
+	l := c.rmwLoc(c.ea(&in.dst, in), sz)
+	c.stLoc(l, sz, c.or(c.ldLoc(l, sz), b, sz))
+}
+
+func opAndMX(c *cpu, in *inst) {
+	sz := in.size & 15
+	b := in.src.imm
+	if in.src.kind == kReg {
+		b = c.regs[in.src.reg&15] & sizeMask[sz]
+	}
+	l := c.rmwLoc(c.ea(&in.dst, in), sz)
+	c.stLoc(l, sz, c.and(c.ldLoc(l, sz), b, sz))
+}
+
+func opSubMX(c *cpu, in *inst) {
+	sz := in.size & 15
+	b := in.src.imm
+	if in.src.kind == kReg {
+		b = c.regs[in.src.reg&15] & sizeMask[sz]
+	}
+	l := c.rmwLoc(c.ea(&in.dst, in), sz)
+	c.stLoc(l, sz, c.sub(c.ldLoc(l, sz), b, sz))
+}
+
+func opXorMX(c *cpu, in *inst) {
+	sz := in.size & 15
+	b := in.src.imm
+	if in.src.kind == kReg {
+		b = c.regs[in.src.reg&15] & sizeMask[sz]
+	}
+	l := c.rmwLoc(c.ea(&in.dst, in), sz)
+	c.stLoc(l, sz, c.xor(c.ldLoc(l, sz), b, sz))
+}
+
+func opCmpMX(c *cpu, in *inst) {
+	sz := in.size & 15
+	b := in.src.imm
+	if in.src.kind == kReg {
+		b = c.regs[in.src.reg&15] & sizeMask[sz]
+	}
+	c.sub(c.rd(c.ea(&in.dst, in), sz), b, sz)
+}
+
+func opTestMX(c *cpu, in *inst) {
+	sz := in.size & 15
+	b := in.src.imm
+	if in.src.kind == kReg {
+		b = c.regs[in.src.reg&15] & sizeMask[sz]
+	}
+	c.and(c.rd(c.ea(&in.dst, in), sz), b, sz)
+}
+
+// aluForms[k] are the register-register, register-immediate and memory
+// handlers of ALU operation k (nil: the general opAluRR/opAluRI/opAluMX).
+var aluForms = [aluTest + 1][3]func(*cpu, *inst){
+	aluAdd:  {opAddRR, opAddRI, opAddMX},
+	aluOr:   {opOrRR, opOrRI, opOrMX},
+	aluAnd:  {opAndRR, opAndRI, opAndMX},
+	aluSub:  {opSubRR, opSubRI, opSubMX},
+	aluXor:  {opXorRR, opXorRI, opXorMX},
+	aluCmp:  {opCmpRR, opCmpRI, opCmpMX},
+	aluTest: {opTestRR, opTestRI, opTestMX},
 }
 
 // aluKinds maps the ALU mnemonics to their operation (aluAdd...).
@@ -263,6 +334,9 @@ func specialize(in *inst, op x86asm.Op) {
 			}
 		case in.dst.kind == kMem && (gprSrc || in.src.kind == kImm):
 			in.fn = opAluMX
+			if f := aluForms[in.cc][2]; f != nil {
+				in.fn = f
+			}
 		}
 	case x86asm.INC:
 		if gprDst {
