@@ -155,6 +155,9 @@ func (c *cpu) cfSlow() uint64 {
 	case lzSub:
 		m := sizeMask[l.size&15]
 		return b2f(l.a&m < l.b&m, hv.FlagCF)
+	case lzAdd:
+		m := sizeMask[l.size&15]
+		return b2f(l.res&m < l.a&m, hv.FlagCF)
 	}
 	return l.eval() & hv.FlagCF
 }
