@@ -75,7 +75,7 @@ type codePage struct {
 // conditional jump) or change anything fetching depends on (inst.cont
 // false), at the end of the page, before an instruction that crosses
 // into the next page, or at maxBlock. A conditional jump inside a block
-// that is taken leaves it there (runBlock compares RIP after each
+// that is taken leaves it there (runBlocks compares RIP after each
 // instruction).
 type block struct {
 	insts []inst
@@ -447,49 +447,40 @@ func (c *cpu) runBlocks() {
 			return
 		}
 		b := ce.cp.blockAt(rip & 0xfff)
+		last := false // return after this block (exec evicts first)
 		if b == nil {
 			if b = c.decodeBlock(rip, ce.cp); b == nil {
 				c.execOne(c.decodeAt(rip, ce.cp))
 				return
 			}
-			if c.codeBytes > c.codeBudget {
-				c.runBlock(b, rip)
-				return // exec evicts before the next block
+			last = c.codeBytes > c.codeBudget
+		}
+		// The block's instructions. Few values live across the handler
+		// call (the loop reloads them from c), so little is spilled.
+		c.st.blocks++
+		c.blockCPL = c.cpl // constant inside a block: only its last instruction may change it
+		insts := b.insts
+		for i := range insts {
+			in := &insts[i]
+			next := c.rip + uint64(in.len)
+			c.cur = c.rip
+			c.rip = next
+			in.fn(c, in)
+			c.st.instructions++
+			if c.pmuOn && c.pmuCount(c.blockCPL, &insts[i]) {
+				c.pmuCheck(c.blockCPL)
+			}
+			if c.attn.Load() != 0 || c.slow {
+				return
+			}
+			if c.rip != c.cur+uint64(insts[i].len) {
+				break // a conditional jump inside the block was taken
 			}
 		}
-		if !c.runBlock(b, rip) {
+		if last {
 			return
 		}
 	}
-}
-
-// runBlock runs the instructions of b from rip; false means something
-// needs the loop (see runBlocks).
-func (c *cpu) runBlock(b *block, rip uint64) bool {
-	c.st.blocks++
-	c.blockCPL = c.cpl // constant inside a block: only its last instruction may change it
-	insts := b.insts
-	c.rip = rip
-	for i := range insts {
-		// Few values live across the handler call (the loop reloads them
-		// from c), so little is spilled.
-		in := &insts[i]
-		next := c.rip + uint64(in.len)
-		c.cur = c.rip
-		c.rip = next
-		in.fn(c, in)
-		c.st.instructions++
-		if c.pmuOn && c.pmuCount(c.blockCPL, &insts[i]) {
-			c.pmuCheck(c.blockCPL)
-		}
-		if c.attn.Load() != 0 || c.slow {
-			return false
-		}
-		if c.rip != c.cur+uint64(insts[i].len) {
-			return true // a conditional branch inside the block was taken
-		}
-	}
-	return true
 }
 
 func (c *cpu) onPanic(p any) int {

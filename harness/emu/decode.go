@@ -535,7 +535,7 @@ var straightOps = func() (t [opMask + 1]bool) {
 		x86asm.LAHF, x86asm.SAHF, x86asm.CLC, x86asm.STC, x86asm.CMC, x86asm.CLD, x86asm.STD,
 		x86asm.NOP, x86asm.MFENCE, x86asm.LFENCE, x86asm.SFENCE,
 		// Conditional jumps change nothing but RIP: a block goes on past
-		// one not taken (runBlock leaves the block when RIP moved).
+		// one not taken (runBlocks leaves the block when RIP moved).
 		x86asm.JA, x86asm.JAE, x86asm.JB, x86asm.JBE, x86asm.JE, x86asm.JG, x86asm.JGE, x86asm.JL,
 		x86asm.JLE, x86asm.JNE, x86asm.JNO, x86asm.JNP, x86asm.JNS, x86asm.JO, x86asm.JP, x86asm.JS,
 		x86asm.PREFETCHT0, x86asm.PREFETCHT1, x86asm.PREFETCHT2, x86asm.PREFETCHNTA,
