@@ -6,6 +6,7 @@
 #   make fuzz   every fuzz target for FUZZTIME each
 #   make build  the static kvmspec binary in bin/ (GOARCH=arm64 make build cross-builds)
 #   make build-arm64  the arm64 binary in bin/kvmspec-arm64 and go vet for arm64
+#   make test-arm64   the suites on real KVM/arm64: an arm64 kernel under qemu-system-aarch64
 
 GO        ?= go
 BIN       := bin/kvmspec
@@ -42,13 +43,18 @@ build-arm64:
 	GOARCH=arm64 $(GO) vet ./...
 	@if command -v qemu-aarch64-static >/dev/null 2>&1; then \
 	  echo "== arm64 unit tests of the backends under qemu-user"; \
-	  GOARCH=arm64 CGO_ENABLED=0 $(GO) test -count=1 -exec qemu-aarch64-static ./harness/kvm/ ./harness/hv/... ./harness/lapic/; \
+	  GOARCH=arm64 CGO_ENABLED=0 $(GO) test -count=1 -timeout 5m -exec qemu-aarch64-static ./harness/kvm/ ./harness/hv/... ./harness/lapic/; \
 	else echo "no qemu-aarch64-static: arm64 tests not run (apt-get install qemu-user-static)"; fi
 
 run: build
 	./$(BIN) run --backend auto --report-dir $(OUT)
 
-test: unit suites
+test:
+	@mkdir -p $(OUT)
+	@$(call arm64_stage,$(ARM64_TEST_LABELS)) > $(OUT)/arm64.log 2>&1 & arm64=$$!; \
+	$(MAKE) --no-print-directory unit suites; status=$$?; \
+	wait $$arm64; a=$$?; echo "== arm64 stage (make test-arm64; log: $(OUT)/arm64.log)"; cat $(OUT)/arm64.log; \
+	if [ $$a != 0 ]; then echo "make test: FAIL: the arm64 stage failed (reports: $(OUT)/arm64)"; status=1; fi; exit $$status
 
 # The JUnit schema test (reports) validates with xmllint when it is there;
 # install it where this user can, else the test uses its Go check.
@@ -127,6 +133,27 @@ fuzz:
 	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+# The arm64 stage (tools/arm64/run.sh, README "Real KVM/arm64"): Debian's
+# arm64 kernel under qemu-system-aarch64 at EL2 runs the arm64 kvmspec on
+# real KVM/arm64; reports in $(OUT)/arm64, backends kvm-arm64/emu-arm64.
+# It installs qemu-system-arm where this user may (root/sudo and apt),
+# else says "skipped: <reason>". `make test` runs it beside the x86 tests
+# (ARM64=0 leaves it out). Under TCG it is the slowest stage: inside
+# `make test` it runs every arm64 unit test (the real KVM/arm64 ones) and
+# the specs of ARM64_TEST_LABELS (smoke; the x86 emu suites already run
+# natively), which keeps CI within its budget; `make test-arm64` (and the
+# nightly) leaves out only the perf specs and shortens the dirty-log
+# stress (ARM64_LABELS= ARM64_ARGS= runs everything at full size).
+ARM64        ?= 1
+ARM64_LABELS ?= !perf
+ARM64_TEST_LABELS ?= smoke
+ARM64_ARGS   ?= --param dirtylog.iterations=8
+arm64_stage   = if [ "$(ARM64)" = 0 ]; then echo "test-arm64: skipped: ARM64=0"; \
+	else ARM64_LABELS='$(1)' ARM64_SUITE_ARGS='$(ARM64_ARGS)' GO='$(GO)' ./tools/arm64/run.sh; fi
+.PHONY: test-arm64
+test-arm64:
+	@$(call arm64_stage,$(ARM64_LABELS))
 
 clean:
 	rm -rf bin $(OUT)

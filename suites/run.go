@@ -60,6 +60,8 @@ type Options struct {
 	ProfileFile string // a host profile JSON file instead of the embedded ones
 	DryRun      bool
 	Params      map[string]string // --param key=value, checked against Params
+	// Emu shapes the emu backend (kvmspec run --emu; emu.ParseOptions).
+	Emu emu.Options
 
 	// Ginkgo's own settings, passed through to RunSpecs.
 	FailFast      bool     // stop after the first failure
@@ -123,7 +125,10 @@ var BackendNames = []string{"kvm", "emu"}
 
 // OpenBackend opens one backend by name. An error wrapping
 // hv.ErrUnavailable means it cannot run on this host.
-func OpenBackend(name string) (hv.Hypervisor, error) {
+func OpenBackend(name string) (hv.Hypervisor, error) { return openBackend(name, emu.Options{}) }
+
+// openBackend is OpenBackend with the emu's options.
+func openBackend(name string, eo emu.Options) (hv.Hypervisor, error) {
 	switch name {
 	case "kvm":
 		// KVMSPEC_KVM_DEVICE names another device node: boards that expose
@@ -135,7 +140,7 @@ func OpenBackend(name string) (hv.Hypervisor, error) {
 		}
 		return h, nil
 	case "emu":
-		return emu.New(emu.Options{}), nil
+		return emu.New(eo), nil
 	}
 	return nil, &UsageError{Msg: fmt.Sprintf("unknown backend %q (want kvm, emu, auto or all)", name)}
 }
@@ -144,6 +149,11 @@ func OpenBackend(name string) (hv.Hypervisor, error) {
 // possible. Unavailable backends are kept with their reason: their specs
 // are skipped with it.
 func SelectBackends(sel string) ([]*framework.Backend, error) {
+	return selectBackends(sel, emu.Options{})
+}
+
+// selectBackends is SelectBackends with the emu's options.
+func selectBackends(sel string, eo emu.Options) ([]*framework.Backend, error) {
 	var names []string
 	switch sel {
 	case "", "auto":
@@ -158,7 +168,7 @@ func SelectBackends(sel string) ([]*framework.Backend, error) {
 	}
 	var out []*framework.Backend
 	for _, n := range names {
-		h, err := OpenBackend(n)
+		h, err := openBackend(n, eo)
 		if errors.As(err, new(*UsageError)) {
 			// An unknown name: close what was opened and say so.
 			for _, b := range out {
@@ -388,7 +398,7 @@ func Run(t GinkgoTestingT, opt Options) (reports.Run, error) {
 		}
 		defer dir.Close()
 	}
-	backends, err := SelectBackends(opt.Backend)
+	backends, err := selectBackends(opt.Backend, opt.Emu)
 	if err != nil {
 		return reports.Run{}, err
 	}
@@ -455,7 +465,8 @@ func Run(t GinkgoTestingT, opt Options) (reports.Run, error) {
 
 // reportProgress registers the reporting nodes that feed f. Specs the
 // filters deselected are reported too, as skipped without a message, and
-// are not counted.
+// are not counted; with --shard, the total shrinks by each selected spec
+// another shard owns as the run passes it.
 func reportProgress(f func(Progress)) {
 	var p Progress
 	ReportBeforeSuite(func(r Report) {
@@ -477,6 +488,14 @@ func reportProgress(f func(Progress)) {
 	})
 	ReportAfterEach(func(s SpecReport) {
 		if deselected(s) {
+			return
+		}
+		if s.State == types.SpecStateSkipped && strings.HasPrefix(s.Failure.Message, reports.OutOfShardPrefix) {
+			// Selected, but another shard runs it: Ginkgo counted it in
+			// the total it gave before the suite.
+			p.Total--
+			p.Current = ""
+			f(p)
 			return
 		}
 		p.Done++

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kvmspec/kvmspec/harness/emu"
 	"github.com/kvmspec/kvmspec/suites"
 	. "github.com/onsi/ginkgo/v2"
 )
@@ -15,6 +16,7 @@ var (
 	reportDir = flag.String("kvmspec.report-dir", "", "write junit.xml and report.json here")
 	strict    = flag.Bool("kvmspec.strict", false, "ignore host profiles' expected failures")
 	profFile  = flag.String("kvmspec.profile-file", "", "apply this host profile JSON file instead of detecting one")
+	emuOpts   = flag.String("kvmspec.emu", "", "emu backend options, as kvmspec run --emu")
 	params    = paramFlag{}
 )
 
@@ -43,13 +45,17 @@ func (p paramFlag) Set(s string) error {
 // are passed through, and ginkgo -p is refused by suites.Run.
 func TestSuites(t *testing.T) {
 	sc, rc := GinkgoConfiguration()
+	eo, err := emu.ParseOptions(*emuOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Ginkgo fails t for every failed spec, known deviations included; the
 	// verdict below is the classified one, as the CLI's exit status is.
 	run, err := suites.Run(&ginkgoT{}, suites.Options{
 		Backend: *backend, LabelFilter: sc.LabelFilter, Focus: sc.FocusStrings, Skip: sc.SkipStrings,
 		FocusFiles: sc.FocusFiles, SkipFiles: sc.SkipFiles, FailFast: sc.FailFast, FlakeAttempts: sc.FlakeAttempts,
 		Seed: sc.RandomSeed, Timeout: sc.Timeout, Verbose: rc.Verbose, Strict: *strict, ReportDir: *reportDir,
-		DryRun: sc.DryRun, Params: params, ProfileFile: *profFile, Reporter: &rc, ParallelTotal: sc.ParallelTotal,
+		DryRun: sc.DryRun, Params: params, Emu: eo, ProfileFile: *profFile, Reporter: &rc, ParallelTotal: sc.ParallelTotal,
 	})
 	if sc.DryRun && err == nil {
 		return

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/kvmspec/kvmspec/harness/hv"
+	"github.com/kvmspec/kvmspec/harness/lapic"
 )
 
 // The local APIC register model is harness/lapic; this file connects it to
@@ -29,6 +30,9 @@ func (c *cpu) apicClaims(gpa uint64) bool {
 func (c *cpu) apicRead(gpa uint64, n int) uint64 {
 	off := gpa & 0xfff
 	v := uint64(c.apic.Read(uint32(off)))
+	if c.detTime() && off&lapic.RegMask == lapic.RegTCur {
+		v = uint64(c.timerCurrent())
+	}
 	return v >> (8 * (off & 3)) & sizeMask[n]
 }
 
@@ -36,9 +40,13 @@ func (c *cpu) apicWrite(gpa uint64, n int, v uint64) {
 	if n != 4 {
 		return // only aligned 32-bit accesses reach registers
 	}
-	r := c.apic.Write(uint32(gpa&0xfff), uint32(v))
+	off := uint32(gpa & 0xfff)
+	r := c.apic.Write(off, uint32(v))
 	if r.Done && r.Level {
 		c.vm.ioapic.eoi(c.vm, r.Vector)
+	}
+	if c.detTime() && (off == lapic.RegTInit || off == lapic.RegTDiv || off == lapic.RegLVT0+0x10*lapic.LVTTimer) {
+		c.timerWritten(off)
 	}
 	c.updateSlow()
 }

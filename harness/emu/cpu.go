@@ -142,7 +142,7 @@ type cpu struct {
 	// slow and pmuOn are read after every instruction: next to the
 	// registers (see also st).
 	slow      bool          // see updateSlow
-	pmuOn     bool          // some counter counts: each retired instruction calls pmuCount
+	pmuOn     bool          // some counter counts, or the APIC timer runs: each retired instruction calls pmuCount
 	attn      atomic.Uint32 // attention bits (attn* above), read after every instruction
 	blockCPL  uint8         // CPL at the start of the running block (the PMU counts its instructions there)
 	st        vcpuStats
@@ -159,6 +159,7 @@ type cpu struct {
 	pendWatch uint64       // a hit held back while an exit was reported
 	ran       bool         // Run was called (CPUID is frozen, as KVM does from 5.16)
 	pmu       pmu          // performance counters (pmu.go)
+	clk       clock        // deterministic time (timer.go)
 
 	// Attention and epoch handshake with other goroutines.
 	inGuest  atomic.Bool
@@ -211,6 +212,9 @@ type cpu struct {
 	hcExit   hv.HypercallExit
 	msrPend  int // 1: rdmsr exit outstanding, 2: wrmsr exit outstanding
 	hcPend   bool
+	// outSkip is the OUT reported with RIP at it (OutRIPAtInsn): the
+	// next Run moves RIP past it unless the host moved RIP meanwhile.
+	outSkip  pendingWrite
 	failExit hv.FailEntryExit
 
 	// Debug state only the slow path and breakpointed pages use, last so
@@ -253,6 +257,10 @@ type pendingWrite struct {
 	addr uint64
 	n    int
 	data [8]byte
+	// atInsn marks an OUT reported with RIP at the instruction
+	// (OutRIPAtInsn): insn is its address, next where the guest goes on.
+	atInsn     bool
+	insn, next uint64
 }
 
 func newCPU(vm *VM, v *VCPU) *cpu {

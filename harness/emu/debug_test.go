@@ -235,6 +235,7 @@ func TestHostDebugEvents(t *testing.T) {
 		p.MovToDR(asm.DR7, asm.RSI)
 		p.MovAbs(asm.RDI, g.buf)
 		p.Sync(1)
+		resume := p.Here()
 		p.Mov(asm.D(asm.RDI, 0), asm.Imm(1))
 		after := p.Here()
 		p.Done()
@@ -247,7 +248,14 @@ func TestHostDebugEvents(t *testing.T) {
 		if err := g.VCPUs[0].SetGuestDebug(&hv.GuestDebug{Flags: hv.DebugEnable | hv.DebugSingleStep}); err != nil {
 			t.Fatal(err)
 		}
+		// RIP is at the SYNC's OUT (the default OutRIPAtInsn): the next
+		// run completes it as a stepped instruction, as VMX KVM does.
 		ev, err := g.Run(debugCtx(t), 0)
+		r, _ := p.Addr(resume)
+		if d, ok := ev.Exit.(*hv.DebugExit); err != nil || !ok || d.PC != r || d.DR6 != dr6Fixed|dr6BS {
+			t.Fatalf("exit %v, %v; want the step that completes the OUT, at %#x", ev.Exit, err, r)
+		}
+		ev, err = g.Run(debugCtx(t), 0)
 		a, _ := p.Addr(after)
 		want := hv.DebugExit{Exception: 1, PC: a, DR6: dr6Fixed | dr6BS | 1, DR7: 1 | 1<<16 | 3<<18 | dr7Fixed}
 		if d, ok := ev.Exit.(*hv.DebugExit); err != nil || !ok || *d != want {

@@ -21,6 +21,9 @@
 //     I/O APIC answer in the emulator, and HLT waits inside Run.
 //   - VMCALL at CPL0 is a HypercallExit (RAX = Nr, RBX, RCX, RDX, RSI, RDI,
 //     R8 = Args, Ret lands in RAX); at CPL > 0 RAX becomes -KVM_EPERM.
+//   - A port-output exit (OUT) reports RIP at the OUT, which the next Run
+//     completes; Options.OutRIP selects kvm_pvm's rule (RIP already past
+//     it) instead. MMIO writes and OUTS exit past the instruction.
 //   - Only 64-bit code runs: Run with a guest outside long mode returns a
 //     FailEntryExit (reason 0x80000021, invalid guest state).
 //   - Accessed/dirty bits are set only when the access is allowed, and the
@@ -35,6 +38,7 @@ package emu
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/kvmspec/kvmspec/harness/hv"
 )
@@ -61,16 +65,47 @@ const (
 
 // Options tune the emulator; the zero value is right for most users.
 type Options struct {
-	// TSCHz is the guest-visible TSC frequency (0: 1 GHz, so one tick is
-	// one nanosecond of host monotonic time).
+	// TSCHz is the guest-visible TSC frequency under TimeHost (0: 1 GHz,
+	// so one tick is one nanosecond of host monotonic time).
 	TSCHz uint64
-
+	// Time is what the TSC and the APIC timer count (default TimeHost;
+	// TimeInstructions makes guest time deterministic, see timer.go).
+	Time TimeSource
+	// OutRIP is where RIP points while the host handles a port-output
+	// exit (default OutRIPAtInsn, as VMX and SVM KVM).
+	OutRIP OutRIPRule
 	// DecodeCacheBytes bounds each vCPU's cache of decoded instructions
 	// (0: DefaultDecodeCacheBytes). Past it, the vCPU keeps the code pages
 	// it is running (up to half the budget) and forgets the rest, which
 	// are decoded again if they run again. Guests that run more distinct
 	// code than fits get slower, never different.
 	DecodeCacheBytes int
+}
+
+// OutRIPRule is where RIP stands at a KVM_EXIT_IO for OUT. KVM differs by
+// host: upstream KVM on VMX and SVM reports the OUT's own address and
+// skips it when the next KVM_RUN completes the I/O (complete_fast_pio_out;
+// not if the host moved RIP meanwhile), while kvm_pvm emulates the OUT and
+// exits with RIP already past it. Guest code and harness/guest's ucalls
+// work either way; a test about RIP at an exit must say which it expects.
+// String output (OUTS) exits past the element on every KVM, and so here.
+type OutRIPRule uint8
+
+const (
+	// OutRIPAtInsn: RIP at the OUT until the next Run (VMX, SVM).
+	OutRIPAtInsn OutRIPRule = iota
+	// OutRIPPast: RIP past the OUT at the exit (kvm_pvm).
+	OutRIPPast
+)
+
+func (r OutRIPRule) String() string {
+	switch r {
+	case OutRIPAtInsn:
+		return "at-insn"
+	case OutRIPPast:
+		return "past"
+	}
+	return fmt.Sprintf("OutRIPRule(%d)", uint8(r))
 }
 
 // DefaultDecodeCacheBytes is the decode-cache budget of a vCPU when
@@ -93,7 +128,7 @@ func New(opt Options) *Hypervisor {
 	if opt.DecodeCacheBytes <= 0 {
 		opt.DecodeCacheBytes = DefaultDecodeCacheBytes
 	}
-	return &Hypervisor{opt: opt, caps: emuCaps()}
+	return &Hypervisor{opt: opt, caps: emuCaps(opt)}
 }
 
 // Name implements hv.Hypervisor.
@@ -105,8 +140,10 @@ func (h *Hypervisor) Caps() hv.Caps { return h.caps }
 // Close implements hv.Hypervisor; the emulator holds nothing to release.
 func (h *Hypervisor) Close() error { return nil }
 
-// emuCaps states every capability with the reason a report shows.
-func emuCaps() hv.Caps {
+// emuCaps states every capability with the reason a report shows (and
+// the options that shape guest-visible behaviour, so a report says which
+// ran).
+func emuCaps(opt Options) hv.Caps {
 	c := hv.Caps{Backend: Name, MaxMemslots: MaxMemslots, MaxVCPUs: MaxVCPUs, DirtyRingMaxBytes: DirtyRingMaxBytes, PMU: pmuCaps()}
 	c.Set(hv.CapLongMode, true, 0, "64-bit long mode with 4-level paging (4 KiB, 2 MiB, 1 GiB pages)")
 	c.Set(hv.CapMultiVCPU, true, MaxVCPUs, fmt.Sprintf("vCPUs are goroutines, up to %d", MaxVCPUs))
@@ -135,6 +172,69 @@ func emuCaps() hv.Caps {
 	c.Set(hv.CapSignalKick, true, 0, "context cancellation is checked before every instruction")
 	c.Set(hv.CapMemfd, true, 0, "memfd_create + fallocate(PUNCH_HOLE)")
 	c.Set(hv.CapCPL0Native, true, 0, "interpreted at the same speed in any ring")
-	c.Set(hv.CapInstructionSet, true, 0, "every instruction of the harness subset is interpreted in every ring")
+	c.Set(hv.CapInstructionSet, true, 0, "every instruction of the harness subset is interpreted in every ring; "+opt.behaviour())
 	return c
+}
+
+// Options returns the options the backend runs with (defaults filled in).
+func (h *Hypervisor) Options() Options { return h.opt }
+
+// ParseOptions reads options as the CLI's --emu flag gives them: a comma
+// list of key=value, "" for the defaults. Keys:
+//
+//	out-rip=at-insn|past     OutRIP: RIP at a port-output exit
+//	time=host|instructions   Time: what the TSC and the APIC timer count
+func ParseOptions(s string) (Options, error) {
+	var o Options
+	for _, kv := range strings.Split(s, ",") {
+		kv = strings.TrimSpace(kv)
+		if kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return o, fmt.Errorf("emu option %q: want key=value", kv)
+		}
+		switch k {
+		case "out-rip":
+			switch v {
+			case OutRIPAtInsn.String():
+				o.OutRIP = OutRIPAtInsn
+			case OutRIPPast.String():
+				o.OutRIP = OutRIPPast
+			default:
+				return o, fmt.Errorf("emu option out-rip=%q: want %s or %s", v, OutRIPAtInsn, OutRIPPast)
+			}
+		case "time":
+			switch v {
+			case TimeHost.String():
+				o.Time = TimeHost
+			case TimeInstructions.String():
+				o.Time = TimeInstructions
+			default:
+				return o, fmt.Errorf("emu option time=%q: want %s or %s", v, TimeHost, TimeInstructions)
+			}
+		default:
+			return o, fmt.Errorf("unknown emu option %q (known: out-rip, time)", k)
+		}
+	}
+	return o, nil
+}
+
+// behaviour describes the guest-visible choices of the options.
+func (o Options) behaviour() string {
+	out := "OUT exits with RIP at the OUT until the next run (VMX, SVM)"
+	if o.OutRIP == OutRIPPast {
+		out = "OUT exits with RIP past the OUT (kvm_pvm)"
+	}
+	clock := "TSC from host time, APIC timer not modelled"
+	if o.Time == TimeInstructions {
+		clock = "TSC and APIC timer count retired instructions (deterministic)"
+	}
+	return out + "; " + clock + " [--emu " + o.String() + "]"
+}
+
+// String is the options as ParseOptions reads them.
+func (o Options) String() string {
+	return "out-rip=" + o.OutRIP.String() + ",time=" + o.Time.String()
 }

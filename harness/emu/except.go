@@ -23,7 +23,13 @@ func opIcebp(c *cpu, in *inst) {
 }
 
 // contributory exceptions for the double-fault rules (SDM Table 6-5).
-func contributory(v uint8) bool { return v == 0 || (v >= 10 && v <= 13) }
+func contributory(v uint8) bool {
+	switch v {
+	case vecDE, vecTS, vecNP, vecSS, vecGP:
+		return true
+	}
+	return false
+}
 
 // deliverFault delivers c.fault through the IDT, escalating to #DF and to
 // a triple fault (shutdown) as the hardware does.
@@ -144,7 +150,7 @@ func (c *cpu) tryDeliver(f *guestFault) (nested *guestFault) {
 	c.sr.CS = cs
 	c.setCPL(newCPL)
 	c.materialize()
-	c.rflags &^= hv.FlagTF | 1<<14 | hv.FlagRF | 1<<17
+	c.rflags &^= hv.FlagTF | hv.FlagNT | hv.FlagRF | hv.FlagVM
 	if typ == 0xe {
 		c.rflags &^= hv.FlagIF
 	}
@@ -216,7 +222,7 @@ func (c *cpu) loadCodeSeg(sel uint16, ext uint32) hv.Segment {
 // tssRead reads a quadword of the 64-bit TSS.
 func (c *cpu) tssRead(off uint64) uint64 {
 	if c.sr.TR.Unusable != 0 || c.sr.TR.Present == 0 || off+7 > uint64(c.sr.TR.Limit) {
-		c.raiseErr(10, uint32(c.sr.TR.Selector&^3)) // #TS
+		c.raiseErr(vecTS, uint32(c.sr.TR.Selector&^3))
 	}
 	return c.rdSys(c.sr.TR.Base+off, 8)
 }
@@ -252,12 +258,7 @@ func opIret(c *cpu, in *inst) {
 	if !canonical(rip) {
 		c.gp(0)
 	}
-	m := uint64(flagsWritable | hv.FlagRF)
-	if c.cpl == 0 {
-		m |= hv.FlagIOPL | hv.FlagIF
-	} else if c.cpl <= c.iopl() {
-		m |= hv.FlagIF
-	}
+	m := c.flagsLoadMask() | hv.FlagRF // the CPL IRET runs at, not the one it returns to
 	c.lz.op = lzNone
 	c.rflags = c.rflags&^m | fl&m | hv.FlagsFixed
 	c.rfLoaded = fl&hv.FlagRF != 0

@@ -355,3 +355,84 @@ func TestStringIO(t *testing.T) {
 		t.Fatalf("out %q in %q rcx %d", out, g.mem.Bytes()[dataGPA+0x100:dataGPA+0x102], r.RCX)
 	}
 }
+
+// TestOutRIPRule: at a port-output exit RIP is at the OUT (VMX, the
+// default) or past it (kvm_pvm); either way the next Run goes on after
+// it, unless the host moved RIP meanwhile.
+func TestOutRIPRule(t *testing.T) {
+	var out, after, other uint64
+	code := assemble(t, func(a *asm.Assembler) {
+		a.Mov(asm.EAX, asm.Imm(0x11))
+		out = a.PC()
+		a.Out(asm.Imm(0x80), asm.AL)
+		after = a.PC()
+		a.Mov(asm.EAX, asm.Imm(0x22))
+		done(a)
+		other = a.PC()
+		a.Mov(asm.EAX, asm.Imm(0x33))
+		done(a)
+	})
+	for _, tc := range []struct {
+		rule    OutRIPRule
+		atExit  uint64
+		moveRIP bool
+		wantRAX uint64
+	}{
+		{OutRIPAtInsn, out, false, 0x22},
+		{OutRIPPast, after, false, 0x22},
+		{OutRIPAtInsn, out, true, 0x33},
+		{OutRIPPast, after, true, 0x33},
+	} {
+		name := tc.rule.String()
+		if tc.moveRIP {
+			name += "/host moves rip"
+		}
+		t.Run(name, func(t *testing.T) {
+			g := newTestGuest(t, New(Options{OutRIP: tc.rule}), guestOpt{}, code)
+			io := g.runIO(t)
+			if io.Port != 0x80 || io.Value() != 0x11 {
+				t.Fatalf("exit %v, want out 0x80", io)
+			}
+			r, _ := g.vcpu.Regs()
+			if r.RIP != tc.atExit {
+				t.Fatalf("rip %#x at the exit, want %#x", r.RIP, tc.atExit)
+			}
+			if tc.moveRIP {
+				r.RIP = other
+				if err := g.vcpu.SetRegs(&r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if r := g.runDone(t); r.RAX != tc.wantRAX {
+				t.Fatalf("rax %#x after the next run, want %#x", r.RAX, tc.wantRAX)
+			}
+		})
+	}
+}
+
+// TestOutRIPRuleStep: a host single-step armed at an OUT exit. With RIP
+// at the OUT the next run completes it as a stepped instruction (VMX's
+// kvm_skip_emulated_instruction) and exits right after it; with RIP past
+// it the first step is the next instruction.
+func TestOutRIPRuleStep(t *testing.T) {
+	var after, next uint64
+	code := assemble(t, func(a *asm.Assembler) {
+		a.Out(asm.Imm(0x80), asm.AL)
+		after = a.PC()
+		a.Mov(asm.EAX, asm.Imm(0x22))
+		next = a.PC()
+		done(a)
+	})
+	for rule, want := range map[OutRIPRule]uint64{OutRIPAtInsn: after, OutRIPPast: next} {
+		t.Run(rule.String(), func(t *testing.T) {
+			g := newTestGuest(t, New(Options{OutRIP: rule}), guestOpt{}, code)
+			g.runIO(t)
+			if err := g.vcpu.SetGuestDebug(&hv.GuestDebug{Flags: hv.DebugEnable | hv.DebugSingleStep}); err != nil {
+				t.Fatal(err)
+			}
+			if d, ok := g.run(t).(*hv.DebugExit); !ok || d.PC != want || d.DR6&dr6BS == 0 {
+				t.Fatalf("exit %v, want a step exit at %#x", d, want)
+			}
+		})
+	}
+}

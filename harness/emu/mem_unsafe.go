@@ -46,3 +46,36 @@ func atomicCASN(p *[hv.PageSize]byte, off uint64, size uint8, old, new uint64) b
 	}
 	return atomic.CompareAndSwapUint64(wp, cur, cur&^m|new<<sh&m)
 }
+
+// Stores into guest pages go through a pointer to the stored bytes, never
+// through the page's array: indexing *[PageSize]byte makes the compiler
+// check the page pointer for nil by reading the page's first byte, and on
+// a page the host has not touched yet that read maps the shared zero page,
+// so the store after it takes a second fault to copy it. A store through
+// its own address is its own nil check: the first touch of a page the
+// guest writes costs one host fault (TestFirstTouchFaults).
+
+// storeLE stores the low size bytes of v at off, little-endian (both
+// supported hosts are); off+size must not pass the end of the page.
+func storeLE(p *[hv.PageSize]byte, off uint64, size uint8, v uint64) {
+	a := unsafe.Add(unsafe.Pointer(p), off)
+	switch size {
+	case 8:
+		*(*uint64)(a) = v
+	case 4:
+		*(*uint32)(a) = uint32(v)
+	case 2:
+		*(*uint16)(a) = uint16(v)
+	default:
+		*(*byte)(a) = byte(v)
+	}
+}
+
+// storeBytes stores the low n bytes of v at off, n from 1 to 8 (the
+// piece of a store that straddles pages); off+n must not pass the end.
+func storeBytes(p *[hv.PageSize]byte, off uint64, n int, v uint64) {
+	a := unsafe.Add(unsafe.Pointer(p), off)
+	for i := 0; i < n; i++ {
+		*(*byte)(unsafe.Add(a, i)) = byte(v >> (8 * i))
+	}
+}

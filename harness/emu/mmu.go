@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/kvmspec/kvmspec/harness/guest/desc"
 	"github.com/kvmspec/kvmspec/harness/hv"
 )
 
@@ -23,34 +24,40 @@ const physAddrBits = 46
 const (
 	physMask  = 1<<physAddrBits - 1
 	pteAddr   = physMask &^ 0xfff
-	pteP      = 1 << 0
-	pteRW     = 1 << 1
-	pteUS     = 1 << 2
-	pteA      = 1 << 5
-	pteD      = 1 << 6
-	ptePS     = 1 << 7
-	pteNX     = 1 << 63
 	rsvdAddr  = (1<<52 - 1) &^ physMask // bits 51:MAXPHYADDR
-	pfP       = 1 << 0
-	pfW       = 1 << 1
-	pfU       = 1 << 2
-	pfRSVD    = 1 << 3
-	pfID      = 1 << 4
-	vecDE     = 0
-	vecDB     = 1
-	vecBP     = 3
-	vecUD     = 6
-	vecDF     = 8
-	vecNP     = 11
-	vecSS     = 12
-	vecGP     = 13
-	vecPF     = 14
 	dr6BS     = 1 << 14
 	dr6BD     = 1 << 13
 	dr7GD     = 1 << 13
 	dr6Fixed  = 0xffff0ff0
 	dr7Fixed  = 0x400
 	cr0Fixed1 = hv.CR0ET
+)
+
+// Paging bits and exception vectors are desc's, the guest runtime's too;
+// the short names keep the page walk readable.
+const (
+	pteP   = desc.PTEPresent
+	pteRW  = desc.PTEWrite
+	pteUS  = desc.PTEUser
+	pteA   = desc.PTEAccessed
+	pteD   = desc.PTEDirty
+	ptePS  = desc.PTEHuge
+	pteNX  = desc.PTENX
+	pfP    = desc.PFPresent
+	pfW    = desc.PFWrite
+	pfU    = desc.PFUser
+	pfRSVD = desc.PFReserved
+	pfID   = desc.PFFetch
+	vecDE  = desc.VectorDE
+	vecDB  = desc.VectorDB
+	vecBP  = desc.VectorBP
+	vecUD  = desc.VectorUD
+	vecDF  = desc.VectorDF
+	vecTS  = desc.VectorTS
+	vecNP  = desc.VectorNP
+	vecSS  = desc.VectorSS
+	vecGP  = desc.VectorGP
+	vecPF  = desc.VectorPF
 )
 
 func canonical(a uint64) bool { return uint64(int64(a<<16)>>16) == a }
@@ -372,19 +379,6 @@ func loadLE(p *[hv.PageSize]byte, off uint64, size uint8) uint64 {
 	return uint64(p[off])
 }
 
-func storeLE(p *[hv.PageSize]byte, off uint64, size uint8, v uint64) {
-	switch size {
-	case 8:
-		binary.LittleEndian.PutUint64(p[off:], v)
-	case 4:
-		binary.LittleEndian.PutUint32(p[off:], uint32(v))
-	case 2:
-		binary.LittleEndian.PutUint16(p[off:], uint16(v))
-	default:
-		p[off] = byte(v)
-	}
-}
-
 // readSlow handles TLB misses, page-straddling reads and MMIO.
 func (c *cpu) readSlow(va uint64, size uint8, acc int) uint64 {
 	off := va & 0xfff
@@ -447,10 +441,7 @@ func (c *cpu) physWrite(gpa uint64, n int, v uint64) {
 		return
 	}
 	c.logWrite(r)
-	off := gpa & 0xfff
-	for i := 0; i < n; i++ {
-		r.page[off+uint64(i)] = byte(v >> (8 * i))
-	}
+	storeBytes(r.page, gpa&0xfff, n, v)
 	c.codeWritten(r)
 }
 

@@ -112,22 +112,31 @@ func opLeave(c *cpu, in *inst) {
 }
 
 func opPushf(c *cpu, in *inst) {
-	c.push(c.getFlags()&^(hv.FlagRF|1<<17), 8)
+	c.push(c.getFlags()&^(hv.FlagRF|hv.FlagVM), 8)
 }
 
 // flagsWritable are the RFLAGS bits POPF and IRET may change at any CPL.
-const flagsWritable = hv.FlagsArith | hv.FlagTF | hv.FlagDF | 1<<14 /* NT */ | 1<<18 /* AC */ | 1<<21 /* ID */
+const flagsWritable = hv.FlagsArith | hv.FlagTF | hv.FlagDF | hv.FlagNT | hv.FlagAC | hv.FlagID
 
-func (c *cpu) iopl() uint8 { return uint8(c.rflags >> 12 & 3) }
-
-func opPopf(c *cpu, in *inst) {
-	v := c.pop(8)
+// flagsLoadMask is the one rule for which RFLAGS bits an instruction that
+// loads RFLAGS from memory (POPF, IRET) may change, by the CPL it runs
+// at: IOPL only at CPL 0, IF at CPL <= IOPL; the others (SDM POPF and
+// IRET pseudocode, 64-bit mode) at any CPL. IRET adds RF.
+func (c *cpu) flagsLoadMask() uint64 {
 	m := uint64(flagsWritable)
 	if c.cpl == 0 {
 		m |= hv.FlagIOPL | hv.FlagIF
 	} else if c.cpl <= c.iopl() {
 		m |= hv.FlagIF
 	}
+	return m
+}
+
+func (c *cpu) iopl() uint8 { return uint8(c.rflags >> 12 & 3) }
+
+func opPopf(c *cpu, in *inst) {
+	v := c.pop(8)
+	m := c.flagsLoadMask()
 	c.lz.op = lzNone
 	c.rflags = c.rflags&^m | v&m | hv.FlagsFixed
 	c.rflags &^= hv.FlagRF

@@ -26,6 +26,7 @@ func opHlt(c *cpu, in *inst) {
 	if c.vm.cfg.IRQChip {
 		c.st.halts++
 		c.halted = true
+		c.timerSkipIdle()
 		c.poke(attnExit)
 		return
 	}
@@ -133,6 +134,9 @@ const eferWritable = hv.EFERSCE | hv.EFERLME | hv.EFERNXE
 var monoStart = time.Now()
 
 func (c *cpu) tsc() uint64 {
+	if c.detTime() {
+		return uint64(int64(c.cycles()) + c.msr.tscOffset)
+	}
 	ns := uint64(time.Since(monoStart))
 	t := ns
 	if hz := c.vm.h.opt.TSCHz; hz != 1_000_000_000 {
@@ -691,12 +695,17 @@ func opOuts(c *cpu, in *inst) {
 	})
 }
 
-// opOut: the exit is taken after the instruction, with RIP past it.
+// opOut: the exit is taken after the instruction; with OutRIPAtInsn RIP
+// is put back at it while the host looks (takeExit).
 func opOut(c *cpu, in *inst) {
 	sz := in.ssize
 	port := uint16(c.get(&in.dst, in, 2))
 	c.ioCheck(port, sz)
+	n := len(c.pend)
 	c.portOut(port, sz, c.regs[0])
+	if len(c.pend) > n && c.vm.h.opt.OutRIP == OutRIPAtInsn {
+		c.pend[n].atInsn, c.pend[n].insn, c.pend[n].next = true, c.cur, c.rip
+	}
 }
 
 // kvmEPERM is -KVM_EPERM, what KVM returns in RAX for a hypercall from

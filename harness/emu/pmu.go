@@ -21,7 +21,9 @@ import (
 // instruction takes exactly one core cycle, and the reference clock runs
 // with the core clock, so core cycles (0x3C/0x00, fixed counter 1) and
 // reference cycles (0x3C/0x01, fixed counter 2) count what instructions
-// retired counts. Other events are accepted in the event select and never
+// retired counts. It is the vCPU's one clock (timer.go): under
+// Options.Time = TimeInstructions the TSC and the APIC timer count the
+// same cycles, plus the halted ones these unhalted-cycle events skip. Other events are accepted in the event select and never
 // count; CPUID reports them unavailable. Edge, invert and counter-mask
 // are stored and read back but do not change counting.
 //
@@ -174,7 +176,7 @@ func (c *cpu) pmuConfigure() {
 	p.version = min(l.Version, pmuMaxVer)
 	if p.version <= 0 {
 		p.version = 0
-		c.pmuOn = false
+		c.pmuRebuild() // no counters; the countdown may still serve the APIC timer
 		return
 	}
 	p.nGP = min(l.GPCounters, pmuMaxGP)
@@ -334,19 +336,27 @@ func (c *cpu) pmuRebuild() {
 		k.intr = f&hv.FixedCtrPMI != 0
 		k.live = global&k.bit != 0 && k.rings != 0 && p.filter.allowsFixed(j)
 	}
-	any := false
 	for _, k := range p.counters() {
 		if k.live {
 			k.mark = p.source(k)
-			any = true
 		}
 	}
-	c.pmuOn = any
-	c.pmuArm()
+	c.countdownRefresh()
+}
+
+// anyLive reports whether some counter counts.
+func (p *pmu) anyLive() bool {
+	for _, k := range p.counters() {
+		if k.live {
+			return true
+		}
+	}
+	return false
 }
 
 // pmuArm sets next to the total at which the nearest live counter could
-// wrap: events come at most one per instruction.
+// wrap (events come at most one per instruction), or the APIC timer is
+// due under TimeInstructions: the one instruction countdown serves both.
 func (c *cpu) pmuArm() {
 	p := &c.pmu
 	dist := ^uint64(0)
@@ -356,6 +366,13 @@ func (c *cpu) pmuArm() {
 				dist = d
 			}
 		}
+	}
+	now := c.cycles()
+	if p.early {
+		now++ // the executing WRMSR retires before the countdown resumes
+	}
+	if d := c.timerLeft(now); d != 0 && d < dist {
+		dist = d
 	}
 	if p.early {
 		p.savedLeft, p.left = dist, 1
@@ -426,6 +443,7 @@ func (c *cpu) pmuCheck(cpl uint8) {
 			c.pmuFold(k)
 		}
 	}
+	c.timerCheck()
 	c.pmuArm()
 }
 
@@ -438,8 +456,11 @@ func (c *cpu) pmuAbandon(sig any) {
 	// instruction (a TF or data-breakpoint trap follows an instruction
 	// step already counted). The trap is not delivered yet: CPL is the
 	// instruction's.
-	if f, ok := sig.(*guestFault); ok && f.trap && f.soft && c.pmuOn {
-		c.pmuRetire(c.cpl, true)
+	if f, ok := sig.(*guestFault); ok && f.trap && f.soft {
+		c.st.instructions++ // the clock's count (timer.go) is the PMU's
+		if c.pmuOn {
+			c.pmuRetire(c.cpl, true)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kvmspec/kvmspec/harness/asm"
+	"github.com/kvmspec/kvmspec/harness/guest/desc"
 	"github.com/kvmspec/kvmspec/harness/hv"
 )
 
@@ -55,6 +56,7 @@ type guestOpt struct {
 	noBitmap bool // TSS without an I/O bitmap (limit 0x67)
 	memSize  uint64
 	slotFlag hv.MemFlags
+	backing  hv.Backing // zero: anonymous
 }
 
 func put64(b []byte, off uint64, v uint64) { binary.LittleEndian.PutUint64(b[off:], v) }
@@ -70,7 +72,7 @@ func newTestGuest(tb testing.TB, h hv.Hypervisor, o guestOpt, code []byte) *test
 	if size == 0 {
 		size = guestMem
 	}
-	mem, err := hv.NewMemory(size, hv.Anonymous)
+	mem, err := hv.NewMemory(size, o.backing)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -207,9 +209,7 @@ type excFrame struct {
 	errorCodePresent bool
 }
 
-func hasErrorCode(v uint8) bool {
-	return v == 8 || (v >= 10 && v <= 14) || v == 17
-}
+func hasErrorCode(v uint8) bool { return desc.HasErrorCode(int(v)) }
 
 // runException runs until an exception stub reports and decodes the frame.
 func (g *testGuest) runException(tb testing.TB) excFrame {

@@ -92,6 +92,7 @@ func (c *cpu) reset() {
 	c.dr6, c.dr7 = dr6Fixed, dr7Fixed
 	c.apic.Reset(uint32(c.v.id))
 	c.cpuid = defaultCPUID(c.v.id)
+	c.clk.timer = apicTimer{}
 	c.pmuConfigure()
 	c.setCPL(0)
 }
@@ -425,8 +426,22 @@ func (c *cpu) checkState() hv.Exit {
 }
 
 // complete hands the host's answer to the last exit to the guest: the
-// value of an IN or MMIO read, an MSR read result, a hypercall return.
+// value of an IN or MMIO read, an MSR read result, a hypercall return;
+// and moves past an OUT reported with RIP at it, unless the host moved
+// RIP (KVM's complete_fast_pio_out compares the linear RIP).
 func (c *cpu) complete() {
+	if o := c.outSkip; o.atInsn {
+		if c.rip == o.insn {
+			c.rip = o.next
+			// KVM completes the OUT as an instruction: under TF, or a
+			// host single-step armed during the exit, its step trap
+			// comes before anything else runs (kvm_skip_emulated_instruction).
+			if c.rflags&hv.FlagTF != 0 || c.dbg.Flags&(hv.DebugEnable|hv.DebugSingleStep) == hv.DebugEnable|hv.DebugSingleStep {
+				c.pendTrap, c.slow = true, true
+			}
+		}
+		c.outSkip = pendingWrite{}
+	}
 	if n := len(c.replay); n > 0 && !c.replay[n-1].done {
 		r := &c.replay[n-1]
 		var b []byte
@@ -469,6 +484,9 @@ func (c *cpu) takeExit() hv.Exit {
 		p := c.pend[0]
 		c.pend = append(c.pend[:0], c.pend[1:]...)
 		if p.port {
+			if p.atInsn {
+				c.rip, c.outSkip = p.insn, p
+			}
 			c.ioBuf = [8]byte(p.data)
 			c.ioExit = hv.IOExit{Port: uint16(p.addr), Size: p.n, Count: 1, Data: c.ioBuf[:p.n]}
 			return &c.ioExit

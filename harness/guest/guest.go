@@ -448,6 +448,22 @@ func (g *Guest) readUcall(i int) (*Ucall, error) {
 // never issued (or issued for another command), or an argument count the
 // command does not take is a *UcallError naming the bad value.
 func parseUcall(b []byte, vcpu int, site func(uint64) *Site) (*Ucall, error) {
+	return ParseUcallRecord(b, vcpu, 4, site)
+}
+
+// UcallRecordSize is the size of a ucall record: command, site, argument
+// count and MaxUcallArgs argument quadwords, at the Ucall*Offset offsets.
+const UcallRecordSize = ucArgs + 8*MaxUcallArgs
+
+// ParseUcallRecord decodes a guest-written ucall record b (at least
+// UcallRecordSize bytes) as parseUcall does, for a runtime whose UNHANDLED
+// report carries unhandledArgs values (the x86 runtime's carries 4; the
+// arm64 runtime in a64guest shares the record layout and this parser).
+// site resolves site ids the host issued (nil: only site 0 is valid).
+func ParseUcallRecord(b []byte, vcpu int, unhandledArgs uint64, site func(uint64) *Site) (*Ucall, error) {
+	if site == nil {
+		site = func(uint64) *Site { return nil }
+	}
 	if len(b) < ucArgs+8*MaxUcallArgs {
 		return nil, fmt.Errorf("vcpu %d: ucall page of %d bytes is short", vcpu, len(b))
 	}
@@ -459,6 +475,9 @@ func parseUcall(b []byte, vcpu int, site func(uint64) *Site) (*Ucall, error) {
 		return &UcallError{VCPU: vcpu, Cmd: cmd, Field: field, Value: value, Reason: why}
 	}
 	lo, hi, known := cmd.argRange()
+	if cmd == UcallUnhandled {
+		lo, hi = unhandledArgs, unhandledArgs
+	}
 	if !known {
 		return nil, bad("command", uint64(cmd), "not a command of the ucall ABI")
 	}

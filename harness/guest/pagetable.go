@@ -2,20 +2,22 @@ package guest
 
 import (
 	"fmt"
+
+	"github.com/kvmspec/kvmspec/harness/guest/desc"
 )
 
-// PTE flags of x86-64 4-level paging.
+// PTE flags of x86-64 4-level paging: desc's, the emulator's too.
 const (
-	PTEPresent  = 1 << 0
-	PTEWrite    = 1 << 1
-	PTEUser     = 1 << 2
-	PTEPWT      = 1 << 3
-	PTEPCD      = 1 << 4
-	PTEAccessed = 1 << 5
-	PTEDirty    = 1 << 6
-	PTEHuge     = 1 << 7 // PS: a 2 MiB or 1 GiB leaf
-	PTEGlobal   = 1 << 8
-	PTENX       = 1 << 63
+	PTEPresent  = desc.PTEPresent
+	PTEWrite    = desc.PTEWrite
+	PTEUser     = desc.PTEUser
+	PTEPWT      = desc.PTEPWT
+	PTEPCD      = desc.PTEPCD
+	PTEAccessed = desc.PTEAccessed
+	PTEDirty    = desc.PTEDirty
+	PTEHuge     = desc.PTEHuge // PS: a 2 MiB or 1 GiB leaf
+	PTEGlobal   = desc.PTEGlobal
+	PTENX       = desc.PTENX
 
 	pteAddrMask = 0x000ffffffffff000
 )

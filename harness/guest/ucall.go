@@ -37,7 +37,9 @@ func (c UcallCmd) String() string {
 }
 
 // argRange is how many arguments cmd takes; known is false for a value
-// that is not a command of the ABI.
+// that is not a command of the ABI. UNHANDLED carries the x86 exception
+// report (vector, error code, RIP, CR2); ParseUcallRecord lets another
+// architecture's runtime say how many values its report has.
 func (c UcallCmd) argRange() (lo, hi uint64, known bool) {
 	switch c {
 	case UcallSync:
@@ -203,3 +205,35 @@ func (e *TimeoutError) Error() string {
 }
 
 func (e *TimeoutError) Unwrap() error { return e.Err }
+
+// ResumeRIP is where a vCPU goes on from a ucall exit whose registers
+// say rip: past the ucall's OUT. KVM hosts differ in where RIP stands at
+// a port-output exit (at the OUT until the next run on VMX and SVM, and
+// on the emu by default; already past it on kvm_pvm; see
+// emu.OutRIPRule), so code that compares RIP at a ucall compares this.
+//
+// rip is past the OUT when the OUT's bytes end at rip, and at it when
+// they start there; past is checked first, so stale bytes of an older,
+// longer program after the code cannot mislead it. A ucall sets its
+// command with a MOV right before the OUT, so no OUT ends where a ucall's
+// OUT starts. Any other rip, and every rip of an MMIO-ucall guest (an
+// MMIO write exits past the instruction), is returned as it is.
+func (g *Guest) ResumeRIP(rip uint64) uint64 {
+	if g.cfg.UcallMMIO {
+		return rip
+	}
+	n := uint64(len(ucallOut))
+	if rip >= n {
+		if b, err := g.Bytes(rip-n, int(n)); err == nil && string(b) == string(ucallOut[:]) {
+			return rip
+		}
+	}
+	if b, err := g.Bytes(rip, int(n)); err == nil && string(b) == string(ucallOut[:]) {
+		return rip + n
+	}
+	return rip
+}
+
+// ucallOut is the encoding of a PIO ucall's last instruction,
+// "out UcallPort, al" (TestUcallOutEncoding checks it).
+var ucallOut = [2]byte{0xe6, UcallPort}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -141,6 +142,62 @@ func TestForgedUcallSite(t *testing.T) {
 			var ue *UcallError
 			if !errors.As(err, &ue) || !strings.Contains(err.Error(), c.wantErr) {
 				t.Fatalf("err = %v, want a UcallError naming %q", err, c.wantErr)
+			}
+		})
+	}
+}
+
+// TestUcallOutEncoding keeps ResumeRIP's pattern what the assembler emits.
+func TestUcallOutEncoding(t *testing.T) {
+	a := asm.New(0)
+	a.Out(asm.Imm(UcallPort), asm.AL)
+	code, err := a.Assemble()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(code) != string(ucallOut[:]) {
+		t.Fatalf("out UcallPort, al assembles to % x, ResumeRIP looks for % x", code, ucallOut)
+	}
+}
+
+// TestUcallsEitherOutRIPRule runs SYNC, PRINTF and DONE on the emu with RIP
+// at the ucall's OUT and past it: the run loop must not care, and
+// ResumeRIP must name the same place.
+func TestUcallsEitherOutRIPRule(t *testing.T) {
+	for _, rule := range []emu.OutRIPRule{emu.OutRIPAtInsn, emu.OutRIPPast} {
+		t.Run(rule.String(), func(t *testing.T) {
+			g, err := New(emu.New(emu.Options{OutRIP: rule}), Config{Mode: CPL3, Output: io.Discard})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close()
+			p := g.Program()
+			p.Mov(asm.EBX, asm.Imm(1))
+			p.Sync(1, asm.RBX)
+			after := p.PC()
+			p.Printf("rbx %d", asm.RBX)
+			p.Inc(asm.EBX)
+			p.Sync(2, asm.RBX)
+			p.Done()
+			if err := g.Load(p); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			for stage, want := range []uint64{1, 2} {
+				ev, err := g.Run(ctx, 0)
+				if err != nil || ev.Ucall == nil || ev.Ucall.Stage() != uint64(stage+1) || ev.Ucall.Args[1] != want {
+					t.Fatalf("stage %d: %v, %v", stage+1, ev, err)
+				}
+				if stage == 0 {
+					r, _ := g.VCPUs[0].Regs()
+					if got := g.ResumeRIP(r.RIP); got != after {
+						t.Fatalf("ResumeRIP(%#x) = %#x, want %#x (past the SYNC)", r.RIP, got, after)
+					}
+				}
+			}
+			if err := g.RunUntilDone(ctx, 0, nil); err != nil {
+				t.Fatal(err)
 			}
 		})
 	}

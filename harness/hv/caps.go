@@ -69,6 +69,8 @@ type Caps struct {
 	// DirtyRingMaxBytes is the largest dirty ring a vCPU may have (0: none).
 	DirtyRingMaxBytes int
 	PMU               PMUInfo
+	// Arch is the guests' architecture ("": x86-64; see GuestArch).
+	Arch Arch
 }
 
 // Has reports whether c is supported.

@@ -185,7 +185,7 @@ func TestDebugFlagsString(t *testing.T) {
 func TestExitsArePointers(t *testing.T) {
 	exit := reflect.TypeOf((*Exit)(nil)).Elem()
 	for _, e := range []any{IOExit{}, MMIOExit{}, HaltExit{}, ShutdownExit{}, DirtyRingFullExit{},
-		DebugExit{}, InternalErrorExit{}, FailEntryExit{}, MSRExit{}, HypercallExit{}, UnknownExit{}} {
+		DebugExit{}, InternalErrorExit{}, FailEntryExit{}, MSRExit{}, HypercallExit{}, SystemEventExit{}, UnknownExit{}} {
 		v := reflect.TypeOf(e)
 		if v.Implements(exit) {
 			t.Errorf("%s implements Exit as a value", v)

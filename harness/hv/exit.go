@@ -18,10 +18,11 @@ const (
 	ExitFailEntry
 	ExitMSR
 	ExitHypercall
+	ExitSystemEvent
 )
 
 var exitNames = [...]string{"unknown", "io", "mmio", "halt", "debug", "shutdown",
-	"dirty-ring-full", "internal-error", "fail-entry", "msr", "hypercall"}
+	"dirty-ring-full", "internal-error", "fail-entry", "msr", "hypercall", "system-event"}
 
 func (k ExitKind) String() string {
 	if int(k) < len(exitNames) {
@@ -115,14 +116,20 @@ func (*DirtyRingFullExit) String() string { return "dirty-ring-full" }
 
 // DebugExit: a host-requested debug event (breakpoint, single-step).
 type DebugExit struct {
-	Exception uint32 // 1 = #DB, 3 = #BP
+	Exception uint32 // x86: 1 = #DB, 3 = #BP; arm64: the exception class ESR[31:26]
 	PC        uint64
 	DR6, DR7  uint64
+	// ESR and FAR are arm64's: the syndrome KVM reports (ESR_EL2, hsr
+	// and hsr_high) and the faulting address of a watchpoint.
+	ESR, FAR uint64
 }
 
 // Kind implements Exit.
 func (*DebugExit) Kind() ExitKind { return ExitDebug }
 func (e *DebugExit) String() string {
+	if e.ESR != 0 {
+		return fmt.Sprintf("debug ec %#x pc %#x esr %#x far %#x", e.Exception, e.PC, e.ESR, e.FAR)
+	}
 	return fmt.Sprintf("debug vector %d pc %#x dr6 %#x dr7 %#x", e.Exception, e.PC, e.DR6, e.DR7)
 }
 
@@ -188,6 +195,32 @@ type HypercallExit struct {
 // Kind implements Exit.
 func (*HypercallExit) Kind() ExitKind   { return ExitHypercall }
 func (e *HypercallExit) String() string { return fmt.Sprintf("hypercall %d args %#x", e.Nr, e.Args) }
+
+// SystemEventExit: the guest asked the platform to power off, reset or
+// similar (KVM_EXIT_SYSTEM_EVENT; on arm64 the PSCI SYSTEM_OFF and
+// SYSTEM_RESET calls). Type is KVM's KVM_SYSTEM_EVENT_* value; Data is
+// what KVM adds (flags, for PSCI 1.1 SYSTEM_RESET2 the reset type).
+type SystemEventExit struct {
+	Type uint32
+	Data []uint64
+}
+
+// System event types, with KVM's values.
+const (
+	SystemEventShutdown = 1
+	SystemEventReset    = 2
+	SystemEventCrash    = 3
+)
+
+// Kind implements Exit.
+func (*SystemEventExit) Kind() ExitKind { return ExitSystemEvent }
+func (e *SystemEventExit) String() string {
+	name := map[uint32]string{SystemEventShutdown: "shutdown", SystemEventReset: "reset", SystemEventCrash: "crash"}[e.Type]
+	if name == "" {
+		name = fmt.Sprintf("type %d", e.Type)
+	}
+	return fmt.Sprintf("system-event %s data %#x", name, e.Data)
+}
 
 // UnknownExit carries an exit reason the backend does not classify.
 type UnknownExit struct{ Reason uint32 }

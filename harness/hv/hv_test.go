@@ -237,7 +237,7 @@ func TestExitValues(t *testing.T) {
 	if m.Value() != 0xcdef {
 		t.Fatalf("mmio value truncated wrongly: %#x", m.Value())
 	}
-	for k := ExitUnknown; k <= ExitHypercall; k++ {
+	for k := ExitUnknown; k <= ExitSystemEvent; k++ {
 		if strings.HasPrefix(k.String(), "exit(") {
 			t.Errorf("exit kind %d has no name", k)
 		}

@@ -80,7 +80,11 @@ const (
 	FlagDF   = 1 << 10
 	FlagOF   = 1 << 11
 	FlagIOPL = 3 << 12
+	FlagNT   = 1 << 14
 	FlagRF   = 1 << 16
+	FlagVM   = 1 << 17
+	FlagAC   = 1 << 18
+	FlagID   = 1 << 21
 	// FlagsFixed is bit 1, which always reads as one.
 	FlagsFixed = 1 << 1
 	// FlagsArith are the six arithmetic status flags.

@@ -1,4 +1,4 @@
-//go:build !amd64
+//go:build !amd64 && !arm64
 
 package kvm
 
@@ -13,7 +13,7 @@ import (
 	"github.com/kvmspec/kvmspec/harness/hv"
 )
 
-const archUnavailable = "x86-64 only so far"
+const archUnavailable = "x86-64 and arm64 only so far"
 
 type archHypervisor struct{}
 
@@ -31,6 +31,7 @@ func (h *Hypervisor) archOpen() error {
 }
 func (h *Hypervisor) archCaps(c *hv.Caps)                       {}
 func (vm *VM) archConfig() error                                { return errArch(hv.CapLongMode) }
+func (vm *VM) archClose() error                                 { return nil }
 func (v *VCPU) archCreate() error                               { return errArch(hv.CapLongMode) }
 func (v *VCPU) decodeDebug()                                    {}
 func (v *VCPU) wake()                                           {}

@@ -28,6 +28,14 @@ const (
 	kvmIRQLine            = 0x4008ae61
 	kvmSignalMSI          = 0x4020aea5
 	kvmDirtyLogPageOffset = 64
+	// Generic ioctls the arm64 backend uses (ONE_REG, device control).
+	kvmGetOneReg     = 0x4010aeab
+	kvmSetOneReg     = 0x4010aeac
+	kvmGetRegList    = 0xc008aeb0
+	kvmCreateDevice  = 0xc00caee0
+	kvmSetDeviceAttr = 0x4018aee1
+	kvmGetDeviceAttr = 0x4018aee2
+	kvmHasDeviceAttr = 0x4018aee3
 )
 
 // Capability numbers (KVM_CAP_*).
@@ -48,6 +56,8 @@ const (
 	capBinaryStatsFD          = 203
 	capDirtyLogRingAcqRel     = 223
 	capDirtyLogRingWithBitmap = 225
+	capOneReg                 = 70
+	capDeviceCtrl             = 89
 )
 
 // Exit reasons (KVM_EXIT_*).
@@ -93,6 +103,7 @@ const (
 	dirtyGFNDirty        = 1 << 0
 	dirtyGFNReset        = 1 << 1
 	exitIOIn             = 0
+	createDeviceTest     = 1 << 0
 )
 
 // ioctlEntry names one constant for the header check.
@@ -170,4 +181,17 @@ var ioctlTable = []ioctlEntry{
 	{"KVM_DIRTY_GFN_F_DIRTY", dirtyGFNDirty, ""},
 	{"KVM_DIRTY_GFN_F_RESET", dirtyGFNReset, ""},
 	{"KVM_EXIT_IO_IN", exitIOIn, ""},
+	{"KVM_GET_ONE_REG", kvmGetOneReg, ""},
+	{"KVM_SET_ONE_REG", kvmSetOneReg, ""},
+	{"KVM_GET_REG_LIST", kvmGetRegList, ""},
+	{"KVM_CREATE_DEVICE", kvmCreateDevice, ""},
+	{"KVM_SET_DEVICE_ATTR", kvmSetDeviceAttr, ""},
+	{"KVM_GET_DEVICE_ATTR", kvmGetDeviceAttr, ""},
+	{"KVM_HAS_DEVICE_ATTR", kvmHasDeviceAttr, ""},
+	{"KVM_CAP_ONE_REG", capOneReg, ""},
+	{"KVM_CAP_DEVICE_CTRL", capDeviceCtrl, ""},
+	{"KVM_CREATE_DEVICE_TEST", createDeviceTest, ""},
+	{"KVM_SYSTEM_EVENT_SHUTDOWN", hv.SystemEventShutdown, ""},
+	{"KVM_SYSTEM_EVENT_RESET", hv.SystemEventReset, ""},
+	{"KVM_SYSTEM_EVENT_CRASH", hv.SystemEventCrash, ""},
 }

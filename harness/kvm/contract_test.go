@@ -10,7 +10,7 @@ import (
 // The shared kit of harness/hv/hvtest: what every backend must do alike.
 // Each needs /dev/kvm and skips with the reason without it.
 
-func TestGuestMemory(t *testing.T)             { hvtest.GuestMemory(t, openOrSkip(t)) }
+func TestGuestMemory(t *testing.T)             { hvtest.GuestMemory(t, openMemOrSkip(t)) }
 func TestDeviceExactlyOnce(t *testing.T)       { hvtest.DeviceExactlyOnce(t, openOrSkip(t)) }
 func TestInterruptsDeliveredOnce(t *testing.T) { hvtest.InterruptsDeliveredOnce(t, openOrSkip(t)) }
 func TestHaltWakes(t *testing.T)               { hvtest.HaltWakes(t, openOrSkip(t)) }

@@ -19,6 +19,9 @@ type archHypervisor struct {
 	debugMask uint32
 }
 
+// archClose: the x86 VM holds no in-kernel device descriptors.
+func (vm *VM) archClose() error { return nil }
+
 func (h *Hypervisor) archOpen() error {
 	var err error
 	if h.arch.cpuid, err = h.supportedCPUID(); err != nil {

@@ -25,6 +25,8 @@ var archLayoutTable = []layoutEntry{
 	{"offsetof kvm_run.debug.arch.pc", runUnion + 8, "offsetof(struct kvm_run, debug.arch.pc)"},
 	{"offsetof kvm_run.debug.arch.dr6", runUnion + 16, "offsetof(struct kvm_run, debug.arch.dr6)"},
 	{"sizeof kvm_run", runSize, "sizeof(struct kvm_run)"},
+	{"sizeof kvm_msi", uint64(unsafe.Sizeof(msi{})), "sizeof(struct kvm_msi)"},
+	{"offsetof kvm_msi.data", uint64(unsafe.Offsetof(msi{}.data)), "offsetof(struct kvm_msi, data)"},
 	{"sizeof kvm_interrupt", uint64(unsafe.Sizeof(interrupt{})), "sizeof(struct kvm_interrupt)"},
 	{"sizeof kvm_pmu_event_filter", uint64(unsafe.Sizeof(pmuEventFilter{})), "sizeof(struct kvm_pmu_event_filter)"},
 	{"offsetof kvm_cpuid_entry2.flags", uint64(unsafe.Offsetof(cpuidEntry2{}.flags)), "offsetof(struct kvm_cpuid_entry2, flags)"},

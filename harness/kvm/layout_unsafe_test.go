@@ -44,6 +44,8 @@ var layoutTable = []layoutEntry{
 	{"offsetof kvm_run.emulation_failure.insn_size", runUnion + 16, "offsetof(struct kvm_run, emulation_failure.insn_size)"},
 	{"offsetof kvm_run.emulation_failure.insn_bytes", runUnion + 17, "offsetof(struct kvm_run, emulation_failure.insn_bytes)"},
 	{"sizeof kvm_irq_level", uint64(unsafe.Sizeof(irqLevel{})), "sizeof(struct kvm_irq_level)"},
-	{"sizeof kvm_msi", uint64(unsafe.Sizeof(msi{})), "sizeof(struct kvm_msi)"},
-	{"offsetof kvm_msi.data", uint64(unsafe.Offsetof(msi{}.data)), "offsetof(struct kvm_msi, data)"},
+	{"offsetof kvm_reg_list.reg", 8, "offsetof(struct kvm_reg_list, reg)"},
+	{"offsetof kvm_run.system_event.type", runUnion, "offsetof(struct kvm_run, system_event.type)"},
+	{"offsetof kvm_run.system_event.ndata", runUnion + 4, "offsetof(struct kvm_run, system_event.ndata)"},
+	{"offsetof kvm_run.system_event.data", runUnion + 8, "offsetof(struct kvm_run, system_event.data)"},
 }

@@ -2,6 +2,7 @@ package kvm
 
 import (
 	"encoding/binary"
+	"os"
 	"testing"
 
 	"github.com/kvmspec/kvmspec/harness/hv"
@@ -19,7 +20,32 @@ type rawGuest struct {
 
 const rawCodeGPA = 0x100000
 
+// openOrSkip opens the backend for a test that runs x86 guest code (or
+// whose expectations are x86 KVM's): it skips where the guests are not
+// x86. Arch-neutral tests use openAnyOrSkip.
 func openOrSkip(tb testing.TB) *Hypervisor {
+	tb.Helper()
+	h := openAnyOrSkip(tb)
+	if a := h.Caps().GuestArch(); a != hv.ArchX86_64 {
+		tb.Skipf("x86 guest code or x86 KVM's answers; guests here are %s (the %s tests are *_%s_test.go)", a, a, a)
+	}
+	return h
+}
+
+// openMemOrSkip opens the backend, whatever its guests' architecture,
+// for a test that sets memslots: it skips on hosts whose pages are not
+// the contract's 4 KiB (memslots there must be aligned to the host page).
+func openMemOrSkip(tb testing.TB) *Hypervisor {
+	tb.Helper()
+	h := openAnyOrSkip(tb)
+	if ps := os.Getpagesize(); ps != hv.PageSize {
+		tb.Skipf("host pages of %d bytes; the contract's page is %d", ps, hv.PageSize)
+	}
+	return h
+}
+
+// openAnyOrSkip opens the backend whatever its guests' architecture.
+func openAnyOrSkip(tb testing.TB) *Hypervisor {
 	tb.Helper()
 	h, err := Open(Options{})
 	if err != nil {

@@ -64,16 +64,6 @@ type irqLevel struct {
 	level uint32
 }
 
-// msi mirrors struct kvm_msi (KVM_SIGNAL_MSI).
-type msi struct {
-	addressLo uint32
-	addressHi uint32
-	data      uint32
-	flags     uint32
-	devid     uint32
-	_         [12]uint8
-}
-
 // Offsets into struct kvm_run, the same on every architecture. The exit
 // union starts at 32.
 const (

@@ -35,6 +35,16 @@ type msrEntry struct {
 	data  uint64
 }
 
+// msi mirrors struct kvm_msi (KVM_SIGNAL_MSI).
+type msi struct {
+	addressLo uint32
+	addressHi uint32
+	data      uint32
+	flags     uint32
+	devid     uint32
+	_         [12]uint8
+}
+
 // interrupt mirrors struct kvm_interrupt (KVM_INTERRUPT).
 type interrupt struct {
 	irq uint32

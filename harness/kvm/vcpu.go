@@ -81,8 +81,12 @@ func (vm *VM) NewVCPU(id int) (hv.VCPU, error) {
 }
 
 // CreateVCPU is NewVCPU with the concrete type.
-func (vm *VM) CreateVCPU(id int) (*VCPU, error) {
-	v := &VCPU{vm: vm, id: id, fd: -1, reqs: make(chan func()), closing: make(chan struct{}), done: make(chan struct{})}
+func (vm *VM) CreateVCPU(id int) (*VCPU, error) { return vm.createVCPU(id, archVCPU{}) }
+
+// createVCPU creates vCPU id with the arch state it starts from (on arm64,
+// the features KVM_ARM_VCPU_INIT gets).
+func (vm *VM) createVCPU(id int, arch archVCPU) (*VCPU, error) {
+	v := &VCPU{vm: vm, id: id, fd: -1, reqs: make(chan func()), closing: make(chan struct{}), done: make(chan struct{}), arch: arch}
 	ready := make(chan error, 1)
 	go v.loop(ready)
 	if err := <-ready; err != nil {

@@ -14,6 +14,8 @@ func sregsPtr(s *hv.Sregs) unsafe.Pointer        { return unsafe.Pointer(s) }
 func debugRegsPtr(d *debugRegs) unsafe.Pointer   { return unsafe.Pointer(d) }
 func guestDebugPtr(d *guestDebug) unsafe.Pointer { return unsafe.Pointer(d) }
 
+func (v *VCPU) setU64(off int, x uint64) { *(*uint64)(unsafe.Pointer(&v.run[off])) = x }
+
 // decodeDebug reads struct kvm_debug_exit_arch (x86) into v.debugExit.
 func (v *VCPU) decodeDebug() {
 	const u = runUnion

@@ -33,8 +33,6 @@ func (v *VCPU) u16(off int) uint16 { return *(*uint16)(unsafe.Pointer(&v.run[off
 func (v *VCPU) u32(off int) uint32 { return *(*uint32)(unsafe.Pointer(&v.run[off])) }
 func (v *VCPU) u64(off int) uint64 { return *(*uint64)(unsafe.Pointer(&v.run[off])) }
 
-func (v *VCPU) setU64(off int, x uint64) { *(*uint64)(unsafe.Pointer(&v.run[off])) = x }
-
 // decodeExit turns kvm_run into a typed exit; nil means "re-enter".
 func (v *VCPU) decodeExit() hv.Exit {
 	const u = runUnion
@@ -94,6 +92,21 @@ func (v *VCPU) decodeExit() hv.Exit {
 		v.msrExit = hv.MSRExit{Write: reason == exitX86WRMSR, Reason: v.u32(u + 8), Index: v.u32(u + 12), Data: v.u64(u + 16)}
 		v.lastMSR = true
 		return &v.msrExit
+	case exitSystemEvent:
+		// ndata counts data[] since 5.18; before, flags sat where data[0]
+		// is, and ndata was padding (0): report flags alone then.
+		n := int(v.u32(u + 4))
+		if n == 0 {
+			n = 1
+		}
+		if n > 16 {
+			n = 16
+		}
+		data := make([]uint64, n)
+		for i := range data {
+			data[i] = v.u64(u + 8 + 8*i)
+		}
+		return &hv.SystemEventExit{Type: v.u32(u), Data: data}
 	case exitHypercall:
 		e := &v.hcExit
 		e.Nr = v.u64(u)

@@ -393,6 +393,10 @@ func (vm *VM) Close() error {
 	}
 	// No vCPU can fault any more: stop the missing-page readers.
 	vm.closeUserfaults()
+	// In-kernel devices hold the VM: close them before its descriptor.
+	if err := vm.archClose(); err != nil {
+		errs = append(errs, err)
+	}
 	if st != nil {
 		st.close()
 	}

@@ -285,6 +285,10 @@ loop:
 	if err != nil {
 		return corpus.Outcome{}, err
 	}
+	// The run ended at a ucall (DONE, or an exception stub's report):
+	// where RIP stands at its OUT differs between KVM hosts, where the
+	// guest goes on from it does not.
+	r.RIP = g.ResumeRIP(r.RIP)
 	trace = append(trace, "end")
 	return corpus.Outcome{Exit: strings.Join(trace, "; "), Regs: r, Data: append([]byte(nil), win...)}, nil
 }

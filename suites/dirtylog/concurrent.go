@@ -392,7 +392,7 @@ func runConcurrent(ctx context.Context, b *framework.Backend, mode *logMode, cpl
 		} else {
 			// The guest's PRNG must be where the model says, or the
 			// model's account of which page each write hit is wrong.
-			Expect(a.rsi).To(Equal(stateAfter(c.model, state, w)), "iteration %d: guest PRNG state after %d writes", it, w)
+			Expect(a.rsi).To(Equal(c.model.state(w)), "iteration %d: guest PRNG state after %d writes", it, w)
 		}
 		lastW = w
 
@@ -481,14 +481,6 @@ func runConcurrent(ctx context.Context, b *framework.Backend, mode *logMode, cpl
 			"a ring of %d entries never filled in %d iterations with %d writes: lower %s or raise %s",
 			c.ringEntries, prm.iterations, lastW, ParamRing, ParamInterval)
 	}
-}
-
-// stateAfter is the PRNG state after k steps (the seed itself for k = 0).
-func stateAfter(m *writeModel, seed uint64, k uint64) uint64 {
-	if k == 0 {
-		return seed
-	}
-	return m.state(k)
 }
 
 // explain describes a page that failed the check, with what the model

@@ -2,6 +2,7 @@ package dirtylog
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -121,6 +122,75 @@ func TestPVMProfileCoversCPL0Rings(t *testing.T) {
 				case !harmful && !known && d != nil:
 					t.Errorf("%s: hit by deviation %s", id, d.ID)
 				}
+			}
+		}
+	}
+}
+
+// listModel is the write model the simple way, every write's state kept:
+// the reference writeModel's streaming answers are checked against.
+type listModel struct {
+	pages  uint64
+	states []uint64
+}
+
+func (l *listModel) state(k uint64) uint64 {
+	for uint64(len(l.states)) <= k {
+		x := xorshift(l.states[len(l.states)-1])
+		l.states = append(l.states, x.next())
+	}
+	return l.states[k]
+}
+
+// TestWriteModelStream asks the streaming model what the concurrent check
+// asks (in its order, and out of it) and compares with the list.
+func TestWriteModelStream(t *testing.T) {
+	const pages = 67
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := 0; round < 50; round++ {
+		seed := seedState(int64(round))
+		m := newWriteModel(seed, pages)
+		ref := &listModel{pages: pages, states: []uint64{seed}}
+		var k, mark uint64
+		for q := 0; q < 200; q++ {
+			// Mostly forward, as the check goes; now and then back.
+			switch op := rng.IntN(10); {
+			case op < 7:
+				k += uint64(rng.IntN(40))
+			case k > 0:
+				k -= uint64(rng.IntN(int(min(k, 30)) + 1))
+			}
+			if got, want := m.state(k), ref.state(k); got != want {
+				t.Fatalf("round %d: state(%d) = %#x, want %#x", round, k, got, want)
+			}
+			if got, want := m.page(k+1), ref.state(k+1)%pages; got != want {
+				t.Fatalf("round %d: page(%d) = %d, want %d", round, k+1, got, want)
+			}
+			if rng.IntN(3) == 0 && k > mark {
+				from := mark + 1
+				if rng.IntN(4) == 0 {
+					from = uint64(rng.IntN(int(k))) + 1 // not the next window
+				}
+				want := newPageSet(pages)
+				for i := from; i <= k; i++ {
+					want.add(ref.state(i) % pages)
+				}
+				if got := m.window(from, k); !got.equal(want) {
+					t.Fatalf("round %d: window(%d, %d) = %v, want %v", round, from, k, got, want)
+				}
+				if from == mark+1 {
+					mark = k
+				}
+			}
+			p := uint64(rng.IntN(pages))
+			var want uint64
+			for i := uint64(1); i <= k; i++ {
+				if ref.state(i)%pages == p {
+					want = i
+				}
+			}
+			if got, ok := m.lastWrite(p, k); got != want || ok != (want != 0) {
+				t.Fatalf("round %d: lastWrite(%d, %d) = %d, %v; want %d", round, p, k, got, ok, want)
 			}
 		}
 	}

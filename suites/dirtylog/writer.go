@@ -76,42 +76,102 @@ func emitXorshift(p *guest.Program, st, tmp asm.Reg) {
 
 // writeModel replays the random writer: write k (counting from 1) goes to
 // page state(k) mod pages, where state(k) is the PRNG state after k steps.
+//
+// It replays as a stream and keeps O(pages) state however long the run:
+// the PRNG state after the writes replayed so far, the last of them to
+// each page, and the pages written since the last window. (A list of
+// every write's state grew by ~10 MB/s on the emu.) The check asks in
+// order: the next write may be looked at without replaying it, and a
+// question about writes already passed is answered by replaying from the
+// seed, slowly, so no order of questions gives a wrong answer.
 type writeModel struct {
-	pages  uint64
-	rng    xorshift
-	states []uint64 // states[k-1] = state(k)
+	pages uint64
+	seed  xorshift
+	n     uint64   // writes replayed
+	cur   xorshift // state(n)
+	last  []uint64 // last[p]: the last replayed write to page p, 0 if none
+	since *pageSet // pages of writes (mark, n]
+	mark  uint64
 }
 
 func newWriteModel(seed uint64, pages uint64) *writeModel {
-	return &writeModel{pages: pages, rng: xorshift(seed)}
+	return &writeModel{pages: pages, seed: xorshift(seed), cur: xorshift(seed),
+		last: make([]uint64, pages), since: newPageSet(pages)}
 }
 
-func (m *writeModel) state(k uint64) uint64 {
-	for uint64(len(m.states)) < k {
-		m.states = append(m.states, m.rng.next())
+// advance replays writes up to and including write to.
+func (m *writeModel) advance(to uint64) {
+	for m.n < to {
+		m.n++
+		p := m.cur.next() % m.pages
+		m.last[p] = m.n
+		m.since.add(p)
 	}
-	return m.states[k-1]
+}
+
+// replay calls f with k and state(k) for k = 1..to, from the seed: the
+// slow way, for questions about writes the stream has passed.
+func (m *writeModel) replay(to uint64, f func(k, state uint64)) {
+	x := m.seed
+	for k := uint64(1); k <= to; k++ {
+		f(k, x.next())
+	}
+}
+
+// state is the PRNG state after k writes (the seed for k = 0). Writes
+// before k are replayed for good; write k itself is only looked at.
+func (m *writeModel) state(k uint64) uint64 {
+	if k > m.n+1 {
+		m.advance(k - 1)
+	}
+	switch k {
+	case m.n:
+		return uint64(m.cur)
+	case m.n + 1:
+		x := m.cur
+		return x.next()
+	}
+	st := uint64(m.seed)
+	m.replay(k, func(_, s uint64) { st = s })
+	return st
 }
 
 func (m *writeModel) page(k uint64) uint64 { return m.state(k) % m.pages }
 
-// window returns the distinct pages of writes [from, to].
+// window returns the distinct pages of writes [from, to]. Consecutive
+// windows (from just after the previous one's end) come from the stream.
 func (m *writeModel) window(from, to uint64) *pageSet {
-	s := newPageSet(m.pages)
-	for k := from; k <= to; k++ {
-		s.add(m.page(k))
+	if from == m.mark+1 && to >= m.n {
+		m.advance(to)
+		s := m.since
+		m.since, m.mark = newPageSet(m.pages), to
+		return s
 	}
+	s := newPageSet(m.pages)
+	m.replay(to, func(k, st uint64) {
+		if k >= from {
+			s.add(st % m.pages)
+		}
+	})
 	return s
 }
 
 // lastWrite returns the most recent of writes [1, upto] that went to page p.
 func (m *writeModel) lastWrite(p, upto uint64) (uint64, bool) {
-	for k := upto; k >= 1; k-- {
-		if m.page(k) == p {
-			return k, true
-		}
+	if p >= m.pages {
+		return 0, false
 	}
-	return 0, false
+	if upto >= m.n {
+		m.advance(upto)
+		return m.last[p], m.last[p] != 0
+	}
+	var last uint64
+	m.replay(upto, func(k, st uint64) {
+		if st%m.pages == p {
+			last = k
+		}
+	})
+	return last, last != 0
 }
 
 // writerProgram is the random writer with the labels of its store and of

@@ -6,6 +6,7 @@ package framework
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -159,6 +160,11 @@ func Build(backends []*Backend) {
 func (b *Backend) beforeSpec() {
 	if !b.Available() {
 		Skip(b.Err.Error())
+	}
+	// The suites' guests and expectations are x86's: on a backend with
+	// other guests (kvm on arm64) they skip with that backend's reason.
+	if a := b.Caps.GuestArch(); a != hv.ArchX86_64 {
+		Skip(fmt.Sprintf("the suites run x86 guests; %s's guests here are %s (%v)", b.Name, a, b.Caps.Require(hv.CapLongMode)))
 	}
 	if b.Health {
 		src := host.SystemSources()

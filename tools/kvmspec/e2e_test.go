@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -287,5 +288,22 @@ func TestProgressLineOnTerminal(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("terminal output lacks %q:\n%q", want, text)
 		}
+	}
+
+	// With --shard the line counts this shard's specs only: its last
+	// state is n of n, n the testcases the shard reports.
+	dir = t.TempDir()
+	cmdline = strings.Join(append([]string{binary, "run", "--report-dir", dir, "--shard", "1/2"}, smokeEmu...), " ")
+	out, err = exec.Command(script, "-qec", cmdline, "/dev/null").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	n := readJUnit(t, dir).Tests
+	lines := regexp.MustCompile(`\[(\d+)/(\d+)\] \d+ failed`).FindAllStringSubmatch(string(out), -1)
+	if n == 0 || len(lines) == 0 {
+		t.Fatalf("%d testcases, %d progress lines:\n%q", n, len(lines), out)
+	}
+	if last := lines[len(lines)-1]; last[1] != strconv.Itoa(n) || last[2] != strconv.Itoa(n) {
+		t.Errorf("last progress %s, want [%d/%d]", last[0], n, n)
 	}
 }

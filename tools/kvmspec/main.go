@@ -30,6 +30,7 @@ import (
 
 	"github.com/onsi/ginkgo/v2"
 
+	"github.com/kvmspec/kvmspec/harness/emu"
 	"github.com/kvmspec/kvmspec/harness/host"
 	"github.com/kvmspec/kvmspec/harness/hv"
 	"github.com/kvmspec/kvmspec/reports"
@@ -246,6 +247,7 @@ type runFlags struct {
 	ktap       bool // --ktap: KTAP on stdout, everything else on stderr
 	shard      string
 	balance    string
+	emu        string // --emu, for emu.ParseOptions
 }
 
 func (rf *runFlags) register(fs *flag.FlagSet, withReports bool) {
@@ -261,6 +263,7 @@ func (rf *runFlags) register(fs *flag.FlagSet, withReports bool) {
 	fs.StringVar(&rf.opt.ProfileFile, "profile-file", "", "apply the host profile in this JSON file (at most 1 MiB)")
 	fs.Var(params(rf.opt.Params), "param", "spec parameter key=value (repeatable; keys below)")
 	fs.StringVar(&rf.shard, "shard", "", "run only shard i/n of the selected specs (stable per testcase; combine with kvmspec merge)")
+	fs.StringVar(&rf.emu, "emu", "", "emu backend options, comma list: out-rip=at-insn|past (see README)")
 	fs.StringVar(&rf.balance, "shard-balance", "", "assign shards by the durations in this earlier report.json (every shard must give the same file)")
 	if withReports {
 		fs.StringVar(&rf.opt.ReportDir, "report-dir", defaultDir, "directory for junit.xml, report.ktap and report.json (created; refused while another run writes it)")
@@ -303,6 +306,11 @@ func (rf *runFlags) finish() error {
 		return &suites.UsageError{Msg: fmt.Sprintf("bad --procs %d: want 1", rf.procs)}
 	}
 	rf.opt.ParallelTotal = rf.procs
+	eo, err := emu.ParseOptions(rf.emu)
+	if err != nil {
+		return &suites.UsageError{Msg: fmt.Sprintf("bad --emu %q: %v", rf.emu, err)}
+	}
+	rf.opt.Emu = eo
 	if err := rf.finishShard(); err != nil {
 		return err
 	}

@@ -1,0 +1,33 @@
+package emu
+
+import "testing"
+
+func TestParseOptions(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Options
+		err  bool
+	}{
+		{"", Options{}, false},
+		{"out-rip=past", Options{OutRIP: OutRIPPast}, false},
+		{"time=instructions, out-rip=at-insn", Options{Time: TimeInstructions}, false},
+		{"out-rip=past,time=instructions,", Options{OutRIP: OutRIPPast, Time: TimeInstructions}, false},
+		{"out-rip", Options{}, true},
+		{"out-rip=vmx", Options{}, true},
+		{"time=later", Options{}, true},
+		{"tsc=1", Options{}, true},
+	} {
+		got, err := ParseOptions(tc.in)
+		if (err != nil) != tc.err || (!tc.err && got != tc.want) {
+			t.Errorf("ParseOptions(%q) = %+v, %v; want %+v (error: %v)", tc.in, got, err, tc.want, tc.err)
+			continue
+		}
+		if tc.err {
+			continue
+		}
+		// String gives back what ParseOptions reads.
+		if back, err := ParseOptions(got.String()); err != nil || back != got {
+			t.Errorf("ParseOptions(%q) = %+v, %v; want %+v", got.String(), back, err, got)
+		}
+	}
+}

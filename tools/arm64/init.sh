@@ -1,0 +1,84 @@
+#!/bin/busybox sh
+# /init of the arm64 initramfs that tools/arm64/run.sh boots under
+# qemu-system-aarch64 (-M virt,virtualization=on: the kernel starts at EL2
+# and /dev/kvm is real KVM/arm64). It runs what /etc/kvmspec.conf asks,
+# writes every output into /tmp/out, sends that directory as a gzipped tar
+# through the virtio serial port named kvmspec.out, and powers off. Each
+# step has its own timeout, so a hang still brings the rest back.
+/bin/busybox mkdir -p /proc /sys /dev /tmp /usr/bin /usr/sbin /sbin
+/bin/busybox --install -s
+export PATH=/kvmspec:/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mount -t tmpfs tmpfs /tmp
+export HOME=/tmp TMPDIR=/tmp
+
+# Defaults; /etc/kvmspec.conf (written by run.sh) overrides them.
+UNIT_TIMEOUT=300
+SUITE_TIMEOUT=600
+BENCH=
+BENCHTIME=100x
+. /etc/kvmspec.conf
+
+out=/tmp/out
+mkdir -p "$out"
+say() { echo "kvmspec-arm64: $*"; }
+up() { cut -d' ' -f1 /proc/uptime; }
+
+# step NAME TIMEOUT CMD...: runs CMD with stdout+stderr in $out/NAME.txt and
+# records "NAME rc start end" (uptime seconds) in $out/steps.txt.
+step() {
+	name=$1 limit=$2
+	shift 2
+	t0=$(up)
+	timeout "$limit" "$@" >"$out/$name.txt" 2>&1
+	rc=$?
+	t1=$(up)
+	echo "$name $rc $t0 $t1" >>"$out/steps.txt"
+	say "$name: exit $rc ($t0 s -> $t1 s)"
+}
+
+kvm=missing
+[ -c /dev/kvm ] && kvm=present
+say "up at $(up) s: kernel $(uname -r), $(grep -c ^processor /proc/cpuinfo) CPUs, /dev/kvm $kvm"
+{
+	echo "boot $(up)"
+	echo "kernel $(uname -r)"
+	echo "kvm $kvm"
+} >"$out/guest.txt"
+cat /proc/cpuinfo >"$out/cpuinfo.txt"
+
+step caps 120 kvmspec caps
+for t in /kvmspec/tests/*.test; do
+	[ -e "$t" ] || continue
+	n=$(basename "$t" .test)
+	# go test runs a package's tests in its directory (testdata/ there).
+	cd "/kvmspec/tests/$n" 2>/dev/null || cd /tmp
+	step "unit-$n" "$UNIT_TIMEOUT" "$t" -test.v -test.count=1 -test.timeout "${UNIT_TIMEOUT}s"
+	if [ -n "$BENCH" ]; then
+		step "bench-$n" "$UNIT_TIMEOUT" "$t" -test.v -test.run '^$' -test.bench "$BENCH" -test.benchtime "$BENCHTIME"
+	fi
+done
+
+cd /tmp
+# The suites' arguments, one per line (label filters hold spaces).
+set --
+if [ -f /etc/kvmspec.args ]; then
+	while IFS= read -r a; do set -- "$@" "$a"; done </etc/kvmspec.args
+fi
+step suites "$SUITE_TIMEOUT" kvmspec run --backend all --report-dir "$out/suites" "$@"
+dmesg >"$out/dmesg.txt"
+echo "done $(up)" >>"$out/guest.txt"
+
+port=
+for p in /sys/class/virtio-ports/*; do
+	[ "$(cat "$p/name" 2>/dev/null)" = kvmspec.out ] && port=/dev/$(basename "$p")
+done
+if [ -n "$port" ]; then
+	tar -c -C "$out" . | gzip -1 >"$port" && say "results sent through $port at $(up) s"
+else
+	say "no virtio port named kvmspec.out: results not sent"
+fi
+sync
+poweroff -f
