@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/kvmspec/kvmspec/harness/hv"
 	"github.com/kvmspec/kvmspec/harness/lapic"
@@ -55,16 +56,50 @@ type ctlbEntry struct {
 	cp   *codePage
 }
 
-// codePage is the decode cache of one guest-physical page.
+// codePage is the decode cache of one guest-physical page: the blocks
+// decoded from it, indexed by the page offset they start at (two levels,
+// so a page with little code costs little).
 type codePage struct {
-	gpa   uint64
-	word  *uint32            // memInfo code word of the backing page
-	gen   uint32             // *word when the entries were decoded
-	host  *[hv.PageSize]byte // current host page (set on every code TLB fill)
-	runs  uint64             // c.runs when snap was last compared with memory
-	snap  [hv.PageSize]byte
-	insts [hv.PageSize]*inst
+	gpa    uint64
+	word   *uint32            // memInfo code word of the backing page
+	gen    uint32             // *word when the blocks were decoded
+	host   *[hv.PageSize]byte // current host page (set on every code TLB fill)
+	runs   uint64             // c.runs when snap was last compared with memory
+	bytes  int                // decode-cache bytes charged for this page
+	snap   [hv.PageSize]byte
+	blocks [hv.PageSize / 64]*[64]*block
 }
+
+// block is a run of decoded instructions with one entry: it ends after
+// the first instruction that may transfer control (other than a
+// conditional jump) or change anything fetching depends on (inst.cont
+// false), at the end of the page, before an instruction that crosses
+// into the next page, or at maxBlock. A conditional jump inside a block
+// that is taken leaves it there (runBlocks compares RIP after each
+// instruction).
+type block struct {
+	insts []inst
+}
+
+// maxBlock bounds the instructions of one block.
+const maxBlock = 64
+
+// blockAt returns the cached block starting at page offset off, or nil.
+func (cp *codePage) blockAt(off uint64) *block {
+	if t := cp.blocks[off>>6&63]; t != nil {
+		return t[off&63]
+	}
+	return nil
+}
+
+// Decode-cache accounting: what a page, a second-level index and a block
+// cost, charged against Options.DecodeCacheBytes.
+const (
+	codePageCost = int(unsafe.Sizeof(codePage{})) + 64 // + its map entry
+	blockTabCost = int(unsafe.Sizeof([64]*block{}))
+	blockCost    = int(unsafe.Sizeof(block{})) + 16 // + allocation rounding
+	instCost     = int(unsafe.Sizeof(inst{}))
+)
 
 // stop reasons of exec.
 const (
@@ -96,32 +131,37 @@ type cpu struct {
 	vm *VM
 	v  *VCPU
 
-	regs   [16]uint64
-	rip    uint64 // next instruction (during execution: already past the current one)
-	cur    uint64 // the executing instruction
+	regs   [32]uint64 // the 16 GPRs; the rest stay 0 (see offset)
+	rip    uint64     // next instruction (during execution: already past the current one)
+	cur    uint64     // the executing instruction
 	rflags uint64
 	lz     lazyFlags
 
 	cpl                 uint8
 	rperm, wperm, xperm uint8 // TLB permission bit for the current CPL
-	sr                  hv.Sregs
-	msr                 msrState
-	dr                  [4]uint64
-	dr6, dr7            uint64
-	apic                lapic.APIC
-	cpuid               hv.CPUID
-	dbg                 hv.GuestDebug
-	watch               []watchpoint // data breakpoints in effect
-	watchHost           bool         // they are the host's (DebugUseHWBP)
-	watchHit            uint64       // DR6 bits hit by the executing instruction
-	pendWatch           uint64       // a hit held back while an exit was reported
-	ran                 bool         // Run was called (CPUID is frozen, as KVM does from 5.16)
-	pmu                 pmu          // performance counters (pmu.go)
-	pmuOn               bool         // some counter counts, or the APIC timer runs: step calls pmuCount
-	clk                 clock        // deterministic time (timer.go)
+	// slow and pmuOn are read after every instruction: next to the
+	// registers (see also st).
+	slow      bool          // see updateSlow
+	pmuOn     bool          // some counter counts, or the APIC timer runs: each retired instruction calls pmuCount
+	attn      atomic.Uint32 // attention bits (attn* above), read after every instruction
+	blockCPL  uint8         // CPL at the start of the running block (the PMU counts its instructions there)
+	st        vcpuStats
+	sr        hv.Sregs
+	msr       msrState
+	dr        [4]uint64
+	dr6, dr7  uint64
+	apic      lapic.APIC
+	cpuid     hv.CPUID
+	dbg       hv.GuestDebug
+	watch     []watchpoint // data breakpoints in effect
+	watchHost bool         // they are the host's (DebugUseHWBP)
+	watchHit  uint64       // DR6 bits hit by the executing instruction
+	pendWatch uint64       // a hit held back while an exit was reported
+	ran       bool         // Run was called (CPUID is frozen, as KVM does from 5.16)
+	pmu       pmu          // performance counters (pmu.go)
+	clk       clock        // deterministic time (timer.go)
 
 	// Attention and epoch handshake with other goroutines.
-	attn     atomic.Uint32
 	inGuest  atomic.Bool
 	ackEpoch atomic.Uint64
 	stopGen  atomic.Uint64
@@ -135,10 +175,13 @@ type cpu struct {
 	pages map[uint64]*codePage
 	runs  uint64
 
-	// slow is true when something must be looked at around every
-	// instruction: TF, debug breakpoints, a pending interrupt, a replayed
-	// MMIO/PIO read. It is false in the common case.
-	slow     bool
+	// Decode-cache size: bytes charged now, and the budget (evictCode
+	// runs at the next block boundary once codeBytes exceeds it).
+	codeBytes, codeBudget int
+
+	// slow (above) is true when something must be looked at around
+	// every instruction: TF, debug breakpoints, a pending interrupt, a
+	// replayed MMIO/PIO read. It is false in the common case.
 	replay   []ioRecord
 	replayAt int
 
@@ -174,8 +217,6 @@ type cpu struct {
 	outSkip  pendingWrite
 	failExit hv.FailEntryExit
 
-	st vcpuStats
-
 	// Debug state only the slow path and breakpointed pages use, last so
 	// that the hot fields keep their layout.
 	bpPages   []uint64     // pages (linear >> 12) holding execute breakpoints in effect
@@ -185,12 +226,14 @@ type cpu struct {
 	ssBlock   bool         // the executing instruction loaded SS (MOV SS)
 	heldWatch uint64       // data breakpoints a MOV SS held for the next instruction
 	heldStep  bool         // a single-step trap a MOV SS held
+	stepOnly  bool         // tests: every instruction takes the slow path (no blocks)
 }
 
 type vcpuStats struct {
 	exits, ioExits, mmioExits, haltExits, instructions uint64
 	pfTaken, exceptions, decodes, tlbFills, msrExits   uint64
 	hypercalls, ringFullExits, interrupts, halts       uint64
+	blocks, codeEvictions                              uint64
 }
 
 // ioRecord is an MMIO or port access an instruction made: replayed (a read's
@@ -221,7 +264,11 @@ type pendingWrite struct {
 }
 
 func newCPU(vm *VM, v *VCPU) *cpu {
-	c := &cpu{vm: vm, v: v, pages: map[uint64]*codePage{}, firstVec: -1, injectVec: -1, wake: make(chan struct{}, 1)}
+	c := &cpu{vm: vm, v: v, pages: map[uint64]*codePage{}, firstVec: -1, injectVec: -1, wake: make(chan struct{}, 1),
+		codeBudget: vm.h.opt.DecodeCacheBytes}
+	if c.codeBudget <= 0 {
+		c.codeBudget = DefaultDecodeCacheBytes
+	}
 	c.reset()
 	return c
 }
@@ -317,33 +364,130 @@ func (c *cpu) exec() (stop int) {
 			c.slowStep()
 			continue
 		}
-		c.step()
+		if c.codeBytes > c.codeBudget {
+			c.evictCode()
+		}
+		c.runBlocks()
 	}
 }
 
-// step executes one instruction: the hot path.
+// fetch finds the decode cache of rip's page (rip is c.cur), refilling
+// the code TLB on a miss. It returns nil when an execute breakpoint on
+// the page fired instead. A page holding execute breakpoints is left out
+// of the code TLB (perm 0), so each of its instructions comes back here.
+func (c *cpu) fetch(rip uint64) *ctlbEntry {
+	ce := &c.ctlb[(rip>>12)%ctlbSize]
+	if ce.vpn != rip>>12 || ce.perm&c.xperm == 0 {
+		return c.fetchMiss(rip)
+	}
+	return ce
+}
+
+// fetchMiss is fetch after a code TLB miss.
+func (c *cpu) fetchMiss(rip uint64) *ctlbEntry {
+	ce := c.fillCode(rip)
+	if len(c.bpPages) > 0 && c.codeBreak(rip, ce) {
+		return nil
+	}
+	return ce
+}
+
+// instAt returns the decoded instruction at rip: the first of the block
+// starting there, decoding the block if needed, or, for an instruction
+// that crosses into the next page, a fresh uncached decode.
+func (c *cpu) instAt(rip uint64, cp *codePage) *inst {
+	b := cp.blockAt(rip & 0xfff)
+	if b == nil {
+		if b = c.decodeBlock(rip, cp); b == nil {
+			return c.decodeAt(rip, cp)
+		}
+	}
+	return &b.insts[0]
+}
+
+// step executes one instruction: the slow path's unit.
 func (c *cpu) step() {
 	rip := c.rip
 	// cur first: a fault fetching this instruction (after a jump or call
 	// to a not-present or NX page) reports this rip, not the jump's.
 	c.cur = rip
-	ce := &c.ctlb[(rip>>12)%ctlbSize]
-	if ce.vpn != rip>>12 || ce.perm&c.xperm == 0 {
-		ce = c.fillCode(rip)
-		if len(c.bpPages) > 0 && c.codeBreak(rip, ce) {
-			return
-		}
+	ce := c.fetch(rip)
+	if ce == nil {
+		return
 	}
-	in := ce.cp.insts[rip&0xfff]
-	if in == nil {
-		in = c.decodeAt(rip, ce.cp)
-	}
-	c.rip = rip + uint64(in.len)
+	c.execOne(c.instAt(rip, ce.cp))
+}
+
+// execOne runs one decoded instruction at c.cur and retires it.
+func (c *cpu) execOne(in *inst) {
+	c.rip = c.cur + uint64(in.len)
 	cpl := c.cpl // the ring the PMU counts the instruction in
 	in.fn(c, in)
 	c.st.instructions++
 	if c.pmuOn && c.pmuCount(cpl, in) {
 		c.pmuCheck(cpl)
+	}
+}
+
+// runBlocks executes blocks from c.rip: the hot path. Each instruction
+// retires exactly as step would run it (c.cur, c.rip, the instruction
+// count and the PMU per instruction); after each, anything that needs the
+// loop - an attention bit (another vCPU, a device, a write to decoded
+// code, a pending exit) or the slow path (TF, an interrupt window, a
+// replayed access) - sends it back to exec, so the next instruction sees
+// it at the same boundary as it would one instruction at a time. Only a
+// block's last instruction can change control flow, privilege or
+// translation (inst.cont), so the rest need no fetch check; the next
+// block is fetched (code TLB and all) like the first.
+func (c *cpu) runBlocks() {
+	for {
+		rip := c.rip
+		c.cur = rip
+		ce := &c.ctlb[(rip>>12)%ctlbSize] // fetch, inlined
+		if ce.vpn != rip>>12 || ce.perm&c.xperm == 0 {
+			if ce = c.fetchMiss(rip); ce == nil {
+				return
+			}
+		}
+		if ce.perm == 0 {
+			// A page with execute breakpoints: one instruction at a time.
+			c.execOne(c.instAt(rip, ce.cp))
+			return
+		}
+		b := ce.cp.blockAt(rip & 0xfff)
+		last := false // return after this block (exec evicts first)
+		if b == nil {
+			if b = c.decodeBlock(rip, ce.cp); b == nil {
+				c.execOne(c.decodeAt(rip, ce.cp))
+				return
+			}
+			last = c.codeBytes > c.codeBudget
+		}
+		// The block's instructions. Few values live across the handler
+		// call (the loop reloads them from c), so little is spilled.
+		c.st.blocks++
+		c.blockCPL = c.cpl // constant inside a block: only its last instruction may change it
+		insts := b.insts
+		for i := range insts {
+			in := &insts[i]
+			next := c.rip + uint64(in.len)
+			c.cur = c.rip
+			c.rip = next
+			in.fn(c, in)
+			c.st.instructions++
+			if c.pmuOn && c.pmuCount(c.blockCPL, &insts[i]) {
+				c.pmuCheck(c.blockCPL)
+			}
+			if c.attn.Load() != 0 || c.slow {
+				return
+			}
+			if c.rip != c.cur+uint64(insts[i].len) {
+				break // a conditional jump inside the block was taken
+			}
+		}
+		if last {
+			return
+		}
 	}
 }
 
@@ -392,7 +536,11 @@ func (c *cpu) fillCode(rip uint64) *ctlbEntry {
 	key := gpa &^ 0xfff
 	cp := c.pages[key]
 	if cp == nil || cp.word != ram.code {
-		cp = &codePage{gpa: key, word: ram.code}
+		if cp != nil {
+			c.codeBytes -= cp.bytes
+		}
+		cp = &codePage{gpa: key, word: ram.code, bytes: codePageCost}
+		c.codeBytes += cp.bytes
 		c.pages[key] = cp
 		c.resetCodePage(cp, ram.page)
 	} else if w := atomic.LoadUint32(cp.word); w != cp.gen || (cp.runs != c.runs && !bytes.Equal(cp.snap[:], ram.page[:])) {
@@ -419,29 +567,97 @@ func (c *cpu) resetCodePage(cp *codePage, page *[hv.PageSize]byte) {
 			break
 		}
 	}
-	clear(cp.insts[:])
+	clear(cp.blocks[:])
+	c.codeBytes -= cp.bytes - codePageCost
+	cp.bytes = codePageCost
 	cp.snap = *page
 	cp.runs = c.runs
 }
 
-// decodeAt decodes the instruction at rip and caches it when it lies
-// inside one page.
+// decodeBlock decodes and caches the block starting at rip. It returns nil
+// when the first instruction crosses into the next page (decodeAt runs
+// it, uncached). Decoding stops inside the page: it never fetches, so it
+// cannot fault.
+func (c *cpu) decodeBlock(rip uint64, cp *codePage) *block {
+	start := rip & 0xfff
+	off := start
+	var insts [maxBlock]inst
+	n := 0
+	for n < maxBlock && off < hv.PageSize {
+		var buf [16]byte
+		k := copy(buf[:15], cp.host[off:])
+		in := &insts[n]
+		decodeInto(in, buf[:k])
+		if in.truncated && k < 15 || off+uint64(in.len) > hv.PageSize {
+			break // crosses into the next page: its own (uncached) block
+		}
+		c.st.decodes++
+		n++
+		off += uint64(in.len)
+		if !in.cont {
+			break
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	b := &block{insts: append([]inst(nil), insts[:n]...)}
+	t := cp.blocks[start>>6]
+	if t == nil {
+		t = new([64]*block)
+		cp.blocks[start>>6] = t
+		cp.bytes += blockTabCost
+		c.codeBytes += blockTabCost
+	}
+	t[start&63] = b
+	cost := blockCost + n*instCost
+	cp.bytes += cost
+	c.codeBytes += cost
+	return b
+}
+
+// evictCode brings the decode cache back under its budget: it keeps the
+// pages the code TLB holds (the code running now) while they fit in half
+// the budget and forgets every other page. A page that is dropped is
+// decoded again when it runs again; its memInfo code word stays odd, so a
+// write to it still invalidates (needlessly, once).
+func (c *cpu) evictCode() {
+	keep := make(map[uint64]*codePage, ctlbSize)
+	total := 0
+	for i := range c.ctlb {
+		cp := c.ctlb[i].cp
+		if cp == nil || keep[cp.gpa] == cp || c.pages[cp.gpa] != cp {
+			continue
+		}
+		if total+cp.bytes <= c.codeBudget/2 {
+			keep[cp.gpa] = cp
+			total += cp.bytes
+		}
+	}
+	c.st.codeEvictions += uint64(len(c.pages) - len(keep))
+	c.pages = keep
+	for i := range c.ctlb {
+		if cp := c.ctlb[i].cp; cp != nil && keep[cp.gpa] != cp {
+			c.ctlb[i] = ctlbEntry{}
+		}
+	}
+	c.codeBytes = total
+}
+
+// decodeAt decodes the instruction at rip that crosses into the next page
+// (fetching the rest, which may page-fault on the second page, as
+// hardware does). It is not cached: the next page can change on its own.
 func (c *cpu) decodeAt(rip uint64, cp *codePage) *inst {
 	var buf [16]byte
 	off := rip & 0xfff
 	n := copy(buf[:15], cp.host[off:])
 	in := decodeBytes(buf[:n])
 	if in.truncated && n < 15 {
-		// The instruction runs into the next page: fetch it (this may
-		// page-fault on the second page, as hardware does).
 		c.fetchBytes((rip|0xfff)+1, buf[n:15])
 		in = decodeBytes(buf[:15])
-		in.straddle = true
 	}
+	in.straddle = true
 	c.st.decodes++
-	if !in.straddle && off+uint64(in.len) <= hv.PageSize {
-		cp.insts[off] = in
-	}
 	return in
 }
 
@@ -571,7 +787,7 @@ func (c *cpu) updateSlow() {
 	// Breakpoints do not need it: execute breakpoints are checked when
 	// their code page is looked up (codeBreak), data breakpoints when
 	// their data page is (watched pages never enter the data TLB).
-	c.slow = c.rflags&(hv.FlagTF|hv.FlagRF) != 0 || len(c.replay) > 0 || c.intShadow || c.pendTrap ||
+	c.slow = c.stepOnly || c.rflags&(hv.FlagTF|hv.FlagRF) != 0 || len(c.replay) > 0 || c.intShadow || c.pendTrap ||
 		c.pendWatch != 0 || c.watchHit != 0 || c.heldStep || c.heldWatch != 0 ||
 		c.dbg.Flags&(hv.DebugEnable|hv.DebugSingleStep) == hv.DebugEnable|hv.DebugSingleStep ||
 		c.injectVec >= 0 || c.interruptible()

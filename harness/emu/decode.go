@@ -15,6 +15,7 @@ type inst struct {
 	ssize uint8 // source size (movzx/movsx), element size (strings, in/out)
 	cc    uint8 // condition code or sub-operation
 	lock  bool
+	cont  bool  // execution always goes on to the next instruction of the block (see block)
 	rep   uint8 // 0, repF3, repF2
 	a32   bool  // 0x67: 32-bit addressing
 	// truncated: the bytes ran out; straddle: the instruction crosses a
@@ -66,9 +67,17 @@ type operand struct {
 // decodeBytes decodes one instruction. Undecodable bytes give an
 // instruction that raises #UD; so do instructions outside the subset.
 func decodeBytes(b []byte) *inst {
+	in := new(inst)
+	decodeInto(in, b)
+	return in
+}
+
+// decodeInto is decodeBytes into *in.
+func decodeInto(in *inst, b []byte) {
 	// x86asm does not know VMCALL (0f 01 c1).
 	if len(b) >= 3 && b[0] == 0x0f && b[1] == 0x01 && b[2] == 0xc1 {
-		return &inst{fn: opVmcall, len: 3, op: x86asm.Op(0)}
+		*in = inst{fn: opVmcall, len: 3, op: x86asm.Op(0)}
+		return
 	}
 	xi, err := x86asm.Decode(b, 64)
 	// x86asm reports most cut-off instructions not as ErrTruncated but as
@@ -76,17 +85,16 @@ func decodeBytes(b []byte) *inst {
 	// may be the end of the bytes rather than an invalid opcode, so the
 	// caller fetches more (an instruction at a page's end).
 	if err != nil || xi.Op == 0 && len(b) < 15 {
-		in := &inst{fn: opUD, len: 1}
+		*in = inst{fn: opUD, len: 1}
 		if errors.Is(err, x86asm.ErrTruncated) || err == nil {
 			in.truncated = true
 		}
-		return in
+		return
 	}
-	in := &inst{len: uint8(xi.Len), op: xi.Op}
+	*in = inst{len: uint8(xi.Len), op: xi.Op}
 	if !build(in, &xi) {
-		in.fn = opUD
+		*in = inst{fn: opUD, len: uint8(xi.Len), op: xi.Op}
 	}
-	return in
 }
 
 // ccOf extracts the condition code from Jcc/SETcc/CMOVcc opcodes.
@@ -233,9 +241,9 @@ func build(in *inst, xi *x86asm.Inst) bool {
 	switch xi.Op {
 	case x86asm.ADD, x86asm.OR, x86asm.ADC, x86asm.SBB, x86asm.AND, x86asm.SUB, x86asm.XOR:
 		lockable = true
-		in.fn = aluFns[xi.Op]
+		in.cc, in.fn = aluKinds[xi.Op], opAlu
 	case x86asm.CMP, x86asm.TEST:
-		in.fn = aluFns[xi.Op]
+		in.cc, in.fn = aluKinds[xi.Op], opAlu
 	case x86asm.INC:
 		lockable, in.fn = true, opInc
 	case x86asm.DEC:
@@ -493,6 +501,9 @@ func build(in *inst, xi *x86asm.Inst) bool {
 	if in.lock && (!lockable || in.dst.kind != kMem) {
 		return false
 	}
+	specialize(in, xi.Op)
+	in.cont = straightOps[xi.Op&opMask] && in.dst.kind != kCR && in.dst.kind != kDR && in.dst.kind != kSeg &&
+		in.src.kind != kCR && in.src.kind != kDR && in.src.kind != kSeg
 	if xi.Op == x86asm.XCHG && (in.dst.kind == kMem || in.src.kind == kMem) {
 		in.lock = true // XCHG with memory is always locked
 		if in.src.kind == kMem {
@@ -501,6 +512,38 @@ func build(in *inst, xi *x86asm.Inst) bool {
 	}
 	return true
 }
+
+// straightOps are the instructions a block may continue after: they only
+// compute, load and store (or fault), and never change RIP other than to
+// the next instruction (conditional jumps aside, see block), nor
+// privilege, paging, RFLAGS.TF/IF or anything else fetching or the loop
+// looks at. MOV counts only between GPRs and
+// memory (build's check above excludes control, debug and segment
+// registers). Everything else ends its block.
+var straightOps = func() (t [opMask + 1]bool) {
+	for _, o := range []x86asm.Op{
+		x86asm.ADD, x86asm.OR, x86asm.ADC, x86asm.SBB, x86asm.AND, x86asm.SUB, x86asm.XOR, x86asm.CMP, x86asm.TEST,
+		x86asm.INC, x86asm.DEC, x86asm.NEG, x86asm.NOT, x86asm.MUL, x86asm.IMUL, x86asm.DIV, x86asm.IDIV,
+		x86asm.SHL, x86asm.SHR, x86asm.SAR, x86asm.ROL, x86asm.ROR, x86asm.RCL, x86asm.RCR, x86asm.SHLD, x86asm.SHRD,
+		x86asm.BT, x86asm.BTS, x86asm.BTR, x86asm.BTC, x86asm.BSF, x86asm.BSR, x86asm.BSWAP,
+		x86asm.MOV, x86asm.MOVZX, x86asm.MOVSX, x86asm.MOVSXD, x86asm.LEA, x86asm.XCHG, x86asm.CMPXCHG, x86asm.XADD,
+		x86asm.CMOVA, x86asm.CMOVAE, x86asm.CMOVB, x86asm.CMOVBE, x86asm.CMOVE, x86asm.CMOVG, x86asm.CMOVGE, x86asm.CMOVL,
+		x86asm.CMOVLE, x86asm.CMOVNE, x86asm.CMOVNO, x86asm.CMOVNP, x86asm.CMOVNS, x86asm.CMOVO, x86asm.CMOVP, x86asm.CMOVS,
+		x86asm.SETA, x86asm.SETAE, x86asm.SETB, x86asm.SETBE, x86asm.SETE, x86asm.SETG, x86asm.SETGE, x86asm.SETL,
+		x86asm.SETLE, x86asm.SETNE, x86asm.SETNO, x86asm.SETNP, x86asm.SETNS, x86asm.SETO, x86asm.SETP, x86asm.SETS,
+		x86asm.PUSH, x86asm.POP, x86asm.LEAVE, x86asm.CBW, x86asm.CWDE, x86asm.CDQE, x86asm.CWD, x86asm.CDQ, x86asm.CQO,
+		x86asm.LAHF, x86asm.SAHF, x86asm.CLC, x86asm.STC, x86asm.CMC, x86asm.CLD, x86asm.STD,
+		x86asm.NOP, x86asm.MFENCE, x86asm.LFENCE, x86asm.SFENCE,
+		// Conditional jumps change nothing but RIP: a block goes on past
+		// one not taken (runBlocks leaves the block when RIP moved).
+		x86asm.JA, x86asm.JAE, x86asm.JB, x86asm.JBE, x86asm.JE, x86asm.JG, x86asm.JGE, x86asm.JL,
+		x86asm.JLE, x86asm.JNE, x86asm.JNO, x86asm.JNP, x86asm.JNS, x86asm.JO, x86asm.JP, x86asm.JS,
+		x86asm.PREFETCHT0, x86asm.PREFETCHT1, x86asm.PREFETCHT2, x86asm.PREFETCHNTA,
+	} {
+		t[o] = true
+	}
+	return t
+}()
 
 var strSize = map[x86asm.Op]uint8{
 	x86asm.MOVSB: 1, x86asm.MOVSW: 2, x86asm.MOVSD: 4, x86asm.MOVSQ: 8,

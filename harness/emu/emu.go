@@ -3,7 +3,8 @@
 // guest program behaves the same on both.
 //
 // The guest CPU decodes with golang.org/x/arch/x86/x86asm into a per-vCPU
-// cache of pre-resolved instructions keyed by guest-physical address, walks
+// cache of pre-resolved blocks keyed by guest-physical address (bounded by
+// Options.DecodeCacheBytes), walks
 // 4-level page tables with accessed/dirty bits, and reaches guest memory
 // through memslots exactly as KVM's second-level map does: read-only slots
 // and holes exit as MMIO, dirty logging and dirty rings follow KVM's rules,
@@ -73,6 +74,12 @@ type Options struct {
 	// OutRIP is where RIP points while the host handles a port-output
 	// exit (default OutRIPAtInsn, as VMX and SVM KVM).
 	OutRIP OutRIPRule
+	// DecodeCacheBytes bounds each vCPU's cache of decoded instructions
+	// (0: DefaultDecodeCacheBytes). Past it, the vCPU keeps the code pages
+	// it is running (up to half the budget) and forgets the rest, which
+	// are decoded again if they run again. Guests that run more distinct
+	// code than fits get slower, never different.
+	DecodeCacheBytes int
 }
 
 // OutRIPRule is where RIP stands at a KVM_EXIT_IO for OUT. KVM differs by
@@ -101,6 +108,10 @@ func (r OutRIPRule) String() string {
 	return fmt.Sprintf("OutRIPRule(%d)", uint8(r))
 }
 
+// DefaultDecodeCacheBytes is the decode-cache budget of a vCPU when
+// Options leaves it 0: room for about 300 000 instructions.
+const DefaultDecodeCacheBytes = 32 << 20
+
 // Hypervisor is the emulator backend. It holds no host resources.
 type Hypervisor struct {
 	opt  Options
@@ -113,6 +124,9 @@ var _ hv.Hypervisor = (*Hypervisor)(nil)
 func New(opt Options) *Hypervisor {
 	if opt.TSCHz == 0 {
 		opt.TSCHz = 1_000_000_000
+	}
+	if opt.DecodeCacheBytes <= 0 {
+		opt.DecodeCacheBytes = DefaultDecodeCacheBytes
 	}
 	return &Hypervisor{opt: opt, caps: emuCaps(opt)}
 }

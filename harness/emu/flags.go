@@ -11,19 +11,28 @@ import (
 // operands and kind, and the six status flags are only worked out when an
 // instruction reads them (jcc, setcc, pushf, adc...). Most results are
 // never looked at, so this saves the bulk of the flag work.
+//
+// Producers write only the fields their kind reads (never the whole
+// record), and cond answers the common conditions straight from the
+// record: ZF, SF and PF depend on the result alone whatever the kind, and
+// the carry and overflow of a logic op or a lzFixed record are known.
 const (
-	lzNone  = iota // c.rflags holds the exact flags
-	lzAdd          // res = a + b
-	lzAdc          // res = a + b + cin
-	lzSub          // res = a - b (also CMP, CMPS, SCAS, CMPXCHG)
-	lzSbb          // res = a - b - cin
-	lzLogic        // AND, OR, XOR, TEST: CF = OF = 0
-	lzInc          // res = a + 1, CF = cin (unchanged)
-	lzDec          // res = a - 1, CF = cin (unchanged)
-	lzNeg          // res = 0 - a
+	lzNone = iota // c.rflags holds the exact flags
+	lzAdd         // res = a + b
+	lzAdc         // res = a + b + cin
+	lzSub         // res = a - b (also CMP, CMPS, SCAS, CMPXCHG)
+	lzSbb         // res = a - b - cin
+	lzNeg         // res = 0 - a
+	// From here on cin holds CF itself (cf reads it directly).
+	lzLogic // AND, OR, XOR, TEST: CF = OF = AF = 0
+	lzInc   // res = a + 1, CF = cin (unchanged)
+	lzDec   // res = a - 1, CF = cin (unchanged)
+	lzFixed // CF, OF and AF are the flag bits in a; SF ZF PF from res
 )
 
-// lazyFlags is the pending flag computation.
+// lazyFlags is the pending flag computation. Which fields are meaningful
+// depends on op: res always; a and b for add/sub kinds; a alone for
+// inc/dec/neg and lzFixed; cin for adc/sbb/inc/dec.
 type lazyFlags struct {
 	op   uint8
 	size uint8 // operand size in bytes
@@ -32,8 +41,34 @@ type lazyFlags struct {
 	cin  uint64 // carry in (adc/sbb) or preserved CF (inc/dec), 0 or 1
 }
 
-var sizeMask = [9]uint64{1: 0xff, 2: 0xffff, 4: 0xffffffff, 8: ^uint64(0)}
-var signBit = [9]uint64{1: 0x80, 2: 0x8000, 4: 0x80000000, 8: 1 << 63}
+// Producers. Each writes the fields its kind reads and nothing else.
+
+func (l *lazyFlags) setLogic(sz uint8, r uint64) {
+	l.op, l.size, l.res, l.cin = lzLogic, sz, r, 0
+}
+
+func (l *lazyFlags) setAdd(sz uint8, r, a, b uint64) {
+	l.op, l.size, l.res, l.a, l.b = lzAdd, sz, r, a, b
+}
+
+func (l *lazyFlags) setSub(sz uint8, r, a, b uint64) {
+	l.op, l.size, l.res, l.a, l.b = lzSub, sz, r, a, b
+}
+
+func (l *lazyFlags) setCarry(op, sz uint8, r, a, b, cin uint64) {
+	l.op, l.size, l.res, l.a, l.b, l.cin = op, sz, r, a, b, cin
+}
+
+// setFixed records a result whose CF, OF and AF are already known (f holds
+// those flag bits; others are ignored).
+func (l *lazyFlags) setFixed(sz uint8, r, f uint64) {
+	l.op, l.size, l.res, l.a, l.cin = lzFixed, sz, r, f&(hv.FlagCF|hv.FlagOF|hv.FlagAF), f&hv.FlagCF
+}
+
+// Indexed by operand size in bytes; 16 entries so that an index masked
+// with 15 needs no bounds check.
+var sizeMask = [16]uint64{1: 0xff, 2: 0xffff, 4: 0xffffffff, 8: ^uint64(0)}
+var signBit = [16]uint64{1: 0x80, 2: 0x8000, 4: 0x80000000, 8: 1 << 63}
 
 // parity[b] is hv.FlagPF when b has an even number of set bits.
 var parity = func() (p [256]uint8) {
@@ -47,9 +82,8 @@ var parity = func() (p [256]uint8) {
 
 // eval computes the six arithmetic flags of a pending operation.
 func (l *lazyFlags) eval() uint64 {
-	m, sb := sizeMask[l.size], signBit[l.size]
+	m, sb := sizeMask[l.size&15], signBit[l.size&15]
 	r := l.res & m
-	a, b := l.a&m, l.b&m
 	f := uint64(parity[uint8(r)])
 	if r == 0 {
 		f |= hv.FlagZF
@@ -59,7 +93,8 @@ func (l *lazyFlags) eval() uint64 {
 	}
 	switch l.op {
 	case lzAdd, lzAdc:
-		if r < a || (l.cin != 0 && r == a) {
+		a, b := l.a&m, l.b&m
+		if r < a || (l.op == lzAdc && l.cin != 0 && r == a) {
 			f |= hv.FlagCF
 		}
 		if (a^r)&(b^r)&sb != 0 {
@@ -67,7 +102,8 @@ func (l *lazyFlags) eval() uint64 {
 		}
 		f |= (a ^ b ^ r) & hv.FlagAF
 	case lzSub, lzSbb:
-		if a < b || (l.cin != 0 && a == b) {
+		a, b := l.a&m, l.b&m
+		if a < b || (l.op == lzSbb && l.cin != 0 && a == b) {
 			f |= hv.FlagCF
 		}
 		if (a^b)&(a^r)&sb != 0 {
@@ -80,14 +116,15 @@ func (l *lazyFlags) eval() uint64 {
 		if r == sb {
 			f |= hv.FlagOF
 		}
-		f |= (a ^ r) & hv.FlagAF
+		f |= (l.a ^ r) & hv.FlagAF
 	case lzDec:
 		f |= l.cin
 		if r == sb-1 {
 			f |= hv.FlagOF
 		}
-		f |= (a ^ r) & hv.FlagAF
+		f |= (l.a ^ r) & hv.FlagAF
 	case lzNeg:
+		a := l.a & m
 		if a != 0 {
 			f |= hv.FlagCF
 		}
@@ -95,37 +132,34 @@ func (l *lazyFlags) eval() uint64 {
 			f |= hv.FlagOF
 		}
 		f |= (a ^ r) & hv.FlagAF
+	case lzFixed:
+		f |= l.a
 	}
 	return f
 }
 
 // cf computes only the carry flag (0 or 1) of a pending operation.
 func (c *cpu) cf() uint64 {
+	if c.lz.op >= lzLogic {
+		return c.lz.cin
+	}
+	return c.cfSlow()
+}
+
+// cfSlow is cf for the kinds that do not hold CF in cin.
+func (c *cpu) cfSlow() uint64 {
 	l := &c.lz
-	m := sizeMask[l.size]
 	switch l.op {
 	case lzNone:
 		return c.rflags & hv.FlagCF
-	case lzAdd, lzAdc:
-		r, a := l.res&m, l.a&m
-		if r < a || (l.cin != 0 && r == a) {
-			return 1
-		}
-		return 0
-	case lzSub, lzSbb:
-		a, b := l.a&m, l.b&m
-		if a < b || (l.cin != 0 && a == b) {
-			return 1
-		}
-		return 0
-	case lzInc, lzDec:
-		return l.cin
-	case lzNeg:
-		if l.a&m != 0 {
-			return 1
-		}
+	case lzSub:
+		m := sizeMask[l.size&15]
+		return b2f(l.a&m < l.b&m, hv.FlagCF)
+	case lzAdd:
+		m := sizeMask[l.size&15]
+		return b2f(l.res&m < l.a&m, hv.FlagCF)
 	}
-	return 0
+	return l.eval() & hv.FlagCF
 }
 
 // getFlags returns the architectural RFLAGS.
@@ -152,31 +186,74 @@ func (c *cpu) setArith(mask, v uint64) {
 
 // cond evaluates condition code cc (the low nibble of Jcc/SETcc/CMOVcc).
 func (c *cpu) cond(cc uint8) bool {
-	var v bool
 	l := &c.lz
-	if l.op == lzSub && cc >= 2 {
+	switch l.op {
+	case lzNone:
+		return flagCond(c.rflags, cc)
+	case lzSub:
 		// The common case after CMP/SUB: straight from the operands.
-		m, sb := sizeMask[l.size], signBit[l.size]
-		a, b, r := l.a&m, l.b&m, l.res&m
-		switch cc >> 1 {
-		case 1:
-			v = a < b
-		case 2:
-			v = r == 0
-		case 3:
-			v = a <= b
-		case 4:
-			v = r&sb != 0
-		case 5:
-			v = parity[uint8(r)] != 0
-		case 6:
-			v = int64(a<<(64-8*l.size)) < int64(b<<(64-8*l.size))
-		case 7:
-			v = int64(a<<(64-8*l.size)) <= int64(b<<(64-8*l.size))
+		if cc >= 2 {
+			return subCond(l, cc)
 		}
-		return v != (cc&1 != 0)
+	default:
+		// ZF, SF and PF come from the result whatever produced it; after
+		// a logic op CF and OF are 0, so every condition is cheap.
+		sz := l.size & 15
+		r := l.res & sizeMask[sz]
+		var v bool
+		switch cc >> 1 {
+		case 2:
+			return (r == 0) != (cc&1 != 0)
+		case 4:
+			return (r&signBit[sz] != 0) != (cc&1 != 0)
+		case 5:
+			return (parity[uint8(r)] != 0) != (cc&1 != 0)
+		}
+		if l.op == lzLogic {
+			switch cc >> 1 {
+			case 0, 1:
+				v = false
+			case 3:
+				v = r == 0
+			case 6:
+				v = r&signBit[sz] != 0
+			case 7:
+				v = r == 0 || r&signBit[sz] != 0
+			}
+			return v != (cc&1 != 0)
+		}
 	}
-	f := c.getFlags()
+	return flagCond(c.getFlags(), cc)
+}
+
+// subCond is a condition after SUB/CMP, cc >= 2.
+func subCond(l *lazyFlags, cc uint8) bool {
+	var v bool
+	sz := l.size & 15
+	m, sb := sizeMask[sz], signBit[sz]
+	a, b, r := l.a&m, l.b&m, l.res&m
+	switch cc >> 1 {
+	case 1:
+		v = a < b
+	case 2:
+		v = r == 0
+	case 3:
+		v = a <= b
+	case 4:
+		v = r&sb != 0
+	case 5:
+		v = parity[uint8(r)] != 0
+	case 6:
+		v = int64(a<<(64-8*sz)) < int64(b<<(64-8*sz))
+	case 7:
+		v = int64(a<<(64-8*sz)) <= int64(b<<(64-8*sz))
+	}
+	return v != (cc&1 != 0)
+}
+
+// flagCond evaluates condition code cc on RFLAGS f.
+func flagCond(f uint64, cc uint8) bool {
+	var v bool
 	switch cc >> 1 {
 	case 0:
 		v = f&hv.FlagOF != 0
@@ -196,19 +273,6 @@ func (c *cpu) cond(cc uint8) bool {
 		v = f&hv.FlagZF != 0 || (f&hv.FlagSF != 0) != (f&hv.FlagOF != 0)
 	}
 	return v != (cc&1 != 0)
-}
-
-// szpFlags returns SF, ZF and PF of a result of the given size.
-func szpFlags(r uint64, size uint8) uint64 {
-	r &= sizeMask[size]
-	f := uint64(parity[uint8(r)])
-	if r == 0 {
-		f |= hv.FlagZF
-	}
-	if r&signBit[size] != 0 {
-		f |= hv.FlagSF
-	}
-	return f
 }
 
 // UndefinedFlags returns the RFLAGS status bits that the SDM leaves

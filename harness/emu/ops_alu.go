@@ -4,7 +4,6 @@ import (
 	"math/bits"
 
 	"github.com/kvmspec/kvmspec/harness/hv"
-	"golang.org/x/arch/x86/x86asm"
 )
 
 // ALU operations in the order of the x86 /digit field, plus TEST.
@@ -19,20 +18,6 @@ const (
 	aluCmp
 	aluTest
 )
-
-var aluFns = map[x86asm.Op]func(*cpu, *inst){
-	x86asm.ADD: func(c *cpu, in *inst) { aluOp(c, in, aluAdd) },
-	x86asm.OR:  func(c *cpu, in *inst) { aluOp(c, in, aluOr) },
-	x86asm.ADC: func(c *cpu, in *inst) { aluOp(c, in, aluAdc) },
-	x86asm.SBB: func(c *cpu, in *inst) { aluOp(c, in, aluSbb) },
-	x86asm.AND: func(c *cpu, in *inst) { aluOp(c, in, aluAnd) },
-	x86asm.SUB: func(c *cpu, in *inst) { aluOp(c, in, aluSub) },
-	x86asm.XOR: func(c *cpu, in *inst) { aluOp(c, in, aluXor) },
-	x86asm.CMP: func(c *cpu, in *inst) { aluOp(c, in, aluCmp) },
-	x86asm.TEST: func(c *cpu, in *inst) {
-		aluOp(c, in, aluTest)
-	},
-}
 
 // getReg reads a register operand at size sz.
 func (c *cpu) getReg(o *operand, sz uint8) uint64 {
@@ -69,25 +54,27 @@ func setGPR(p *uint64, sz uint8, v uint64) {
 // ea computes an operand's linear address.
 func (c *cpu) ea(o *operand, in *inst) uint64 {
 	a := c.offset(o, in)
-	switch o.seg {
-	case segFS:
-		a += c.sr.FS.Base
-	case segGS:
-		a += c.sr.GS.Base
+	if o.seg != segNone {
+		a += c.segBase(o.seg)
 	}
 	return a
 }
 
-// offset is the effective address without the segment base (LEA).
-func (c *cpu) offset(o *operand, in *inst) uint64 {
-	a := uint64(o.disp)
-	if o.base < 16 {
-		a += c.regs[o.base]
-	} else if o.base == regRIP {
-		a += c.rip
+// segBase is the base of an FS or GS override.
+func (c *cpu) segBase(seg uint8) uint64 {
+	if seg == segFS {
+		return c.sr.FS.Base
 	}
-	if o.index < 16 {
-		a += c.regs[o.index] * uint64(o.scale)
+	return c.sr.GS.Base
+}
+
+// offset is the effective address without the segment base (LEA).
+// regs[regNone] and regs[regRIP] are always 0, so a missing base or index
+// adds nothing.
+func (c *cpu) offset(o *operand, in *inst) uint64 {
+	a := uint64(o.disp) + c.regs[o.base&31] + c.regs[o.index&31]*uint64(o.scale)
+	if o.base == regRIP {
+		a += c.rip
 	}
 	if in.a32 {
 		a &= 0xffffffff
@@ -119,33 +106,78 @@ func (c *cpu) set(o *operand, in *inst, sz uint8, v uint64) {
 
 // alu computes a op b, records the flags and returns the result.
 func (c *cpu) alu(k int, a, b uint64, sz uint8) uint64 {
-	var r uint64
+	var cin uint64
+	if k == aluAdc || k == aluSbb {
+		cin = c.cf()
+	}
+	return c.aluRes(k, a, b, cin, sz)
+}
+
+// aluRes is the one definition of the two-operand ALU operations: a op b
+// with carry-in cin (ADC/SBB only), flags recorded, result masked to sz.
+// A LOCKed operation calls it inside its compare-and-swap loop, so the
+// flags it leaves are those of the attempt that succeeded.
+func (c *cpu) aluRes(k int, a, b, cin uint64, sz uint8) uint64 {
 	switch k {
 	case aluAdd:
-		r = a + b
-		c.lz = lazyFlags{op: lzAdd, size: sz, res: r, a: a, b: b}
+		return c.add(a, b, sz)
 	case aluOr:
-		r = a | b
-		c.lz = lazyFlags{op: lzLogic, size: sz, res: r}
+		return c.or(a, b, sz)
 	case aluAdc:
-		cin := c.cf()
-		r = a + b + cin
-		c.lz = lazyFlags{op: lzAdc, size: sz, res: r, a: a, b: b, cin: cin}
+		return c.adc(a, b, cin, sz)
 	case aluSbb:
-		cin := c.cf()
-		r = a - b - cin
-		c.lz = lazyFlags{op: lzSbb, size: sz, res: r, a: a, b: b, cin: cin}
+		return c.sbb(a, b, cin, sz)
 	case aluAnd, aluTest:
-		r = a & b
-		c.lz = lazyFlags{op: lzLogic, size: sz, res: r}
+		return c.and(a, b, sz)
 	case aluSub, aluCmp:
-		r = a - b
-		c.lz = lazyFlags{op: lzSub, size: sz, res: r, a: a, b: b}
-	case aluXor:
-		r = a ^ b
-		c.lz = lazyFlags{op: lzLogic, size: sz, res: r}
+		return c.sub(a, b, sz)
 	}
-	return r & sizeMask[sz]
+	return c.xor(a, b, sz)
+}
+
+// The ALU operations, one definition each (aluRes and the form handlers
+// of ops_fast.go call them): result masked to sz, flags recorded.
+
+func (c *cpu) add(a, b uint64, sz uint8) uint64 {
+	r := a + b
+	c.lz.setAdd(sz, r, a, b)
+	return r & sizeMask[sz&15]
+}
+
+func (c *cpu) adc(a, b, cin uint64, sz uint8) uint64 {
+	r := a + b + cin
+	c.lz.setCarry(lzAdc, sz, r, a, b, cin)
+	return r & sizeMask[sz&15]
+}
+
+func (c *cpu) sub(a, b uint64, sz uint8) uint64 {
+	r := a - b
+	c.lz.setSub(sz, r, a, b)
+	return r & sizeMask[sz&15]
+}
+
+func (c *cpu) sbb(a, b, cin uint64, sz uint8) uint64 {
+	r := a - b - cin
+	c.lz.setCarry(lzSbb, sz, r, a, b, cin)
+	return r & sizeMask[sz&15]
+}
+
+func (c *cpu) and(a, b uint64, sz uint8) uint64 {
+	r := a & b
+	c.lz.setLogic(sz, r)
+	return r & sizeMask[sz&15]
+}
+
+func (c *cpu) or(a, b uint64, sz uint8) uint64 {
+	r := a | b
+	c.lz.setLogic(sz, r)
+	return r & sizeMask[sz&15]
+}
+
+func (c *cpu) xor(a, b uint64, sz uint8) uint64 {
+	r := a ^ b
+	c.lz.setLogic(sz, r)
+	return r & sizeMask[sz&15]
 }
 
 func aluOp(c *cpu, in *inst, k int) {
@@ -169,24 +201,7 @@ func aluOp(c *cpu, in *inst, k int) {
 		if k == aluAdc || k == aluSbb {
 			cin = c.cf()
 		}
-		old := c.lockedRMW(va, sz, func(a uint64) uint64 {
-			switch k {
-			case aluAdd:
-				return a + b
-			case aluOr:
-				return a | b
-			case aluAdc:
-				return a + b + cin
-			case aluSbb:
-				return a - b - cin
-			case aluAnd:
-				return a & b
-			case aluSub:
-				return a - b
-			}
-			return a ^ b
-		})
-		c.alu(k, old, b, sz)
+		c.lockedRMW(va, sz, func(a uint64) uint64 { return c.aluRes(k, a, b, cin, sz) })
 		return
 	}
 	l := c.rmwLoc(va, sz)
@@ -206,8 +221,12 @@ func (c *cpu) unary(in *inst, f func(uint64) uint64) (old, res uint64) {
 	}
 	va := c.ea(&in.dst, in)
 	if in.lock {
-		old = c.lockedRMW(va, sz, f)
-		return old, f(old) & sizeMask[sz]
+		m := sizeMask[sz]
+		old = c.lockedRMW(va, sz, func(a uint64) uint64 {
+			res = f(a) & m
+			return res
+		})
+		return
 	}
 	l := c.rmwLoc(va, sz)
 	old = c.ldLoc(l, sz)
@@ -219,18 +238,18 @@ func (c *cpu) unary(in *inst, f func(uint64) uint64) (old, res uint64) {
 func opInc(c *cpu, in *inst) {
 	cin := c.cf()
 	old, res := c.unary(in, func(a uint64) uint64 { return a + 1 })
-	c.lz = lazyFlags{op: lzInc, size: in.size, res: res, a: old, b: 1, cin: cin}
+	c.lz.setCarry(lzInc, in.size, res, old, 1, cin)
 }
 
 func opDec(c *cpu, in *inst) {
 	cin := c.cf()
 	old, res := c.unary(in, func(a uint64) uint64 { return a - 1 })
-	c.lz = lazyFlags{op: lzDec, size: in.size, res: res, a: old, b: 1, cin: cin}
+	c.lz.setCarry(lzDec, in.size, res, old, 1, cin)
 }
 
 func opNeg(c *cpu, in *inst) {
 	old, res := c.unary(in, func(a uint64) uint64 { return -a })
-	c.lz = lazyFlags{op: lzNeg, size: in.size, res: res, a: old}
+	c.lz.op, c.lz.size, c.lz.res, c.lz.a = lzNeg, in.size, res, old
 }
 
 func opNot(c *cpu, in *inst) {
@@ -248,11 +267,7 @@ func (c *cpu) setAccPair(sz uint8, lo, hi uint64) {
 }
 
 func (c *cpu) mulFlags(overflow bool, lo uint64, sz uint8) {
-	f := szpFlags(lo, sz)
-	if overflow {
-		f |= hv.FlagCF | hv.FlagOF
-	}
-	c.setArith(hv.FlagsArith, f)
+	c.lz.setFixed(sz, lo, b2f(overflow, hv.FlagCF|hv.FlagOF))
 }
 
 func opMul(c *cpu, in *inst) {
@@ -311,17 +326,20 @@ func opImulN(c *cpu, in *inst) {
 	sz := in.size
 	a := sext(c.get(&in.src, in, sz), sz)
 	b := sext(c.get(&in.src2, in, sz), sz)
-	var r uint64
-	var ovf bool
-	if sz == 8 {
-		hi, lo := smul128(a, b)
-		r, ovf = lo, hi != uint64(int64(lo)>>63)
-	} else {
-		p := a * b
-		r, ovf = uint64(p)&sizeMask[sz], p != sext(uint64(p), sz)
-	}
+	r, ovf := imulRes(a, b, sz)
 	c.setReg(&in.dst, sz, r)
 	c.mulFlags(ovf, r, sz)
+}
+
+// imulRes is the truncated signed product of a and b at size sz and
+// whether it overflowed (CF = OF).
+func imulRes(a, b int64, sz uint8) (uint64, bool) {
+	if sz == 8 {
+		hi, lo := smul128(a, b)
+		return lo, hi != uint64(int64(lo)>>63)
+	}
+	p := a * b
+	return uint64(p) & sizeMask[sz], p != sext(uint64(p), sz)
 }
 
 func opDiv(c *cpu, in *inst) {
@@ -429,7 +447,9 @@ func (c *cpu) shiftTarget(in *inst, cntOp *operand) (cnt uint64, l loc, a uint64
 	return cnt, l, a, false
 }
 
-// opShift implements SHL SHR SAR ROL ROR RCL RCR.
+// opShift implements SHL SHR SAR ROL ROR RCL RCR. A shift by a nonzero
+// count replaces all six arithmetic flags (AF reads as 0), so the flags
+// before it are never evaluated; a rotate changes only CF and OF.
 func opShift(c *cpu, in *inst) {
 	sz := in.size
 	cnt, l, a, done := c.shiftTarget(in, &in.src)
@@ -438,9 +458,77 @@ func opShift(c *cpu, in *inst) {
 	}
 	w := uint64(8 * sz)
 	m, sb := sizeMask[sz], signBit[sz]
-	var r, cf uint64
-	f := c.getFlags()
+	var r, cf, fx, f uint64
+	rotate := false
 	switch in.cc {
+	case shShl, shShr, shSar:
+		r, fx = shiftRes(in.cc, a, cnt, sz)
+	default:
+		rotate = true
+		f = c.getFlags()
+		switch in.cc {
+		case shRol:
+			rc := cnt % w
+			r = (a<<rc | a>>(w-rc)) & m
+			if rc == 0 {
+				r = a
+			}
+			cf = r & 1
+			f = f&^(hv.FlagCF|hv.FlagOF) | cf | b2f((r&sb != 0) != (cf != 0), hv.FlagOF)
+		case shRor:
+			rc := cnt % w
+			r = (a>>rc | a<<(w-rc)) & m
+			if rc == 0 {
+				r = a
+			}
+			cf = r >> (w - 1) & 1
+			f = f&^(hv.FlagCF|hv.FlagOF) | cf | b2f((r&sb != 0) != (r&(sb>>1) != 0), hv.FlagOF)
+		case shRcl, shRcr:
+			cin := f & hv.FlagCF
+			rc := cnt % (w + 1)
+			r, cf = a, cin
+			of := false
+			if in.cc == shRcr {
+				of = (a&sb != 0) != (cin != 0)
+			}
+			for i := uint64(0); i < rc; i++ {
+				if in.cc == shRcl {
+					out := r >> (w - 1) & 1
+					r = (r<<1 | cf) & m
+					cf = out
+				} else {
+					out := r & 1
+					r = r>>1 | cf<<(w-1)
+					cf = out
+				}
+			}
+			if in.cc == shRcl {
+				of = (r&sb != 0) != (cf != 0)
+			}
+			f = f&^(hv.FlagCF|hv.FlagOF) | cf | b2f(of, hv.FlagOF)
+		}
+	}
+	if in.dst.kind == kReg {
+		c.setReg(&in.dst, sz, r)
+	} else {
+		c.stLoc(l, sz, r)
+	}
+	if rotate {
+		c.lz.op = lzNone
+		c.rflags = f
+	} else {
+		c.lz.setFixed(sz, r, fx)
+	}
+}
+
+// shiftRes is SHL, SHR or SAR of a (size sz) by a nonzero masked count:
+// the result and its CF and OF (AF reads as 0; SF ZF PF follow the
+// result).
+func shiftRes(kind uint8, a, cnt uint64, sz uint8) (r, fx uint64) {
+	w := uint64(8 * sz)
+	m, sb := sizeMask[sz], signBit[sz]
+	var cf uint64
+	switch kind {
 	case shShl:
 		if cnt < w {
 			r = a << cnt & m
@@ -449,7 +537,7 @@ func opShift(c *cpu, in *inst) {
 			cf = a & 1
 		}
 		of := (r&sb != 0) != (cf != 0)
-		f = f&^hv.FlagsArith | szpFlags(r, sz) | cf | b2f(of, hv.FlagOF)
+		fx = cf | b2f(of, hv.FlagOF)
 	case shShr:
 		if cnt < w {
 			r = a >> cnt
@@ -457,7 +545,7 @@ func opShift(c *cpu, in *inst) {
 		} else if cnt == w {
 			cf = a >> (w - 1) & 1
 		}
-		f = f&^hv.FlagsArith | szpFlags(r, sz) | cf | b2f(a&sb != 0, hv.FlagOF)
+		fx = cf | b2f(a&sb != 0, hv.FlagOF)
 	case shSar:
 		s := sext(a, sz)
 		k := cnt
@@ -466,54 +554,9 @@ func opShift(c *cpu, in *inst) {
 		}
 		r = uint64(s>>(k-1)>>1) & m
 		cf = uint64(s>>(k-1)) & 1
-		f = f&^hv.FlagsArith | szpFlags(r, sz) | cf
-	case shRol:
-		rc := cnt % w
-		r = (a<<rc | a>>(w-rc)) & m
-		if rc == 0 {
-			r = a
-		}
-		cf = r & 1
-		f = f&^(hv.FlagCF|hv.FlagOF) | cf | b2f((r&sb != 0) != (cf != 0), hv.FlagOF)
-	case shRor:
-		rc := cnt % w
-		r = (a>>rc | a<<(w-rc)) & m
-		if rc == 0 {
-			r = a
-		}
-		cf = r >> (w - 1) & 1
-		f = f&^(hv.FlagCF|hv.FlagOF) | cf | b2f((r&sb != 0) != (r&(sb>>1) != 0), hv.FlagOF)
-	case shRcl, shRcr:
-		cin := f & hv.FlagCF
-		rc := cnt % (w + 1)
-		r, cf = a, cin
-		of := false
-		if in.cc == shRcr {
-			of = (a&sb != 0) != (cin != 0)
-		}
-		for i := uint64(0); i < rc; i++ {
-			if in.cc == shRcl {
-				out := r >> (w - 1) & 1
-				r = (r<<1 | cf) & m
-				cf = out
-			} else {
-				out := r & 1
-				r = r>>1 | cf<<(w-1)
-				cf = out
-			}
-		}
-		if in.cc == shRcl {
-			of = (r&sb != 0) != (cf != 0)
-		}
-		f = f&^(hv.FlagCF|hv.FlagOF) | cf | b2f(of, hv.FlagOF)
+		fx = cf
 	}
-	if in.dst.kind == kReg {
-		c.setReg(&in.dst, sz, r)
-	} else {
-		c.stLoc(l, sz, r)
-	}
-	c.lz.op = lzNone
-	c.rflags = f
+	return r, fx
 }
 
 func b2f(b bool, flag uint64) uint64 {
@@ -552,7 +595,7 @@ func opShxd(c *cpu, in *inst) {
 	} else {
 		c.stLoc(l, sz, r)
 	}
-	c.setArith(hv.FlagsArith, szpFlags(r, sz)|cf|b2f(of, hv.FlagOF))
+	c.lz.setFixed(sz, r, cf|b2f(of, hv.FlagOF))
 }
 
 // opBt implements BT (cc 0), BTS (1), BTR (2), BTC (3).
@@ -710,23 +753,22 @@ func opCmpxchg(c *cpu, in *inst) {
 func opXadd(c *cpu, in *inst) {
 	sz := in.size
 	b := c.getReg(&in.src, sz)
-	var a uint64
 	if in.dst.kind == kReg {
-		a = c.getReg(&in.dst, sz)
+		a := c.getReg(&in.dst, sz)
 		c.setReg(&in.src, sz, a)
-		c.setReg(&in.dst, sz, a+b)
-	} else {
-		va := c.ea(&in.dst, in)
-		if in.lock {
-			a = c.lockedRMW(va, sz, func(x uint64) uint64 { return x + b })
-		} else {
-			l := c.rmwLoc(va, sz)
-			a = c.ldLoc(l, sz)
-			c.stLoc(l, sz, a+b)
-		}
-		c.setReg(&in.src, sz, a)
+		c.setReg(&in.dst, sz, c.aluRes(aluAdd, a, b, 0, sz))
+		return
 	}
-	c.alu(aluAdd, a, b, sz)
+	va := c.ea(&in.dst, in)
+	var a uint64
+	if in.lock {
+		a = c.lockedRMW(va, sz, func(x uint64) uint64 { return c.aluRes(aluAdd, x, b, 0, sz) })
+	} else {
+		l := c.rmwLoc(va, sz)
+		a = c.ldLoc(l, sz)
+		c.stLoc(l, sz, c.aluRes(aluAdd, a, b, 0, sz))
+	}
+	c.setReg(&in.src, sz, a)
 }
 
 func opCmov(c *cpu, in *inst) {

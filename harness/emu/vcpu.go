@@ -70,7 +70,7 @@ func (vm *VM) CreateVCPU(id int) (*VCPU, error) {
 // The emulator only runs 64-bit code, so a guest must set long mode up
 // through SetSregs before Run, as every kvmspec guest does.
 func (c *cpu) reset() {
-	c.regs = [16]uint64{}
+	c.regs = [32]uint64{}
 	c.regs[2] = 0x600
 	c.rip = 0xfff0
 	c.rflags = hv.FlagsFixed
@@ -320,6 +320,9 @@ func (v *VCPU) Stats() (hv.Stats, error) {
 		cum("pf_taken", s.pfTaken),
 		cum("decodes", s.decodes),
 		cum("tlb_fills", s.tlbFills),
+		cum("blocks", s.blocks),
+		cum("code_evictions", s.codeEvictions),
+		{Name: "decode_cache_bytes", Kind: "instant", Values: []uint64{uint64(v.c.codeBytes)}},
 	}, nil
 }
 
