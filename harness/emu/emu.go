@@ -38,6 +38,7 @@ package emu
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/kvmspec/kvmspec/harness/hv"
@@ -184,6 +185,7 @@ func (h *Hypervisor) Options() Options { return h.opt }
 //
 //	out-rip=at-insn|past     OutRIP: RIP at a port-output exit
 //	time=host|instructions   Time: what the TSC and the APIC timer count
+//	decode-cache=SIZE        DecodeCacheBytes, in bytes or with K, M or G
 func ParseOptions(s string) (Options, error) {
 	var o Options
 	for _, kv := range strings.Split(s, ",") {
@@ -214,8 +216,14 @@ func ParseOptions(s string) (Options, error) {
 			default:
 				return o, fmt.Errorf("emu option time=%q: want %s or %s", v, TimeHost, TimeInstructions)
 			}
+		case "decode-cache":
+			n, err := parseBytes(v)
+			if err != nil || n < minDecodeCacheBytes || n > maxDecodeCacheBytes {
+				return o, fmt.Errorf("emu option decode-cache=%q: want a size from 64K to 16G (bytes, or with K, M or G)", v)
+			}
+			o.DecodeCacheBytes = int(n)
 		default:
-			return o, fmt.Errorf("unknown emu option %q (known: out-rip, time)", k)
+			return o, fmt.Errorf("unknown emu option %q (known: out-rip, time, decode-cache)", k)
 		}
 	}
 	return o, nil
@@ -234,7 +242,41 @@ func (o Options) behaviour() string {
 	return out + "; " + clock + " [--emu " + o.String() + "]"
 }
 
-// String is the options as ParseOptions reads them.
+// String is the options as ParseOptions reads them (decode-cache only
+// when it is not the default).
 func (o Options) String() string {
-	return "out-rip=" + o.OutRIP.String() + ",time=" + o.Time.String()
+	s := "out-rip=" + o.OutRIP.String() + ",time=" + o.Time.String()
+	if o.DecodeCacheBytes != 0 {
+		s += ",decode-cache=" + strconv.Itoa(o.DecodeCacheBytes)
+	}
+	return s
+}
+
+// The decode-cache budgets --emu accepts: below 64 KiB a loop of a few
+// pages would be decoded again on every pass.
+const (
+	minDecodeCacheBytes = 64 << 10
+	maxDecodeCacheBytes = 16 << 30
+)
+
+// parseBytes reads a byte count: digits, optionally followed by K, M or G
+// (powers of 1024).
+func parseBytes(v string) (uint64, error) {
+	shift := 0
+	switch {
+	case strings.HasSuffix(v, "K"):
+		shift = 10
+	case strings.HasSuffix(v, "M"):
+		shift = 20
+	case strings.HasSuffix(v, "G"):
+		shift = 30
+	}
+	if shift != 0 {
+		v = v[:len(v)-1]
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n > 1<<34>>shift {
+		return 0, fmt.Errorf("bad size %q", v)
+	}
+	return n << shift, nil
 }

@@ -16,6 +16,15 @@ func TestParseOptions(t *testing.T) {
 		{"out-rip=vmx", Options{}, true},
 		{"time=later", Options{}, true},
 		{"tsc=1", Options{}, true},
+		{"decode-cache=8M", Options{DecodeCacheBytes: 8 << 20}, false},
+		{"decode-cache=65536,time=instructions", Options{DecodeCacheBytes: 64 << 10, Time: TimeInstructions}, false},
+		{"decode-cache=1G", Options{DecodeCacheBytes: 1 << 30}, false},
+		{"decode-cache=16K", Options{}, true},
+		{"decode-cache=17G", Options{}, true},
+		{"decode-cache=99999999999999999999", Options{}, true},
+		{"decode-cache=-1M", Options{}, true},
+		{"decode-cache=M", Options{}, true},
+		{"decode-cache=lots", Options{}, true},
 	} {
 		got, err := ParseOptions(tc.in)
 		if (err != nil) != tc.err || (!tc.err && got != tc.want) {
