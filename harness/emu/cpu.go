@@ -23,6 +23,7 @@ const (
 	attnExit              // an exit is pending (set by the vCPU itself)
 	attnIRQ               // an interrupt was latched in the local APIC
 	attnClose             // the VM is closing
+	attnPMU               // counting started inside a block: its next instructions count one at a time
 )
 
 // Permission bits of TLB entries, one per access kind and privilege.
@@ -463,32 +464,87 @@ func (c *cpu) runBlocks() {
 			}
 			last = c.codeBytes > c.codeBudget
 		}
-		// The block's instructions. Few values live across the handler
-		// call (the loop reloads them from c), so little is spilled.
 		c.st.blocks++
 		c.blockCPL = c.cpl // constant inside a block: only its last instruction may change it
-		insts := b.insts
-		for i := range insts {
-			in := &insts[i]
-			next := c.rip + uint64(in.len)
-			c.cur = c.rip
-			c.rip = next
-			in.fn(c, in)
-			c.st.instructions++
-			if c.pmuOn && c.pmuCount(c.blockCPL, &insts[i]) {
-				c.pmuCheck(c.blockCPL)
-			}
-			if c.attn.Load() != 0 || c.slow {
-				return
-			}
-			if c.rip != c.cur+uint64(insts[i].len) {
-				break // a conditional jump inside the block was taken
-			}
+		var goOn bool
+		if c.pmuOn {
+			goOn = c.runCounted(b.insts)
+		} else {
+			goOn = c.runPlain(b.insts)
+		}
+		if !goOn {
+			return
 		}
 		if last {
 			return
 		}
 	}
+}
+
+// runCounted runs a block's instructions with the PMU (or the APIC
+// timer's countdown) counting each one. Few values live across the
+// handler call (the loop reloads them from c), so little is spilled.
+// It returns false when runBlocks must return to exec (the attention
+// word or the slow path), true at the block's end or a taken
+// conditional jump.
+func (c *cpu) runCounted(insts []inst) bool {
+	for i := range insts {
+		in := &insts[i]
+		next := c.rip + uint64(in.len)
+		c.cur = c.rip
+		c.rip = next
+		in.fn(c, in)
+		c.st.instructions++
+		if c.pmuOn && c.pmuCount(c.blockCPL, &insts[i]) {
+			c.pmuCheck(c.blockCPL)
+		}
+		if c.attn.Load() != 0 || c.slow {
+			return false
+		}
+		if c.rip != c.cur+uint64(insts[i].len) {
+			return true // a conditional jump inside the block was taken
+		}
+	}
+	return true
+}
+
+// runPlain runs a block's instructions while nothing counts them: the
+// PMU check is left out of the loop (counting that starts inside the
+// block pokes attnPMU, so the instruction that started it is still
+// counted here and the next ones run under runCounted), and a
+// register-only flag producer followed by a conditional jump (inst.fuse)
+// runs as one step: the producer can neither fault nor touch memory, so
+// nothing between the two could need the loop except an asynchronous
+// attention bit, which the jump's boundary sees as well. It returns
+// false when runBlocks must return to exec.
+func (c *cpu) runPlain(insts []inst) bool {
+	for i := 0; i < len(insts); i++ {
+		in := &insts[i]
+		c.cur = c.rip
+		c.rip += uint64(in.len)
+		in.fn(c, in)
+		c.st.instructions++
+		if in.fuse {
+			i++
+			in = &insts[i]
+			c.cur = c.rip
+			c.rip += uint64(in.len)
+			if c.jccTaken(in.cc) {
+				c.jumpTo(c.rip + in.dst.imm)
+			}
+			c.st.instructions++
+		}
+		if c.attn.Load() != 0 || c.slow {
+			if c.pmuOn && c.pmuCount(c.blockCPL, in) {
+				c.pmuCheck(c.blockCPL)
+			}
+			return false
+		}
+		if c.rip != c.cur+uint64(in.len) {
+			return true // a conditional jump inside the block was taken
+		}
+	}
+	return true
 }
 
 func (c *cpu) onPanic(p any) int {
@@ -592,6 +648,9 @@ func (c *cpu) decodeBlock(rip uint64, cp *codePage) *block {
 			break // crosses into the next page: its own (uncached) block
 		}
 		c.st.decodes++
+		if n > 0 && isJcc(in) && fusable(&insts[n-1]) {
+			insts[n-1].fuse = true
+		}
 		n++
 		off += uint64(in.len)
 		if !in.cont {
