@@ -466,85 +466,82 @@ func (c *cpu) runBlocks() {
 		}
 		c.st.blocks++
 		c.blockCPL = c.cpl // constant inside a block: only its last instruction may change it
-		var goOn bool
+		insts := b.insts
 		if c.pmuOn {
-			goOn = c.runCounted(b.insts)
+			// Counting: each instruction retires through the PMU.
+			for i := range insts {
+				in := &insts[i]
+				next := c.rip + uint64(in.len)
+				c.cur = c.rip
+				c.rip = next
+				in.fn(c, in)
+				c.st.instructions++
+				if c.pmuOn && c.pmuCount(c.blockCPL, &insts[i]) {
+					c.pmuCheck(c.blockCPL)
+				}
+				if c.attn.Load() != 0 || c.slow {
+					return
+				}
+				if c.rip != c.cur+uint64(insts[i].len) {
+					break // a conditional jump inside the block was taken
+				}
+			}
 		} else {
-			goOn = c.runPlain(b.insts)
-		}
-		if !goOn {
-			return
+			// Nothing counts: the PMU is looked at only on the way out
+			// (counting that starts inside the block pokes attnPMU, so
+			// the instruction that started it is counted there and the
+			// block's next ones run counted), and a register-only flag
+			// producer followed by a conditional jump (inst.fuse) runs
+			// as one step: the producer can neither fault nor touch
+			// memory, so nothing between the two could need the loop but
+			// an asynchronous attention bit, which the jump's boundary
+			// sees as well.
+			for i := 0; i < len(insts); i++ {
+				in := &insts[i]
+				c.cur = c.rip
+				c.rip += uint64(in.len)
+				in.fn(c, in)
+				c.st.instructions++
+				if in.fuse {
+					i++
+					in = &insts[i]
+					c.cur = c.rip
+					c.rip += uint64(in.len)
+					// jccTaken, inlined for E/NE and B/AE.
+					l := &c.lz
+					cc := in.cc
+					var taken bool
+					switch {
+					case cc>>1 == 2 && l.op != lzNone:
+						taken = (l.res&sizeMask[l.size&15] == 0) != (cc&1 != 0)
+					case cc>>1 == 1 && l.op >= lzLogic:
+						taken = (l.cin != 0) != (cc&1 != 0)
+					case cc>>1 == 1 && l.op == lzSub:
+						m := sizeMask[l.size&15]
+						taken = (l.a&m < l.b&m) != (cc&1 != 0)
+					default:
+						taken = c.cond(cc)
+					}
+					if taken {
+						c.jumpTo(c.rip + in.dst.imm)
+					}
+					c.st.instructions++
+				}
+				if c.attn.Load() != 0 || c.slow {
+					if c.pmuOn && c.pmuCount(c.blockCPL, in) {
+						c.pmuCheck(c.blockCPL)
+					}
+					return
+				}
+				if c.rip != c.cur+uint64(in.len) {
+					break // a conditional jump inside the block was taken
+				}
+			}
 		}
 		if last {
 			return
 		}
 	}
-}
-
-// runCounted runs a block's instructions with the PMU (or the APIC
-// timer's countdown) counting each one. Few values live across the
-// handler call (the loop reloads them from c), so little is spilled.
-// It returns false when runBlocks must return to exec (the attention
-// word or the slow path), true at the block's end or a taken
-// conditional jump.
-func (c *cpu) runCounted(insts []inst) bool {
-	for i := range insts {
-		in := &insts[i]
-		next := c.rip + uint64(in.len)
-		c.cur = c.rip
-		c.rip = next
-		in.fn(c, in)
-		c.st.instructions++
-		if c.pmuOn && c.pmuCount(c.blockCPL, &insts[i]) {
-			c.pmuCheck(c.blockCPL)
-		}
-		if c.attn.Load() != 0 || c.slow {
-			return false
-		}
-		if c.rip != c.cur+uint64(insts[i].len) {
-			return true // a conditional jump inside the block was taken
-		}
-	}
-	return true
-}
-
-// runPlain runs a block's instructions while nothing counts them: the
-// PMU check is left out of the loop (counting that starts inside the
-// block pokes attnPMU, so the instruction that started it is still
-// counted here and the next ones run under runCounted), and a
-// register-only flag producer followed by a conditional jump (inst.fuse)
-// runs as one step: the producer can neither fault nor touch memory, so
-// nothing between the two could need the loop except an asynchronous
-// attention bit, which the jump's boundary sees as well. It returns
-// false when runBlocks must return to exec.
-func (c *cpu) runPlain(insts []inst) bool {
-	for i := 0; i < len(insts); i++ {
-		in := &insts[i]
-		c.cur = c.rip
-		c.rip += uint64(in.len)
-		in.fn(c, in)
-		c.st.instructions++
-		if in.fuse {
-			i++
-			in = &insts[i]
-			c.cur = c.rip
-			c.rip += uint64(in.len)
-			if c.jccTaken(in.cc) {
-				c.jumpTo(c.rip + in.dst.imm)
-			}
-			c.st.instructions++
-		}
-		if c.attn.Load() != 0 || c.slow {
-			if c.pmuOn && c.pmuCount(c.blockCPL, in) {
-				c.pmuCheck(c.blockCPL)
-			}
-			return false
-		}
-		if c.rip != c.cur+uint64(in.len) {
-			return true // a conditional jump inside the block was taken
-		}
-	}
-	return true
 }
 
 func (c *cpu) onPanic(p any) int {

@@ -185,27 +185,6 @@ func (c *cpu) setArith(mask, v uint64) {
 }
 
 // cond evaluates condition code cc (the low nibble of Jcc/SETcc/CMOVcc).
-// jccTaken is cond with the commonest loop conditions (E/NE, B/AE after
-// CMP, SUB, logic, INC/DEC and shifts) first.
-func (c *cpu) jccTaken(cc uint8) bool {
-	l := &c.lz
-	switch cc >> 1 {
-	case 1:
-		switch {
-		case l.op >= lzLogic:
-			return (l.cin != 0) != (cc&1 != 0)
-		case l.op == lzSub:
-			m := sizeMask[l.size&15]
-			return (l.a&m < l.b&m) != (cc&1 != 0)
-		}
-	case 2:
-		if l.op != lzNone {
-			return (l.res&sizeMask[l.size&15] == 0) != (cc&1 != 0)
-		}
-	}
-	return c.cond(cc)
-}
-
 func (c *cpu) cond(cc uint8) bool {
 	l := &c.lz
 	switch l.op {
