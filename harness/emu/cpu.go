@@ -80,6 +80,17 @@ type codePage struct {
 // instruction).
 type block struct {
 	insts []inst
+	// succ links the blocks that ran right after this one (fall-through
+	// and the taken branch, or a return's two callers) in the same page,
+	// so runBlocks skips the code TLB and index lookups while nothing the
+	// code TLB depends on changed (cpu.codeGen; see runBlocks).
+	succ [2]blockLink
+}
+
+// blockLink is a successor of a block: the block starting at rip.
+type blockLink struct {
+	rip uint64
+	b   *block
 }
 
 // maxBlock bounds the instructions of one block.
@@ -171,10 +182,14 @@ type cpu struct {
 	mm       *memMap
 	last     *slot // last slot hit (cheap locality cache)
 
-	dtlb  [tlbSize]tlbEntry
-	ctlb  [ctlbSize]ctlbEntry
-	pages map[uint64]*codePage
-	runs  uint64
+	dtlb [tlbSize]tlbEntry
+	ctlb [ctlbSize]ctlbEntry
+	// codeGen moves whenever the code TLB or the fetch permission could
+	// answer differently (flush, fill, eviction, INVLPG, CPL change):
+	// block links (block.succ) are followed only while it stands still.
+	codeGen uint64
+	pages   map[uint64]*codePage
+	runs    uint64
 
 	// Decode-cache size: bytes charged now, and the budget (evictCode
 	// runs at the next block boundary once codeBytes exceeds it).
@@ -307,6 +322,7 @@ func (c *cpu) flushTLB() {
 }
 
 func (c *cpu) flushCode() {
+	c.codeGen++
 	for i := range c.ctlb {
 		c.ctlb[i].perm = 0
 	}
@@ -441,28 +457,56 @@ func (c *cpu) execOne(in *inst) {
 // translation (inst.cont), so the rest need no fetch check; the next
 // block is fetched (code TLB and all) like the first.
 func (c *cpu) runBlocks() {
+	// prev is the block that just ran to its end or a taken conditional
+	// jump, found while the code TLB stood at gen. Its successor in the
+	// same page is linked (block.succ) and, while codeGen has not moved,
+	// found through the link: with the code TLB, the fetch permission
+	// and the page's decodes all as they were when the link was made
+	// (a page's decodes are only dropped by a fill, which moves codeGen),
+	// the lookup would find the same block.
+	var prev *block
+	var gen, vpn uint64 // codeGen at the last lookup, and the page of prev
 	for {
 		rip := c.rip
 		c.cur = rip
-		ce := &c.ctlb[(rip>>12)%ctlbSize] // fetch, inlined
-		if ce.vpn != rip>>12 || ce.perm&c.xperm == 0 {
-			if ce = c.fetchMiss(rip); ce == nil {
-				return
+		var b *block
+		if prev != nil && c.codeGen == gen && rip>>12 == vpn {
+			if l := &prev.succ[0]; l.rip == rip && l.b != nil {
+				b = l.b
+			} else if l := &prev.succ[1]; l.rip == rip && l.b != nil {
+				b = l.b
 			}
 		}
-		if ce.perm == 0 {
-			// A page with execute breakpoints: one instruction at a time.
-			c.execOne(c.instAt(rip, ce.cp))
-			return
-		}
-		b := ce.cp.blockAt(rip & 0xfff)
 		last := false // return after this block (exec evicts first)
 		if b == nil {
-			if b = c.decodeBlock(rip, ce.cp); b == nil {
-				c.execOne(c.decodeAt(rip, ce.cp))
+			g := c.codeGen
+			ce := &c.ctlb[(rip>>12)%ctlbSize] // fetch, inlined
+			if ce.vpn != rip>>12 || ce.perm&c.xperm == 0 {
+				if ce = c.fetchMiss(rip); ce == nil {
+					return
+				}
+			}
+			if ce.perm == 0 {
+				// A page with execute breakpoints: one instruction at a time.
+				c.execOne(c.instAt(rip, ce.cp))
 				return
 			}
-			last = c.codeBytes > c.codeBudget
+			b = ce.cp.blockAt(rip & 0xfff)
+			if b == nil {
+				if b = c.decodeBlock(rip, ce.cp); b == nil {
+					c.execOne(c.decodeAt(rip, ce.cp))
+					return
+				}
+				last = c.codeBytes > c.codeBudget
+			}
+			if prev != nil && g == gen && c.codeGen == gen && rip>>12 == vpn {
+				k := 0
+				if prev.succ[0].b != nil {
+					k = 1
+				}
+				prev.succ[k] = blockLink{rip: rip, b: b}
+			}
+			gen, vpn = c.codeGen, rip>>12
 		}
 		c.st.blocks++
 		c.blockCPL = c.cpl // constant inside a block: only its last instruction may change it
@@ -541,6 +585,7 @@ func (c *cpu) runBlocks() {
 		if last {
 			return
 		}
+		prev = b
 	}
 }
 
@@ -603,6 +648,7 @@ func (c *cpu) fillCode(rip uint64) *ctlbEntry {
 	cp.host = ram.page
 	ce := &c.ctlb[(rip>>12)%ctlbSize]
 	*ce = ctlbEntry{vpn: rip >> 12, perm: perm, cp: cp}
+	c.codeGen++
 	return ce
 }
 
@@ -692,6 +738,7 @@ func (c *cpu) evictCode() {
 	}
 	c.st.codeEvictions += uint64(len(c.pages) - len(keep))
 	c.pages = keep
+	c.codeGen++
 	for i := range c.ctlb {
 		if cp := c.ctlb[i].cp; cp != nil && keep[cp.gpa] != cp {
 			c.ctlb[i] = ctlbEntry{}
