@@ -551,7 +551,7 @@ func (c *cpu) runBlocks() {
 					in = &insts[i]
 					c.cur = c.rip
 					c.rip += uint64(in.len)
-					// jccTaken, inlined for E/NE and B/AE.
+					// cond, with E/NE and B/AE after the common kinds inlined.
 					l := &c.lz
 					cc := in.cc
 					var taken bool
@@ -577,7 +577,7 @@ func (c *cpu) runBlocks() {
 					}
 					return
 				}
-				if c.rip != c.cur+uint64(in.len) {
+				if in.jcc && c.rip != c.cur+uint64(in.len) {
 					break // a conditional jump inside the block was taken
 				}
 			}
@@ -691,7 +691,7 @@ func (c *cpu) decodeBlock(rip uint64, cp *codePage) *block {
 			break // crosses into the next page: its own (uncached) block
 		}
 		c.st.decodes++
-		if n > 0 && isJcc(in) && fusable(&insts[n-1]) {
+		if in.jcc = isJcc(in); in.jcc && n > 0 && fusable(&insts[n-1]) {
 			insts[n-1].fuse = true
 		}
 		n++

@@ -22,8 +22,12 @@ type inst struct {
 	// page and is not cached.
 	truncated, straddle bool
 	// fuse: a register-only flag producer the next instruction of its
-	// block, a conditional jump, follows (runPlain runs the two as one).
-	fuse           bool
+	// block, a conditional jump, follows (runBlocks runs the two as one).
+	fuse bool
+	// jcc: a conditional jump, the only instruction inside a block that
+	// can move RIP elsewhere than to the next one (runBlocks compares RIP
+	// after it alone).
+	jcc            bool
 	dst, src, src2 operand
 	op             x86asm.Op
 }
@@ -549,7 +553,7 @@ var straightOps = func() (t [opMask + 1]bool) {
 }()
 
 // fusable reports whether in is a flag producer that can run with the
-// conditional jump after it as one step (runPlain): an ALU operation or
+// conditional jump after it as one step (runBlocks): an ALU operation or
 // shift on registers and immediates only, which can neither fault nor
 // touch memory.
 func fusable(in *inst) bool {

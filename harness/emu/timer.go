@@ -201,7 +201,7 @@ func (c *cpu) timerSkipIdle() {
 func (c *cpu) countdownRefresh() {
 	on := c.pmu.anyLive() || c.clk.timer.armed
 	if on && !c.pmuOn {
-		c.poke(attnPMU) // a running block goes on one counted instruction at a time (runPlain)
+		c.poke(attnPMU) // a running block goes on one counted instruction at a time (runBlocks)
 	}
 	c.pmuOn = on
 	c.pmuArm()
