@@ -176,3 +176,54 @@ func FuzzBlocksMatchSteps(f *testing.F) {
 		}
 	})
 }
+
+// TestBlockLinkAfterInvlpg: a block that ends with INVLPG of its own page
+// is never followed through a block link. The code at va4K+0x3000 runs
+// twice: the first pass rewrites its PTE to the same page, the second
+// to a page holding other code at the next block's offset, which must
+// run (a link made on the first pass would still lead to the old block).
+func TestBlockLinkAfterInvlpg(t *testing.T) {
+	const vCode = va4K + 0x3000
+	head := func(a *asm.Assembler) {
+		a.Mov(asm.Q(asm.RCX, 0), asm.R8) // the PTE of vCode
+		a.Invlpg(asm.Q(asm.RBX, 0))
+	}
+	k := len(assemble(t, head))
+	p1 := assemble(t, func(a *asm.Assembler) {
+		top := a.Here()
+		head(a)
+		a.Mov(asm.EDX, asm.Imm(1))
+		a.Mov(asm.R8, asm.R9)
+		a.Dec(asm.ESI)
+		a.Jcc(asm.CondNZ, top)
+		done(a)
+	})
+	p2 := assemble(t, func(a *asm.Assembler) {
+		for range k {
+			a.Nop()
+		}
+		a.Mov(asm.EDX, asm.Imm(2))
+		done(a)
+	})
+	code := assemble(t, func(a *asm.Assembler) {
+		a.Mov(asm.RBX, asm.Imm(vCode))
+		a.Mov(asm.RCX, asm.Imm(pte4KGPA+8*3))
+		a.Mov(asm.R8, asm.Imm(vCode|7))         // first pass: the same page
+		a.Mov(asm.R9, asm.Imm((va4K+0x4000)|7)) // second pass: the other code
+		a.Mov(asm.ESI, asm.Imm(2))
+		a.JmpInd(asm.RBX)
+	})
+	for _, blocks := range []bool{true, false} {
+		g := newTestGuest(t, newEmu(t), guestOpt{}, code)
+		if !blocks {
+			g.vcpu.(*VCPU).c.stepOnly = true
+		}
+		b := g.mem.Bytes()
+		split4K(b, func(uint64) uint64 { return 7 })
+		copy(b[vCode:], p1)
+		copy(b[va4K+0x4000:], p2)
+		if r := g.runDone(t); r.RDX != 2 || r.RSI != 1 {
+			t.Fatalf("blocks %v: rdx %d rsi %d, want 2 and 1 (the remapped code)", blocks, r.RDX, r.RSI)
+		}
+	}
+}

@@ -23,6 +23,7 @@ const (
 	attnExit              // an exit is pending (set by the vCPU itself)
 	attnIRQ               // an interrupt was latched in the local APIC
 	attnClose             // the VM is closing
+	attnPMU               // counting started inside a block: its next instructions count one at a time
 )
 
 // Permission bits of TLB entries, one per access kind and privilege.
@@ -79,6 +80,17 @@ type codePage struct {
 // instruction).
 type block struct {
 	insts []inst
+	// succ links the blocks that ran right after this one (fall-through
+	// and the taken branch, or a return's two callers) in the same page,
+	// so runBlocks skips the code TLB and index lookups while nothing the
+	// code TLB depends on changed (cpu.codeGen; see runBlocks).
+	succ [2]blockLink
+}
+
+// blockLink is a successor of a block: the block starting at rip.
+type blockLink struct {
+	rip uint64
+	b   *block
 }
 
 // maxBlock bounds the instructions of one block.
@@ -170,10 +182,14 @@ type cpu struct {
 	mm       *memMap
 	last     *slot // last slot hit (cheap locality cache)
 
-	dtlb  [tlbSize]tlbEntry
-	ctlb  [ctlbSize]ctlbEntry
-	pages map[uint64]*codePage
-	runs  uint64
+	dtlb [tlbSize]tlbEntry
+	ctlb [ctlbSize]ctlbEntry
+	// codeGen moves whenever the code TLB or the fetch permission could
+	// answer differently (flush, fill, eviction, INVLPG, CPL change):
+	// block links (block.succ) are followed only while it stands still.
+	codeGen uint64
+	pages   map[uint64]*codePage
+	runs    uint64
 
 	// Decode-cache size: bytes charged now, and the budget (evictCode
 	// runs at the next block boundary once codeBytes exceeds it).
@@ -306,6 +322,7 @@ func (c *cpu) flushTLB() {
 }
 
 func (c *cpu) flushCode() {
+	c.codeGen++
 	for i := range c.ctlb {
 		c.ctlb[i].perm = 0
 	}
@@ -440,54 +457,135 @@ func (c *cpu) execOne(in *inst) {
 // translation (inst.cont), so the rest need no fetch check; the next
 // block is fetched (code TLB and all) like the first.
 func (c *cpu) runBlocks() {
+	// prev is the block that just ran to its end or a taken conditional
+	// jump, found while the code TLB stood at gen. Its successor in the
+	// same page is linked (block.succ) and, while codeGen has not moved,
+	// found through the link: with the code TLB, the fetch permission
+	// and the page's decodes all as they were when the link was made
+	// (a page's decodes are only dropped by a fill, which moves codeGen),
+	// the lookup would find the same block.
+	var prev *block
+	var gen, vpn uint64 // codeGen at the last lookup, and the page of prev
 	for {
 		rip := c.rip
 		c.cur = rip
-		ce := &c.ctlb[(rip>>12)%ctlbSize] // fetch, inlined
-		if ce.vpn != rip>>12 || ce.perm&c.xperm == 0 {
-			if ce = c.fetchMiss(rip); ce == nil {
-				return
+		var b *block
+		if prev != nil && c.codeGen == gen && rip>>12 == vpn {
+			if l := &prev.succ[0]; l.rip == rip && l.b != nil {
+				b = l.b
+			} else if l := &prev.succ[1]; l.rip == rip && l.b != nil {
+				b = l.b
 			}
 		}
-		if ce.perm == 0 {
-			// A page with execute breakpoints: one instruction at a time.
-			c.execOne(c.instAt(rip, ce.cp))
-			return
-		}
-		b := ce.cp.blockAt(rip & 0xfff)
 		last := false // return after this block (exec evicts first)
 		if b == nil {
-			if b = c.decodeBlock(rip, ce.cp); b == nil {
-				c.execOne(c.decodeAt(rip, ce.cp))
+			g := c.codeGen
+			ce := &c.ctlb[(rip>>12)%ctlbSize] // fetch, inlined
+			if ce.vpn != rip>>12 || ce.perm&c.xperm == 0 {
+				if ce = c.fetchMiss(rip); ce == nil {
+					return
+				}
+			}
+			if ce.perm == 0 {
+				// A page with execute breakpoints: one instruction at a time.
+				c.execOne(c.instAt(rip, ce.cp))
 				return
 			}
-			last = c.codeBytes > c.codeBudget
+			b = ce.cp.blockAt(rip & 0xfff)
+			if b == nil {
+				if b = c.decodeBlock(rip, ce.cp); b == nil {
+					c.execOne(c.decodeAt(rip, ce.cp))
+					return
+				}
+				last = c.codeBytes > c.codeBudget
+			}
+			if prev != nil && g == gen && c.codeGen == gen && rip>>12 == vpn {
+				k := 0
+				if prev.succ[0].b != nil {
+					k = 1
+				}
+				prev.succ[k] = blockLink{rip: rip, b: b}
+			}
+			gen, vpn = c.codeGen, rip>>12
 		}
-		// The block's instructions. Few values live across the handler
-		// call (the loop reloads them from c), so little is spilled.
 		c.st.blocks++
 		c.blockCPL = c.cpl // constant inside a block: only its last instruction may change it
 		insts := b.insts
-		for i := range insts {
-			in := &insts[i]
-			next := c.rip + uint64(in.len)
-			c.cur = c.rip
-			c.rip = next
-			in.fn(c, in)
-			c.st.instructions++
-			if c.pmuOn && c.pmuCount(c.blockCPL, &insts[i]) {
-				c.pmuCheck(c.blockCPL)
+		if c.pmuOn {
+			// Counting: each instruction retires through the PMU.
+			for i := range insts {
+				in := &insts[i]
+				next := c.rip + uint64(in.len)
+				c.cur = c.rip
+				c.rip = next
+				in.fn(c, in)
+				c.st.instructions++
+				if c.pmuOn && c.pmuCount(c.blockCPL, &insts[i]) {
+					c.pmuCheck(c.blockCPL)
+				}
+				if c.attn.Load() != 0 || c.slow {
+					return
+				}
+				if c.rip != c.cur+uint64(insts[i].len) {
+					break // a conditional jump inside the block was taken
+				}
 			}
-			if c.attn.Load() != 0 || c.slow {
-				return
-			}
-			if c.rip != c.cur+uint64(insts[i].len) {
-				break // a conditional jump inside the block was taken
+		} else {
+			// Nothing counts: the PMU is looked at only on the way out
+			// (counting that starts inside the block pokes attnPMU, so
+			// the instruction that started it is counted there and the
+			// block's next ones run counted), and a register-only flag
+			// producer followed by a conditional jump (inst.fuse) runs
+			// as one step: the producer can neither fault nor touch
+			// memory, so nothing between the two could need the loop but
+			// an asynchronous attention bit, which the jump's boundary
+			// sees as well.
+			for i := 0; i < len(insts); i++ {
+				in := &insts[i]
+				c.cur = c.rip
+				c.rip += uint64(in.len)
+				in.fn(c, in)
+				c.st.instructions++
+				if in.fuse {
+					i++
+					in = &insts[i]
+					c.cur = c.rip
+					c.rip += uint64(in.len)
+					// cond, with E/NE and B/AE after the common kinds inlined.
+					l := &c.lz
+					cc := in.cc
+					var taken bool
+					switch {
+					case cc>>1 == 2 && l.op != lzNone:
+						taken = (l.res&sizeMask[l.size&15] == 0) != (cc&1 != 0)
+					case cc>>1 == 1 && l.op >= lzLogic:
+						taken = (l.cin != 0) != (cc&1 != 0)
+					case cc>>1 == 1 && l.op == lzSub:
+						m := sizeMask[l.size&15]
+						taken = (l.a&m < l.b&m) != (cc&1 != 0)
+					default:
+						taken = c.cond(cc)
+					}
+					if taken {
+						c.jumpTo(c.rip + in.dst.imm)
+					}
+					c.st.instructions++
+				}
+				if c.attn.Load() != 0 || c.slow {
+					if c.pmuOn && c.pmuCount(c.blockCPL, in) {
+						c.pmuCheck(c.blockCPL)
+					}
+					return
+				}
+				if in.jcc && c.rip != c.cur+uint64(in.len) {
+					break // a conditional jump inside the block was taken
+				}
 			}
 		}
 		if last {
 			return
 		}
+		prev = b
 	}
 }
 
@@ -550,6 +648,7 @@ func (c *cpu) fillCode(rip uint64) *ctlbEntry {
 	cp.host = ram.page
 	ce := &c.ctlb[(rip>>12)%ctlbSize]
 	*ce = ctlbEntry{vpn: rip >> 12, perm: perm, cp: cp}
+	c.codeGen++
 	return ce
 }
 
@@ -592,6 +691,9 @@ func (c *cpu) decodeBlock(rip uint64, cp *codePage) *block {
 			break // crosses into the next page: its own (uncached) block
 		}
 		c.st.decodes++
+		if in.jcc = isJcc(in); in.jcc && n > 0 && fusable(&insts[n-1]) {
+			insts[n-1].fuse = true
+		}
 		n++
 		off += uint64(in.len)
 		if !in.cont {
@@ -636,6 +738,7 @@ func (c *cpu) evictCode() {
 	}
 	c.st.codeEvictions += uint64(len(c.pages) - len(keep))
 	c.pages = keep
+	c.codeGen++
 	for i := range c.ctlb {
 		if cp := c.ctlb[i].cp; cp != nil && keep[cp.gpa] != cp {
 			c.ctlb[i] = ctlbEntry{}

@@ -21,8 +21,15 @@ type inst struct {
 	// truncated: the bytes ran out; straddle: the instruction crosses a
 	// page and is not cached.
 	truncated, straddle bool
-	dst, src, src2      operand
-	op                  x86asm.Op
+	// fuse: a register-only flag producer the next instruction of its
+	// block, a conditional jump, follows (runBlocks runs the two as one).
+	fuse bool
+	// jcc: a conditional jump, the only instruction inside a block that
+	// can move RIP elsewhere than to the next one (runBlocks compares RIP
+	// after it alone).
+	jcc            bool
+	dst, src, src2 operand
+	op             x86asm.Op
 }
 
 const (
@@ -544,6 +551,34 @@ var straightOps = func() (t [opMask + 1]bool) {
 	}
 	return t
 }()
+
+// fusable reports whether in is a flag producer that can run with the
+// conditional jump after it as one step (runBlocks): an ALU operation or
+// shift on registers and immediates only, which can neither fault nor
+// touch memory.
+func fusable(in *inst) bool {
+	if in.lock || in.dst.kind != kReg || in.src2.kind != kNone ||
+		(in.src.kind != kReg && in.src.kind != kImm && in.src.kind != kNone) {
+		return false
+	}
+	switch in.op {
+	case x86asm.ADD, x86asm.OR, x86asm.ADC, x86asm.SBB, x86asm.AND, x86asm.SUB, x86asm.XOR, x86asm.CMP, x86asm.TEST,
+		x86asm.INC, x86asm.DEC, x86asm.NEG, x86asm.SHL, x86asm.SHR, x86asm.SAR:
+		return true
+	}
+	return false
+}
+
+// isJcc reports whether in is a conditional jump (opJcc and its forms:
+// taken when cond(in.cc), to RIP + in.dst.imm).
+func isJcc(in *inst) bool {
+	switch in.op {
+	case x86asm.JA, x86asm.JAE, x86asm.JB, x86asm.JBE, x86asm.JE, x86asm.JG, x86asm.JGE, x86asm.JL,
+		x86asm.JLE, x86asm.JNE, x86asm.JNO, x86asm.JNP, x86asm.JNS, x86asm.JO, x86asm.JP, x86asm.JS:
+		return true
+	}
+	return false
+}
 
 var strSize = map[x86asm.Op]uint8{
 	x86asm.MOVSB: 1, x86asm.MOVSW: 2, x86asm.MOVSD: 4, x86asm.MOVSQ: 8,

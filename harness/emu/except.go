@@ -161,6 +161,7 @@ func (c *cpu) tryDeliver(f *guestFault) (nested *guestFault) {
 // setCPL updates the privilege level and the TLB permission masks.
 func (c *cpu) setCPL(cpl uint8) {
 	c.cpl = cpl
+	c.codeGen++ // the fetch permission changes (block links, runBlocks)
 	if cpl == 3 {
 		c.rperm, c.wperm, c.xperm = permRU, permWU, permXU
 	} else {

@@ -531,18 +531,64 @@ func (c *cpu) pop(size uint8) uint64 {
 	return v
 }
 
+// rdStack and wrStack are rd and wr for the stack: a non-canonical
+// address raises #SS. A data TLB hit needs no check: only canonical pages
+// are ever cached (translate refuses the others).
 func (c *cpu) rdStack(va uint64, size uint8) uint64 {
+	e := &c.dtlb[(va>>12)%tlbSize]
+	off := va & 0xfff
+	if e.vpn == va>>12 && e.perm&c.rperm != 0 && off <= hv.PageSize-uint64(size) {
+		return loadLE(e.page, off, size)
+	}
 	if !canonical(va) || !canonical(va+uint64(size)-1) {
 		c.raiseErr(vecSS, 0)
 	}
-	return c.rd(va, size)
+	return c.readSlow(va, size, accRead)
 }
 
 func (c *cpu) wrStack(va uint64, size uint8, v uint64) {
+	e := &c.dtlb[(va>>12)%tlbSize]
+	off := va & 0xfff
+	if e.vpn == va>>12 && e.perm&c.wperm != 0 && off <= hv.PageSize-uint64(size) &&
+		atomic.LoadUint32(e.code)&1 == 0 && (e.armed == nil || atomic.LoadUint64(e.armed)&e.abit == 0) {
+		storeLE(e.page, off, size, v)
+		return
+	}
 	if !canonical(va) || !canonical(va+uint64(size)-1) {
 		c.raiseErr(vecSS, 0)
 	}
-	c.wr(va, size, v)
+	c.writeSlow(va, size, v, accWrite)
+}
+
+// push8 and pop8 are push and pop of a quadword (PUSH/POP r64, CALL,
+// RET), with the data TLB hit inlined.
+func (c *cpu) push8(v uint64) {
+	rsp := c.regs[4] - 8
+	e := &c.dtlb[(rsp>>12)%tlbSize]
+	off := rsp & 0xfff
+	if e.vpn == rsp>>12 && e.perm&c.wperm != 0 && off <= hv.PageSize-8 &&
+		atomic.LoadUint32(e.code)&1 == 0 && (e.armed == nil || atomic.LoadUint64(e.armed)&e.abit == 0) {
+		storeLE(e.page, off, 8, v)
+	} else {
+		c.wrStack(rsp, 8, v)
+	}
+	c.regs[4] = rsp
+}
+
+func (c *cpu) pop8() uint64 {
+	v := c.peek8(c.regs[4])
+	c.regs[4] += 8
+	return v
+}
+
+// peek8 reads the quadword at stack address va.
+func (c *cpu) peek8(va uint64) uint64 {
+	e := &c.dtlb[(va>>12)%tlbSize]
+	off := va & 0xfff
+	if e.vpn == va>>12 && e.perm&c.rperm != 0 && off <= hv.PageSize-8 {
+		return loadLE(e.page, off, 8)
+	}
+	return c.rdStack(va, 8)
 }
 
 // mmioRead reads guest-physical memory no slot backs: the local APIC, the

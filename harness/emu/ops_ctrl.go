@@ -28,7 +28,7 @@ func opCallRel(c *cpu, in *inst) {
 	if !canonical(t) {
 		c.gp(0)
 	}
-	c.push(c.rip, 8)
+	c.push8(c.rip)
 	c.rip = t
 }
 
@@ -42,7 +42,7 @@ func opCallInd(c *cpu, in *inst) {
 }
 
 func opRet(c *cpu, in *inst) {
-	t := c.rdStack(c.regs[4], 8)
+	t := c.peek8(c.regs[4])
 	if !canonical(t) {
 		c.gp(0)
 	}

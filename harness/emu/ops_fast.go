@@ -115,11 +115,10 @@ func opMovMR(c *cpu, in *inst) {
 }
 
 // opPushR and opPopR are the 64-bit PUSH and POP of a GPR.
-func opPushR(c *cpu, in *inst) { c.push(c.regs[in.dst.reg&15], 8) }
+func opPushR(c *cpu, in *inst) { c.push8(c.regs[in.dst.reg&15]) }
 
 func opPopR(c *cpu, in *inst) {
-	v := c.rdStack(c.regs[4], 8)
-	c.regs[4] += 8
+	v := c.pop8()
 	c.regs[in.dst.reg&15] = v
 }
 

@@ -590,6 +590,7 @@ func opInvlpg(c *cpu, in *inst) {
 	va := c.ea(&in.dst, in)
 	c.dtlb[(va>>12)%tlbSize].perm = 0
 	c.ctlb[(va>>12)%ctlbSize].perm = 0
+	c.codeGen++
 }
 
 func opSwapgs(c *cpu, in *inst) {

@@ -199,6 +199,10 @@ func (c *cpu) timerSkipIdle() {
 // countdownRefresh re-arms the PMU's instruction countdown (pmuArm),
 // which also ends where the timer is due, after the timer changed.
 func (c *cpu) countdownRefresh() {
-	c.pmuOn = c.pmu.anyLive() || c.clk.timer.armed
+	on := c.pmu.anyLive() || c.clk.timer.armed
+	if on && !c.pmuOn {
+		c.poke(attnPMU) // a running block goes on one counted instruction at a time (runBlocks)
+	}
+	c.pmuOn = on
 	c.pmuArm()
 }
