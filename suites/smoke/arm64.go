@@ -336,7 +336,7 @@ func arm64Specs(b *framework.Backend) {
 			Expect(got.Granule).To(Equal(gr), "the guest's TCR_EL1 %#x", u.Args[2])
 			Expect(runUcall(ctx, g).Cmd).To(Equal(guest.UcallDone))
 			for off, want := range map[uint64]uint64{0: 0x600d_0000_0000_0001, ps: 0x600d_0000_0000_0002} {
-				Expect(g.VM.Load64(buf + off)).To(Equal(want), "guest memory at %#x", buf+off)
+				Expect(g.VM.Load64(buf+off)).To(Equal(want), "guest memory at %#x", buf+off)
 			}
 			tr, err := g.Walker().Translate(buf+ps, a64guest.Access{EL: 1, Write: true})
 			Expect(err).NotTo(HaveOccurred())
