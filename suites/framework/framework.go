@@ -94,29 +94,51 @@ func (b *Backend) NewGuest(cfg guest.Config) *guest.Guest {
 	return g
 }
 
-// Area is the specs registered under one area.
+// Area is the specs registered under one area for one guest
+// architecture.
 type Area struct {
-	Area  taxonomy.Area
+	Area taxonomy.Area
+	// Arch is the architecture of the specs' guests: x86-64 (Register)
+	// or another (RegisterArch).
+	Arch  hv.Arch
 	Specs func(b *Backend)
+}
+
+type areaKey struct {
+	area taxonomy.Area
+	arch hv.Arch
 }
 
 var (
 	areasMu sync.Mutex
-	areas   = map[taxonomy.Area]Area{}
+	areas   = map[areaKey]Area{}
 )
 
-// Register adds an area's specs; area packages call it from init. The
-// function is called once per selected backend when the tree is built.
+// Register adds an area's specs, whose guests are x86-64; area packages
+// call it from init. The function is called once per selected backend
+// when the tree is built.
 func Register(area taxonomy.Area, specs func(b *Backend)) {
-	areasMu.Lock()
-	defer areasMu.Unlock()
-	if _, dup := areas[area]; dup {
-		panic("framework: area registered twice: " + area.String())
-	}
-	areas[area] = Area{Area: area, Specs: specs}
+	RegisterArch(area, hv.ArchX86_64, specs)
 }
 
-// Areas returns the registered areas in a stable order.
+// RegisterArch adds an area's specs whose guests are of architecture
+// arch. Those of an architecture other than x86-64 are declared in a
+// container named after it and labelled taxonomy.Arch(arch) inside the
+// area ("smoke / arm64 / …"), so their names never collide with the x86
+// specs'; on a backend whose guests are of another architecture they skip
+// with the reason.
+func RegisterArch(area taxonomy.Area, arch hv.Arch, specs func(b *Backend)) {
+	areasMu.Lock()
+	defer areasMu.Unlock()
+	k := areaKey{area, arch}
+	if _, dup := areas[k]; dup {
+		panic("framework: area registered twice: " + area.String() + " (" + string(arch) + ")")
+	}
+	areas[k] = Area{Area: area, Arch: arch, Specs: specs}
+}
+
+// Areas returns the registered areas in a stable order: by area, the
+// x86-64 specs of an area before the other architectures'.
 func Areas() []Area {
 	areasMu.Lock()
 	defer areasMu.Unlock()
@@ -124,7 +146,15 @@ func Areas() []Area {
 	for _, a := range areas {
 		out = append(out, a)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Area.String() < out[j].Area.String() })
+	sort.Slice(out, func(i, j int) bool {
+		if ai, aj := out[i].Area.String(), out[j].Area.String(); ai != aj {
+			return ai < aj
+		}
+		if xi, xj := out[i].Arch == hv.ArchX86_64, out[j].Arch == hv.ArchX86_64; xi != xj {
+			return xi
+		}
+		return out[i].Arch < out[j].Arch
+	})
 	return out
 }
 
@@ -145,13 +175,26 @@ func SpecID(r types.SpecReport) string { return reports.SpecID(r) }
 // Build declares the spec tree for the given backends. Call it once,
 // before RunSpecs.
 func Build(backends []*Backend) {
+	all := Areas()
 	for _, b := range backends {
 		b := b
 		Describe(b.Name, taxonomy.Backend(b.Name).Label(), func() {
 			BeforeEach(func() { b.beforeSpec() })
-			for _, a := range Areas() {
-				a := a
-				Describe(a.Area.String(), a.Area.Label(), func() { a.Specs(b) })
+			for i := 0; i < len(all); {
+				area := all[i].Area
+				var regs []Area
+				for ; i < len(all) && all[i].Area == area; i++ {
+					regs = append(regs, all[i])
+				}
+				Describe(area.String(), area.Label(), func() {
+					for _, a := range regs {
+						if a.Arch == hv.ArchX86_64 {
+							a.Specs(b)
+							continue
+						}
+						Describe(string(a.Arch), taxonomy.Arch(a.Arch), func() { a.Specs(b) })
+					}
+				})
 			}
 		})
 	}
@@ -161,10 +204,18 @@ func (b *Backend) beforeSpec() {
 	if !b.Available() {
 		Skip(b.Err.Error())
 	}
-	// The suites' guests and expectations are x86's: on a backend with
-	// other guests (kvm on arm64) they skip with that backend's reason.
-	if a := b.Caps.GuestArch(); a != hv.ArchX86_64 {
-		Skip(fmt.Sprintf("the suites run x86 guests; %s's guests here are %s (%v)", b.Name, a, b.Caps.Require(hv.CapLongMode)))
+	// A spec runs only where the backend's guests are of its
+	// architecture (its arch: label; none is x86-64); elsewhere it skips
+	// with the backend's reason.
+	want, have := taxonomy.ArchOf(CurrentSpecReport().Labels()), b.Caps.GuestArch()
+	switch {
+	case want == have:
+	case want == hv.ArchX86_64:
+		Skip(fmt.Sprintf("the suites run x86 guests; %s's guests here are %s (%v)", b.Name, have, b.Caps.Require(hv.CapLongMode)))
+	case want == hv.ArchARM64:
+		Skip(fmt.Sprintf("an arm64 spec; %s's guests here are %s (%v)", b.Name, have, b.Caps.Require(hv.CapARM64)))
+	default:
+		Skip(fmt.Sprintf("a spec of %s guests; %s's guests here are %s", want, b.Name, have))
 	}
 	if b.Health {
 		src := host.SystemSources()

@@ -51,6 +51,29 @@ func init() {
 		It("is not run", func() { Fail("ran") })
 		It("needs a missing capability", func() { b.Require(hv.CapPMU) })
 	})
+	framework.RegisterArch(taxonomy.SelfTest, hv.ArchARM64, func(b *framework.Backend) {
+		It("runs on arm64 guests only", func() { Fail("an arm64 spec ran on " + string(b.Caps.GuestArch()) + " guests") })
+	})
+}
+
+// TestAreasOrder: an area's x86-64 specs come before its other
+// architectures' and a second registration of one pair panics.
+func TestAreasOrder(t *testing.T) {
+	var got []string
+	for _, a := range framework.Areas() {
+		if a.Area == taxonomy.SelfTest {
+			got = append(got, string(a.Arch))
+		}
+	}
+	if want := []string{string(hv.ArchX86_64), string(hv.ArchARM64)}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("selftest registrations %q, want %q", got, want)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("a second arm64 selftest registration did not panic")
+		}
+	}()
+	framework.RegisterArch(taxonomy.SelfTest, hv.ArchARM64, func(*framework.Backend) {})
 }
 
 func TestFramework(t *testing.T) {
@@ -92,6 +115,8 @@ func TestFramework(t *testing.T) {
 		"passes despite a deviation": "failed: unexpected pass: remove the deviation d2",
 		"is not run":                 "deviation: known deviation (not run): harmful [d3]",
 		"needs a missing capability": "skipped: fake: pmu unsupported",
+		// In its architecture's container, skipped on x86-64 guests.
+		"arm64 / runs on arm64 guests only": "skipped: an arm64 spec; fake's guests here are x86-64",
 		// A deviation never covers a spec that harmed the host.
 		"taints the host while failing as declared": "failed: Expected",
 	}

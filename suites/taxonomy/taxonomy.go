@@ -1,6 +1,7 @@
 // Package taxonomy declares every label kvmspec's specs carry, once: the
 // areas a spec belongs to, the kinds of spec, the backends, the privilege
-// modes test code runs at and the `needs:` labels of capabilities. Users
+// modes test code runs at, the guest architecture of the specs that are
+// not x86-64's and the `needs:` labels of capabilities. Users
 // select with these strings (`--label-filter 'smoke && cpl3'`), host
 // profiles and reports name areas with them, so they are a stable interface:
 // renaming one breaks CI jobs and profiles.
@@ -176,6 +177,31 @@ func BackendOf(labels []string) string {
 		}
 	}
 	return ""
+}
+
+// ArchPrefix starts the label of a guest architecture.
+const ArchPrefix = "arch:"
+
+// Arch is the label of the guest architecture a spec's guests are built
+// for ("arch:arm64"). Specs without one run x86-64 guests (every spec
+// written before arm64 guests existed); the framework runs a spec only on
+// a backend whose guests are of its architecture and skips it elsewhere
+// with the reason.
+func Arch(a hv.Arch) ginkgo.Labels { return ginkgo.Label(ArchPrefix + string(a)) }
+
+// Archs returns the architecture labels specs carry: every guest
+// architecture but x86-64, which is the unlabelled default.
+func Archs() []ginkgo.Labels { return []ginkgo.Labels{Arch(hv.ArchARM64)} }
+
+// ArchOf returns the guest architecture of a spec's labels: the one its
+// "arch:" label names, x86-64 without one.
+func ArchOf(labels []string) hv.Arch {
+	for _, l := range labels {
+		if v, ok := strings.CutPrefix(l, ArchPrefix); ok {
+			return hv.Arch(v)
+		}
+	}
+	return hv.ArchX86_64
 }
 
 // NeedsPrefix starts the label of a capability a spec requires.

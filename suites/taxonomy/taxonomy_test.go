@@ -51,10 +51,11 @@ func TestREADMELabels(t *testing.T) {
 		}
 	}
 	want := map[string][]string{
-		"Areas":        areas,
-		"Kinds":        flatten(Kinds()),
-		"Modes":        flatten(Modes()),
-		"Capabilities": {NeedsPrefix + "<capability>", flatten([]ginkgo.Labels{Needs(hv.CapMultiVCPU)})[0]},
+		"Areas":         areas,
+		"Kinds":         flatten(Kinds()),
+		"Modes":         flatten(Modes()),
+		"Architectures": flatten(Archs()),
+		"Capabilities":  {NeedsPrefix + "<capability>", flatten([]ginkgo.Labels{Needs(hv.CapMultiVCPU)})[0]},
 	}
 	for _, b := range Backends() {
 		want["Backends"] = append(want["Backends"], b.Label()...)
@@ -101,6 +102,7 @@ func TestLabelsAreDistinct(t *testing.T) {
 		add("a kind", k...)
 	}
 	add("a mode", flatten(Modes())...)
+	add("an architecture", flatten(Archs())...)
 	for _, b := range Backends() {
 		add("a backend", b.Label()...)
 	}
@@ -138,6 +140,23 @@ func TestLookups(t *testing.T) {
 	}
 	if !IsBackend("kvm") || !IsBackend("emu") || IsBackend("fake") || IsBackend("") {
 		t.Error("IsBackend does not know exactly kvm and emu")
+	}
+	for _, tt := range []struct {
+		labels []string
+		want   hv.Arch
+	}{
+		{nil, hv.ArchX86_64},
+		{[]string{"backend:kvm", "smoke", "cpl0"}, hv.ArchX86_64},
+		{[]string{"backend:kvm", "smoke", "arch:arm64"}, hv.ArchARM64},
+		// "arm64" alone is no architecture label.
+		{[]string{"arm64"}, hv.ArchX86_64},
+	} {
+		if got := ArchOf(tt.labels); got != tt.want {
+			t.Errorf("ArchOf(%q) = %q, want %q", tt.labels, got, tt.want)
+		}
+	}
+	if got := Arch(hv.ArchARM64); !slices.Equal(got, ginkgo.Labels{"arch:arm64"}) {
+		t.Errorf("Arch(arm64) = %q", got)
 	}
 	if got := Needs(hv.CapDirtyRing); !slices.Equal(got, ginkgo.Labels{"needs:dirty-ring"}) {
 		t.Errorf("Needs(dirty-ring) = %q", got)

@@ -384,6 +384,7 @@ writes its reports (the remaining specs as "not run: interrupted").`,
 		}))
 		fmt.Fprintf(w, "  modes (the ring test code runs in): %s\n", labelList(slices.Values(taxonomy.Modes())))
 		fmt.Fprintf(w, "  kinds: %s\n", labelList(slices.Values(taxonomy.Kinds())))
+		fmt.Fprintf(w, "  architectures (of the spec's guests; none: x86-64): %s\n", labelList(slices.Values(taxonomy.Archs())))
 		fmt.Fprintf(w, "  capabilities: %s<capability>, e.g. %smulti-vcpu (see kvmspec caps)\n", taxonomy.NeedsPrefix, taxonomy.NeedsPrefix)
 	},
 	run: func(c *command, state any, pos []string, stdout, stderr io.Writer) int {

@@ -1,0 +1,280 @@
+package pagefault
+
+// The page-fault area's arm64 specs, in the shape of the kernel's
+// arm64/page_fault_test: one test-data page in its own memslot (or in
+// none), mapped at stage 1 at testGVA, and one guest access per spec
+// (read, write, pre-indexed load and store, instruction fetch); the slot's
+// flags and the host's actions decide the stage-2 outcome, which must
+// match exactly: the value the guest sees, the MMIO exits (counted), a
+// failed KVM_RUN where the syndrome is not valid, the dirty bitmap.
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kvmspec/kvmspec/harness/a64"
+	"github.com/kvmspec/kvmspec/harness/guest"
+	"github.com/kvmspec/kvmspec/harness/guest/a64guest"
+	"github.com/kvmspec/kvmspec/harness/hv"
+	"github.com/kvmspec/kvmspec/suites/framework"
+	"github.com/kvmspec/kvmspec/suites/taxonomy"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"golang.org/x/sys/unix"
+)
+
+func init() { framework.RegisterArch(taxonomy.PageFault, hv.ArchARM64, arm64Specs) }
+
+const (
+	a64SpecTimeout = 60 * time.Second
+	// The test-data page: its own slot (64 KiB: one page of every
+	// granule) at testGPA, mapped at stage 1 at testGVA (page_fault_test's
+	// TEST_GVA), EL1 read/write/execute.
+	a64TestGPA  = 0x4000_0000
+	a64TestGVA  = 0xc000_0000
+	a64SlotSize = 0x10000
+	a64TestSlot = 1
+	// Offsets in the page: the data the accesses touch, and a function
+	// the fetch calls (MOV X0, #0x77; RET).
+	a64DataOff = 0x100
+	a64CodeOff = 0x800
+	// What the host leaves at the data offset and what writes store.
+	a64Pattern = 0x0123_4567_89ab_cdef
+	a64Written = 0x600d_cafe_f00d_0001
+	a64FnValue = 0x77
+)
+
+// a64TestAttrs: EL1 read/write/execute (SCTLR.WXN is off), no EL0 access.
+var a64TestAttrs = a64guest.Attrs{AP: a64guest.APEL1RW, UXN: true, SH: a64guest.InnerShareable}
+
+// a64Fn is MOV X0, #0x77; RET.
+var a64Fn = []byte{0xe0, 0x0e, 0x80, 0xd2, 0xc0, 0x03, 0x5f, 0xd6}
+
+// a64Access is one guest access of the test page; it leaves what the
+// guest sees in X1 (a read, the read-back after a write, the function's
+// return value).
+type a64Access struct {
+	name  string
+	write bool
+	fetch bool
+	// preidx accesses (writeback addressing) carry no valid syndrome
+	// (ESR ISV=0): KVM cannot emulate them as MMIO.
+	preidx bool
+	emit   func(p *a64guest.Program)
+}
+
+var a64Accesses = []a64Access{
+	{name: "read64", emit: func(p *a64guest.Program) {
+		p.Ldr(a64.X1, a64.Ptr(a64.X10, 0))
+	}},
+	{name: "ld_preidx", preidx: true, emit: func(p *a64guest.Program) {
+		p.Sub(a64.X12, a64.X10, a64.Imm(8))
+		p.Ldr(a64.X1, a64.PreIndex(a64.X12, 8))
+	}},
+	{name: "write64", write: true, emit: func(p *a64guest.Program) {
+		p.Str(a64.X11, a64.Ptr(a64.X10, 0))
+		p.Ldr(a64.X1, a64.Ptr(a64.X10, 0))
+	}},
+	{name: "st_preidx", write: true, preidx: true, emit: func(p *a64guest.Program) {
+		p.Sub(a64.X12, a64.X10, a64.Imm(8))
+		p.Str(a64.X11, a64.PreIndex(a64.X12, 8))
+		p.Ldr(a64.X1, a64.Ptr(a64.X10, 0))
+	}},
+	{name: "exec", fetch: true, emit: func(p *a64guest.Program) {
+		p.Mov(a64.X13, a64.Imm(a64TestGVA+a64CodeOff))
+		p.Blr(a64.X13)
+		p.Mov(a64.X1, a64.X0)
+	}},
+}
+
+// a64Kind is the stage-2 situation of the test page.
+type a64Kind struct {
+	name  string
+	flags hv.MemFlags
+	slot  bool // false: no memslot at testGPA
+	hole  bool // the host punches the page out before the guest runs
+	need  hv.Cap
+}
+
+var a64Kinds = []a64Kind{
+	{name: "plain slot", slot: true},
+	{name: "read-only slot", slot: true, flags: hv.MemReadOnly, need: hv.CapReadOnlyMem},
+	{name: "dirty-logged slot", slot: true, flags: hv.MemLogDirty, need: hv.CapDirtyLog},
+	{name: "hole in the slot", slot: true, hole: true},
+	{name: "unbacked gpa"},
+}
+
+// a64Outcome is what a (kind, access) pair must give.
+type a64Outcome struct {
+	skip     string // why the pair is no stage-2 outcome (no spec is declared)
+	x1       uint64 // what the guest sees
+	mmio     int    // MMIO exits at the test GPA
+	failRun  bool   // KVM_RUN fails with ENOSYS (no syndrome to emulate)
+	dirty    bool   // the test page's bit in the dirty bitmap
+	hostData uint64 // the host's view of the data after the run
+}
+
+func a64Expect(k a64Kind, a a64Access) a64Outcome {
+	o := a64Outcome{x1: a64Pattern, hostData: a64Pattern}
+	if a.fetch {
+		o.x1 = a64FnValue
+	}
+	switch {
+	case !k.slot:
+		// No memslot: every access is an MMIO exit, and one without a
+		// syndrome cannot be emulated; a fetch is an abort injected
+		// into the guest, which is not this area's.
+		if a.fetch {
+			o.skip = "a fetch from an unbacked GPA is an instruction abort KVM injects, not a stage-2 outcome this table checks"
+			return o
+		}
+		if a.preidx {
+			o.failRun = true
+			return o
+		}
+		o.mmio = 1
+		if a.write {
+			// The write, then its read-back, which the host answers
+			// with what it was given.
+			o.mmio, o.x1 = 2, a64Written
+		}
+		return o
+	case k.hole:
+		if a.fetch {
+			o.skip = "a fetch from a punched page runs zeros (UDF), not a stage-2 outcome"
+			return o
+		}
+		o.x1, o.hostData = 0, 0
+	case k.flags&hv.MemReadOnly != 0:
+		if a.write && a.preidx {
+			o.failRun = true
+			return o
+		}
+		if a.write {
+			// page_fault_test's handler copies the data into the page.
+			o.mmio = 1
+		}
+	}
+	if a.write {
+		o.x1, o.hostData = a64Written, a64Written
+		o.dirty = k.flags&hv.MemLogDirty != 0
+	}
+	return o
+}
+
+func arm64Specs(b *framework.Backend) {
+	for _, k := range a64Kinds {
+		for _, a := range a64Accesses {
+			k, a := k, a
+			want := a64Expect(k, a)
+			if want.skip != "" {
+				continue // not a stage-2 outcome: no spec
+			}
+			labels := Labels{}
+			if k.need != "" {
+				labels = append(labels, taxonomy.Needs(k.need)...)
+			}
+			It(fmt.Sprintf("%s: %s", k.name, a.name), labels, func(ctx SpecContext) {
+				if k.need != "" {
+					b.Require(k.need)
+				}
+				a64RunAccess(ctx, b, k, a, want)
+			}, SpecTimeout(a64SpecTimeout))
+		}
+	}
+}
+
+func a64RunAccess(ctx context.Context, b *framework.Backend, k a64Kind, a a64Access, want a64Outcome) {
+	var mem *hv.Memory
+	if k.slot {
+		var err error
+		mem, err = hv.NewMemory(a64SlotSize, hv.Anonymous)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(mem.Close) // after the guest, whose cleanup comes later
+		binary.LittleEndian.PutUint64(mem.Bytes()[a64DataOff:], a64Pattern)
+		copy(mem.Bytes()[a64CodeOff:], a64Fn)
+	}
+	g := b.NewARM64Guest(a64guest.Config{})
+	if k.slot {
+		Expect(g.VM.SetMemslot(hv.Memslot{Slot: a64TestSlot, GPA: a64TestGPA, Size: a64SlotSize, Flags: k.flags, Memory: mem})).To(Succeed())
+	}
+	Expect(g.PT.Map(a64TestGVA, a64TestGPA, a64SlotSize, a64TestAttrs)).To(Succeed())
+	if k.hole {
+		Expect(mem.PunchHole(0, a64SlotSize)).To(Succeed())
+	}
+	p := g.Program()
+	p.Mov(a64.X10, a64.Imm(a64TestGVA+a64DataOff))
+	p.Mov(a64.X11, a64.Imm(a64Written))
+	a.emit(p)
+	p.Sync(1, a64.X1)
+	p.Done()
+	Expect(g.Load(p)).To(Succeed())
+
+	mmio := 0
+	var seen *guest.Ucall
+	for {
+		ev, err := g.Run(ctx, 0)
+		if want.failRun {
+			Expect(err).To(HaveOccurred(), "KVM_RUN of an access without a syndrome (exit %v ucall %v)", ev.Exit, ev.Ucall)
+			Expect(errors.Is(err, unix.ENOSYS)).To(BeTrue(), "want ENOSYS, got %v", err)
+			return
+		}
+		Expect(err).NotTo(HaveOccurred())
+		if m, ok := ev.Exit.(*hv.MMIOExit); ok {
+			mmio++
+			Expect(m.GPA).To(Equal(uint64(a64TestGPA+a64DataOff)), "MMIO exit %v", m)
+			Expect(m.Len).To(Equal(8), "MMIO exit %v", m)
+			// A write exits once, then its read-back reads.
+			Expect(m.Write).To(Equal(a.write && mmio == 1), "MMIO exit %v", m)
+			switch {
+			case m.Write && k.slot:
+				// page_fault_test's mmio_on_test_gpa_handler: the host
+				// stores the data into the read-only page.
+				Expect(m.Value()).To(Equal(uint64(a64Written)))
+				binary.LittleEndian.PutUint64(mem.Bytes()[a64DataOff:], m.Value())
+			case m.Write:
+				Expect(m.Value()).To(Equal(uint64(a64Written)))
+			default:
+				// An unbacked read: the host answers, with the written
+				// value after a write (a device that keeps it).
+				if mmio > 1 {
+					m.SetValue(a64Written)
+				} else {
+					m.SetValue(a64Pattern)
+				}
+			}
+			continue
+		}
+		if ev.Exit != nil {
+			Fail(g.Unexpected(0, ev.Exit).Error())
+		}
+		if ev.Ucall.Cmd == guest.UcallDone {
+			break
+		}
+		seen = ev.Ucall
+	}
+	Expect(seen).NotTo(BeNil(), "the guest's SYNC")
+	Expect(seen.Args[1]).To(Equal(want.x1), "what the guest saw")
+	Expect(mmio).To(Equal(want.mmio), "MMIO exits at the test GPA")
+	if !k.slot {
+		return
+	}
+	Expect(binary.LittleEndian.Uint64(mem.Bytes()[a64DataOff:])).To(Equal(want.hostData), "the host's view of the data")
+	if k.flags&hv.MemLogDirty != 0 {
+		bitmap := make([]uint64, (a64SlotSize/hv.PageSize+63)/64)
+		Expect(g.VM.GetDirtyLog(a64TestSlot, bitmap)).To(Succeed())
+		bit := uint64(a64DataOff / hv.PageSize)
+		Expect(bitmap[bit/64]>>(bit%64)&1 == 1).To(Equal(want.dirty), "the data page's dirty bit (bitmap %#x)", bitmap)
+		var others uint64
+		for i, w := range bitmap {
+			if uint64(i) == bit/64 {
+				w &^= 1 << (bit % 64)
+			}
+			others |= w
+		}
+		Expect(others).To(BeZero(), "no other page of the slot is dirty (bitmap %#x)", bitmap)
+	}
+}
