@@ -155,5 +155,17 @@ arm64_stage   = if [ "$(ARM64)" = 0 ]; then echo "test-arm64: skipped: ARM64=0";
 test-arm64:
 	@$(call arm64_stage,$(ARM64_LABELS))
 
+# make bench-arm64 (opt-in, README "Real KVM/arm64"): the memslot update
+# cost on real KVM/arm64, suites/memslot BenchmarkUpdate/kvm beside
+# tools/refbench/memslot.c (cross-compiled with aarch64-linux-gnu-gcc),
+# per slot count of MEMSLOT_ARM64_SLOTS, MEMSLOT_ROUNDS rounds each; no
+# unit tests, no suites. Outputs and memslot-compare.txt in $(OUT)/arm64-bench.
+MEMSLOT_ARM64_SLOTS ?= 1 8 64 512 4096 max
+.PHONY: bench-arm64
+bench-arm64:
+	ARM64_MEMSLOT_BENCH=1 ARM64_UNITS=0 ARM64_SUITES=0 ARM64_BENCH= ARM64_REQUIRE=1 \
+	  ARM64_MEMSLOT_ROUNDS='$(MEMSLOT_ROUNDS)' ARM64_MEMSLOT_SLOTS='$(MEMSLOT_ARM64_SLOTS)' \
+	  ARM64_OUT=$${ARM64_OUT:-$(OUT)/arm64-bench} ARM64_TIMEOUT=$${ARM64_TIMEOUT:-3600} GO='$(GO)' ./tools/arm64/run.sh
+
 clean:
 	rm -rf bin $(OUT)

@@ -19,6 +19,12 @@ UNIT_TIMEOUT=300
 SUITE_TIMEOUT=600
 BENCH=
 BENCHTIME=100x
+UNITS=1
+SUITES=1
+MEMSLOT_BENCH=0
+MEMSLOT_ROUNDS=200
+MEMSLOT_SLOTS="1 8 64 512 4096 max"
+MEMSLOT_TIMEOUT=900
 . /etc/kvmspec.conf
 
 out=/tmp/out
@@ -46,12 +52,13 @@ say "up at $(up) s: kernel $(uname -r), $(grep -c ^processor /proc/cpuinfo) CPUs
 	echo "boot $(up)"
 	echo "kernel $(uname -r)"
 	echo "kvm $kvm"
+	[ "$SUITES" = 1 ] || echo "suites off"
 } >"$out/guest.txt"
 cat /proc/cpuinfo >"$out/cpuinfo.txt"
 
 step caps 120 kvmspec caps
 for t in /kvmspec/tests/*.test; do
-	[ -e "$t" ] || continue
+	[ -e "$t" ] && [ "$UNITS" = 1 ] || continue
 	n=$(basename "$t" .test)
 	# go test runs a package's tests in its directory (testdata/ there).
 	cd "/kvmspec/tests/$n" 2>/dev/null || cd /tmp
@@ -61,13 +68,25 @@ for t in /kvmspec/tests/*.test; do
 	fi
 done
 
+# make bench-arm64: the memslot update benchmark in Go (suites/memslot
+# BenchmarkUpdate/kvm) and in C (tools/refbench/memslot.c), one slot count
+# at a time, C then Go, so both see the same load at each count.
+if [ "$MEMSLOT_BENCH" = 1 ]; then
+	cd /tmp
+	for n in $MEMSLOT_SLOTS; do
+		step "memslot-c-$n" "$MEMSLOT_TIMEOUT" /kvmspec/bench/refbench-memslot "$MEMSLOT_ROUNDS" "$n"
+		step "memslot-go-$n" "$MEMSLOT_TIMEOUT" /kvmspec/bench/memslot.test -test.run '^$' -test.bench 'Update/kvm' \
+			-test.benchtime "${MEMSLOT_ROUNDS}x" -memslot.slots="$n"
+	done
+fi
+
 cd /tmp
 # The suites' arguments, one per line (label filters hold spaces).
 set --
 if [ -f /etc/kvmspec.args ]; then
 	while IFS= read -r a; do set -- "$@" "$a"; done </etc/kvmspec.args
 fi
-step suites "$SUITE_TIMEOUT" kvmspec run --backend all --report-dir "$out/suites" "$@"
+[ "$SUITES" != 1 ] || step suites "$SUITE_TIMEOUT" kvmspec run --backend all --report-dir "$out/suites" "$@"
 dmesg >"$out/dmesg.txt"
 echo "done $(up)" >>"$out/guest.txt"
 
