@@ -159,13 +159,17 @@ test-arm64:
 # cost on real KVM/arm64, suites/memslot BenchmarkUpdate/kvm beside
 # tools/refbench/memslot.c (cross-compiled with aarch64-linux-gnu-gcc),
 # per slot count of MEMSLOT_ARM64_SLOTS, MEMSLOT_ROUNDS rounds each; no
-# unit tests, no suites. Outputs and memslot-compare.txt in $(OUT)/arm64-bench.
+# unit tests, no suites; one vCPU (ARM64_SMP=1: with two, KVM's grace
+# periods wait on the other TCG vCPU and a run's medians swing 10x with
+# the host's load). ARM64_MEMSLOT_REPEAT=K runs each count K times (C, Go,
+# C, Go, ...; the comparison takes the median). Outputs and
+# memslot-compare.txt in $(OUT)/arm64-bench.
 MEMSLOT_ARM64_SLOTS ?= 1 8 64 512 4096 max
 .PHONY: bench-arm64
 bench-arm64:
 	ARM64_MEMSLOT_BENCH=1 ARM64_UNITS=0 ARM64_SUITES=0 ARM64_BENCH= ARM64_REQUIRE=1 \
 	  ARM64_MEMSLOT_ROUNDS='$(MEMSLOT_ROUNDS)' ARM64_MEMSLOT_SLOTS='$(MEMSLOT_ARM64_SLOTS)' \
-	  ARM64_OUT=$${ARM64_OUT:-$(OUT)/arm64-bench} ARM64_TIMEOUT=$${ARM64_TIMEOUT:-3600} GO='$(GO)' ./tools/arm64/run.sh
+	  ARM64_OUT=$${ARM64_OUT:-$(OUT)/arm64-bench} ARM64_TIMEOUT=$${ARM64_TIMEOUT:-3600} ARM64_SMP=$${ARM64_SMP:-1} GO='$(GO)' ./tools/arm64/run.sh
 
 clean:
 	rm -rf bin $(OUT)

@@ -25,6 +25,8 @@ MEMSLOT_BENCH=0
 MEMSLOT_ROUNDS=200
 MEMSLOT_SLOTS="1 8 64 512 4096 max"
 MEMSLOT_TIMEOUT=900
+MEMSLOT_REPEAT=1
+MEMSLOT_PROFILE=0
 . /etc/kvmspec.conf
 
 out=/tmp/out
@@ -70,13 +72,23 @@ done
 
 # make bench-arm64: the memslot update benchmark in Go (suites/memslot
 # BenchmarkUpdate/kvm) and in C (tools/refbench/memslot.c), one slot count
-# at a time, C then Go, so both see the same load at each count.
+# at a time, C then Go, MEMSLOT_REPEAT times, so both see the same load
+# at each count (compare-memslot.sh takes the median of the repeats).
+# MEMSLOT_PROFILE=1: a CPU profile of each Go run, memslot-go-<n>.prof.
 if [ "$MEMSLOT_BENCH" = 1 ]; then
 	cd /tmp
 	for n in $MEMSLOT_SLOTS; do
-		step "memslot-c-$n" "$MEMSLOT_TIMEOUT" /kvmspec/bench/refbench-memslot "$MEMSLOT_ROUNDS" "$n"
-		step "memslot-go-$n" "$MEMSLOT_TIMEOUT" /kvmspec/bench/memslot.test -test.run '^$' -test.bench 'Update/kvm' \
-			-test.benchtime "${MEMSLOT_ROUNDS}x" -memslot.slots="$n"
+		r=1
+		while [ "$r" -le "$MEMSLOT_REPEAT" ]; do
+			sfx=$n
+			[ "$r" = 1 ] || sfx=$n-r$r
+			prof=
+			[ "$MEMSLOT_PROFILE" != 1 ] || prof="-test.cpuprofile=$out/memslot-go-$sfx.prof"
+			step "memslot-c-$sfx" "$MEMSLOT_TIMEOUT" /kvmspec/bench/refbench-memslot "$MEMSLOT_ROUNDS" "$n"
+			step "memslot-go-$sfx" "$MEMSLOT_TIMEOUT" /kvmspec/bench/memslot.test -test.run '^$' -test.bench 'Update/kvm' \
+				-test.benchtime "${MEMSLOT_ROUNDS}x" -memslot.slots="$n" $prof
+			r=$((r + 1))
+		done
 	done
 fi
 

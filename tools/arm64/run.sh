@@ -45,6 +45,8 @@ MEMSLOT_BENCH=${ARM64_MEMSLOT_BENCH:-0}
 MEMSLOT_ROUNDS=${ARM64_MEMSLOT_ROUNDS:-200}
 MEMSLOT_SLOTS=${ARM64_MEMSLOT_SLOTS:-1 8 64 512 4096 max}
 MEMSLOT_TIMEOUT=${ARM64_MEMSLOT_TIMEOUT:-900}  # each count, each language
+MEMSLOT_REPEAT=${ARM64_MEMSLOT_REPEAT:-1}      # C+Go pairs per count
+MEMSLOT_PROFILE=${ARM64_MEMSLOT_PROFILE:-0}    # 1: CPU profiles of the Go runs
 ARM64_CC=${ARM64_CC:-aarch64-linux-gnu-gcc}
 
 case $CACHE in /*) ;; *) CACHE=$PWD/$CACHE ;; esac # apt's Dir wants it absolute
@@ -185,6 +187,8 @@ $GO build -o "$B/arm64" ./tools/arm64
 	echo "MEMSLOT_ROUNDS=$MEMSLOT_ROUNDS"
 	echo "MEMSLOT_SLOTS='$MEMSLOT_SLOTS'"
 	echo "MEMSLOT_TIMEOUT=$MEMSLOT_TIMEOUT"
+	echo "MEMSLOT_REPEAT=$MEMSLOT_REPEAT"
+	echo "MEMSLOT_PROFILE=$MEMSLOT_PROFILE"
 } >"$B/kvmspec.conf"
 {
 	if [ -n "$LABELS" ]; then printf -- '--label-filter\n%s\n' "$LABELS"; fi
