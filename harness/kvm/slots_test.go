@@ -123,3 +123,25 @@ func BenchmarkSlotBookkeeping(b *testing.B) {
 		})
 	}
 }
+
+// TestRawRegionIoctl: a memslot update keeps its P (raw syscall) unless
+// the VM has a userfaultfd reader, which a vCPU holding the VM's SRCU
+// lock may be waiting on.
+func TestRawRegionIoctl(t *testing.T) {
+	vm := hostVM(t, hv.VMConfig{})
+	if !vm.rawRegionIoctl() {
+		t.Error("a VM without userfault handlers: not raw")
+	}
+	vm.ufMu.Lock()
+	uf := userfaultsLocked(vm, true)
+	vm.ufMu.Unlock()
+	if vm.rawRegionIoctl() {
+		t.Error("a VM with a userfault handler: raw")
+	}
+	vm.ufMu.Lock()
+	uf.forgetIfDone()
+	vm.ufMu.Unlock()
+	if !vm.rawRegionIoctl() {
+		t.Error("a VM whose last handler went: not raw")
+	}
+}

@@ -178,6 +178,17 @@ func (vm *VM) SetMemslot(m hv.Memslot) error {
 	return nil
 }
 
+// rawRegionIoctl says whether KVM_SET_USER_MEMORY_REGION may go out as a
+// raw syscall. A Syscall that outlasts sysmon's 20 µs loses its P, and
+// winning one back on return (futex wake-ups, the scheduler lock) was
+// most of the Go harness's cost over C per memslot update on KVM/arm64:
+// 1.4-3.2x C as a Syscall, 0.8-1.1x raw, same boot (make bench-arm64).
+// The update waits for the VM's SRCU readers, and a vCPU holds that lock
+// while it waits on a missing page in a userfaultfd slot, whose reader is
+// a goroutine of this process and needs a P: with a handler installed the
+// P is given up as usual, so the reader can run even at GOMAXPROCS=1.
+func (vm *VM) rawRegionIoctl() bool { return userfaultsOf(vm) == nil }
+
 // slotSet records a slot KVM accepted. KVM keeps a slot's dirty bitmap
 // while logging stays on (also across a move) and drops it when logging
 // is turned off: so does the record of host writes.
