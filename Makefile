@@ -159,9 +159,8 @@ test-arm64:
 # cost on real KVM/arm64, suites/memslot BenchmarkUpdate/kvm beside
 # tools/refbench/memslot.c (cross-compiled with aarch64-linux-gnu-gcc),
 # per slot count of MEMSLOT_ARM64_SLOTS, MEMSLOT_ROUNDS rounds each; no
-# unit tests, no suites; one vCPU (ARM64_SMP=1: with two, KVM's grace
-# periods wait on the other TCG vCPU and a run's medians swing 10x with
-# the host's load). ARM64_MEMSLOT_REPEAT=K runs each count K times (C, Go,
+# unit tests, no suites; one vCPU (ARM64_SMP=1: with two, the same
+# count's medians swung 10x between runs on a loaded host). ARM64_MEMSLOT_REPEAT=K runs each count K times (C, Go,
 # C, Go, ...; the comparison takes the median). Outputs and
 # memslot-compare.txt in $(OUT)/arm64-bench.
 MEMSLOT_ARM64_SLOTS ?= 1 8 64 512 4096 max

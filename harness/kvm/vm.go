@@ -39,8 +39,8 @@ type VM struct {
 	// byGPA is the slots sorted by GPA for guest memory access, an
 	// immutable snapshot: a change drops it (nil) and the next access
 	// rebuilds it, so an access reads one snapshot and a memslot update
-	// costs no O(n log n) copy and sort (with 32k slots that was 5x the
-	// ioctl on KVM/arm64; make bench-arm64).
+	// costs no O(n log n) copy and sort (that was 15.6 ms per update at
+	// 32766 slots on x86, BenchmarkSlotBookkeeping; 50 ns now).
 	hostDirty map[uint32]*hostDirty
 	byGPA     atomic.Pointer[[]hv.Memslot]
 	access    hv.GuestAccess
