@@ -7,6 +7,7 @@
 #   make build  the static kvmspec binary in bin/ (GOARCH=arm64 make build cross-builds)
 #   make build-arm64  the arm64 binary in bin/kvmspec-arm64 and go vet for arm64
 #   make test-arm64   the suites on real KVM/arm64: an arm64 kernel under qemu-system-aarch64
+#   make bench-arm64  memslot update cost there, Go harness beside C (opt-in)
 
 GO        ?= go
 BIN       := bin/kvmspec
