@@ -7,6 +7,7 @@
 #   make build  the static kvmspec binary in bin/ (GOARCH=arm64 make build cross-builds)
 #   make build-arm64  the arm64 binary in bin/kvmspec-arm64 and go vet for arm64
 #   make test-arm64   the suites on real KVM/arm64: an arm64 kernel under qemu-system-aarch64
+#   make bench-arm64  memslot update cost there, Go harness beside C (opt-in)
 
 GO        ?= go
 BIN       := bin/kvmspec
@@ -154,6 +155,21 @@ arm64_stage   = if [ "$(ARM64)" = 0 ]; then echo "test-arm64: skipped: ARM64=0";
 .PHONY: test-arm64
 test-arm64:
 	@$(call arm64_stage,$(ARM64_LABELS))
+
+# make bench-arm64 (opt-in, README "Real KVM/arm64"): the memslot update
+# cost on real KVM/arm64, suites/memslot BenchmarkUpdate/kvm beside
+# tools/refbench/memslot.c (cross-compiled with aarch64-linux-gnu-gcc),
+# per slot count of MEMSLOT_ARM64_SLOTS, MEMSLOT_ROUNDS rounds each; no
+# unit tests, no suites; one vCPU (ARM64_SMP=1: with two, the same
+# count's medians swung 10x between runs on a loaded host). ARM64_MEMSLOT_REPEAT=K runs each count K times (C, Go,
+# C, Go, ...; the comparison takes the median). Outputs and
+# memslot-compare.txt in $(OUT)/arm64-bench.
+MEMSLOT_ARM64_SLOTS ?= 1 8 64 512 4096 max
+.PHONY: bench-arm64
+bench-arm64:
+	ARM64_MEMSLOT_BENCH=1 ARM64_UNITS=0 ARM64_SUITES=0 ARM64_BENCH= ARM64_REQUIRE=1 \
+	  ARM64_MEMSLOT_ROUNDS='$(MEMSLOT_ROUNDS)' ARM64_MEMSLOT_SLOTS='$(MEMSLOT_ARM64_SLOTS)' \
+	  ARM64_OUT=$${ARM64_OUT:-$(OUT)/arm64-bench} ARM64_TIMEOUT=$${ARM64_TIMEOUT:-3600} ARM64_SMP=$${ARM64_SMP:-1} GO='$(GO)' ./tools/arm64/run.sh
 
 clean:
 	rm -rf bin $(OUT)

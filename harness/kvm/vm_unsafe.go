@@ -9,8 +9,15 @@ import (
 
 func hostAddr(b []byte) uint64 { return uint64(uintptr(unsafe.Pointer(&b[0]))) }
 
+// setRegion issues KVM_SET_USER_MEMORY_REGION, as a raw syscall where
+// that is safe (rawRegionIoctl).
 func (vm *VM) setRegion(r *userspaceMemoryRegion) error {
-	_, err := ioctlPtr(vm.fd, kvmSetUserMemRegion, unsafe.Pointer(r))
+	var err error
+	if vm.rawRegionIoctl() {
+		_, err = rawIoctlPtr(vm.fd, kvmSetUserMemRegion, unsafe.Pointer(r))
+	} else {
+		_, err = ioctlPtr(vm.fd, kvmSetUserMemRegion, unsafe.Pointer(r))
+	}
 	return err
 }
 

@@ -42,6 +42,7 @@ type guestResult struct {
 	Boot, Done float64 // uptime when init started and when it finished (0: never)
 	Kernel     string
 	KVM        string // "present" or "missing"
+	SuitesOff  bool   // init.sh was told not to run the suites (make bench-arm64)
 	Steps      []step
 }
 
@@ -133,6 +134,17 @@ func collect(in, out, platform string) (summary string, problems []string, err e
 	}
 	for _, l := range benchLines(guestDir, g) {
 		fmt.Fprintf(&b, "  %s\n", l)
+	}
+	ms, err := memslotBench(guestDir, g, out)
+	if err != nil {
+		return "", nil, err
+	}
+	for _, l := range ms {
+		fmt.Fprintf(&b, "  %s\n", l)
+	}
+	if g.SuitesOff {
+		b.WriteString("  suites: not run (SUITES=0)\n")
+		return b.String(), problems, nil
 	}
 
 	// The suites: the guest's own report, backends renamed.
@@ -292,6 +304,8 @@ func readGuest(dir string) (guestResult, error) {
 			g.Kernel = v
 		case "kvm":
 			g.KVM = v
+		case "suites":
+			g.SuitesOff = v == "off"
 		}
 	}
 	sf, err := os.Open(filepath.Join(dir, "steps.txt"))
@@ -392,6 +406,51 @@ func benchLines(dir string, g guestResult) []string {
 		}
 	}
 	return out
+}
+
+// memslotBench gathers the benchmark lines of the memslot-go-<n> and
+// memslot-c-<n> steps (make bench-arm64: BenchmarkUpdate/kvm of
+// suites/memslot and tools/refbench/memslot.c, one slot count per step)
+// into out/memslot-go.txt and out/memslot-c.txt, in step order, the
+// inputs of tools/refbench/compare-memslot.sh. It returns the lines, each
+// prefixed with its language; nothing is written when no such step ran.
+func memslotBench(dir string, g guestResult, out string) ([]string, error) {
+	var lines []string
+	files := map[string]*strings.Builder{}
+	for _, s := range g.Steps {
+		var lang string
+		switch {
+		case strings.HasPrefix(s.Name, "memslot-go-"):
+			lang = "go"
+		case strings.HasPrefix(s.Name, "memslot-c-"):
+			lang = "c"
+		default:
+			continue
+		}
+		if files[lang] == nil {
+			files[lang] = &strings.Builder{}
+		}
+		data, err := os.ReadFile(filepath.Join(dir, s.Name+".txt"))
+		if err != nil {
+			continue // the step's problem is already its exit status
+		}
+		for _, l := range strings.Split(string(data), "\n") {
+			if !benchLine.MatchString(l) || !strings.HasPrefix(l, "BenchmarkUpdate") {
+				continue
+			}
+			files[lang].WriteString(l + "\n")
+			lines = append(lines, "memslot "+lang+": "+strings.Join(strings.Fields(l), " "))
+		}
+	}
+	for _, lang := range []string{"go", "c"} {
+		if files[lang] == nil {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(out, "memslot-"+lang+".txt"), []byte(files[lang].String()), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return lines, nil
 }
 
 func durationOf(s step) time.Duration { return time.Duration(s.seconds() * float64(time.Second)) }

@@ -231,3 +231,71 @@ func TestCollectCommand(t *testing.T) {
 		t.Errorf("no -out: exit %d, stderr %s", code, se.String())
 	}
 }
+
+// TestCollectMemslotBench: make bench-arm64's guest (no suites, one
+// memslot-c-<n> and memslot-go-<n> step per slot count) gives
+// memslot-go.txt and memslot-c.txt, compare-memslot.sh's inputs, with the
+// benchmark lines of every step in order; a step that timed out fails the
+// stage, and the missing suite report does not.
+func TestCollectMemslotBench(t *testing.T) {
+	goOut := func(n, create string) string {
+		return "goos: linux\ngoarch: arm64\npkg: github.com/kvmspec/kvmspec/suites/memslot\n" +
+			"BenchmarkUpdate/kvm/slots=" + n + "-2         \t     100\t   3000000 ns/op\t  " + create +
+			" create-ns\t   900000 delete-ns\t   1000000 move-ns\t  12.5 setup-ms\nPASS\n"
+	}
+	files := map[string][]byte{
+		"guest.txt": []byte("boot 2.1\nkernel 6.12.95+deb12-arm64\nkvm present\nsuites off\ndone 60.5\n"),
+		"steps.txt": []byte("caps 0 2.2 2.5\nmemslot-c-8 0 2.6 3.6\nmemslot-go-8 0 3.6 4.9\n" +
+			"memslot-c-64 0 4.9 6.0\nmemslot-go-64 0 6.0 7.5\nmemslot-c-max 124 7.5 60.0\n"),
+		"caps.txt":          []byte("caps\n"),
+		"memslot-c-8.txt":   []byte("BenchmarkUpdateC/slots=8\t100\t2900000 ns/op\t950000 create-ns\t880000 delete-ns\t990000 move-ns\t1.000 setup-ms\n"),
+		"memslot-go-8.txt":  []byte(goOut("8", "1000000")),
+		"memslot-c-64.txt":  []byte("refbench-memslot: noise\nBenchmarkUpdateC/slots=64\t100\t3000000 ns/op\t960000 create-ns\t890000 delete-ns\t995000 move-ns\t8.000 setup-ms\n"),
+		"memslot-go-64.txt": []byte(goOut("64", "1010000")),
+		"memslot-c-max.txt": []byte(""),
+	}
+	out := filepath.Join(t.TempDir(), "arm64")
+	summary, problems, err := collect(writeTar(t, files), out, "arm64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) != 1 || !strings.Contains(problems[0], "guest step memslot-c-max: timed out") {
+		t.Errorf("problems %q, want only the timed-out step", problems)
+	}
+	for _, want := range []string{
+		"suites: not run (SUITES=0)",
+		"memslot go: BenchmarkUpdate/kvm/slots=8-2 100 3000000 ns/op 1000000 create-ns",
+		"memslot c: BenchmarkUpdateC/slots=64 100 3000000 ns/op 960000 create-ns",
+	} {
+		if !strings.Contains(summary, want) {
+			t.Errorf("summary lacks %q:\n%s", want, summary)
+		}
+	}
+	for lang, want := range map[string][]string{
+		"go": {"BenchmarkUpdate/kvm/slots=8-2 ", "BenchmarkUpdate/kvm/slots=64-2 "},
+		"c":  {"BenchmarkUpdateC/slots=8\t", "BenchmarkUpdateC/slots=64\t"},
+	} {
+		data, err := os.ReadFile(filepath.Join(out, "memslot-"+lang+".txt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+		if len(lines) != len(want) {
+			t.Errorf("memslot-%s.txt has %d lines, want %d:\n%s", lang, len(lines), len(want), data)
+			continue
+		}
+		for i, w := range want {
+			if !strings.HasPrefix(lines[i], w) {
+				t.Errorf("memslot-%s.txt line %d = %q, want it to start with %q", lang, i, lines[i], w)
+			}
+		}
+	}
+	// The ordinary stage writes neither file.
+	plain := filepath.Join(t.TempDir(), "plain")
+	if _, _, err := collect(guestTar(t, nil), plain, "arm64"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(plain, "memslot-go.txt")); err == nil {
+		t.Error("a guest without memslot steps gave memslot-go.txt")
+	}
+}

@@ -19,6 +19,14 @@ UNIT_TIMEOUT=300
 SUITE_TIMEOUT=600
 BENCH=
 BENCHTIME=100x
+UNITS=1
+SUITES=1
+MEMSLOT_BENCH=0
+MEMSLOT_ROUNDS=200
+MEMSLOT_SLOTS="1 8 64 512 4096 max"
+MEMSLOT_TIMEOUT=900
+MEMSLOT_REPEAT=1
+MEMSLOT_PROFILE=0
 . /etc/kvmspec.conf
 
 out=/tmp/out
@@ -46,12 +54,13 @@ say "up at $(up) s: kernel $(uname -r), $(grep -c ^processor /proc/cpuinfo) CPUs
 	echo "boot $(up)"
 	echo "kernel $(uname -r)"
 	echo "kvm $kvm"
+	[ "$SUITES" = 1 ] || echo "suites off"
 } >"$out/guest.txt"
 cat /proc/cpuinfo >"$out/cpuinfo.txt"
 
 step caps 120 kvmspec caps
 for t in /kvmspec/tests/*.test; do
-	[ -e "$t" ] || continue
+	[ -e "$t" ] && [ "$UNITS" = 1 ] || continue
 	n=$(basename "$t" .test)
 	# go test runs a package's tests in its directory (testdata/ there).
 	cd "/kvmspec/tests/$n" 2>/dev/null || cd /tmp
@@ -61,13 +70,35 @@ for t in /kvmspec/tests/*.test; do
 	fi
 done
 
+# make bench-arm64: the memslot update benchmark in Go (suites/memslot
+# BenchmarkUpdate/kvm) and in C (tools/refbench/memslot.c), one slot count
+# at a time, C then Go, MEMSLOT_REPEAT times, so both see the same load
+# at each count (compare-memslot.sh takes the median of the repeats).
+# MEMSLOT_PROFILE=1: a CPU profile of each Go run, memslot-go-<n>.prof.
+if [ "$MEMSLOT_BENCH" = 1 ]; then
+	cd /tmp
+	for n in $MEMSLOT_SLOTS; do
+		r=1
+		while [ "$r" -le "$MEMSLOT_REPEAT" ]; do
+			sfx=$n
+			[ "$r" = 1 ] || sfx=$n-r$r
+			prof=
+			[ "$MEMSLOT_PROFILE" != 1 ] || prof="-test.cpuprofile=$out/memslot-go-$sfx.prof"
+			step "memslot-c-$sfx" "$MEMSLOT_TIMEOUT" /kvmspec/bench/refbench-memslot "$MEMSLOT_ROUNDS" "$n"
+			step "memslot-go-$sfx" "$MEMSLOT_TIMEOUT" /kvmspec/bench/memslot.test -test.run '^$' -test.bench 'Update/kvm' \
+				-test.benchtime "${MEMSLOT_ROUNDS}x" -memslot.slots="$n" $prof
+			r=$((r + 1))
+		done
+	done
+fi
+
 cd /tmp
 # The suites' arguments, one per line (label filters hold spaces).
 set --
 if [ -f /etc/kvmspec.args ]; then
 	while IFS= read -r a; do set -- "$@" "$a"; done </etc/kvmspec.args
 fi
-step suites "$SUITE_TIMEOUT" kvmspec run --backend all --report-dir "$out/suites" "$@"
+[ "$SUITES" != 1 ] || step suites "$SUITE_TIMEOUT" kvmspec run --backend all --report-dir "$out/suites" "$@"
 dmesg >"$out/dmesg.txt"
 echo "done $(up)" >>"$out/guest.txt"
 

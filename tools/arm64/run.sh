@@ -37,6 +37,17 @@ BENCH=${ARM64_BENCH-VMCreateDestroy|RoundTrip}
 BENCHTIME=${ARM64_BENCHTIME:-200x}
 LABELS=${ARM64_LABELS-}                  # --label-filter of the suite run
 SUITE_ARGS=${ARM64_SUITE_ARGS-}          # more kvmspec run flags, split on spaces
+UNITS=${ARM64_UNITS:-1}                  # 0: no unit tests or ARM64_BENCH inside
+SUITES=${ARM64_SUITES:-1}                # 0: no kvmspec run inside
+# make bench-arm64: the memslot update cost, Go harness beside C, on real
+# KVM/arm64 (README "Real KVM/arm64"); off in make test and test-arm64.
+MEMSLOT_BENCH=${ARM64_MEMSLOT_BENCH:-0}
+MEMSLOT_ROUNDS=${ARM64_MEMSLOT_ROUNDS:-200}
+MEMSLOT_SLOTS=${ARM64_MEMSLOT_SLOTS:-1 8 64 512 4096 max}
+MEMSLOT_TIMEOUT=${ARM64_MEMSLOT_TIMEOUT:-900}  # each count, each language
+MEMSLOT_REPEAT=${ARM64_MEMSLOT_REPEAT:-1}      # C+Go pairs per count
+MEMSLOT_PROFILE=${ARM64_MEMSLOT_PROFILE:-0}    # 1: CPU profiles of the Go runs
+ARM64_CC=${ARM64_CC:-aarch64-linux-gnu-gcc}
 
 case $CACHE in /*) ;; *) CACHE=$PWD/$CACHE ;; esac # apt's Dir wants it absolute
 t_stage=$(date +%s.%N)
@@ -141,11 +152,24 @@ if [ "${ARM64_REFRESH:-0}" = 1 ] || [ ! -s "$CACHE/vmlinuz" ] || [ ! -s "$CACHE/
 	say "fetched $(cat "$CACHE/kernel.txt") and busybox-static:arm64 in $(since "$t0") s"
 fi
 
+# The C reference of the memslot benchmark is cross-compiled: gcc for
+# aarch64 from Debian's gcc-aarch64-linux-gnu, installed where we may.
+if [ "$MEMSLOT_BENCH" = 1 ] && ! command -v "$ARM64_CC" >/dev/null; then
+	if can_apt; then
+		say "installing gcc-aarch64-linux-gnu (Debian package) for the C reference ..."
+		as_root "${APT_HOST[@]}" install --no-install-recommends gcc-aarch64-linux-gnu libc6-dev-arm64-cross >"$CACHE/apt-cc.log" 2>&1 ||
+			{ as_root "${APT_HOST[@]}" update >>"$CACHE/apt-cc.log" 2>&1 &&
+				as_root "${APT_HOST[@]}" install --no-install-recommends gcc-aarch64-linux-gnu libc6-dev-arm64-cross >>"$CACHE/apt-cc.log" 2>&1; } || true
+	fi
+	command -v "$ARM64_CC" >/dev/null || skip "no $ARM64_CC for the C memslot reference (apt-get install gcc-aarch64-linux-gnu)"
+fi
+
 # The arm64 binaries and the initramfs.
 t0=$(date +%s.%N)
 B=$CACHE/build
 rm -rf "$B" && mkdir -p "$B/tests"
 GOARCH=arm64 CGO_ENABLED=0 $GO build -trimpath -o "$B/kvmspec" ./tools/kvmspec
+[ "$UNITS" = 1 ] || TEST_PKGS=
 pkgs=()
 for p in $TEST_PKGS; do
 	if [ -d "$p" ]; then pkgs+=("$p"); fi
@@ -157,6 +181,14 @@ $GO build -o "$B/arm64" ./tools/arm64
 	echo "SUITE_TIMEOUT=$SUITE_TIMEOUT"
 	echo "BENCH='$BENCH'"
 	echo "BENCHTIME=$BENCHTIME"
+	echo "UNITS=$UNITS"
+	echo "SUITES=$SUITES"
+	echo "MEMSLOT_BENCH=$MEMSLOT_BENCH"
+	echo "MEMSLOT_ROUNDS=$MEMSLOT_ROUNDS"
+	echo "MEMSLOT_SLOTS='$MEMSLOT_SLOTS'"
+	echo "MEMSLOT_TIMEOUT=$MEMSLOT_TIMEOUT"
+	echo "MEMSLOT_REPEAT=$MEMSLOT_REPEAT"
+	echo "MEMSLOT_PROFILE=$MEMSLOT_PROFILE"
 } >"$B/kvmspec.conf"
 {
 	if [ -n "$LABELS" ]; then printf -- '--label-filter\n%s\n' "$LABELS"; fi
@@ -166,6 +198,12 @@ extra=("kvmspec/kvmspec=$B/kvmspec" "etc/kvmspec.conf=$B/kvmspec.conf" "etc/kvms
 for t in "$B"/tests/*.test; do
 	[ -e "$t" ] && extra+=("kvmspec/tests/$(basename "$t")=$t")
 done
+if [ "$MEMSLOT_BENCH" = 1 ]; then
+	mkdir -p "$B/bench"
+	GOARCH=arm64 CGO_ENABLED=0 $GO test -c -trimpath -o "$B/bench/memslot.test" ./suites/memslot/
+	"$ARM64_CC" -O2 -Wall -static -o "$B/bench/refbench-memslot" tools/refbench/memslot.c
+	extra+=("kvmspec/bench/memslot.test=$B/bench/memslot.test" "kvmspec/bench/refbench-memslot=$B/bench/refbench-memslot")
+fi
 # Each test binary runs in kvmspec/tests/<package name>, with its
 # package's testdata there, as go test runs it in the package directory.
 [ ${#pkgs[@]} = 0 ] || while read -r name dir; do
@@ -203,5 +241,8 @@ fi
 
 rc=0
 "$B/arm64" collect -in "$res" -out "$OUT" -platform arm64 || rc=$?
+if [ "$MEMSLOT_BENCH" = 1 ] && [ -s "$OUT/memslot-go.txt" ] && [ -s "$OUT/memslot-c.txt" ]; then
+	tools/refbench/compare-memslot.sh "$OUT/memslot-go.txt" "$OUT/memslot-c.txt" | tee "$OUT/memslot-compare.txt"
+fi
 say "QEMU ran ${t_boot} s; the whole arm64 stage took $(since "$t_stage") s; reports in $OUT"
 [ "$rc" = 0 ] || die "the arm64 stage failed (reports: $OUT)"

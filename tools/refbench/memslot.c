@@ -2,10 +2,10 @@
 // suites/memslot's Go benchmark (BenchmarkUpdate/kvm), so `make bench` can
 // state the Go harness's overhead per KVM_SET_USER_MEMORY_REGION.
 //
-//   refbench-memslot [ROUNDS [N...]]
+//   refbench-memslot [ROUNDS [N|max...]]
 //
 // For each slot count N (default: 1 8 64 512 4096 and KVM_CAP_NR_MEMSLOTS
-// - 1, the sweep of memslot_perf_test) a new VM gets N one-page slots at
+// - 1, the sweep of memslot_perf_test; "max" names that last one) a new VM gets N one-page slots at
 // GPA 256 MiB + i pages, all from one MAP_NORESERVE mapping (the setup,
 // timed); then ROUNDS times (default 200) one more one-page slot, id N, is
 // created at 4 GiB, moved to 4 GiB + 2 MiB and deleted (memory_size 0),
@@ -82,7 +82,7 @@ static void bench(int kvm, long n, long rounds) {
 int main(int argc, char **argv) {
 	long rounds = argc > 1 ? atol(argv[1]) : 200;
 	if (rounds <= 0) {
-		fprintf(stderr, "usage: refbench-memslot [ROUNDS [N...]]\n");
+		fprintf(stderr, "usage: refbench-memslot [ROUNDS [N|max...]]\n");
 		return 2;
 	}
 	const char *dev = getenv("KVMSPEC_KVM_DEVICE");
@@ -98,7 +98,7 @@ int main(int argc, char **argv) {
 		die("KVM_CHECK_EXTENSION KVM_CAP_NR_MEMSLOTS");
 	if (argc > 2) {
 		for (int i = 2; i < argc; i++) {
-			long n = atol(argv[i]);
+			long n = strcmp(argv[i], "max") == 0 ? max - 1 : atol(argv[i]);
 			if (n < 1 || n > max - 1) {
 				fprintf(stderr, "slot count %s: want 1..%ld\n", argv[i], max - 1);
 				return 2;

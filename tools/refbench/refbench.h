@@ -24,6 +24,10 @@ static inline uint64_t now_ns(void) {
 	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
+// The rest is x86's: the references that run a guest (refbench.c, uffd.c,
+// dirtylog.c) build only there; memslot.c and madvise.c need none of it
+// and also build for arm64 (memslot.c: make bench-arm64).
+#if defined(__x86_64__)
 // supported_cpuid reads KVM_GET_SUPPORTED_CPUID, which the Go backend
 // installs on every vCPU.
 static inline struct kvm_cpuid2 *supported_cpuid(int kvm) {
@@ -74,4 +78,5 @@ static inline void raw_guest_cpu(int vcpu) {
 	if (ioctl(vcpu, KVM_SET_REGS, &regs) < 0)
 		die("KVM_SET_REGS");
 }
+#endif // __x86_64__
 #endif
