@@ -545,6 +545,15 @@ func (g *Guest) Unexpected(i int, exit hv.Exit) error { return g.unexpected(i, e
 // RunAll runs every vCPU until DONE, concurrently, and returns the first
 // failure (the others are stopped). onSync may be called concurrently.
 func (g *Guest) RunAll(ctx context.Context, onSync func(*Ucall) error) error {
+	return RunConcurrently(ctx, len(g.VCPUs), func(ctx context.Context, i int) error {
+		return g.RunUntilDone(ctx, i, onSync)
+	})
+}
+
+// RunConcurrently calls run for 0..n-1 on n goroutines and returns the
+// first error; that error cancels the context the others run with (their
+// later errors are mostly that cancellation, and are dropped).
+func RunConcurrently(ctx context.Context, n int, run func(ctx context.Context, i int) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -552,14 +561,12 @@ func (g *Guest) RunAll(ctx context.Context, onSync func(*Ucall) error) error {
 		mu    sync.Mutex
 		first error
 	)
-	for i := range g.VCPUs {
+	for i := range n {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			if err := g.RunUntilDone(ctx, i, onSync); err != nil {
+			if err := run(ctx, i); err != nil {
 				mu.Lock()
-				// The first failure is the root cause; the others are
-				// mostly the cancellation it triggered.
 				if first == nil {
 					first = err
 				}

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 
 	"github.com/kvmspec/kvmspec/harness/a64"
 	"github.com/kvmspec/kvmspec/harness/guest"
@@ -517,29 +516,7 @@ func (g *Guest) MapIdentity(gpa, size uint64, a Attrs) error {
 // failure (the others are then stopped). onSync may be called
 // concurrently from the vCPUs' goroutines.
 func (g *Guest) RunAll(ctx context.Context, onSync func(*guest.Ucall) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-	)
-	for i := range g.VCPUs {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			if err := g.RunUntilDone(ctx, i, onSync); err != nil {
-				mu.Lock()
-				// The first failure is the cause; later ones are mostly
-				// the cancellation it triggered.
-				if first == nil {
-					first = err
-				}
-				mu.Unlock()
-				cancel()
-			}
-		}(i)
-	}
-	wg.Wait()
-	return first
+	return guest.RunConcurrently(ctx, len(g.VCPUs), func(ctx context.Context, i int) error {
+		return g.RunUntilDone(ctx, i, onSync)
+	})
 }
