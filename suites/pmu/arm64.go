@@ -71,6 +71,7 @@ var (
 	pmovsclr   = mustSys("PMOVSCLR_EL0")
 	pmovsset   = mustSys("PMOVSSET_EL0")
 	pmcntenclr = mustSys("PMCNTENCLR_EL0")
+	pmintenclr = mustSys("PMINTENCLR_EL1")
 	// The three set/clear bitmap pairs.
 	a64Bitmaps = []struct{ name, set, clr string }{
 		{"PMCNTENSET_EL0/PMCNTENCLR_EL0", "PMCNTENSET_EL0", "PMCNTENCLR_EL0"},
@@ -191,6 +192,14 @@ func arm64Specs(b *framework.Backend) {
 			p.Msr(pmswinc, a64.X14)
 		}
 		p.Isb()
+	}
+	// quiesce disables every counter and clears their interrupt enables
+	// and overflow flags: all three are UNKNOWN after reset (KVM fills
+	// them with a pattern), so a spec that counts starts here.
+	quiesce := func(p *a64guest.Program) {
+		setReg(p, pmcntenclr, ^uint64(0))
+		setReg(p, pmintenclr, ^uint64(0))
+		setReg(p, pmovsclr, ^uint64(0))
 	}
 	// spin runs a loop of k iterations (X13).
 	spin := func(p *a64guest.Program, k int64) {
@@ -402,6 +411,7 @@ func arm64Specs(b *framework.Backend) {
 		g := newPMU(pmuSetup{n: -1})
 		needCounters(g, 2)
 		p := g.Program()
+		quiesce(p)
 		setReg(p, a64.PMEVTYPER(0), evSWIncr)
 		setReg(p, a64.PMEVTYPER(1), evSWIncr)
 		setReg(p, a64.PMCR_EL0, pmcrP|pmcrE)
@@ -420,7 +430,7 @@ func arm64Specs(b *framework.Backend) {
 	// overflow counts 3 software increments on counter 0 from start with
 	// PMCR_EL0 pmcr and leaves the counter and PMOVSSET_EL0 at stage 1.
 	overflow := func(p *a64guest.Program, pmcr, start uint64) {
-		setReg(p, pmovsclr, ^uint64(0))
+		quiesce(p)
 		setReg(p, a64.PMEVTYPER(0), evSWIncr)
 		setReg(p, a64.PMCR_EL0, pmcr|pmcrE)
 		setReg(p, a64.PMEVCNTR(0), start)
@@ -467,7 +477,7 @@ func arm64Specs(b *framework.Backend) {
 		g := newPMU(pmuSetup{n: -1})
 		needCounters(g, 2)
 		p := g.Program()
-		setReg(p, pmovsclr, ^uint64(0))
+		quiesce(p)
 		setReg(p, a64.PMEVTYPER(0), evSWIncr)
 		setReg(p, a64.PMEVTYPER(1), evChain)
 		setReg(p, a64.PMCR_EL0, pmcrP|pmcrE)
@@ -490,9 +500,54 @@ func arm64Specs(b *framework.Backend) {
 		Expect(got[2][1]).To(Equal(uint64(1)), "counter 1 (CHAIN): no further overflow")
 	}, SpecTimeout(a64SpecTimeout))
 
+	// The cycle counter is 64 bits wide; PMCR_EL0.LC says whether its
+	// overflow flag (PMOVSSET_EL0 bit 31) comes at 2^32 or at 2^64. The
+	// guest starts it 50000 cycles below 2^32, spins past 2^32 and polls
+	// the flag (the overflow reaches KVM through a host perf event).
+	for _, lc := range []bool{false, true} {
+		name := "with PMCR_EL0.LC clear the cycle counter overflows at 2^32"
+		if lc {
+			name = "with PMCR_EL0.LC set the cycle counter does not overflow at 2^32"
+		}
+		It(name, func(ctx SpecContext) {
+			g := newPMU(pmuSetup{n: -1})
+			pmcr := uint64(pmcrE)
+			if lc {
+				pmcr |= pmcrLC
+			}
+			p := g.Program()
+			quiesce(p)
+			setReg(p, a64.PMCR_EL0, pmcr)
+			p.Mrs(a64.X4, a64.PMCR_EL0)
+			setReg(p, a64.PMCCNTR_EL0, 1<<32-50000)
+			setReg(p, a64.PMCNTENSET_EL0, 1<<31)
+			p.Mov(a64.X5, a64.Imm(100)) // polls left
+			seen := p.NewLabel()
+			poll := p.Here()
+			spin(p, 20000)
+			p.Mrs(a64.X3, pmovsset)
+			p.Tbnz(a64.X3, 31, seen)
+			p.Subs(a64.X5, a64.X5, a64.Imm(1))
+			p.Bcond(a64.NE, poll)
+			p.Bind(seen)
+			p.Mrs(a64.X2, a64.PMCCNTR_EL0)
+			p.Sync(1, a64.X2, a64.X3, a64.X4)
+			p.Done()
+			got := syncs(ctx, g, p)[1]
+			AddReportEntry("PMCCNTR_EL0, PMOVSSET_EL0, PMCR_EL0", got)
+			if !lc && got[2]&pmcrLC != 0 {
+				Skip("PMCR_EL0.LC is RES1 on this vCPU (PMCR_EL0 " + strconv.FormatUint(got[2], 16) + ")")
+			}
+			Expect(got[2]&pmcrLC != 0).To(Equal(lc), "PMCR_EL0.LC read back")
+			Expect(got[0]).To(BeNumerically(">=", uint64(1)<<32), "PMCCNTR_EL0 is 64 bits wide and went past 2^32")
+			Expect(got[1]>>31&1 == 1).To(Equal(!lc), "PMOVSSET_EL0 bit 31 (cycle counter overflow), PMOVSSET %#x", got[1])
+		}, SpecTimeout(a64SpecTimeout))
+	}
+
 	// cycles counts CPU_CYCLES on counter 0 over a loop and leaves the
 	// count in X2 and PMCEID0_EL0 in X3.
 	cycles := func(p *a64guest.Program) {
+		quiesce(p)
 		setReg(p, a64.PMEVTYPER(0), evCPUCycles)
 		setReg(p, a64.PMCR_EL0, pmcrP|pmcrE)
 		setReg(p, a64.PMCNTENSET_EL0, 1<<0)
@@ -516,15 +571,26 @@ func arm64Specs(b *framework.Backend) {
 	}, SpecTimeout(a64SpecTimeout))
 
 	It("an event filter denying CPU_CYCLES hides it from PMCEID0_EL0 and its counter stays zero", func(ctx SpecContext) {
+		// The same guest without a filter: its PMCEID0_EL0 is the
+		// reference the filtered one must equal but for bit 17.
+		ref := newPMU(pmuSetup{n: -1})
+		needCounters(ref, 1)
+		p := ref.Program()
+		p.Mrs(a64.X3, pmceid0)
+		p.Sync(1, a64.X3)
+		p.Done()
+		all := syncs(ctx, ref, p)[1][0]
+		if all>>evCPUCycles&1 == 0 {
+			Skip("the vCPU's PMU does not offer CPU_CYCLES (PMCEID0_EL0 " + strconv.FormatUint(all, 16) + ")")
+		}
 		g := newPMU(pmuSetup{n: -1, filters: []hv.ARM64PMUFilter{{BaseEvent: evCPUCycles, NEvents: 1, Action: hv.PMUFilterDeny}}})
-		needCounters(g, 1)
-		p := g.Program()
+		p = g.Program()
 		cycles(p)
 		p.Sync(1, a64.X2, a64.X3)
 		p.Done()
 		got := syncs(ctx, g, p)[1]
-		AddReportEntry("CPU_CYCLES count, PMCEID0_EL0", got)
-		Expect(got[1]>>evCPUCycles&1).To(BeZero(), "PMCEID0_EL0 bit 17 (CPU_CYCLES, denied), PMCEID0 %#x", got[1])
+		AddReportEntry("CPU_CYCLES count, PMCEID0_EL0 filtered, unfiltered", append(got, all))
+		Expect(got[1]).To(Equal(all&^(1<<evCPUCycles)), "PMCEID0_EL0 with CPU_CYCLES denied: the unfiltered %#x without bit 17", all)
 		Expect(got[0]).To(BeZero(), "the denied CPU_CYCLES counter over 100000 loop iterations")
 	}, SpecTimeout(a64SpecTimeout))
 }
