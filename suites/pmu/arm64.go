@@ -407,6 +407,38 @@ func arm64Specs(b *framework.Backend) {
 		}, SpecTimeout(a64SpecTimeout))
 	}
 
+	// The userspace side of the same registers (vpmu_counter_access's
+	// validity test): KVM_SET_ONE_REG of all-ones to a set register keeps
+	// the implemented bits only, to the clear register clears them, and
+	// the guest reads what the host left.
+	for _, bm := range a64Bitmaps {
+		It("host ONE_REG writes to "+bm.name+" keep the bits of implemented counters only", func(ctx SpecContext) {
+			g := newPMU(pmuSetup{n: -1})
+			set, clr := mustSys(bm.set), mustSys(bm.clr)
+			setID := hv.ARM64SysReg(set.Op0, set.Op1, set.CRn, set.CRm, set.Op2)
+			clrID := hv.ARM64SysReg(clr.Op0, clr.Op1, clr.CRn, clr.CRm, clr.Op2)
+			valid := a64Valid(g.n)
+			get := func(id uint64) uint64 {
+				GinkgoHelper()
+				v, err := g.vcpu.GetOneReg(id)
+				Expect(err).NotTo(HaveOccurred())
+				return v
+			}
+			Expect(get(setID)&^valid).To(BeZero(), "%s at reset: no bits beyond the implemented counters (N=%d)", bm.set, g.n)
+			Expect(g.vcpu.SetOneReg(clrID, ^uint64(0))).To(Succeed())
+			Expect(get(setID)).To(BeZero(), "%s after all-ones to %s", bm.set, bm.clr)
+			Expect(g.vcpu.SetOneReg(setID, ^uint64(0))).To(Succeed())
+			Expect(get(setID)).To(Equal(valid), "%s after all-ones to it", bm.set)
+			Expect(get(clrID)).To(Equal(valid), "%s reads the same bits", bm.clr)
+			p := g.Program()
+			p.Mrs(a64.X2, set)
+			p.Mrs(a64.X3, clr)
+			p.Sync(1, a64.X2, a64.X3)
+			p.Done()
+			Expect(syncs(ctx, g, p)[1]).To(Equal([]uint64{valid, valid}), "the guest's %s and %s", bm.set, bm.clr)
+		}, SpecTimeout(a64SpecTimeout))
+	}
+
 	It("SW_INCR counts exactly the PMSWINC_EL0 writes to enabled counters while PMCR_EL0.E is set", func(ctx SpecContext) {
 		g := newPMU(pmuSetup{n: -1})
 		needCounters(g, 2)
