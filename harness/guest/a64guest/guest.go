@@ -40,6 +40,10 @@ type Config struct {
 	HA bool
 	// Output receives guest PRINTF lines (default: discarded).
 	Output io.Writer
+	// Features are the vCPUs' features (hv.ARM64VM.NewARM64VCPU); the
+	// zero value creates them with NewVCPU. A PMUv3 vCPU needs its PMU
+	// controls (and the vGIC) set up by the caller before the first Run.
+	Features hv.ARM64VCPUFeatures
 }
 
 // Guest is one arm64 guest on a backend.
@@ -72,7 +76,7 @@ func New(h hv.Hypervisor, cfg Config) (*Guest, error) {
 		return nil, err
 	}
 	for i := 0; i < g.cfg.VCPUs; i++ {
-		v, err := g.VM.NewVCPU(i)
+		v, err := g.newVCPU(i)
 		if err != nil {
 			g.Close()
 			return nil, err
@@ -86,6 +90,18 @@ func New(h hv.Hypervisor, cfg Config) (*Guest, error) {
 		g.regs = append(g.regs, r)
 	}
 	return g, nil
+}
+
+// newVCPU creates vCPU i with the configured features.
+func (g *Guest) newVCPU(i int) (hv.VCPU, error) {
+	if g.cfg.Features == (hv.ARM64VCPUFeatures{}) {
+		return g.VM.NewVCPU(i)
+	}
+	vm, ok := g.VM.(hv.ARM64VM)
+	if !ok {
+		return nil, fmt.Errorf("%w (%s VMs have no arm64 vCPU features)", ErrNotARM64, g.HV.Name())
+	}
+	return vm.NewARM64VCPU(i, g.cfg.Features)
 }
 
 // newGuest builds everything but the vCPUs: memory, page tables, runtime.

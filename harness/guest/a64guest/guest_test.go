@@ -10,10 +10,13 @@ import (
 
 // The bundled backend runs x86 guests only: New says so with an error
 // that wraps hv.ErrUnsupported, after building (and freeing) the guest.
+// With vCPU features it refuses the same way (its VMs are no hv.ARM64VM).
 func TestNewRefusesBackendWithoutARM64(t *testing.T) {
-	g, err := New(emu.New(emu.Options{}), Config{})
-	if g != nil || !errors.Is(err, ErrNotARM64) || !errors.Is(err, hv.ErrUnsupported) {
-		t.Fatalf("New on emu = %v, %v; want ErrNotARM64", g, err)
+	for _, cfg := range []Config{{}, {Features: hv.ARM64VCPUFeatures{PMUv3: true}}} {
+		g, err := New(emu.New(emu.Options{}), cfg)
+		if g != nil || !errors.Is(err, ErrNotARM64) || !errors.Is(err, hv.ErrUnsupported) {
+			t.Fatalf("New on emu with features %+v = %v, %v; want ErrNotARM64", cfg.Features, g, err)
+		}
 	}
 }
 
