@@ -50,7 +50,7 @@ var contextIDR = a64.SysReg{Name: "CONTEXTIDR_EL1", Op0: 3, Op1: 0, CRn: 13, CRm
 // logs of each one's ELR, ESR and FAR.
 const (
 	recCount  = 0
-	recLogN   = 64
+	recLogN   = 128
 	recELR    = 8
 	recESR    = recELR + 8*recLogN
 	recFAR    = recESR + 8*recLogN
@@ -60,6 +60,7 @@ const (
 	dfr0WRPs  = 20
 	dfr0CTX   = 28
 	maxDbgReg = 16
+	bpGroup   = 4
 )
 
 // dbgEvent is one exception the guest's handler logged.
@@ -581,55 +582,68 @@ func arm64GuestSpecs(b *framework.Backend) {
 	It("guest watchpoint linked to a context-id breakpoint is ignored on a mismatch", linked(true, 0xc0de, 0xbeef), SpecTimeout(a64SpecTimeout))
 
 	// Every implemented breakpoint with every implemented watchpoint: one
-	// testcase per breakpoint number, the watchpoints looped inside.
-	for bpn := range maxDbgReg {
-		It(fmt.Sprintf("guest breakpoint %d with every watchpoint", bpn), func(ctx SpecContext) {
+	// testcase per group of four breakpoint numbers, each breakpoint meeting
+	// every watchpoint inside.
+	for first := 0; first < maxDbgReg; first += bpGroup {
+		It(fmt.Sprintf("guest breakpoints %d-%d each with every watchpoint", first, first+bpGroup-1), func(ctx SpecContext) {
 			g := newDbgGuest(b)
 			brps, wrps, _ := dfr0(g)
-			if bpn >= brps {
+			if first >= brps {
 				Skip(fmt.Sprintf("the vCPU implements %d breakpoints (ID_AA64DFR0_EL1.BRPs)", brps))
 			}
+			last := min(first+bpGroup, brps)
 			buf, err := g.Alloc(8*maxDbgReg, 64)
 			Expect(err).NotTo(HaveOccurred())
 			p := g.Program()
 			p.Mov(a64.X5, a64.Imm(0))
 			enableDebug(p, mdscrMDE|mdscrKDE)
-			var bps, sts []*a64.Label
-			for wpn := range wrps {
-				bp, st := p.NewLabel(), p.NewLabel()
-				bps, sts = append(bps, bp), append(sts, st)
-				p.Mov(a64.X1, a64.Imm(int64(buf+8*uint64(wpn))))
-				msrLabel(p, a64.DBGBVR(bpn), bp)
-				msrImm(p, a64.DBGBCR(bpn), a64BCRExecEL1)
-				msrImm(p, a64.DBGWVR(wpn), buf+8*uint64(wpn))
-				msrImm(p, a64.DBGWCR(wpn), a64WCRStoreEL1)
-				p.Isb()
-				p.MsrDAIFClr(8)
-				p.Bind(bp)
-				p.Add(a64.X5, a64.X5, a64.Imm(1))
-				p.MsrDAIFClr(8)
-				p.Bind(st)
-				p.Str(a64.X5, a64.Ptr(a64.X1, 0))
-				p.Msr(a64.DBGBCR(bpn), a64.XZR)
-				p.Msr(a64.DBGWCR(wpn), a64.XZR)
-				p.Isb()
+			type pair struct {
+				bpn, wpn int
+				bp, st   *a64.Label
+			}
+			var pairs []pair
+			for bpn := first; bpn < last; bpn++ {
+				for wpn := range wrps {
+					pr := pair{bpn, wpn, p.NewLabel(), p.NewLabel()}
+					pairs = append(pairs, pr)
+					p.Mov(a64.X1, a64.Imm(int64(buf+8*uint64(wpn))))
+					msrLabel(p, a64.DBGBVR(bpn), pr.bp)
+					msrImm(p, a64.DBGBCR(bpn), a64BCRExecEL1)
+					msrImm(p, a64.DBGWVR(wpn), buf+8*uint64(wpn))
+					msrImm(p, a64.DBGWCR(wpn), a64WCRStoreEL1)
+					p.Isb()
+					p.MsrDAIFClr(8)
+					p.Bind(pr.bp)
+					p.Add(a64.X5, a64.X5, a64.Imm(1))
+					p.MsrDAIFClr(8)
+					p.Bind(pr.st)
+					p.Str(a64.X5, a64.Ptr(a64.X1, 0))
+					p.Msr(a64.DBGBCR(bpn), a64.XZR)
+					p.Msr(a64.DBGWCR(wpn), a64.XZR)
+					p.Isb()
+				}
 			}
 			disableDebug(p)
 			p.Sync(1, a64.X5)
 			p.Done()
 			Expect(g.Load(p)).To(Succeed())
-			Expect(g.run(ctx)).To(Equal([][]uint64{{1, uint64(wrps)}}))
+			Expect(g.run(ctx)).To(Equal([][]uint64{{1, uint64(len(pairs))}}))
 			ev := g.events()
-			Expect(ev).To(HaveLen(2*wrps), "a breakpoint and a watchpoint for each of %d watchpoints: %v", wrps, ev)
+			Expect(ev).To(HaveLen(2*len(pairs)), "a breakpoint and a watchpoint exception for each of %d pairs: %v", len(pairs), ev)
+			for i, pr := range pairs {
+				By(fmt.Sprintf("breakpoint %d, watchpoint %d", pr.bpn, pr.wpn))
+				wantEvent(ev[2*i], a64guest.ECBreakptCurrent, addr(p, pr.bp))
+				w := ev[2*i+1]
+				wantEvent(w, a64guest.ECWatchptCurrent, addr(p, pr.st))
+				Expect(w.FAR).To(Equal(buf+8*uint64(pr.wpn)), "FAR of %v", w)
+			}
+			// The last store to each watched doubleword completed.
 			for wpn := range wrps {
-				wantEvent(ev[2*wpn], a64guest.ECBreakptCurrent, addr(p, bps[wpn]))
-				w := ev[2*wpn+1]
-				wantEvent(w, a64guest.ECWatchptCurrent, addr(p, sts[wpn]))
-				Expect(w.FAR).To(Equal(buf+8*uint64(wpn)), "watchpoint %d: FAR of %v", wpn, w)
 				v, err := g.VM.Load64(buf + 8*uint64(wpn))
 				Expect(err).NotTo(HaveOccurred())
-				Expect(v).To(Equal(uint64(wpn+1)), "watchpoint %d: the store completed", wpn)
+				Expect(v).To(Equal(uint64((last-first-1)*wrps+wpn+1)), "watchpoint %d's doubleword", wpn)
 			}
+			AddReportEntry("pairs", fmt.Sprintf("breakpoints %d-%d × %d watchpoints", first, last-1, wrps))
 		}, SpecTimeout(a64SpecTimeout))
 	}
 }
