@@ -161,4 +161,7 @@ func arm64Specs(b *framework.Backend) {
 		Expect(g.RunUntilDone(ctx, 0, nil)).To(Succeed())
 		Expect(g.VM.Load64(buf)).To(Equal(uint64(0x55)), "the resumed store")
 	}, SpecTimeout(a64SpecTimeout))
+
+	// The guest-internal debug specs (arm64_guest.go).
+	arm64GuestSpecs(b)
 }
