@@ -2,6 +2,7 @@ package a64guest
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -206,6 +207,11 @@ func qemuPath(t *testing.T) string {
 	}
 	if testing.Short() {
 		t.Skip("boots QEMU")
+	}
+	// make test installs QEMU for its arm64 stage while these tests may
+	// run: a binary whose package is still being unpacked does not start.
+	if out, err := exec.Command(qemu, "--version").CombinedOutput(); err != nil {
+		t.Skipf("%s does not start (being installed?): %v: %s", qemu, err, bytes.TrimSpace(out))
 	}
 	return qemu
 }
