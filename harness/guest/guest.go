@@ -358,11 +358,17 @@ type Event struct {
 // failed ASSERT returns *AssertError, an unexpected exception
 // *ExceptionError, and the end of ctx *TimeoutError.
 func (g *Guest) Run(ctx context.Context, i int) (Event, error) {
-	// The loop runs on the vCPU's own thread: no thread hand-off per exit.
+	return RunOnThread(g.VCPUs[i], func() (Event, error) { return g.run(ctx, i) })
+}
+
+// RunOnThread calls loop, a run loop of v, on v's own thread (hv.VCPU.Do),
+// so that the loop has no thread hand-off per exit; both guest runtimes'
+// Run use it.
+func RunOnThread(v hv.VCPU, loop func() (Event, error)) (Event, error) {
 	var ev Event
 	var err error
-	if derr := g.VCPUs[i].Do(func() error {
-		ev, err = g.run(ctx, i)
+	if derr := v.Do(func() error {
+		ev, err = loop()
 		return nil
 	}); derr != nil {
 		return Event{}, derr

@@ -396,11 +396,9 @@ func (g *Guest) HandlerCount(i, vector int) (uint32, error) {
 	return g.VM.Load32(g.UserBlock(i) + HandlerCounts + 4*uint64(vector))
 }
 
-// Event is what Run stopped for: a ucall, or an exit that is not one.
-type Event struct {
-	Ucall *guest.Ucall
-	Exit  hv.Exit
-}
+// Event is what Run stopped for: a ucall, or an exit that is not one (the
+// x86 runtime's type: the ucall is the same record on both).
+type Event = guest.Event
 
 // Run runs vCPU i until a SYNC or DONE ucall or an exit that is not a
 // ucall. PRINTF goes to Config.Output and the guest continues. A failed
@@ -408,15 +406,7 @@ type Event struct {
 // *ExceptionError, a malformed ucall *guest.UcallError, and the end of
 // ctx *TimeoutError.
 func (g *Guest) Run(ctx context.Context, i int) (Event, error) {
-	var ev Event
-	var err error
-	if derr := g.VCPUs[i].Do(func() error {
-		ev, err = g.run(ctx, i)
-		return nil
-	}); derr != nil {
-		return Event{}, derr
-	}
-	return ev, err
+	return guest.RunOnThread(g.VCPUs[i], func() (Event, error) { return g.run(ctx, i) })
 }
 
 func (g *Guest) run(ctx context.Context, i int) (Event, error) {
