@@ -110,15 +110,7 @@ func New(h hv.Hypervisor, cfg Config) (*Guest, error) {
 	g.pool = ptPool{next: cfg.Layout.PageTables, end: cfg.Layout.PageTables + cfg.Layout.PageTableSize,
 		phys: g.phys, mem: g.Bytes, grew: g.ptGrew}
 	var err error
-	if g.VM, err = h.NewVM(cfg.VM); err != nil {
-		return nil, err
-	}
-	if g.Mem, err = hv.NewMemory(cfg.MemSize, cfg.Backing); err != nil {
-		g.VM.Close()
-		return nil, err
-	}
-	if err := g.VM.SetMemslot(hv.Memslot{Slot: 0, GPA: 0, Size: cfg.MemSize, Memory: g.Mem}); err != nil {
-		g.Close()
+	if g.VM, g.Mem, err = NewVMWithRAM(h, cfg.VM, cfg.MemSize, cfg.Backing); err != nil {
 		return nil, err
 	}
 	if err := g.build(); err != nil {
@@ -547,6 +539,27 @@ func (g *Guest) unexpected(i int, exit hv.Exit) error {
 
 // Unexpected builds the error for an exit the caller did not expect.
 func (g *Guest) Unexpected(i int, exit hv.Exit) error { return g.unexpected(i, exit) }
+
+// NewVMWithRAM creates a VM of h and size bytes of guest memory of kind
+// backing in slot 0 at GPA 0, the start of both guest runtimes; on an
+// error nothing is left open.
+func NewVMWithRAM(h hv.Hypervisor, cfg hv.VMConfig, size uint64, backing hv.Backing) (hv.VM, *hv.Memory, error) {
+	vm, err := h.NewVM(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	mem, err := hv.NewMemory(size, backing)
+	if err != nil {
+		vm.Close()
+		return nil, nil, err
+	}
+	if err := vm.SetMemslot(hv.Memslot{Slot: 0, GPA: 0, Size: size, Memory: mem}); err != nil {
+		vm.Close()
+		mem.Close()
+		return nil, nil, err
+	}
+	return vm, mem, nil
+}
 
 // RunAll runs every vCPU until DONE, concurrently, and returns the first
 // failure (the others are stopped). onSync may be called concurrently.

@@ -116,15 +116,7 @@ func newGuest(h hv.Hypervisor, cfg Config) (*Guest, error) {
 			return nil, err
 		}
 	}
-	if g.VM, err = h.NewVM(cfg.VM); err != nil {
-		return nil, err
-	}
-	if g.Mem, err = hv.NewMemory(cfg.MemSize, cfg.Backing); err != nil {
-		g.VM.Close()
-		return nil, err
-	}
-	if err := g.VM.SetMemslot(hv.Memslot{Slot: 0, GPA: 0, Size: cfg.MemSize, Memory: g.Mem}); err != nil {
-		g.Close()
+	if g.VM, g.Mem, err = guest.NewVMWithRAM(h, cfg.VM, cfg.MemSize, cfg.Backing); err != nil {
 		return nil, err
 	}
 	if err := g.build(); err != nil {
