@@ -72,9 +72,18 @@ done
 
 # make bench-arm64: the memslot update benchmark in Go (suites/memslot
 # BenchmarkUpdate/kvm) and in C (tools/refbench/memslot.c), one slot count
-# at a time, C then Go, MEMSLOT_REPEAT times, so both see the same load
-# at each count (compare-memslot.sh takes the median of the repeats).
+# at a time, MEMSLOT_REPEAT pairs, so both see the same load at each count
+# (compare-memslot.sh takes the median of the pairs' ratios). The order
+# alternates, C then Go, Go then C, ...: with one order only, a load that
+# rises through the run (a build starting beside QEMU) counted against
+# the language that always ran second.
 # MEMSLOT_PROFILE=1: a CPU profile of each Go run, memslot-go-<n>.prof.
+memslot_c() { step "memslot-c-$2" "$MEMSLOT_TIMEOUT" /kvmspec/bench/refbench-memslot "$MEMSLOT_ROUNDS" "$1"; }
+memslot_go() {
+	# shellcheck disable=SC2086 # $3: the profile flag or nothing
+	step "memslot-go-$2" "$MEMSLOT_TIMEOUT" /kvmspec/bench/memslot.test -test.run '^$' -test.bench 'Update/kvm' \
+		-test.benchtime "${MEMSLOT_ROUNDS}x" -memslot.slots="$1" $3
+}
 if [ "$MEMSLOT_BENCH" = 1 ]; then
 	cd /tmp
 	for n in $MEMSLOT_SLOTS; do
@@ -84,9 +93,13 @@ if [ "$MEMSLOT_BENCH" = 1 ]; then
 			[ "$r" = 1 ] || sfx=$n-r$r
 			prof=
 			[ "$MEMSLOT_PROFILE" != 1 ] || prof="-test.cpuprofile=$out/memslot-go-$sfx.prof"
-			step "memslot-c-$sfx" "$MEMSLOT_TIMEOUT" /kvmspec/bench/refbench-memslot "$MEMSLOT_ROUNDS" "$n"
-			step "memslot-go-$sfx" "$MEMSLOT_TIMEOUT" /kvmspec/bench/memslot.test -test.run '^$' -test.bench 'Update/kvm' \
-				-test.benchtime "${MEMSLOT_ROUNDS}x" -memslot.slots="$n" $prof
+			if [ $((r % 2)) = 1 ]; then
+				memslot_c "$n" "$sfx"
+				memslot_go "$n" "$sfx" "$prof"
+			else
+				memslot_go "$n" "$sfx" "$prof"
+				memslot_c "$n" "$sfx"
+			fi
 			r=$((r + 1))
 		done
 	done
