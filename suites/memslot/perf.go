@@ -244,9 +244,10 @@ func (s perfSummary) String() string {
 	return string(b)
 }
 
-// perfGuest is what a perf run needs of an architecture's guest runtime
-// (guest.Guest, a64guest.Guest): its vCPU 0 loop and its end.
-type perfGuest interface {
+// runner is what the host loops of this package (the perf runs, the
+// reader) need of an architecture's guest runtime (guest.Guest,
+// a64guest.Guest): its vCPU loop and its end.
+type runner interface {
 	Run(ctx context.Context, i int) (guest.Event, error)
 	Unexpected(i int, exit hv.Exit) error
 	Close() error
@@ -254,7 +255,7 @@ type perfGuest interface {
 
 // perfRun is one run of one test at one slot count.
 type perfRun struct {
-	g        perfGuest
+	g        runner
 	vm       hv.VM
 	ps       uint64 // the guest's page size: the test's page
 	a        area
@@ -420,7 +421,7 @@ var errOverBudget = errors.New("slot setup over budget")
 // newPerfRun starts a run of t on guest g (vm its VM, ps its page size)
 // with mem bytes of test area for n slots; the architecture's setup then
 // lays out the sync area and the program and creates the slots.
-func newPerfRun(g perfGuest, vm hv.VM, ps uint64, t *perfTest, mem uint64, n int) (*perfRun, error) {
+func newPerfRun(g runner, vm hv.VM, ps uint64, t *perfTest, mem uint64, n int) (*perfRun, error) {
 	r := &perfRun{g: g, vm: vm, ps: ps, test: t, ready: make(chan struct{}), done: make(chan error, 1)}
 	r.a = area{gpa: perfGPA, pages: mem / ps, nslots: n, firstSlot: 1, ps: ps}
 	var err error
