@@ -21,11 +21,11 @@ import (
 )
 
 // a64PerfDefaults size the tests for KVM/arm64 under QEMU's TCG (make
-// test runs them there, where a slot update costs milliseconds): areas
-// of 2 and 4 MiB and three slot counts, at most 1024 slots (4K pages),
-// so the eighteen specs take about half a minute. Every --param of the
-// x86 port applies; nightly can give the kernel's sizes.
-var a64PerfDefaults = perfDefaults{slots: "1,8,max", mem: 4 << 20, rwMem: 2 << 20, mapMem: 2 << 20, unmapMem: 4 << 20}
+// test runs them there, where a slot update costs milliseconds): 2 MiB
+// areas (one unmap chunk; 512, 128 and 32 guest pages) and three slot
+// counts, so the eighteen specs take about half a minute. Every --param
+// of the x86 port applies; nightly can give the kernel's sizes.
+var a64PerfDefaults = perfDefaults{slots: "1,8,max", mem: 2 << 20, rwMem: 2 << 20, mapMem: 2 << 20, unmapMem: 2 << 20}
 
 // Registers of the arm64 guest loops: X12 the sync area, X9 the page
 // size, X5 the value stored, X3 and X4 the walk's pointer and count.
