@@ -7,7 +7,8 @@ package dirtylog
 // manual protect with ClearDirtyLog, the per-vCPU dirty ring, the ring
 // with its backup bitmap) and checks the exact set and every page's data.
 // The page list of each iteration is a table in slot 0 the host fills
-// while the guest is stopped, so the guest code is one loop.
+// while the guest is stopped, so the guest code is one loop. Several
+// vCPUs and their own rings: arm64rings.go.
 
 import (
 	"context"
@@ -416,8 +417,10 @@ func arm64Specs(b *framework.Backend) {
 				It(textClearExactly, func(ctx SpecContext) { runA64ClearExactly(ctx, b) }, SpecTimeout(a64SpecTimeout))
 			case modeDirtyRing:
 				It("ring-full exits come at the soft limit, repeat until reset and the ring runs on after it", func(ctx SpecContext) { runA64SoftLimit(ctx, b) }, SpecTimeout(a64SpecTimeout))
+				a64RingSpecs(b, mode)
 			case modeRingBackup:
 				It(textBackupSplit, taxonomy.Needs(hv.CapGuestMemoryTrack), func(ctx SpecContext) { runA64BackupSplit(ctx, b) }, SpecTimeout(a64SpecTimeout))
+				a64RingSpecs(b, mode)
 			}
 		})
 	}

@@ -3,7 +3,9 @@ package memslot
 // The memslot area's arm64 specs: slots added, moved and deleted between
 // two stages of a running arm64 guest, which must see each change at
 // stage 2 on its next access (memory where a slot is, an MMIO exit where
-// none is).
+// none is); the limits and bad input (arm64limits.go), a slot changed
+// under a reading guest and the guest's code slot deleted
+// (arm64running.go), and memslot_perf_test per granule (arm64perf.go).
 
 import (
 	"context"
@@ -133,4 +135,8 @@ func arm64Specs(b *framework.Backend) {
 		Expect(u.Args[1:]).To(Equal([]uint64{a64Pattern, a64Pattern, a64Answer}))
 		Expect(g.VM.Memslots()).To(ContainElement(HaveField("GPA", uint64(a64WinB))), "the slot list")
 	}, SpecTimeout(a64SpecTimeout))
+
+	Describe("limits", func() { a64LimitSpecs(b) })
+	Describe("running guest", func() { a64RunningSpecs(b) })
+	Describe("perf", taxonomy.Perf, Serial, func() { a64PerfSpecs(b) })
 }

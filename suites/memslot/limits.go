@@ -95,7 +95,10 @@ func deleteFirst(id uint32) func(f *fixture) {
 	}
 }
 
-func refusalEntries() []TableEntry {
+// refusalEntries are the refusals of every architecture; beyondPA (the
+// architecture's refusals of a GPA beyond what it can map) go after the
+// wrapping range.
+func refusalEntries(beyondPA ...TableEntry) []TableEntry {
 	at := func(id uint32, gpa, size, off uint64) func(f *fixture) hv.Memslot {
 		return func(f *fixture) hv.Memslot {
 			return hv.Memslot{Slot: id, GPA: gpa, Size: size, Memory: f.mem, Offset: off}
@@ -110,7 +113,7 @@ func refusalEntries() []TableEntry {
 	}
 	slot1 := func(f *fixture) hv.Memslot { return f.slot1() }
 	const pg = hv.PageSize
-	return []TableEntry{
+	entries := []TableEntry{
 		Entry("a new slot over the start of another is EEXIST", refusal{2, set(at(2, fixSlot1GPA-pg, 2*pg, fixFreeOff)), syscall.EEXIST}),
 		Entry("a new slot over the end of another is EEXIST", refusal{2, set(at(2, fixSlot1GPA+fixSlotSize-pg, 2*pg, fixFreeOff)), syscall.EEXIST}),
 		Entry("a new slot inside another is EEXIST", refusal{2, set(at(2, fixSlot1GPA+4*pg, pg, fixFreeOff)), syscall.EEXIST}),
@@ -123,7 +126,9 @@ func refusalEntries() []TableEntry {
 		Entry("a host offset off by 8 bytes is EINVAL", refusal{2, set(at(2, fixFreeGPA, pg, fixFreeOff+8)), syscall.EINVAL}),
 		Entry("a host offset off by half a page is EINVAL", refusal{2, set(at(2, fixFreeGPA, pg, fixFreeOff+pg/2)), syscall.EINVAL}),
 		Entry("a GPA range that wraps is EINVAL", refusal{2, set(at(2, ^uint64(0)-pg+1, 2*pg, fixFreeOff)), syscall.EINVAL}),
-		Entry("a GPA beyond 52 bits is EINVAL", refusal{2, set(at(2, 1<<52, pg, fixFreeOff)), syscall.EINVAL}),
+	}
+	entries = append(entries, beyondPA...)
+	entries = append(entries, []TableEntry{
 		Entry("growing a slot is EINVAL", refusal{1, set(with(slot1, func(m *hv.Memslot) { m.Size += pg })), syscall.EINVAL}),
 		Entry("shrinking a slot is EINVAL", refusal{1, set(with(slot1, func(m *hv.Memslot) { m.Size -= pg })), syscall.EINVAL}),
 		Entry("making a slot read-only is EINVAL", refusal{1, set(with(slot1, func(m *hv.Memslot) { m.Flags = hv.MemReadOnly })), syscall.EINVAL}),
@@ -133,6 +138,22 @@ func refusalEntries() []TableEntry {
 		Entry("deleting a slot that does not exist is EINVAL", refusal{9, func(f *fixture) error { return f.vm.DeleteMemslot(9) }, syscall.EINVAL}),
 		Entry("deleting a slot twice is EINVAL", refusal{1, func(f *fixture) error { return f.vm.DeleteMemslot(1) }, syscall.EINVAL}, deleteFirst(1)),
 		Entry("size 0 on a slot that does not exist is EINVAL", refusal{9, set(at(9, fixFreeGPA, 0, fixFreeOff)), syscall.EINVAL}),
+	}...)
+	return entries
+}
+
+// freeAt is a refusal's one-page slot 2 at gpa, in unused host memory.
+func freeAt(gpa uint64) func(f *fixture) hv.Memslot {
+	return func(f *fixture) hv.Memslot {
+		return hv.Memslot{Slot: 2, GPA: gpa, Size: hv.PageSize, Memory: f.mem, Offset: fixFreeOff}
+	}
+}
+
+// x86BeyondPA: x86 refuses a GPA beyond its largest frame number (52
+// bits) with EINVAL.
+func x86BeyondPA() []TableEntry {
+	return []TableEntry{
+		Entry("a GPA beyond 52 bits is EINVAL", refusal{2, set(freeAt(1 << 52)), syscall.EINVAL}),
 	}
 }
 
@@ -146,62 +167,75 @@ func flagEntries() []TableEntry {
 	return out
 }
 
-func limitSpecs(b *framework.Backend) {
-	It("accepts the capability's slot count and refuses one more with EINVAL", func(ctx SpecContext) {
-		max := b.Caps.MaxMemslots
-		Expect(max).To(BeNumerically(">", 0), "the backend's memslot capability")
-		vm, err := b.HV.NewVM(hv.VMConfig{})
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(vm.Close)
-		// One page per slot out of one mapping that is never touched, as
-		// set_memory_region_test does with its MAP_NORESERVE region.
-		mem, err := hv.NewMemory(uint64(max+1)*hv.PageSize, hv.Anonymous)
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(mem.Close)
-		a := area{gpa: perfGPA, pages: uint64(max), nslots: max, mem: mem}
-		By(fmt.Sprintf("creating %d one-page slots", max))
-		d, err := a.create(vm)
-		Expect(err).NotTo(HaveOccurred())
-		AddReportEntry("allowed number of memory slots", max)
-		AddReportEntry("time to create them", d.String())
-		Expect(vm.Memslots()).To(HaveLen(max))
-		f := &fixture{vm: vm, mem: mem, max: max}
-		expectRefused(f, refusal{uint32(max), set(func(f *fixture) hv.Memslot {
-			return hv.Memslot{Slot: uint32(max), GPA: perfGPA + uint64(max)*hv.PageSize, Size: hv.PageSize, Memory: mem, Offset: uint64(max) * hv.PageSize}
-		}), syscall.EINVAL})
-	}, SpecTimeout(10*time.Minute))
+// Texts of the limit specs both architectures run.
+const (
+	textSlotCount = "accepts the capability's slot count and refuses one more with EINVAL"
+	textReadOnly  = "creates a read-only slot"
+	textSizeZero  = "size 0 deletes a slot, as KVM_SET_USER_MEMORY_REGION does"
+)
 
-	DescribeTable("refused requests",
-		func(r refusal, prep ...func(f *fixture)) {
-			f := newFixture(b)
-			for _, p := range prep {
-				p(f)
-			}
-			if r.slot == slotMax {
-				r.slot = uint32(f.max)
-			}
-			expectRefused(f, r)
-		},
-		refusalEntries(),
-	)
+// checkSlotCount creates as many one-page slots as the capability says
+// and checks that one more is refused.
+func checkSlotCount(b *framework.Backend) {
+	max := b.Caps.MaxMemslots
+	Expect(max).To(BeNumerically(">", 0), "the backend's memslot capability")
+	vm, err := b.HV.NewVM(hv.VMConfig{})
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(vm.Close)
+	// One page per slot out of one mapping that is never touched, as
+	// set_memory_region_test does with its MAP_NORESERVE region.
+	mem, err := hv.NewMemory(uint64(max+1)*hv.PageSize, hv.Anonymous)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(mem.Close)
+	a := area{gpa: perfGPA, pages: uint64(max), nslots: max, mem: mem}
+	By(fmt.Sprintf("creating %d one-page slots", max))
+	d, err := a.create(vm)
+	Expect(err).NotTo(HaveOccurred())
+	AddReportEntry("allowed number of memory slots", max)
+	AddReportEntry("time to create them", d.String())
+	Expect(vm.Memslots()).To(HaveLen(max))
+	f := &fixture{vm: vm, mem: mem, max: max}
+	expectRefused(f, refusal{uint32(max), set(func(f *fixture) hv.Memslot {
+		return hv.Memslot{Slot: uint32(max), GPA: perfGPA + uint64(max)*hv.PageSize, Size: hv.PageSize, Memory: mem, Offset: uint64(max) * hv.PageSize}
+	}), syscall.EINVAL})
+}
 
-	DescribeTable("unknown flags",
-		func(bit int) {
-			f := newFixture(b)
-			m := f.free(2)
-			m.Flags = hv.MemFlags(1) << bit
-			expectRefused(f, refusal{2, set(func(*fixture) hv.Memslot { return m }), syscall.EINVAL})
-		},
-		flagEntries(),
-	)
+// refusedSpec is the body of the refused-requests table.
+func refusedSpec(b *framework.Backend) func(r refusal, prep ...func(f *fixture)) {
+	return func(r refusal, prep ...func(f *fixture)) {
+		f := newFixture(b)
+		for _, p := range prep {
+			p(f)
+		}
+		if r.slot == slotMax {
+			r.slot = uint32(f.max)
+		}
+		expectRefused(f, r)
+	}
+}
 
-	DescribeTable("accepted changes",
-		func(change func(f *fixture) ([]hv.Memslot, error)) {
-			f := newFixture(b)
-			want, err := change(f)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(f.vm.Memslots()).To(Equal(want))
-		},
+// unknownFlagSpec is the body of the unknown-flags table.
+func unknownFlagSpec(b *framework.Backend) func(bit int) {
+	return func(bit int) {
+		f := newFixture(b)
+		m := f.free(2)
+		m.Flags = hv.MemFlags(1) << bit
+		expectRefused(f, refusal{2, set(func(*fixture) hv.Memslot { return m }), syscall.EINVAL})
+	}
+}
+
+// acceptedSpec is the body of the accepted-changes table.
+func acceptedSpec(b *framework.Backend) func(change func(f *fixture) ([]hv.Memslot, error)) {
+	return func(change func(f *fixture) ([]hv.Memslot, error)) {
+		f := newFixture(b)
+		want, err := change(f)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(f.vm.Memslots()).To(Equal(want))
+	}
+}
+
+func acceptedEntries() []TableEntry {
+	return []TableEntry{
 		Entry("a slot moves to a free GPA", func(f *fixture) ([]hv.Memslot, error) {
 			m := f.slot1()
 			m.GPA = fixFreeGPA
@@ -240,26 +274,37 @@ func limitSpecs(b *framework.Backend) {
 			m.Slot = 5
 			return []hv.Memslot{f.slot0(), m}, f.vm.SetMemslot(m)
 		}),
-	)
+	}
+}
 
-	It("creates a read-only slot", taxonomy.Needs(hv.CapReadOnlyMem), func() {
-		b.Require(hv.CapReadOnlyMem)
-		f := newFixture(b)
-		m := f.free(3)
-		m.Flags = hv.MemReadOnly
-		Expect(f.vm.SetMemslot(m)).To(Succeed())
-		Expect(f.vm.Memslots()).To(Equal([]hv.Memslot{f.slot0(), f.slot1(), m}))
-		m.Flags = 0
-		expectRefused(f, refusal{3, set(func(*fixture) hv.Memslot { return m }), syscall.EINVAL})
-	})
+// checkReadOnly creates a read-only slot and refuses to make it writable.
+func checkReadOnly(b *framework.Backend) {
+	b.Require(hv.CapReadOnlyMem)
+	f := newFixture(b)
+	m := f.free(3)
+	m.Flags = hv.MemReadOnly
+	Expect(f.vm.SetMemslot(m)).To(Succeed())
+	Expect(f.vm.Memslots()).To(Equal([]hv.Memslot{f.slot0(), f.slot1(), m}))
+	m.Flags = 0
+	expectRefused(f, refusal{3, set(func(*fixture) hv.Memslot { return m }), syscall.EINVAL})
+}
 
-	It("size 0 deletes a slot, as KVM_SET_USER_MEMORY_REGION does", func() {
-		f := newFixture(b)
-		m := f.slot1()
-		m.Size = 0
-		err := f.vm.SetMemslot(m)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(f.vm.Memslots()).To(Equal([]hv.Memslot{f.slot0()}), "slot 1 is gone")
-		Expect(f.vm.DeleteMemslot(1)).To(MatchError(syscall.EINVAL), "deleting it again")
-	})
+// checkSizeZero deletes a slot by setting it with size 0.
+func checkSizeZero(b *framework.Backend) {
+	f := newFixture(b)
+	m := f.slot1()
+	m.Size = 0
+	err := f.vm.SetMemslot(m)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(f.vm.Memslots()).To(Equal([]hv.Memslot{f.slot0()}), "slot 1 is gone")
+	Expect(f.vm.DeleteMemslot(1)).To(MatchError(syscall.EINVAL), "deleting it again")
+}
+
+func limitSpecs(b *framework.Backend) {
+	It(textSlotCount, func(ctx SpecContext) { checkSlotCount(b) }, SpecTimeout(10*time.Minute))
+	DescribeTable("refused requests", refusedSpec(b), refusalEntries(x86BeyondPA()...))
+	DescribeTable("unknown flags", unknownFlagSpec(b), flagEntries())
+	DescribeTable("accepted changes", acceptedSpec(b), acceptedEntries())
+	It(textReadOnly, taxonomy.Needs(hv.CapReadOnlyMem), func() { checkReadOnly(b) })
+	It(textSizeZero, func() { checkSizeZero(b) })
 }

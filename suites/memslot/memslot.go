@@ -23,6 +23,10 @@
 //	memslot.stress.mem         memory each vCPU writes per pass [1M]
 //	memslot.stress.delay       pause between pairs [0]
 //
+// The arm64 perf specs (arm64perf.go) read the same parameters; their
+// defaults are sized for KVM/arm64 under TCG: slots 1,8,max and 2M
+// areas, counted in the guest's pages.
+//
 // Nightly runs the kernel's sizes:
 //
 //	kvmspec run --label-filter 'memslot && perf' --param memslot.perf.time=5s \

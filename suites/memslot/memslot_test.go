@@ -87,27 +87,27 @@ func TestMoveFit(t *testing.T) {
 	pages := uint64(512<<20) / hv.PageSize
 	active, inactive := &perfTest{fits: fitsMove(true)}, &perfTest{fits: fitsMove(false)}
 	for _, n := range []int{2, 8, 64, 512, 4096, 32763} {
-		if why := active.fits(pages, n); why != "" {
+		if why := active.fits(pages, hv.PageSize, n); why != "" {
 			t.Errorf("active move, %d slots of 512 MiB: %s", n, why)
 		}
-		if why := inactive.fits(pages, n); why != "" {
+		if why := inactive.fits(pages, hv.PageSize, n); why != "" {
 			t.Errorf("inactive move, %d slots of 512 MiB: %s", n, why)
 		}
 	}
-	if active.fits(pages, 1) == "" || inactive.fits(pages, 1) == "" {
+	if active.fits(pages, hv.PageSize, 1) == "" || inactive.fits(pages, hv.PageSize, 1) == "" {
 		t.Error("one slot leaves no room before the moved slot")
 	}
 	small := uint64(128<<20) / hv.PageSize
-	if got := maxFit(active, small, 32763); got != 32745 {
+	if got := maxFit(active, small, hv.PageSize, 32763); got != 32745 {
 		t.Errorf("maxFit(active, 128 MiB) = %d, want 32745 (the last slot keeps 24 pages)", got)
 	}
-	if got := maxFit(&perfTest{fits: fitsPages}, 8192, 32763); got != 8192 {
+	if got := maxFit(&perfTest{fits: fitsPages}, 8192, hv.PageSize, 32763); got != 8192 {
 		t.Errorf("maxFit(pages, 8192 pages) = %d, want 8192", got)
 	}
 }
 
 func TestSweepPoints(t *testing.T) {
-	c := perfConfig{slots: []int{1, 8, 4096, 32763}, maxSlots: 32763}
+	c := perfConfig{slots: []int{1, 8, 4096, 32763}, maxSlots: 32763, ps: hv.PageSize}
 	pts, opt := sweepPoints(&perfTest{fits: fitsMove(true)}, uint64(128<<20)/hv.PageSize, c)
 	want := []perfPoint{{Slots: 1, Skipped: "x"}, {Slots: 8}, {Slots: 4096, Skipped: "x"}, {Slots: 32745, Requested: 32763}}
 	if opt != 32745 || len(pts) != len(want) {

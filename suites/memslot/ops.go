@@ -19,10 +19,20 @@ type area struct {
 	nslots    int
 	firstSlot uint32
 	mem       *hv.Memory
+	// ps is the size of a page of the area (0: hv.PageSize): the guest's
+	// page size in memslot_perf_test, whose areas count guest pages.
+	ps uint64
 }
 
 // per is the size in pages of every slot but the last.
 func (a area) per() uint64 { return a.pages / uint64(a.nslots) }
+
+func (a area) pageSize() uint64 {
+	if a.ps == 0 {
+		return hv.PageSize
+	}
+	return a.ps
+}
 
 // slot is the memslot i of the area.
 func (a area) slot(i int) hv.Memslot {
@@ -31,8 +41,9 @@ func (a area) slot(i int) hv.Memslot {
 	if i == a.nslots-1 {
 		size = a.pages - per*uint64(a.nslots-1)
 	}
-	off := uint64(i) * per * hv.PageSize
-	return hv.Memslot{Slot: a.firstSlot + uint32(i), GPA: a.gpa + off, Size: size * hv.PageSize, Memory: a.mem, Offset: off}
+	ps := a.pageSize()
+	off := uint64(i) * per * ps
+	return hv.Memslot{Slot: a.firstSlot + uint32(i), GPA: a.gpa + off, Size: size * ps, Memory: a.mem, Offset: off}
 }
 
 // validSplit says why pages cannot be split into nslots slots, or "".

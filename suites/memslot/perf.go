@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/kvmspec/kvmspec/harness/asm"
 	"github.com/kvmspec/kvmspec/harness/guest"
 	"github.com/kvmspec/kvmspec/harness/hv"
 	"github.com/kvmspec/kvmspec/suites/framework"
@@ -52,24 +51,45 @@ const (
 )
 
 type perfConfig struct {
-	slots      []int
-	loopTime   time.Duration
-	runs       int
-	mem        uint64 // the move tests' area
-	rwMem      uint64
-	mapMem     uint64
-	unmapMem   uint64
-	budget     time.Duration
-	maxSlots   int // the backend's, minus slot 0
-	cpl        guest.Mode
-	overBudget map[int]bool // slot counts whose setup went over budget (per backend)
+	slots    []int
+	loopTime time.Duration
+	runs     int
+	mem      uint64 // the move tests' area
+	rwMem    uint64
+	mapMem   uint64
+	unmapMem uint64
+	budget   time.Duration
+	maxSlots int // the backend's, minus slot 0
+	// tag names the run's guest shape in report names: the x86 privilege
+	// level ("CPL3"), the arm64 granule ("4K"). cpl is the level the
+	// guest loop runs at, granule the arm64 one (""), ps the guest's
+	// page size, the unit of the tests' areas.
+	tag, cpl, granule string
+	ps                uint64
+	overBudget        map[int]bool // slot counts whose setup went over budget (per backend)
+	// newRun is the architecture's setup of one run of test t with n
+	// slots: the guest, the test area (slot setup timed) and its program.
+	newRun func(t *perfTest, n int) (*perfRun, time.Duration, error)
 }
 
-func readPerfConfig(b *framework.Backend, overBudget map[int]bool) (perfConfig, error) {
+// perfDefaults are an architecture's defaults of the perf parameters.
+type perfDefaults struct {
+	slots                        string
+	mem, rwMem, mapMem, unmapMem uint64
+}
+
+// x86PerfDefaults are the kernel test's sizes where they fit a small
+// machine (see params.go).
+var x86PerfDefaults = perfDefaults{slots: "", mem: 512 << 20, rwMem: 128 << 20, mapMem: 32 << 20, unmapMem: 128 << 20}
+
+func readPerfConfig(b *framework.Backend, overBudget map[int]bool, def perfDefaults) (perfConfig, error) {
 	p := params{b.Env}
-	c := perfConfig{cpl: b.Modes()[0], maxSlots: b.Caps.MaxMemslots - 1, overBudget: overBudget}
+	c := perfConfig{maxSlots: b.Caps.MaxMemslots - 1, overBudget: overBudget}
 	var err error
-	list, _ := p.get(ParamPerfSlots)
+	list, ok := p.get(ParamPerfSlots)
+	if !ok {
+		list = def.slots
+	}
 	if c.slots, err = sweepCounts(list, b.Caps.MaxMemslots); err != nil {
 		return c, fmt.Errorf("--param %s: %w", ParamPerfSlots, err)
 	}
@@ -86,7 +106,7 @@ func readPerfConfig(b *framework.Backend, overBudget map[int]bool) (perfConfig, 
 		name string
 		dst  *uint64
 		def  uint64
-	}{{ParamPerfMem, &c.mem, 512 << 20}, {ParamPerfRWMem, &c.rwMem, 128 << 20}, {ParamPerfMapMem, &c.mapMem, 32 << 20}, {ParamPerfUnmapMem, &c.unmapMem, 128 << 20}} {
+	}{{ParamPerfMem, &c.mem, def.mem}, {ParamPerfRWMem, &c.rwMem, def.rwMem}, {ParamPerfMapMem, &c.mapMem, def.mapMem}, {ParamPerfUnmapMem, &c.unmapMem, def.unmapMem}} {
 		if *s.dst, err = p.size(s.name, s.def); err != nil {
 			return c, err
 		}
@@ -97,14 +117,26 @@ func readPerfConfig(b *framework.Backend, overBudget map[int]bool) (perfConfig, 
 	return c, nil
 }
 
-// perfTest is one test of memslot_perf_test.
+// perfProgram says which guest loop a test runs; each architecture has
+// its emitter for each (perfx86.go, arm64perf.go).
+type perfProgram int
+
+const (
+	progMap perfProgram = iota
+	progUnmap
+	progMove
+	progRW
+	numPerfPrograms
+)
+
+// perfTest is one test of memslot_perf_test: its host side, which is the
+// same on every architecture, and the guest loop it needs.
 type perfTest struct {
-	name string
-	mem  func(c perfConfig) uint64
-	// fits says why n slots cannot hold the test in pages, or "".
-	fits func(pages uint64, n int) string
-	// program emits the guest loop after the common prologue.
-	program func(r *perfRun, p *guest.Program, exit *asm.Label)
+	name    string
+	mem     func(c perfConfig) uint64
+	program perfProgram
+	// fits says why n slots cannot hold the test in pages of ps bytes, or "".
+	fits    func(pages, ps uint64, n int) string
 	prepare func(r *perfRun)
 	loop    func(r *perfRun) error
 	// mmio vets an MMIO exit of the guest (nil: none is allowed).
@@ -112,30 +144,30 @@ type perfTest struct {
 }
 
 var perfTests = []*perfTest{
-	{name: "map", mem: func(c perfConfig) uint64 { return c.mapMem }, fits: fitsPages, program: mapProgram, loop: mapLoop},
-	{name: "unmap", mem: func(c perfConfig) uint64 { return c.unmapMem }, fits: fitsPages, program: unmapProgram,
+	{name: "map", mem: func(c perfConfig) uint64 { return c.mapMem }, fits: fitsPages, program: progMap, loop: mapLoop},
+	{name: "unmap", mem: func(c perfConfig) uint64 { return c.unmapMem }, fits: fitsPages, program: progUnmap,
 		loop: func(r *perfRun) error { return unmapLoop(r, 1) }},
-	{name: "unmap chunked", mem: func(c perfConfig) uint64 { return c.unmapMem }, fits: fitsPages, program: unmapProgram,
-		loop: func(r *perfRun) error { return unmapLoop(r, unmapChunk/hv.PageSize) }},
-	{name: "move active area", mem: func(c perfConfig) uint64 { return c.mem }, fits: fitsMove(true), program: moveProgram,
+	{name: "unmap chunked", mem: func(c perfConfig) uint64 { return c.unmapMem }, fits: fitsPages, program: progUnmap,
+		loop: func(r *perfRun) error { return unmapLoop(r, unmapChunk/r.ps) }},
+	{name: "move active area", mem: func(c perfConfig) uint64 { return c.mem }, fits: fitsMove(true), program: progMove,
 		prepare: func(r *perfRun) { movePrepare(r, true) }, loop: moveLoop, mmio: moveMMIO},
-	{name: "move inactive area", mem: func(c perfConfig) uint64 { return c.mem }, fits: fitsMove(false), program: moveProgram,
+	{name: "move inactive area", mem: func(c perfConfig) uint64 { return c.mem }, fits: fitsMove(false), program: progMove,
 		prepare: func(r *perfRun) { movePrepare(r, false) }, loop: moveLoop},
-	{name: "RW", mem: func(c perfConfig) uint64 { return c.rwMem }, fits: fitsPages, program: rwProgram, loop: rwLoop},
+	{name: "RW", mem: func(c perfConfig) uint64 { return c.rwMem }, fits: fitsPages, program: progRW, loop: rwLoop},
 }
 
-func fitsPages(pages uint64, n int) string { return validSplit(pages, n) }
+func fitsPages(pages, _ uint64, n int) string { return validSplit(pages, n) }
 
 // fitsMove: the moved (last) slot must hold half the move area in the
 // active test, and the slots before it the whole (inactive) or the other
 // half (active) of it.
-func fitsMove(active bool) func(pages uint64, n int) string {
-	return func(pages uint64, n int) string {
+func fitsMove(active bool) func(pages, ps uint64, n int) string {
+	return func(pages, ps uint64, n int) string {
 		if why := validSplit(pages, n); why != "" {
 			return why
 		}
-		a := area{pages: pages, nslots: n}
-		before := a.per() * uint64(n-1) * hv.PageSize
+		a := area{pages: pages, nslots: n, ps: ps}
+		before := a.per() * uint64(n-1) * ps
 		last := a.slot(n - 1).Size
 		need := uint64(moveSize)
 		if active {
@@ -154,12 +186,12 @@ func fitsMove(active bool) func(pages uint64, n int) string {
 // maxFit is the largest slot count up to top that the test's memory
 // allows: the kernel test's "Memslot count too high for this test,
 // decrease the cap (max is %lu)". 0: none.
-func maxFit(t *perfTest, pages uint64, top int) int {
+func maxFit(t *perfTest, pages, ps uint64, top int) int {
 	if uint64(top) > pages {
 		top = int(pages)
 	}
 	for n := top; n >= 1; n-- {
-		if t.fits(pages, n) == "" {
+		if t.fits(pages, ps, n) == "" {
 			return n
 		}
 	}
@@ -187,12 +219,16 @@ type perfPoint struct {
 // perfSummary is one test's structured result: a report entry whose text
 // is JSON, so every sample reaches report.json.
 type perfSummary struct {
-	Test    string      `json:"test"`
-	Backend string      `json:"backend"`
-	CPL     string      `json:"cpl"`
-	AreaMiB uint64      `json:"area_mib"`
-	LoopNs  int64       `json:"loop_ns"`
-	Points  []perfPoint `json:"points"`
+	Test    string `json:"test"`
+	Backend string `json:"backend"`
+	// CPL is the x86 privilege level or the arm64 exception level of the
+	// guest loop; Granule the arm64 guest page size.
+	CPL      string      `json:"cpl"`
+	Granule  string      `json:"granule,omitempty"`
+	PageSize uint64      `json:"page_size"`
+	AreaMiB  uint64      `json:"area_mib"`
+	LoopNs   int64       `json:"loop_ns"`
+	Points   []perfPoint `json:"points"`
 	// OptimalSlots is the most slots the test's memory can be split into
 	// (the kernel's "max is %lu"); FastestSlots the swept count with the
 	// best time per iteration.
@@ -208,9 +244,20 @@ func (s perfSummary) String() string {
 	return string(b)
 }
 
+// runner is what the host loops of this package (the perf runs, the
+// reader) need of an architecture's guest runtime (guest.Guest,
+// a64guest.Guest): its vCPU loop and its end.
+type runner interface {
+	Run(ctx context.Context, i int) (guest.Event, error)
+	Unexpected(i int, exit hv.Exit) error
+	Close() error
+}
+
 // perfRun is one run of one test at one slot count.
 type perfRun struct {
-	g        *guest.Guest
+	g        runner
+	vm       hv.VM
+	ps       uint64 // the guest's page size: the test's page
 	a        area
 	sh       shared // the sync area
 	syncGPA  uint64
@@ -220,30 +267,6 @@ type perfRun struct {
 	test     *perfTest
 	ready    chan struct{}
 	done     chan error
-}
-
-// writeRange emits: store val into the first quadword of n pages from gpa.
-func writeRange(p *guest.Program, gpa, n, val uint64) {
-	p.MovAbs(asm.RDX, gpa)
-	p.MovAbs(asm.RCX, n)
-	p.MovAbs(asm.RAX, val)
-	l := p.Here()
-	p.Mov(asm.Q(asm.RDX, 0), asm.RAX)
-	p.Add(asm.RDX, asm.Imm(hv.PageSize))
-	p.Dec(asm.RCX)
-	p.Jcc(asm.CondNE, l)
-}
-
-// guestSync emits guest_perform_sync: wait for the host's sync flag and
-// clear it (lock cmpxchg 1 -> 0), or jump to exit once the exit flag is set.
-func guestSync(p *guest.Program, exit *asm.Label) {
-	l := p.Here()
-	p.Cmp(asm.Q(asm.R12, syncExit), asm.Imm(0))
-	p.Jcc(asm.CondNE, exit)
-	p.Mov(asm.RAX, asm.Imm(1))
-	p.Xor(asm.RCX, asm.RCX)
-	p.Lock().Cmpxchg(asm.Q(asm.R12, syncFlag), asm.RCX)
-	p.Jcc(asm.CondNE, l)
 }
 
 // hostSync is host_perform_sync: set the flag and wait until the guest
@@ -270,12 +293,12 @@ func (r *perfRun) hostSync() error {
 
 func (r *perfRun) pages() uint64 { return r.a.pages }
 
-// page is the host view's offset of test page i.
-func pageOff(i uint64) uint64 { return i * hv.PageSize }
+// pageOff is the host view's offset of test page i.
+func (r *perfRun) pageOff(i uint64) uint64 { return i * r.ps }
 
 // check is test_memslot_map_unmap_check: page i holds want.
 func (r *perfRun) check(i, want uint64) error {
-	if v := (shared{r.a.mem.Bytes()}).load(pageOff(i)); v != want {
+	if v := (shared{r.a.mem.Bytes()}).load(r.pageOff(i)); v != want {
 		return fmt.Errorf("test page %d holds %#x, want %#x", i, v, want)
 	}
 	return nil
@@ -291,22 +314,12 @@ func (r *perfRun) unmap(first, n uint64) error {
 			slotEnd = r.a.pages
 		}
 		k := min(n, slotEnd-first)
-		if err := r.a.mem.PunchHole(pageOff(first), k*hv.PageSize); err != nil {
+		if err := r.a.mem.PunchHole(r.pageOff(first), k*r.ps); err != nil {
 			return err
 		}
 		first, n = first+k, n-k
 	}
 	return nil
-}
-
-func mapProgram(r *perfRun, p *guest.Program, exit *asm.Label) {
-	half := r.pages() / 2
-	loop := p.Here()
-	writeRange(p, r.a.gpa, half, perfVal1)
-	guestSync(p, exit)
-	writeRange(p, r.a.gpa+half*hv.PageSize, r.pages()-half, perfVal2)
-	guestSync(p, exit)
-	p.Jmp(loop)
 }
 
 // mapLoop: discard the half the guest is not writing, so each of its
@@ -335,17 +348,6 @@ func runSteps(steps []func() error) error {
 	return nil
 }
 
-// unmapProgram touches one page per half and sync: the host's unmapping
-// is what is measured, not the guest's faults.
-func unmapProgram(r *perfRun, p *guest.Program, exit *asm.Label) {
-	loop := p.Here()
-	writeRange(p, r.a.gpa, 1, perfVal1)
-	guestSync(p, exit)
-	writeRange(p, r.a.gpa+r.pages()/2*hv.PageSize, 1, perfVal2)
-	guestSync(p, exit)
-	p.Jmp(loop)
-}
-
 func unmapLoop(r *perfRun, chunk uint64) error {
 	n, half := r.pages(), r.pages()/2
 	unmapHalf := func(from, to uint64) error {
@@ -366,24 +368,6 @@ func unmapLoop(r *perfRun, chunk uint64) error {
 	})
 }
 
-// moveProgram writes the move area over and over, with no sync: MMIO
-// exits are so dear that a sync per pass would measure them instead.
-func moveProgram(r *perfRun, p *guest.Program, exit *asm.Label) {
-	p.Mov(asm.R13, asm.Q(asm.R12, syncMove))
-	p.MovAbs(asm.RAX, perfVal1)
-	loop := p.Here()
-	p.Cmp(asm.Q(asm.R12, syncExit), asm.Imm(0))
-	p.Jcc(asm.CondNE, exit)
-	p.Mov(asm.RDX, asm.R13)
-	p.MovAbs(asm.RCX, moveSize/hv.PageSize)
-	w := p.Here()
-	p.Mov(asm.Q(asm.RDX, 0), asm.RAX)
-	p.Add(asm.RDX, asm.Imm(hv.PageSize))
-	p.Dec(asm.RCX)
-	p.Jcc(asm.CondNE, w)
-	p.Jmp(loop)
-}
-
 // movePrepare places the move area: half in the last slot (active) or
 // just below it (inactive).
 func movePrepare(r *perfRun, active bool) {
@@ -399,11 +383,11 @@ func movePrepare(r *perfRun, active bool) {
 func moveLoop(r *perfRun) error {
 	last := r.a.slot(r.a.nslots - 1)
 	away := last
-	away.GPA = r.a.gpa + r.a.pages*hv.PageSize
-	if err := r.g.VM.SetMemslot(away); err != nil {
+	away.GPA = r.a.gpa + r.a.pages*r.ps
+	if err := r.vm.SetMemslot(away); err != nil {
 		return err
 	}
-	return r.g.VM.SetMemslot(last)
+	return r.vm.SetMemslot(last)
 }
 
 // moveMMIO is check_mmio_access: only 8-byte writes into the moved half.
@@ -414,37 +398,19 @@ func moveMMIO(r *perfRun, e *hv.MMIOExit) error {
 	return nil
 }
 
-func rwProgram(r *perfRun, p *guest.Program, exit *asm.Label) {
-	loop := p.Here()
-	writeRange(p, r.a.gpa, r.pages(), perfVal1)
-	guestSync(p, exit)
-	p.MovAbs(asm.RDX, r.a.gpa+hv.PageSize/2)
-	p.MovAbs(asm.RCX, r.pages())
-	p.MovAbs(asm.R13, perfVal2)
-	rd := p.Here()
-	p.Mov(asm.RBX, asm.Q(asm.RDX, 0))
-	p.AssertEq(asm.RBX, asm.R13, "the host's value at page+2048")
-	p.Mov(asm.Q(asm.RDX, 0), asm.Imm(0))
-	p.Add(asm.RDX, asm.Imm(hv.PageSize))
-	p.Dec(asm.RCX)
-	p.Jcc(asm.CondNE, rd)
-	guestSync(p, exit)
-	p.Jmp(loop)
-}
-
 func rwLoop(r *perfRun) error {
 	m := shared{r.a.mem.Bytes()}
 	for i := uint64(0); i < r.pages(); i++ {
-		m.store(pageOff(i)+hv.PageSize/2, perfVal2)
+		m.store(r.pageOff(i)+r.ps/2, perfVal2)
 	}
 	if err := r.hostSync(); err != nil {
 		return err
 	}
 	for i := uint64(0); i < r.pages(); i++ {
-		if v := m.load(pageOff(i)); v != perfVal1 {
+		if v := m.load(r.pageOff(i)); v != perfVal1 {
 			return fmt.Errorf("guest-written page %d holds %#x, want %#x", i, v, uint64(perfVal1))
 		}
-		m.store(pageOff(i), 0)
+		m.store(r.pageOff(i), 0)
 	}
 	return r.hostSync()
 }
@@ -452,53 +418,18 @@ func rwLoop(r *perfRun) error {
 // errOverBudget: the slot setup took longer than the setup budget.
 var errOverBudget = errors.New("slot setup over budget")
 
-// newPerfRun builds the guest, creates the slots (timed) and loads the
-// test's program.
-func newPerfRun(b *framework.Backend, c perfConfig, t *perfTest, n int) (*perfRun, time.Duration, error) {
-	mem := t.mem(c)
-	g, err := guest.New(b.HV, guest.Config{Mode: c.cpl, Output: GinkgoWriter})
-	if err != nil {
-		return nil, 0, err
-	}
-	r := &perfRun{g: g, test: t, ready: make(chan struct{}), done: make(chan error, 1)}
-	r.a = area{gpa: perfGPA, pages: mem / hv.PageSize, nslots: n, firstSlot: 1}
-	fail := func(err error) (*perfRun, time.Duration, error) {
-		r.close()
-		return nil, 0, err
-	}
+// newPerfRun starts a run of t on guest g (vm its VM, ps its page size)
+// with mem bytes of test area for n slots; the architecture's setup then
+// lays out the sync area and the program and creates the slots.
+func newPerfRun(g runner, vm hv.VM, ps uint64, t *perfTest, mem uint64, n int) (*perfRun, error) {
+	r := &perfRun{g: g, vm: vm, ps: ps, test: t, ready: make(chan struct{}), done: make(chan error, 1)}
+	r.a = area{gpa: perfGPA, pages: mem / ps, nslots: n, firstSlot: 1, ps: ps}
+	var err error
 	if r.a.mem, err = hv.NewMemory(mem, hv.Anonymous); err != nil {
-		return fail(err)
+		r.close()
+		return nil, err
 	}
-	if r.syncGPA, err = g.Alloc(syncSize, syncSize); err != nil {
-		return fail(err)
-	}
-	sb, err := g.Bytes(r.syncGPA, syncSize)
-	if err != nil {
-		return fail(err)
-	}
-	r.sh = shared{sb}
-	if err := g.PT.MapSized(perfGPA, perfGPA, mem, guest.Page2M, guest.PTEWrite|guest.PTEUser); err != nil {
-		return fail(err)
-	}
-	setup, err := r.a.createWithin(g.VM, c.budget)
-	if err != nil {
-		return fail(err)
-	}
-	p := g.Program()
-	exit := p.NewLabel()
-	p.MovAbs(asm.R12, r.syncGPA)
-	p.Sync(0)
-	spin := p.Here()
-	p.Pause()
-	p.Cmp(asm.Q(asm.R12, syncStart), asm.Imm(0))
-	p.Jcc(asm.CondE, spin)
-	t.program(r, p, exit)
-	p.Bind(exit)
-	p.Done()
-	if err := g.Load(p); err != nil {
-		return fail(err)
-	}
-	return r, setup, nil
+	return r, nil
 }
 
 func (r *perfRun) close() {
@@ -582,11 +513,11 @@ func (r *perfRun) execute(ctx context.Context, loopTime time.Duration) (iters []
 // sweepPoints maps the requested slot counts onto the test: a count the
 // memory cannot hold becomes the largest it can, once.
 func sweepPoints(t *perfTest, pages uint64, c perfConfig) (points []perfPoint, optimal int) {
-	optimal = maxFit(t, pages, c.maxSlots)
+	optimal = maxFit(t, pages, c.ps, c.maxSlots)
 	seen := map[int]bool{}
 	for _, n := range c.slots {
 		pt := perfPoint{Slots: n}
-		if why := t.fits(pages, n); why != "" {
+		if why := t.fits(pages, c.ps, n); why != "" {
 			if n < optimal || optimal == 0 {
 				pt.Skipped = why
 				points = append(points, pt)
@@ -605,9 +536,9 @@ func sweepPoints(t *perfTest, pages uint64, c perfConfig) (points []perfPoint, o
 
 func runPerfTest(ctx context.Context, b *framework.Backend, c perfConfig, t *perfTest) {
 	mem := t.mem(c)
-	points, optimal := sweepPoints(t, mem/hv.PageSize, c)
-	sum := perfSummary{Test: t.name, Backend: b.Name, CPL: c.cpl.String(), AreaMiB: mem >> 20, LoopNs: c.loopTime.Nanoseconds(), OptimalSlots: optimal}
-	exp := gmeasure.NewExperiment(fmt.Sprintf("memslot %s [%s]", t.name, c.cpl))
+	points, optimal := sweepPoints(t, mem/c.ps, c)
+	sum := perfSummary{Test: t.name, Backend: b.Name, CPL: c.cpl, Granule: c.granule, PageSize: c.ps, AreaMiB: mem >> 20, LoopNs: c.loopTime.Nanoseconds(), OptimalSlots: optimal}
+	exp := gmeasure.NewExperiment(fmt.Sprintf("memslot %s [%s]", t.name, c.tag))
 	prec := gmeasure.Precision(time.Microsecond)
 	var best time.Duration
 	for i := range points {
@@ -623,7 +554,7 @@ func runPerfTest(ctx context.Context, b *framework.Backend, c perfConfig, t *per
 		}
 		By(fmt.Sprintf("Testing %s performance with %d slots, %d runs, %v each", t.name, pt.Slots, c.runs, c.loopTime))
 		for run := 0; run < c.runs && pt.Skipped == ""; run++ {
-			r, setup, err := newPerfRun(b, c, t, pt.Slots)
+			r, setup, err := c.newRun(t, pt.Slots)
 			if errors.Is(err, errOverBudget) {
 				c.overBudget[pt.Slots] = true
 				pt.Skipped = err.Error()
@@ -670,17 +601,4 @@ func runPerfTest(ctx context.Context, b *framework.Backend, c perfConfig, t *per
 	}
 	AddReportEntry(exp.Name, exp)
 	AddReportEntry(exp.Name+" samples", sum)
-}
-
-func perfSpecs(b *framework.Backend) {
-	overBudget := map[int]bool{}
-	cpl := b.Modes()[0]
-	for _, t := range perfTests {
-		t := t
-		It(fmt.Sprintf("%s [%s]", t.name, cpl), Label(cpl.String()), func(ctx SpecContext) {
-			c, err := readPerfConfig(b, overBudget)
-			Expect(err).NotTo(HaveOccurred())
-			runPerfTest(ctx, b, c, t)
-		}, SpecTimeout(30*time.Minute))
-	}
 }

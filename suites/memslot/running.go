@@ -62,9 +62,13 @@ func matchSequence(seen []uint64, want []step) error {
 	return nil
 }
 
-// reader is a guest reading readGPA in a loop, and its host side.
+// reader is a guest reading readGPA in a loop, and its host side, which
+// is the same for every architecture's guest.
 type reader struct {
-	g          *guest.Guest
+	g  runner
+	vm hv.VM
+	// pc reads vCPU 0's program counter (RIP, PC).
+	pc         func() (uint64, error)
 	sh         shared
 	mem        *hv.Memory // the slot's backing
 	slot       hv.Memslot
@@ -73,8 +77,24 @@ type reader struct {
 	mmioReads  int
 	done       chan error
 	finalExit  hv.Exit // the first exit that was neither MMIO of readGPA nor a ucall
-	finalRegs  hv.Regs
+	finalPC    uint64
 	stopOnExit bool // the code-slot spec: any other exit ends the run
+}
+
+// newReaderHost is the host side of a reader on guest g: the shared
+// page's host view sh, and the read slot with its values, created.
+func newReaderHost(g runner, vm hv.VM, pc func() (uint64, error), sh []byte) *reader {
+	GinkgoHelper()
+	r := &reader{g: g, vm: vm, pc: pc, sh: shared{sh}, done: make(chan error, 1)}
+	var err error
+	r.mem, err = hv.NewMemory(readPages*hv.PageSize, hv.Anonymous)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(r.mem.Close) // after the guest is closed: registered first
+	shared{r.mem.Bytes()}.store(0, valueOld)
+	shared{r.mem.Bytes()}.store(hv.PageSize, valueShift)
+	r.slot = hv.Memslot{Slot: readSlot, GPA: readGPA, Size: readPages * hv.PageSize, Memory: r.mem}
+	Expect(vm.SetMemslot(r.slot)).To(Succeed())
+	return r
 }
 
 func newReader(b *framework.Backend) *reader {
@@ -84,14 +104,10 @@ func newReader(b *framework.Backend) *reader {
 	Expect(err).NotTo(HaveOccurred())
 	sb, err := g.Bytes(shGPA, hv.PageSize)
 	Expect(err).NotTo(HaveOccurred())
-	r := &reader{g: g, sh: shared{sb}, done: make(chan error, 1)}
-	r.mem, err = hv.NewMemory(readPages*hv.PageSize, hv.Anonymous)
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(r.mem.Close) // after the guest is closed: registered first
-	shared{r.mem.Bytes()}.store(0, valueOld)
-	shared{r.mem.Bytes()}.store(hv.PageSize, valueShift)
-	r.slot = hv.Memslot{Slot: readSlot, GPA: readGPA, Size: readPages * hv.PageSize, Memory: r.mem}
-	Expect(g.VM.SetMemslot(r.slot)).To(Succeed())
+	r := newReaderHost(g, g.VM, func() (uint64, error) {
+		regs, err := g.VCPUs[0].Regs()
+		return regs.RIP, err
+	}, sb)
 	// The page below too, so the slot moved one page down stays mapped.
 	Expect(g.PT.Map(readGPA-hv.PageSize, readGPA-hv.PageSize, 3*hv.PageSize, guest.PTEWrite|guest.PTEUser)).To(Succeed())
 
@@ -152,7 +168,7 @@ func (r *reader) run(ctx context.Context) error {
 		}
 		if r.stopOnExit {
 			r.finalExit = ev.Exit
-			r.finalRegs, err = r.g.VCPUs[0].Regs()
+			r.finalPC, err = r.pc()
 			return err
 		}
 		return r.g.Unexpected(0, ev.Exit)
@@ -210,7 +226,7 @@ type moveScenario struct {
 
 func (r *reader) set(m hv.Memslot) {
 	GinkgoHelper()
-	Expect(r.g.VM.SetMemslot(m)).To(Succeed(), "%v", m)
+	Expect(r.vm.SetMemslot(m)).To(Succeed(), "%v", m)
 }
 
 func (r *reader) slotAt(gpa uint64) hv.Memslot {
@@ -234,7 +250,7 @@ var moveScenarios = []TableEntry{
 	Entry("deleted and re-created", moveScenario{
 		do: func(r *reader) {
 			r.waitSeen(valueOld)
-			Expect(r.g.VM.DeleteMemslot(readSlot)).To(Succeed())
+			Expect(r.vm.DeleteMemslot(readSlot)).To(Succeed())
 			r.waitSeen(mmioValue)
 			shared{r.mem.Bytes()}.store(0, valueFinal)
 			r.set(r.slot)
@@ -244,7 +260,7 @@ var moveScenarios = []TableEntry{
 	Entry("deleted and re-created with the same id one page lower", moveScenario{
 		do: func(r *reader) {
 			r.waitSeen(valueOld)
-			Expect(r.g.VM.DeleteMemslot(readSlot)).To(Succeed())
+			Expect(r.vm.DeleteMemslot(readSlot)).To(Succeed())
 			r.waitSeen(mmioValue)
 			r.set(r.slotAt(readGPA - hv.PageSize))
 			r.waitSeen(valueShift)
@@ -254,17 +270,21 @@ var moveScenarios = []TableEntry{
 	}, SpecTimeout(time.Minute)),
 }
 
+// runScenario runs the reader while sc changes its slot, and checks the
+// values it saw.
+func runScenario(ctx context.Context, r *reader, sc moveScenario) {
+	GinkgoHelper()
+	r.start(framework.GuestContext(ctx, 4*waitTime))
+	sc.do(r)
+	Expect(r.wait()).To(Succeed())
+	AddReportEntry("values the guest saw", fmt.Sprintf("%#x (%d MMIO reads answered)", r.log(), r.mmioReads))
+	Expect(matchSequence(r.log(), sc.want)).To(Succeed())
+}
+
 func runningSpecs(b *framework.Backend) {
 	cpl := Label(b.Modes()[0].String())
 	DescribeTable(fmt.Sprintf("a slot under a guest reading it [%s]", b.Modes()[0]), cpl,
-		func(ctx SpecContext, sc moveScenario) {
-			r := newReader(b)
-			r.start(framework.GuestContext(ctx, 4*waitTime))
-			sc.do(r)
-			Expect(r.wait()).To(Succeed())
-			AddReportEntry("values the guest saw", fmt.Sprintf("%#x (%d MMIO reads answered)", r.log(), r.mmioReads))
-			Expect(matchSequence(r.log(), sc.want)).To(Succeed())
-		},
+		func(ctx SpecContext, sc moveScenario) { runScenario(ctx, newReader(b), sc) },
 		moveScenarios,
 	)
 
@@ -274,17 +294,17 @@ func runningSpecs(b *framework.Backend) {
 		r.start(framework.GuestContext(ctx, 4*waitTime))
 		r.waitSeen(valueOld)
 		By("deleting slot 0: code, page tables, descriptor tables, stacks")
-		Expect(r.g.VM.DeleteMemslot(0)).To(Succeed())
+		Expect(r.vm.DeleteMemslot(0)).To(Succeed())
 		Expect(r.wait()).To(Succeed())
 		Expect(r.finalExit).NotTo(BeNil(), "the guest ran to DONE without its code")
-		AddReportEntry("exit after the code slot went", fmt.Sprintf("%v at rip %#x (loop [%#x, %#x))", r.finalExit, r.finalRegs.RIP, r.loopStart, r.loopEnd))
+		AddReportEntry("exit after the code slot went", fmt.Sprintf("%v at rip %#x (loop [%#x, %#x))", r.finalExit, r.finalPC, r.loopStart, r.loopEnd))
 		// set_memory_region_test: KVM_EXIT_SHUTDOWN or
 		// KVM_EXIT_INTERNAL_ERROR, the latter with RIP still in the loop
 		// (after a shutdown, AMD has already reset RIP).
 		switch r.finalExit.(type) {
 		case *hv.ShutdownExit:
 		case *hv.InternalErrorExit:
-			Expect(r.finalRegs.RIP).To(SatisfyAll(BeNumerically(">=", r.loopStart), BeNumerically("<", r.loopEnd)), "RIP at the internal error")
+			Expect(r.finalPC).To(SatisfyAll(BeNumerically(">=", r.loopStart), BeNumerically("<", r.loopEnd)), "RIP at the internal error")
 		default:
 			Fail(fmt.Sprintf("exit %v: want shutdown or internal-error", r.finalExit))
 		}
