@@ -166,8 +166,13 @@ fi
 
 # The arm64 binaries and the initramfs.
 t0=$(date +%s.%N)
-B=$CACHE/build
-rm -rf "$B" && mkdir -p "$B/tests"
+# Each run builds in a directory of its own (the cache holds only what
+# is fetched): two stages at once, e.g. make test in two checkouts
+# sharing ARM64_CACHE, must not remove or overwrite each other's
+# initramfs and results while their QEMUs read them.
+B=$(mktemp -d "${TMPDIR:-/tmp}/kvmspec-arm64.XXXXXX")
+trap 'rm -rf "$B"' EXIT
+mkdir -p "$B/tests"
 GOARCH=arm64 CGO_ENABLED=0 $GO build -trimpath -o "$B/kvmspec" ./tools/kvmspec
 [ "$UNITS" = 1 ] || TEST_PKGS=
 pkgs=()
