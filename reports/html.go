@@ -282,12 +282,9 @@ func platformRows(r Run) ([]htmlArchRow, []htmlPlatform) {
 	var archs []htmlArchRow
 	for _, a := range r.ArchCounts() {
 		c := a.Counts
-		row := htmlArchRow{htmlCountRow: countRow(a.Arch, nil), Platforms: strings.Join(a.Platforms, ", ")}
+		row := htmlArchRow{htmlCountRow: countRow(a.Arch, nil), Platforms: a.note()}
 		row.Passed, row.Failed, row.Skipped, row.Dev, row.Total = c.Passed, c.Failed, c.Skipped, c.Deviations, c.Total
 		row.FailCls, row.PassedCls, row.SkippedCls, row.DeviationsCls = nonZero(c.Failed, "fail"), nonZero(c.Passed, "pass"), nonZero(c.Skipped, "skip"), nonZero(c.Deviations, "dev")
-		if len(a.Absent) > 0 {
-			row.Platforms += " (" + strings.Join(a.Absent, "; ") + ")"
-		}
 		archs = append(archs, row)
 	}
 	var plats []htmlPlatform

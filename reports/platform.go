@@ -446,6 +446,20 @@ func (r Run) ArchCounts() []ArchCount {
 	return out
 }
 
+// note is the platforms of the architecture, and why any has no run:
+// "arm64 (skipped: no QEMU)", "x86_64, board (board: skipped: …)".
+func (a ArchCount) note() string {
+	s := strings.Join(a.Platforms, ", ")
+	if len(a.Absent) == 0 {
+		return s
+	}
+	absent := slices.Clone(a.Absent)
+	if len(a.Platforms) == 1 {
+		absent[0] = strings.TrimPrefix(absent[0], a.Platforms[0]+": ")
+	}
+	return s + " (" + strings.Join(absent, "; ") + ")"
+}
+
 // Status is how the platform's run ended, in a few words: "skipped: …"
 // or "failed: …" for a platform without a run, "incomplete: …", else
 // "ran".

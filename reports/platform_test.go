@@ -486,3 +486,20 @@ func TestMergePlatformsMeta(t *testing.T) {
 		t.Errorf("arm64 platform %+v", p)
 	}
 }
+
+// An architecture's note names its platforms and why any has no run,
+// without repeating a lone platform's name.
+func TestArchNote(t *testing.T) {
+	for _, tc := range []struct {
+		a    ArchCount
+		want string
+	}{
+		{ArchCount{Platforms: []string{"arm64"}}, "arm64"},
+		{ArchCount{Platforms: []string{"arm64"}, Absent: []string{"arm64: skipped: no QEMU"}}, "arm64 (skipped: no QEMU)"},
+		{ArchCount{Platforms: []string{"x86_64", "board"}, Absent: []string{"board: skipped: offline"}}, "x86_64, board (board: skipped: offline)"},
+	} {
+		if got := tc.a.note(); got != tc.want {
+			t.Errorf("note of %+v = %q, want %q", tc.a, got, tc.want)
+		}
+	}
+}

@@ -132,11 +132,7 @@ func (r Run) summaryArchs(w io.Writer) {
 	fmt.Fprintf(w, "\n  %-*s  %4s  %4s  %4s  %4s  %5s  %s\n", width, "architecture", "pass", "fail", "skip", "dev", "total", "platforms")
 	for _, a := range archs {
 		c := a.Counts
-		plats := strings.Join(a.Platforms, ",")
-		if len(a.Absent) > 0 {
-			plats += " (" + strings.Join(a.Absent, "; ") + ")"
-		}
-		fmt.Fprintf(w, "  %-*s  %4d  %4d  %4d  %4d  %5d  %s\n", width, a.Arch, c.Passed, c.Failed, c.Skipped, c.Deviations, c.Total, plats)
+		fmt.Fprintf(w, "  %-*s  %4d  %4d  %4d  %4d  %5d  %s\n", width, a.Arch, c.Passed, c.Failed, c.Skipped, c.Deviations, c.Total, a.note())
 	}
 }
 
