@@ -188,6 +188,11 @@ func TestMergePlatforms(t *testing.T) {
 			want{verdict: "FAIL", archs: map[string]int{"x86_64": 2, "arm64": 2}, platforms: []string{"x86_64", "arm64"}}},
 		{"an incomplete run", []Run{x86, incomplete(arm64Run(passed))}, nil,
 			want{verdict: "FAIL", archs: map[string]int{"x86_64": 4, "arm64": 2}, platforms: []string{"x86_64", "arm64"}, incomplete: true, caseLike: "[run incomplete] [arm64]"}},
+		{"merged shards are one run", []Run{x86, func() Run {
+			r := arm64Run(passed, passed)
+			r.Meta.Shard = &Shard{Total: 2, Merged: []string{"1/2", "2/2"}}
+			return r
+		}()}, nil, want{verdict: "PASS", archs: map[string]int{"x86_64": 4, "arm64": 2}, platforms: []string{"x86_64", "arm64"}}},
 		{"two hosts of one architecture", []Run{x86, withArch(arm64Run(passed), "x86_64").OnPlatform("board")}, nil,
 			want{verdict: "PASS", archs: map[string]int{"x86_64": 5}, platforms: []string{"x86_64", "board"}}},
 		{"same architecture, no platform names", []Run{x86, x86OneCase("kvm2", passed, "")}, nil,
