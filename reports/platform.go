@@ -196,7 +196,6 @@ func MergePlatforms(runs []PlatformRun, absent []AbsentPlatform) (Run, error) {
 		if a.Failed {
 			p.Failed = a.Reason
 			c := suiteCase("[platform "+a.Name+"]", StateFailed, "platform "+a.Name+": "+a.Reason)
-			p.Counts = tally([]Case{c})
 			out.Cases = append(out.Cases, c)
 		} else {
 			p.Skipped = a.Reason
@@ -204,10 +203,42 @@ func MergePlatforms(runs []PlatformRun, absent []AbsentPlatform) (Run, error) {
 		out.Meta.Platforms = append(out.Meta.Platforms, p)
 	}
 	out.Meta = commonMeta(metas, backends, out.Meta.Platforms)
+	if err := out.countPlatforms(runs); err != nil {
+		return Run{}, err
+	}
 	out.Incomplete = strings.Join(incomplete, "; ")
 	sortCases(out.Cases, out.Meta.Backends)
 	out.Problems = problems(out.Cases)
 	return out, nil
+}
+
+// countPlatforms counts each platform's cases, so that the platforms'
+// counts add up to the run's whatever a merged input claimed; a case of
+// none of the platforms (an input's meta.platforms that do not cover its
+// cases) is refused.
+func (r Run) countPlatforms(runs []PlatformRun) error {
+	for i := range r.Meta.Platforms {
+		r.Meta.Platforms[i].Counts = Counts{Filtered: r.Meta.Platforms[i].Counts.Filtered}
+	}
+	for _, c := range r.Cases {
+		p := r.PlatformOf(c)
+		if p == nil {
+			src := ""
+			for i, in := range runs {
+				if slices.ContainsFunc(in.Run.Cases, func(k Case) bool { return k.Backend == c.Backend && k.ID == c.ID }) {
+					src = fmt.Sprintf(" of report %d (%s)", i+1, in.Source)
+				}
+			}
+			return fmt.Errorf("merge: %w: testcase %s%s belongs to none of its report's platforms", ErrPlatforms, CaseKey(c.Backend, c.ID), src)
+		}
+		k := tally([]Case{c})
+		p.Counts.Total += k.Total
+		p.Counts.Passed += k.Passed
+		p.Counts.Failed += k.Failed
+		p.Counts.Skipped += k.Skipped
+		p.Counts.Deviations += k.Deviations
+	}
+	return nil
 }
 
 // backendsOf is every backend a run names, in its meta or its cases.
@@ -296,8 +327,7 @@ func platformCases(p *Platform, r Run, cases []Case) []Case {
 		}
 		cases = append(cases, suiteCase("[platform "+p.Name+": nothing tested]", StateFailed, "platform "+p.Name+": "+why))
 	}
-	p.Counts = tally(cases)
-	p.Counts.Filtered = r.Filtered
+	p.Counts.Filtered = r.Filtered // the cases are counted at the end (countPlatforms)
 	return cases
 }
 

@@ -508,3 +508,74 @@ func TestArchNote(t *testing.T) {
 		}
 	}
 }
+
+// FuzzMergePlatforms: any two report.json documents either merge into a
+// report whose platforms' counts add up to its own, with every case on a
+// platform and every writer working, or are refused with ErrPlatforms;
+// never a panic. report.json comes from other machines (an arm64 guest,
+// a board), so it is input, not trusted state.
+func FuzzMergePlatforms(f *testing.F) {
+	enc := func(r Run) []byte {
+		var b bytes.Buffer
+		if err := r.WriteJSON(&b); err != nil {
+			f.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	// Small seeds: the fuzzer minimizes every input that finds new
+	// coverage, which takes long for documents of many kilobytes.
+	small := func(r Run) Run {
+		r.Meta.Caps, r.Meta.Host = nil, slices.DeleteFunc(slices.Clone(r.Meta.Host), func(p host.Property) bool { return p.Name != "host.arch" })
+		return r
+	}
+	x86, a64 := small(x86OneCase("emu", types.SpecStatePassed, "")), small(arm64Run(types.SpecStateFailed))
+	both, err := MergePlatforms(platformRuns(x86, a64), []AbsentPlatform{{Name: "riscv64", Reason: "no board"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(enc(x86), enc(a64))
+	f.Add(enc(both), enc(small(x86OneCase("kvm", types.SpecStateSkipped, "kvm: unavailable"))))
+	f.Add(enc(x86), enc(incomplete(a64)))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		ra, err1 := ReadJSON(bytes.NewReader(a))
+		rb, err2 := ReadJSON(bytes.NewReader(b))
+		if err1 != nil || err2 != nil {
+			return
+		}
+		m, err := MergePlatforms(platformRuns(ra, rb), []AbsentPlatform{{Name: "absent-platform", Reason: "fuzz"}})
+		if err != nil {
+			if !errors.Is(err, ErrPlatforms) {
+				t.Fatalf("error not ErrPlatforms: %v", err)
+			}
+			return
+		}
+		var sum Counts
+		for _, p := range m.Meta.Platforms {
+			sum.Total += p.Counts.Total
+			sum.Passed += p.Counts.Passed
+			sum.Failed += p.Counts.Failed
+			sum.Skipped += p.Counts.Skipped
+			sum.Deviations += p.Counts.Deviations
+		}
+		c := m.Counts()
+		c.Filtered = 0
+		if sum != c {
+			t.Fatalf("platforms count %+v, the run %+v", sum, c)
+		}
+		for _, k := range m.Cases {
+			if m.PlatformOf(k) == nil {
+				t.Fatalf("case %s on no platform", CaseKey(k.Backend, k.ID))
+			}
+		}
+		var w bytes.Buffer
+		for _, write := range []func() error{
+			func() error { return m.WriteJUnit(&w) }, func() error { return m.WriteKTAP(&w) },
+			func() error { return m.WriteJSON(&w) }, func() error { return m.WriteHTML(&w, nil) },
+		} {
+			if err := write(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		m.Summary(&w, true)
+	})
+}
