@@ -121,7 +121,7 @@ type AbsentPlatform struct {
 // earlier runs. A backend may belong to one run only: two runs with a
 // backend of one name (two "emu" runs) are refused, since their
 // testcases would collide or their platform facts be ambiguous. Shards
-// (not yet merged) are refused; a runs merge of merged shards, and a
+// (not yet merged) are refused; the merge of a run's shards, and a
 // platforms merge given again, are fine. Suite pseudo-cases take their
 // platform's name ("[suite setup] [arm64]").
 //
