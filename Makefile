@@ -7,6 +7,7 @@
 #   make build  the static kvmspec binary in bin/ (GOARCH=arm64 make build cross-builds)
 #   make build-arm64  the arm64 binary in bin/kvmspec-arm64 and go vet for arm64
 #   make test-arm64   the suites on real KVM/arm64: an arm64 kernel under qemu-system-aarch64
+#   make merge-report one report of both: reports/out/merged (make test writes it too)
 #   make bench-arm64  memslot update cost there, Go harness beside C (opt-in)
 
 GO        ?= go
@@ -51,11 +52,13 @@ run: build
 	./$(BIN) run --backend auto --report-dir $(OUT)
 
 test:
-	@mkdir -p $(OUT)
+	@mkdir -p $(OUT) && touch $(OUT)/.test-start
 	@$(call arm64_stage,$(ARM64_TEST_LABELS)) > $(OUT)/arm64.log 2>&1 & arm64=$$!; \
 	$(MAKE) --no-print-directory unit suites; status=$$?; \
 	wait $$arm64; a=$$?; echo "== arm64 stage (make test-arm64; log: $(OUT)/arm64.log)"; cat $(OUT)/arm64.log; \
-	if [ $$a != 0 ]; then echo "make test: FAIL: the arm64 stage failed (reports: $(OUT)/arm64)"; status=1; fi; exit $$status
+	if [ $$a != 0 ]; then echo "make test: FAIL: the arm64 stage failed (reports: $(OUT)/arm64)"; status=1; fi; \
+	$(MAKE) --no-print-directory merge-report MERGE_SINCE=$(OUT)/.test-start MERGE_ARM64_LOG=$(OUT)/arm64.log || \
+	  { echo "make test: FAIL: the merged report of both architectures fails or was not written ($(MERGED))"; status=1; }; exit $$status
 
 # The JUnit schema test (reports) validates with xmllint when it is there;
 # install it where this user can, else the test uses its Go check.
@@ -157,6 +160,32 @@ arm64_stage   = if [ "$(ARM64)" = 0 ]; then echo "test-arm64: skipped: ARM64=0";
 .PHONY: test-arm64
 test-arm64:
 	@$(call arm64_stage,$(ARM64_LABELS))
+
+# make merge-report (README "One report of both architectures"): one
+# report of the x86 suites ($(OUT)/suites) and the arm64 stage
+# ($(OUT)/arm64) in $(MERGED): junit.xml, report.ktap, report.json and
+# report.html, every testcase under its own backend, counts per
+# architecture (kvmspec merge --platforms). make test runs it after both
+# stages with MERGE_SINCE, a file touched when it started (reports older
+# than it are an earlier run's and are not merged), and MERGE_ARM64_LOG,
+# the stage's log: its "test-arm64: skipped: <reason>" is recorded as the
+# arm64 platform's reason (the report is the x86 one alone, and passes),
+# and a stage that wrote no report is a failure. On its own it merges
+# what the two directories hold (no arm64 report: recorded as skipped).
+MERGED          := $(OUT)/merged
+MERGE_SINCE     ?=
+MERGE_ARM64_LOG ?=
+.PHONY: merge-report
+merge-report: build
+	@fresh() { [ -s "$$1/report.json" ] && { [ -z "$(MERGE_SINCE)" ] || [ "$$1/report.json" -nt "$(MERGE_SINCE)" ]; }; }; \
+	fresh $(OUT)/suites || { echo "merge-report: no report of the x86 suites from this run in $(OUT)/suites (make suites writes it): no merged report"; exit 1; }; \
+	skip=; if [ -n "$(MERGE_ARM64_LOG)" ]; then skip=$$(sed -n 's/^test-arm64: skipped: //p' "$(MERGE_ARM64_LOG)" | tail -n 1); fi; \
+	if [ -n "$$skip" ]; then set -- --skipped-platform "arm64=$$skip"; \
+	elif fresh $(OUT)/arm64; then set -- $(OUT)/arm64; \
+	elif [ -n "$(MERGE_ARM64_LOG)" ]; then set -- --failed-platform "arm64=the arm64 stage wrote no report (log: $(MERGE_ARM64_LOG))"; \
+	else set -- --skipped-platform "arm64=no report in $(OUT)/arm64 (make test-arm64 writes it)"; fi; \
+	echo "== one report of both architectures: kvmspec merge --platforms $(MERGED) $(OUT)/suites $$*"; \
+	./$(BIN) merge --platforms $(MERGED) $(OUT)/suites "$$@"
 
 # make bench-arm64 (opt-in, README "Real KVM/arm64"): the memslot update
 # cost on real KVM/arm64, suites/memslot BenchmarkUpdate/kvm beside

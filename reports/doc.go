@@ -40,7 +40,16 @@
 //	    "caps": {"kvm": [{"name": "pmu", "supported": false, "detail": "kvm.enable_pmu=N"}]},
 //	    "started": "2026-11-22T10:00:00Z",
 //	    "finished": "2026-11-22T10:01:00Z",
-//	    "report_dir": "reports/out"     optional
+//	    "report_dir": "reports/out",    optional
+//	    "platform": "arm64",            optional: made on another platform, backends renamed (kvm → kvm-arm64)
+//	    "platforms": [{                 optional: a merge of runs of several platforms (MergePlatforms)
+//	      "name": "arm64", "arch": "arm64", "source": "reports/out/arm64",
+//	      "backends": ["kvm-arm64", "emu-arm64"],
+//	      "meta": {…},                  the run's own meta, as above
+//	      "filtered": 3,
+//	      "incomplete": "…", "skipped": "…", "failed": "…",   optional: how it ended without a full run
+//	      "counts": {"total": 30, "passed": 15, "failed": 0, "skipped": 15, "deviations": 0, "filtered": 3}
+//	    }]
 //	  },
 //	  "cases": [{
 //	    "backend": "kvm",

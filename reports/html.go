@@ -74,6 +74,22 @@ type htmlPage struct {
 	Cases       []htmlCaseRow
 	Perf        []htmlPerfCase
 	PerfBase    bool
+	Archs       []htmlArchRow  // counts per architecture of a platforms merge
+	Platforms   []htmlPlatform // its platforms' own facts
+}
+
+// htmlArchRow is one architecture's counts; Platforms names its platforms
+// and says why any of them has no run.
+type htmlArchRow struct {
+	htmlCountRow
+	Platforms string
+}
+
+// htmlPlatform is one platform of a platforms merge as the page shows it.
+type htmlPlatform struct {
+	Name, Arch, Backends, Kernel, CPU, KVM, Profile, Deviations, Filter, Source, Status, StatusCls string
+	Counts                                                                                         string
+	Host                                                                                           []host.Property
 }
 
 type htmlKV struct{ Key, Value string }
@@ -187,6 +203,14 @@ func newHTMLPage(r Run, cmp *Comparison) htmlPage {
 		add("filtered out", fmt.Sprint(r.Filtered))
 	}
 	add("reports", m.ReportDir)
+	p.Archs, p.Platforms = platformRows(r)
+	if len(p.Platforms) > 0 {
+		var names []string
+		for _, x := range p.Platforms {
+			names = append(names, x.Name)
+		}
+		add("platforms", strings.Join(names, ", "))
+	}
 
 	p.CapBackends, p.Caps = capTable(m)
 	if cmp != nil {
@@ -250,6 +274,56 @@ func newHTMLPage(r Run, cmp *Comparison) htmlPage {
 	p.Skips, p.SkipTotal = skipGroups(r.Cases)
 	p.Perf, p.PerfBase = perfSection(r, cmp)
 	return p
+}
+
+// platformRows are the page's architecture counts and platform facts of a
+// platforms merge; none for another run.
+func platformRows(r Run) ([]htmlArchRow, []htmlPlatform) {
+	var archs []htmlArchRow
+	for _, a := range r.ArchCounts() {
+		c := a.Counts
+		row := htmlArchRow{htmlCountRow: countRow(a.Arch, nil), Platforms: a.note()}
+		row.Passed, row.Failed, row.Skipped, row.Dev, row.Total = c.Passed, c.Failed, c.Skipped, c.Deviations, c.Total
+		row.FailCls, row.PassedCls, row.SkippedCls, row.DeviationsCls = nonZero(c.Failed, "fail"), nonZero(c.Passed, "pass"), nonZero(c.Skipped, "skip"), nonZero(c.Deviations, "dev")
+		archs = append(archs, row)
+	}
+	var plats []htmlPlatform
+	for _, p := range r.Meta.Platforms {
+		h := htmlPlatform{Name: p.Name, Arch: p.Arch, Backends: strings.Join(p.Backends, ", "), Source: p.Source,
+			Status: p.Status(), StatusCls: "pass", Counts: p.Counts.String()}
+		switch {
+		case p.Skipped != "":
+			h.StatusCls = "skip"
+		case p.Failed != "" || p.Incomplete != "" || p.Counts.Failed > 0:
+			h.StatusCls = "fail"
+		}
+		if m := p.Meta; m != nil {
+			h.Kernel = hostFact(m.Host, "host.kernel")
+			h.CPU = hostFact(m.Host, "host.cpu")
+			if h.CPU == "" {
+				h.CPU = hostFact(m.Host, "host.cpu_vendor")
+			}
+			h.KVM = hostFact(m.Host, "host.dev_kvm")
+			h.Profile = m.Profile
+			if m.Profile != "" {
+				h.Deviations = fmt.Sprint(m.Deviations)
+			}
+			if m.Strict {
+				h.Profile = "strict: profiles ignored"
+			}
+			h.Filter = m.LabelFilter
+			h.Host = m.Host
+		}
+		plats = append(plats, h)
+	}
+	return archs, plats
+}
+
+func nonZero(n int, cls string) string {
+	if n == 0 {
+		return ""
+	}
+	return cls
 }
 
 // leadFailures bounds the failures listed in the page's lead, so that a
@@ -764,6 +838,21 @@ svg .basemedian { stroke: #555; stroke-width: 2; stroke-dasharray: 3 2; }
 {{end}}</table>
 </details>{{end}}
 {{end}}
+{{if .Archs}}<h2 id="architectures">architectures</h2>
+<table class="archs">
+<tr><th>architecture</th><th class="num">pass</th><th class="num">fail</th><th class="num">skip</th><th class="num">dev</th><th class="num">total</th><th>platforms</th></tr>
+{{range .Archs}}<tr><td>{{.Name}}</td><td class="num {{.PassedCls}}">{{.Passed}}</td><td class="num {{.FailCls}}">{{.Failed}}</td><td class="num {{.SkippedCls}}">{{.Skipped}}</td><td class="num {{.DeviationsCls}}">{{.Dev}}</td><td class="num">{{.Total}}</td><td>{{.Platforms}}</td></tr>
+{{end}}</table>
+<table class="platforms">
+<tr><th>platform</th><th>arch</th><th>backends</th><th>kernel</th><th>CPU</th><th>/dev/kvm</th><th>host profile</th><th class="num">deviations</th><th>label filter</th><th>counts</th><th>report</th><th>status</th></tr>
+{{range .Platforms}}<tr><td>{{.Name}}</td><td>{{.Arch}}</td><td>{{.Backends}}</td><td>{{.Kernel}}</td><td>{{.CPU}}</td><td>{{.KVM}}</td><td>{{.Profile}}</td><td class="num">{{.Deviations}}</td><td>{{.Filter}}</td><td>{{.Counts}}</td><td>{{.Source}}</td><td class="{{.StatusCls}}">{{.Status}}</td></tr>
+{{end}}</table>
+{{range .Platforms}}{{if .Host}}<details><summary>host facts of {{.Name}} ({{len .Host}})</summary>
+<table>
+{{range .Host}}<tr><th>{{.Name}}</th><td>{{.Value}}</td></tr>
+{{end}}</table>
+</details>{{end}}{{end}}
+{{end}}
 <h2 id="summary">summary</h2>
 <table>
 <tr><th>backend/area</th><th class="num">pass</th><th class="num">fail</th><th class="num">skip</th><th class="num">dev</th><th class="num">total</th><th class="num">time</th></tr>
@@ -776,7 +865,7 @@ svg .basemedian { stroke: #555; stroke-width: 2; stroke-dasharray: 3 2; }
 <table class="settings">
 {{range .Settings}}<tr><th>{{.Key}}</th><td>{{.Value}}</td></tr>
 {{end}}</table>
-{{if .Host}}<details><summary>host facts ({{len .Host}})</summary>
+{{if .Host}}<details><summary>host facts{{if .Platforms}} common to every platform{{end}} ({{len .Host}})</summary>
 <table>
 {{range .Host}}<tr><th>{{.Name}}</th><td>{{.Value}}</td></tr>
 {{end}}</table>

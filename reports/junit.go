@@ -108,16 +108,10 @@ func groups(cases []Case) ([]suiteKey, map[suiteKey][]Case) {
 // place that fails the run.
 func (r Run) WriteJUnit(w io.Writer) error {
 	keys, byKey := groups(r.Cases)
-	hostname := ""
-	for _, p := range r.Meta.Host {
-		if p.Name == "host.hostname" {
-			hostname = p.Value
-		}
-	}
 	top := junitSuites{Name: "kvmspec", Time: seconds(r.Meta.Finished.Sub(r.Meta.Started))}
 	for _, k := range keys {
 		cases := byKey[k]
-		s := junitSuite{Name: k.name(), Hostname: hostname, Properties: r.properties(k.backend)}
+		s := junitSuite{Name: k.name(), Hostname: r.hostname(k.backend), Properties: r.properties(k.backend)}
 		var total time.Duration
 		for _, c := range cases {
 			jc := junitCase{Name: c.Name, Classname: k.classname(), Time: seconds(c.Duration), SystemOut: systemOut(c)}
@@ -195,8 +189,18 @@ func seconds(d time.Duration) string {
 // properties are the testsuite properties for backend: the run's settings,
 // the host facts and the backend's capabilities, so that a JUnit file read
 // alone says where and how it was produced.
+//
+// In a platforms merge (MergePlatforms) a backend's testsuites carry its
+// platform's own settings and host facts, plus kvmspec.platform and
+// kvmspec.arch; every testsuite names the platforms, the counts per
+// architecture and why a platform has no run.
 func (r Run) properties(backend string) []junitProperty {
 	m := r.Meta
+	plat := r.platformOfBackend(backend)
+	if plat != nil && plat.Meta != nil {
+		m = *plat.Meta
+		m.Caps = r.Meta.Caps
+	}
 	ps := []junitProperty{
 		{"kvmspec.version", m.Version},
 		{"kvmspec.backends", strings.Join(m.Backends, ",")},
@@ -230,6 +234,7 @@ func (r Run) properties(backend string) []junitProperty {
 	if backend != "" {
 		ps = append(ps, junitProperty{"kvmspec.backend", backend})
 	}
+	ps = append(ps, r.platformProperties(plat)...)
 	for _, p := range m.Host {
 		ps = append(ps, junitProperty{p.Name, p.Value})
 	}
@@ -276,4 +281,41 @@ func systemOut(c Case) string {
 
 func indent(s string) string {
 	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ")
+}
+
+// hostname is the host.hostname fact of the backend's platform, or of
+// the run.
+func (r Run) hostname(backend string) string {
+	if p := r.platformOfBackend(backend); p != nil && p.Meta != nil {
+		return hostFact(p.Meta.Host, "host.hostname")
+	}
+	return hostFact(r.Meta.Host, "host.hostname")
+}
+
+// platformProperties are the testsuite properties of a platforms merge:
+// the suite's platform and architecture (plat, nil for the suite
+// pseudo-cases), the platforms, the counts per architecture and why a
+// platform has no run; none for another run.
+func (r Run) platformProperties(plat *Platform) []junitProperty {
+	if len(r.Meta.Platforms) == 0 {
+		return nil
+	}
+	var ps []junitProperty
+	if plat != nil {
+		ps = append(ps, junitProperty{"kvmspec.platform", plat.Name}, junitProperty{"kvmspec.arch", plat.Arch})
+	}
+	var names []string
+	for _, p := range r.Meta.Platforms {
+		names = append(names, p.Name)
+	}
+	ps = append(ps, junitProperty{"kvmspec.platforms", strings.Join(names, ",")})
+	for _, a := range r.ArchCounts() {
+		ps = append(ps, junitProperty{"kvmspec.arch." + a.Arch, a.Counts.String()})
+	}
+	for _, p := range r.Meta.Platforms {
+		if p.Skipped != "" || p.Failed != "" {
+			ps = append(ps, junitProperty{"kvmspec.platform." + p.Name + ".status", p.Status()})
+		}
+	}
+	return ps
 }

@@ -39,10 +39,20 @@ func (r Run) WriteKTAP(w io.Writer) error {
 	for _, p := range r.Problems {
 		fmt.Fprintf(bw, "# problem: %s\n", ktapText(p))
 	}
+	for _, p := range r.Meta.Platforms {
+		line := fmt.Sprintf("platform %s (%s): %s", p.Name, p.Arch, p.Status())
+		if p.Meta != nil {
+			line = fmt.Sprintf("platform %s (%s): backends %s, %s", p.Name, p.Arch, strings.Join(p.Backends, ","), hostLine(*p.Meta))
+		}
+		fmt.Fprintf(bw, "# %s\n", ktapText(line))
+	}
 	tops := ktapTree(r.Cases)
 	fmt.Fprintf(bw, "1..%d\n", len(tops))
 	for i, top := range tops {
 		writeKTAPNode(bw, top, i+1, "")
+	}
+	for _, a := range r.ArchCounts() {
+		fmt.Fprintf(bw, "# arch %s: %s\n", ktapText(a.Arch), a.Counts)
 	}
 	c := r.Counts()
 	fmt.Fprintf(bw, "# totals: pass:%d fail:%d skip:%d deviation:%d\n", c.Passed, c.Failed, c.Skipped, c.Deviations)

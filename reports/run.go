@@ -106,6 +106,14 @@ type Meta struct {
 	// Shard, when set, says the run was one shard of a larger run
 	// (--shard), or the merge of all of them (Index 0, Merged set).
 	Shard *Shard `json:"shard,omitempty"`
+	// Platform is the suffix OnPlatform gave the backends ("arm64" for
+	// kvm-arm64): the run was made on another platform and brought in.
+	Platform string `json:"platform,omitempty"`
+	// Platforms, when set, says the run is the merge of runs made on
+	// different platforms (MergePlatforms): each with its own host facts,
+	// settings, host profile and counts. The fields above then hold what
+	// the platforms have in common (see MergePlatforms).
+	Platforms []Platform `json:"platforms,omitempty"`
 }
 
 // Entry is a report entry (Ginkgo's AddReportEntry) as text.
@@ -183,7 +191,12 @@ type Run struct {
 // Counts are the totals of a run. Total = Passed + Failed + Skipped +
 // Deviations; Filtered specs are not part of Total.
 type Counts struct {
-	Total, Passed, Failed, Skipped, Deviations, Filtered int
+	Total      int `json:"total"`
+	Passed     int `json:"passed"`
+	Failed     int `json:"failed"`
+	Skipped    int `json:"skipped"`
+	Deviations int `json:"deviations"`
+	Filtered   int `json:"filtered"`
 }
 
 // Counts returns the run's totals.

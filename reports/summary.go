@@ -42,8 +42,17 @@ func (r Run) Summary(w io.Writer, verbose bool) {
 	} else if sh != nil {
 		head += fmt.Sprintf("  merged shards %s", strings.Join(sh.Merged, ","))
 	}
+	if len(m.Platforms) > 0 {
+		var names []string
+		for _, p := range m.Platforms {
+			names = append(names, p.Name)
+		}
+		head += "  merged platforms " + strings.Join(names, ",")
+	}
 	fmt.Fprintln(w, head)
-	if h := hostLine(m); h != "" {
+	if len(m.Platforms) > 0 {
+		r.summaryPlatforms(w)
+	} else if h := hostLine(m); h != "" {
 		fmt.Fprintln(w, h)
 	}
 
@@ -64,6 +73,7 @@ func (r Run) Summary(w io.Writer, verbose bool) {
 		}
 	}
 
+	r.summaryArchs(w)
 	r.summaryFailures(w, verbose)
 	r.summarySkips(w, verbose)
 	r.summaryPerf(w, verbose)
@@ -77,6 +87,53 @@ func (r Run) Summary(w io.Writer, verbose bool) {
 		fmt.Fprintf(w, "\nreports: %s  %s  %s\n", filepath.Join(m.ReportDir, JUnitFile), filepath.Join(m.ReportDir, KTAPFile), filepath.Join(m.ReportDir, JSONFile))
 	}
 	fmt.Fprintf(w, "\n%s\n", r.verdict())
+}
+
+// summaryPlatforms is one line per platform of a platforms merge: its
+// backends, host, host profile and where its report was, or why it has
+// none.
+func (r Run) summaryPlatforms(w io.Writer) {
+	for _, p := range r.Meta.Platforms {
+		line := fmt.Sprintf("platform %s (%s):", p.Name, p.Arch)
+		if p.Meta == nil {
+			fmt.Fprintf(w, "%s %s\n", line, p.Status())
+			continue
+		}
+		line += " " + orDash(strings.Join(p.Backends, ","))
+		if h := hostLine(*p.Meta); h != "" {
+			line += "  " + h
+		}
+		if p.Meta.Profile != "" {
+			line += fmt.Sprintf("  profile %s (%d deviations)", p.Meta.Profile, p.Meta.Deviations)
+		}
+		if p.Meta.LabelFilter != "" {
+			line += fmt.Sprintf("  label-filter %q", p.Meta.LabelFilter)
+		}
+		if p.Source != "" {
+			line += "  from " + p.Source
+		}
+		if p.Incomplete != "" {
+			line += "  " + p.Incomplete
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+// summaryArchs is the counts per architecture of a platforms merge.
+func (r Run) summaryArchs(w io.Writer) {
+	archs := r.ArchCounts()
+	if len(archs) == 0 {
+		return
+	}
+	width := len("architecture")
+	for _, a := range archs {
+		width = max(width, len(a.Arch))
+	}
+	fmt.Fprintf(w, "\n  %-*s  %4s  %4s  %4s  %4s  %5s  %s\n", width, "architecture", "pass", "fail", "skip", "dev", "total", "platforms")
+	for _, a := range archs {
+		c := a.Counts
+		fmt.Fprintf(w, "  %-*s  %4d  %4d  %4d  %4d  %5d  %s\n", width, a.Arch, c.Passed, c.Failed, c.Skipped, c.Deviations, c.Total, a.note())
+	}
 }
 
 func orDash(s string) string {

@@ -49,9 +49,17 @@ func TestNightlyRestoresItsBaseline(t *testing.T) {
 // CI publishes the JUnit results and a job summary, whatever the outcome.
 func TestCIPublishesResults(t *testing.T) {
 	w := workflow(t, "ci.yml")
-	inOrder(t, "ci.yml", w, "make test", "if: always()", "action-junit-report@", "reports/out/suites/junit.xml",
-		"if: always()", "GITHUB_STEP_SUMMARY", "if: always()", "upload-artifact@")
+	inOrder(t, "ci.yml", w, "make test", "if: always()", "action-junit-report@", "reports/out/merged/junit.xml",
+		"if: always()", "GITHUB_STEP_SUMMARY", "if: always()", "upload-artifact@", "path: reports/out/merged/")
 	if !strings.Contains(w, "checks: write") {
 		t.Error("ci.yml cannot create the JUnit check run without checks: write")
 	}
+}
+
+// The nightly merges its x86 and arm64 reports after both ran, whatever
+// their outcome.
+func TestNightlyMergesPlatforms(t *testing.T) {
+	w := workflow(t, "nightly.yml")
+	inOrder(t, "nightly.yml", w, "--report-dir reports/out/nightly", "make test-arm64", "if: always()",
+		"bin/kvmspec merge --platforms reports/out/merged reports/out/nightly", "upload-artifact@", "path: reports/out/")
 }
