@@ -1,0 +1,157 @@
+package smoke
+
+// Interrupts the host raises into an arm64 guest: KVM_IRQ_LINE on the
+// in-kernel vGICv3 (hv.ARM64VM.IRQLine) for an SPI or one vCPU's PPI,
+// taken by the guest's GICv3 bring-up and IRQ handler
+// (a64guest.GICv3): the INTID the handler acknowledges, exactly one
+// interrupt per rising edge of an edge-triggered line, and a
+// level-sensitive one that stays pending until the host lowers the line.
+
+import (
+	"fmt"
+
+	"github.com/kvmspec/kvmspec/harness/a64"
+	"github.com/kvmspec/kvmspec/harness/guest"
+	"github.com/kvmspec/kvmspec/harness/guest/a64guest"
+	"github.com/kvmspec/kvmspec/harness/hv"
+	"github.com/kvmspec/kvmspec/suites/framework"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+)
+
+// The vGICv3 frames (where QEMU's virt board has them, outside slot 0).
+const (
+	a64GICD = 0x0800_0000
+	a64GICR = 0x080a_0000
+	// The guest waits up to polls × spin loop iterations for an
+	// interrupt, then a quiet window in which no other may come.
+	a64IRQPolls = 200
+	a64IRQSpin  = 20000
+	a64IRQQuiet = 400000
+	// a64IRQStage is the SYNC stage the handler of a level-sensitive
+	// interrupt sends with the INTID: the host lowers the line.
+	a64IRQStage = 100
+)
+
+// a64Line is one interrupt line the host drives.
+type a64Line struct {
+	kind    hv.ARM64IRQKind
+	intid   uint32
+	trigger a64guest.Trigger
+}
+
+func (l a64Line) String() string {
+	t, k := "a level-sensitive", "SPI"
+	if l.trigger == a64guest.Edge {
+		t = "an edge-triggered"
+	}
+	if l.kind == hv.ARM64IRQPPI {
+		k = "PPI of vCPU 0"
+	}
+	return fmt.Sprintf("%s %s (INTID %d)", t, k, l.intid)
+}
+
+var a64Lines = []a64Line{
+	{hv.ARM64IRQSPI, 40, a64guest.Edge},
+	{hv.ARM64IRQSPI, 41, a64guest.Level},
+	{hv.ARM64IRQPPI, 20, a64guest.Level}, // KVM makes PPIs level-sensitive
+}
+
+func arm64IRQSpecs(b *framework.Backend) {
+	// irqGuest is a guest with a vGICv3 whose IRQ handler runs body, and
+	// its program after the bring-up with l enabled and IRQs unmasked.
+	irqGuest := func(l a64Line, body a64guest.IRQBody) (*a64guest.Guest, *a64guest.GICv3, hv.ARM64VM, *a64guest.Program) {
+		GinkgoHelper()
+		b.Require(hv.CapVGICv3)
+		g := b.NewARM64Guest(a64guest.Config{})
+		vm, ok := g.VM.(hv.ARM64VM)
+		Expect(ok).To(BeTrue(), "%s VMs have no vGIC", b.Name)
+		gic, err := g.NewGICv3(a64GICD, a64GICR, 0, body)
+		Expect(err).NotTo(HaveOccurred())
+		p := g.Program()
+		gic.Init(p)
+		gic.Enable(p, l.intid, l.trigger)
+		p.MsrDAIFClr(2)
+		return g, gic, vm, p
+	}
+	// waitCount waits for the n-th interrupt and leaves the count after
+	// the quiet window in dst.
+	waitCount := func(gic *a64guest.GICv3, p *a64guest.Program, dst a64.Reg, n int64) {
+		gic.WaitIRQs(p, dst, n, a64IRQPolls, a64IRQSpin)
+		a64guest.Spin(p, a64IRQQuiet)
+		p.Ldr(dst, a64.Ptr(a64.X28, a64guest.IRQCount))
+	}
+	checkLog := func(gic *a64guest.GICv3, l a64Line, n int) {
+		GinkgoHelper()
+		intids, count, spurious, err := gic.IRQs(0)
+		Expect(err).NotTo(HaveOccurred())
+		want := make([]uint32, n)
+		for i := range want {
+			want[i] = l.intid
+		}
+		Expect(intids).To(Equal(want), "the INTIDs the guest acknowledged (%d in all)", count)
+		Expect(spurious).To(BeZero(), "spurious acknowledges")
+	}
+
+	for _, l := range a64Lines {
+		if l.trigger == a64guest.Edge {
+			It("KVM_IRQ_LINE: "+l.String()+" reaches the guest's IRQ handler once per rising edge", func(ctx SpecContext) {
+				g, gic, vm, p := irqGuest(l, nil)
+				p.Sync(1)
+				waitCount(gic, p, a64.X2, 1)
+				p.Sync(2, a64.X2)
+				waitCount(gic, p, a64.X3, 2)
+				p.Sync(3, a64.X3)
+				p.Done()
+				Expect(g.Load(p)).To(Succeed())
+				edge := func() error {
+					if err := vm.IRQLine(l.kind, 0, l.intid, true); err != nil {
+						return err
+					}
+					return vm.IRQLine(l.kind, 0, l.intid, false)
+				}
+				got := map[uint64]uint64{}
+				Expect(g.RunUntilDone(ctx, 0, func(u *guest.Ucall) error {
+					if u.Stage() > 1 {
+						got[u.Stage()] = u.Args[1]
+					}
+					if u.Stage() < 3 {
+						return edge()
+					}
+					return nil
+				})).To(Succeed())
+				Expect(got).To(Equal(map[uint64]uint64{2: 1, 3: 2}), "interrupts the guest took after the first and the second edge")
+				checkLog(gic, l, 2)
+			}, SpecTimeout(arm64SpecTimeout))
+			continue
+		}
+		It("KVM_IRQ_LINE: "+l.String()+" reaches the guest's IRQ handler and stays pending until the host lowers the line", func(ctx SpecContext) {
+			// The handler reports the INTID to the host, which lowers the
+			// line before the handler ends the interrupt: one interrupt.
+			body := func(p *a64guest.Program) { p.Sync(a64IRQStage, a64.X19) }
+			g, gic, vm, p := irqGuest(l, body)
+			p.Sync(1)
+			waitCount(gic, p, a64.X2, 1)
+			p.Sync(2, a64.X2)
+			p.Done()
+			Expect(g.Load(p)).To(Succeed())
+			var inHandler []uint64
+			var after uint64
+			Expect(g.RunUntilDone(ctx, 0, func(u *guest.Ucall) error {
+				switch u.Stage() {
+				case 1:
+					return vm.IRQLine(l.kind, 0, l.intid, true)
+				case a64IRQStage:
+					inHandler = append(inHandler, u.Args[1])
+					return vm.IRQLine(l.kind, 0, l.intid, false)
+				case 2:
+					after = u.Args[1]
+				}
+				return nil
+			})).To(Succeed())
+			Expect(inHandler).To(Equal([]uint64{uint64(l.intid)}), "the INTIDs the handler reported while the line was high")
+			Expect(after).To(Equal(uint64(1)), "interrupts the guest took")
+			checkLog(gic, l, 1)
+		}, SpecTimeout(arm64SpecTimeout))
+	}
+}
