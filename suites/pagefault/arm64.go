@@ -185,6 +185,7 @@ func arm64Specs(b *framework.Backend) {
 			}, SpecTimeout(a64SpecTimeout))
 		}
 	}
+	arm64S1PTWSpecs(b) // arm64_s1ptw.go
 }
 
 func a64RunAccess(ctx context.Context, b *framework.Backend, k a64Kind, a a64Access, want a64Outcome) {
