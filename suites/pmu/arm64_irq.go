@@ -11,6 +11,7 @@ package pmu
 
 import (
 	"context"
+	"strconv"
 
 	"github.com/kvmspec/kvmspec/harness/a64"
 	"github.com/kvmspec/kvmspec/harness/guest/a64guest"
@@ -211,4 +212,67 @@ func a64IRQSpecs(r a64Rig) {
 		Expect(got[2]).To(BeZero(), "PMOVSSET_EL0 after the handler")
 		interrupts(g, 1<<31)
 	}, SpecTimeout(a64SpecTimeout))
+
+	// KVM counts CPU_CYCLES (event counters and the cycle counter) with
+	// host perf events whose period is the distance to the overflow; a
+	// 64-bit counter with 32-bit overflow must get the distance to the
+	// next 2^32 boundary whatever its upper half holds (KVM commit
+	// 58ff6569bc6e, "Fix period computation for 64bit counters with
+	// 32bit overflow": the interrupt came 2^64 events late). Each
+	// counter starts 0x10000 cycles below a boundary with bits 63:32 set.
+	const perfStart = 0x0101_0101_ffff_0000
+	perfCases := []struct {
+		name    string
+		counter a64.SysReg
+		bit     uint64 // PMOVS/PMINTEN/PMCNTEN bit
+		pmcr    uint64
+		start   uint64
+		wrapped uint64 // bits 63:32 after the overflow (0: not checked)
+		needP5  bool
+	}{
+		{"a CPU_CYCLES event counter with 32-bit overflow (PMCR_EL0.LP clear) interrupts at the next 2^32 boundary, its bits 63:32 set",
+			a64.PMEVCNTR(0), 1 << 0, pmcrE, perfStart, 0x0101_0102, false},
+		{"a CPU_CYCLES event counter with 64-bit overflow (PMCR_EL0.LP set) interrupts at 2^64",
+			a64.PMEVCNTR(0), 1 << 0, pmcrE | pmcrLP, ^uint64(0) - 0xffff, 0, true},
+		{"the cycle counter with 32-bit overflow (PMCR_EL0.LC clear) interrupts at the next 2^32 boundary, its bits 63:32 set",
+			a64.PMCCNTR_EL0, 1 << 31, pmcrE, perfStart, 0x0101_0102, false},
+	}
+	for _, c := range perfCases {
+		It(c.name, func(ctx SpecContext) {
+			g, p := irqGuest()
+			if c.bit != 1<<31 {
+				r.needCounters(g, 1)
+				r.setReg(p, a64.PMEVTYPER(0), evCPUCycles)
+			}
+			if c.needP5 && g.pmuVer < pmuVerP5 {
+				Skip("64-bit event counters need FEAT_PMUv3p5; the vCPU's ID_AA64DFR0_EL1.PMUVer is " + itoa(int(g.pmuVer)))
+			}
+			r.setReg(p, a64.PMCR_EL0, c.pmcr)
+			p.Mrs(a64.X5, a64.PMCR_EL0)
+			r.setReg(p, c.counter, c.start)
+			p.Mrs(a64.X6, c.counter) // what the counter kept of the start value
+			r.setReg(p, pmintenset, c.bit)
+			r.setReg(p, a64.PMCNTENSET_EL0, c.bit)
+			waitCount(g, p, a64.X2, 1)
+			r.setReg(p, pmcntenclr, c.bit)
+			p.Mrs(a64.X3, c.counter)
+			p.Mrs(a64.X4, pmovsset)
+			p.Sync(1, a64.X2, a64.X3, a64.X4, a64.X5, a64.X6)
+			p.Done()
+			got := r.syncs(ctx, g, p)[1]
+			AddReportEntry("interrupts, counter, PMOVSSET_EL0, PMCR_EL0, counter at the start", got)
+			if c.pmcr&pmcrLC == 0 && got[3]&pmcrLC != 0 && c.bit == 1<<31 {
+				Skip("PMCR_EL0.LC is RES1 on this vCPU (PMCR_EL0 " + strconv.FormatUint(got[3], 16) + ")")
+			}
+			Expect(got[0]).To(Equal(uint64(1)), "interrupts from the counter started 0x10000 cycles below its overflow")
+			Expect(got[2]).To(BeZero(), "PMOVSSET_EL0 after the handler")
+			Expect(got[1]&0xffff_ffff).To(BeNumerically("<", uint64(1)<<31), "the counter's bits 31:0 wrapped")
+			if c.wrapped != 0 && got[4] == c.start {
+				// The counter kept bits 63:32 (a 64-bit counter): they
+				// count on through the 32-bit overflow.
+				Expect(got[1]>>32).To(Equal(c.wrapped), "bits 63:32 after the 32-bit overflow, counter %#x", got[1])
+			}
+			interrupts(g, c.bit)
+		}, SpecTimeout(a64SpecTimeout))
+	}
 }

@@ -9,6 +9,7 @@ package smoke
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/kvmspec/kvmspec/harness/a64"
 	"github.com/kvmspec/kvmspec/harness/guest"
@@ -154,4 +155,52 @@ func arm64IRQSpecs(b *framework.Backend) {
 			checkLog(gic, l, 1)
 		}, SpecTimeout(arm64SpecTimeout))
 	}
+
+	It("KVM_IRQ_LINE: a PPI reaches only the vCPU it names, each vCPU bringing up its own redistributor", func(ctx SpecContext) {
+		const ppi, vcpus, target = 20, 2, 1
+		b.Require(hv.CapVGICv3)
+		g := b.NewARM64Guest(a64guest.Config{VCPUs: vcpus})
+		vm, ok := g.VM.(hv.ARM64VM)
+		Expect(ok).To(BeTrue(), "%s VMs have no vGIC", b.Name)
+		gic, err := g.NewGICv3(a64GICD, a64GICR, 0, func(p *a64guest.Program) { p.Sync(a64IRQStage, a64.X19) })
+		Expect(err).NotTo(HaveOccurred())
+		p := g.Program()
+		gic.Init(p)
+		gic.Enable(p, ppi, a64guest.Level)
+		p.MsrDAIFClr(2)
+		p.Sync(1)
+		waitCount(gic, p, a64.X2, 1)
+		p.Ldr(a64.X3, a64.Ptr(a64.X28, a64guest.IRQRedist))
+		p.Sync(2, a64.X2, a64.X3)
+		p.Done()
+		Expect(g.Load(p)).To(Succeed())
+		var mu sync.Mutex
+		handled := map[int][]uint64{}
+		after := map[int][]uint64{}
+		Expect(g.RunAll(ctx, func(u *guest.Ucall) error {
+			mu.Lock()
+			defer mu.Unlock()
+			switch u.Stage() {
+			case 1:
+				if u.VCPU == target {
+					return vm.IRQLine(hv.ARM64IRQPPI, target, ppi, true)
+				}
+			case a64IRQStage:
+				handled[u.VCPU] = append(handled[u.VCPU], u.Args[1])
+				return vm.IRQLine(hv.ARM64IRQPPI, u.VCPU, ppi, false)
+			case 2:
+				after[u.VCPU] = append([]uint64(nil), u.Args[1:]...)
+			}
+			return nil
+		})).To(Succeed())
+		Expect(handled).To(Equal(map[int][]uint64{target: {ppi}}), "the PPIs each vCPU's handler reported")
+		for i := range vcpus {
+			n := uint64(0)
+			if i == target {
+				n = 1
+			}
+			Expect(after[i]).To(Equal([]uint64{n, a64GICR + uint64(i)*a64guest.GICRedistSize}),
+				"vCPU %d: interrupts taken and the redistributor it found", i)
+		}
+	}, SpecTimeout(arm64SpecTimeout))
 }
