@@ -4,7 +4,8 @@ package pagefault
 // of page_fault_test's page-table memslot: the last-level table that maps
 // the test page lives in a slot of its own (a64guest.MoveLeafTable) —
 // plain, read-only, dirty-logged, gone (no backing: the walk reads an
-// unbacked IPA) or behind userfaultfd — and the test page's Access flag
+// unbacked IPA) or behind userfaultfd (alone, dirty-logged or read-only
+// beside a data slot that is the same) — and the test page's Access flag
 // is set, or clear with hardware AF management (TCR_EL1.HA, FEAT_HAFDBS:
 // the walk writes the descriptor), or clear without it (the guest takes
 // an Access flag fault). The data page is in its own plain slot
@@ -19,7 +20,11 @@ package pagefault
 //   - a dirty-logged table slot has its page dirty exactly when the walk
 //     wrote the AF;
 //   - userfaultfd serves exactly one fault on each slot (page_fault_test's
-//     two), the walk's a read.
+//     two), the walk's a read; with both slots also dirty-logged the logs
+//     are as without userfaultfd; with both read-only (page_fault_test's
+//     TEST_RO_MEMSLOT_AND_UFFD) a write is one MMIO exit whose handler
+//     stores into the page (the data fault), and a write without a
+//     syndrome fails KVM_RUN (ENOSYS) before the data page is touched.
 
 import (
 	"context"
@@ -35,6 +40,7 @@ import (
 	"github.com/kvmspec/kvmspec/suites/taxonomy"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -56,6 +62,7 @@ type a64PTKind struct {
 	flags    hv.MemFlags // the table slot's (the data slot logs beside a logged one)
 	unbacked bool        // the slot is deleted before the run
 	uffd     bool        // both slots are punched and served by userfaultfd
+	dataRO   bool        // the data slot is read-only too
 	need     hv.Cap
 }
 
@@ -65,6 +72,8 @@ var a64PTKinds = []a64PTKind{
 	{name: "page tables in a dirty-logged slot", flags: hv.MemLogDirty, need: hv.CapDirtyLog},
 	{name: "page tables in no slot (unbacked)", unbacked: true},
 	{name: "page tables and data behind userfaultfd", uffd: true, need: hv.CapUserfault},
+	{name: "page tables and data dirty-logged and behind userfaultfd", flags: hv.MemLogDirty, uffd: true, need: hv.CapUserfault},
+	{name: "page tables and data read-only and behind userfaultfd", flags: hv.MemReadOnly, uffd: true, dataRO: true, need: hv.CapUserfault},
 }
 
 // a64AF is the test page's Access flag and its management.
@@ -90,6 +99,8 @@ type a64PTOutcome struct {
 	ptFaults   int // userfaultfd faults on each slot
 	dataFaults int
 	hostData   uint64
+	mmio       int  // MMIO exits at the test GPA (a write to the read-only data slot)
+	failRun    bool // KVM_RUN fails with ENOSYS (a write without syndrome to the read-only data slot)
 }
 
 func a64PTExpect(k a64PTKind, af a64AF, a a64Access) a64PTOutcome {
@@ -127,6 +138,21 @@ func a64PTExpect(k a64PTKind, af a64AF, a a64Access) a64PTOutcome {
 	}
 	if k.uffd {
 		o.ptFaults, o.dataFaults = 1, 1
+		if o.ec != 0 {
+			o.dataFaults = 0 // the walk failed: the data page is never reached
+		}
+	}
+	if k.dataRO && o.ec == 0 && a.write {
+		// page_fault_test's TEST_RO_MEMSLOT_AND_UFFD: a write with a
+		// syndrome is one MMIO exit, whose handler stores the value
+		// into the page (the data fault); one without fails KVM_RUN
+		// before the data page is touched.
+		if a.preidx {
+			o.failRun, o.dataFaults = true, 0
+			o.x1, o.hostData = 0, a64Pattern
+		} else {
+			o.mmio = 1
+		}
 	}
 	return o
 }
@@ -200,6 +226,9 @@ func a64RunS1PTW(ctx context.Context, b *framework.Backend, k a64PTKind, af a64A
 		}
 	}
 	dataFlags := k.flags & hv.MemLogDirty
+	if k.dataRO {
+		dataFlags |= hv.MemReadOnly
+	}
 	Expect(g.VM.SetMemslot(hv.Memslot{Slot: a64TestSlot, GPA: a64TestGPA, Size: a64SlotSize, Flags: dataFlags, Memory: data})).To(Succeed())
 	Expect(g.PT.Map(a64TestGVA, a64TestGPA, a64SlotSize, a64TestAttrs)).To(Succeed())
 	ptSlot := hv.Memslot{Slot: a64PTSlot, GPA: a64PTGPA, Size: a64SlotSize, Memory: pt}
@@ -227,7 +256,8 @@ func a64RunS1PTW(ctx context.Context, b *framework.Backend, k a64PTKind, af a64A
 		for _, s := range []uint32{a64TestSlot, a64PTSlot} {
 			Expect(g.VM.GetDirtyLog(s, make([]uint64, 1))).To(Succeed())
 		}
-	case k.uffd:
+	}
+	if k.uffd {
 		for _, s := range []struct {
 			slot uint32
 			gpa  uint64
@@ -263,11 +293,26 @@ func a64RunS1PTW(ctx context.Context, b *framework.Backend, k a64PTKind, af a64A
 	p.Sync(1, a64.X1, a64.X2, a64.X3)
 	p.Done()
 	Expect(g.Load(p)).To(Succeed())
-	var got []uint64
-	Expect(g.RunUntilDone(ctx, 0, func(u *guest.Ucall) error {
-		got = append([]uint64(nil), u.Args[1:]...)
-		return nil
-	})).To(Succeed(), "the run: no exit but the ucalls (no MMIO exit, no failed KVM_RUN)")
+	got, mmio, runErr := a64RunPT(ctx, g, data)
+	if k.uffd {
+		// Before the host reads the data page itself below.
+		pf, df := uf.count(a64PTSlot), uf.count(a64TestSlot)
+		AddReportEntry("userfaultfd faults (table, data)", fmt.Sprint(pf, df))
+		Expect(pf).To(HaveLen(want.ptFaults), "userfaultfd faults on the table slot: %v", pf)
+		Expect(df).To(HaveLen(want.dataFaults), "userfaultfd faults on the data slot: %v", df)
+		Expect(pf[0].Write).To(BeFalse(), "the walk's fault on the table is a read (KVM 6.2: an S1PTW translation fault is no write): %v", pf)
+		Expect(pf[0].GPA).To(Equal(uint64(a64PTGPA)), "the table page")
+		if len(df) > 0 {
+			Expect(df[0].GPA).To(Equal(uint64(a64TestGPA)), "the data page")
+			Expect(df[0].Write).To(Equal(a.write), "the data fault is a write exactly for a write access: %v", df)
+		}
+	}
+	Expect(mmio).To(Equal(want.mmio), "MMIO exits at the test GPA")
+	if want.failRun {
+		Expect(runErr).To(MatchError(unix.ENOSYS), "KVM_RUN of a write without a syndrome to the read-only data slot")
+		return
+	}
+	Expect(runErr).NotTo(HaveOccurred(), "the run: no exit but the ucalls and the expected MMIO exits")
 	Expect(got).To(HaveLen(3))
 	x := a64guest.Exception{ESR: got[1], FAR: got[2]}
 	AddReportEntry("guest X1, ESR, FAR", got)
@@ -278,16 +323,6 @@ func a64RunS1PTW(ctx context.Context, b *framework.Backend, k a64PTKind, af a64A
 	}
 	Expect(got[0]).To(Equal(want.x1), "what the guest saw")
 
-	if k.uffd {
-		pf, df := uf.count(a64PTSlot), uf.count(a64TestSlot)
-		AddReportEntry("userfaultfd faults (table, data)", fmt.Sprint(pf, df))
-		Expect(pf).To(HaveLen(want.ptFaults), "userfaultfd faults on the table slot: %v", pf)
-		Expect(df).To(HaveLen(want.dataFaults), "userfaultfd faults on the data slot: %v", df)
-		Expect(pf[0].Write).To(BeFalse(), "the walk's fault on the table is a read (KVM 6.2: an S1PTW translation fault is no write): %v", pf)
-		Expect(pf[0].GPA).To(Equal(uint64(a64PTGPA)), "the table page")
-		Expect(df[0].GPA).To(Equal(uint64(a64TestGPA)), "the data page")
-		Expect(df[0].Write).To(Equal(a.write), "the data fault is a write exactly for a write access: %v", df)
-	}
 	Expect(binary.LittleEndian.Uint64(data.Bytes()[a64DataOff:])).To(Equal(want.hostData), "the host's view of the data")
 	if !k.unbacked {
 		s, ok, err := g.PT.Leaf(a64TestGVA)
@@ -309,6 +344,35 @@ func a64RunS1PTW(ctx context.Context, b *framework.Backend, k a64PTKind, af a64A
 				wantBits = 1 // the first page of the slot: the table's, the data's
 			}
 			Expect(bitmap[0]).To(Equal(wantBits), "the %s slot's dirty bitmap", c.name)
+		}
+	}
+}
+
+// a64RunPT runs the S1PTW program to DONE: its SYNC's values, the MMIO
+// exits at the test GPA (writes to the read-only data slot, whose value
+// the host stores into the page as page_fault_test's handler does), and
+// the error that ended the run, if any.
+func a64RunPT(ctx context.Context, g *a64guest.Guest, data *hv.Memory) ([]uint64, int, error) {
+	var got []uint64
+	mmio := 0
+	for {
+		ev, err := g.Run(ctx, 0)
+		if err != nil {
+			return got, mmio, err
+		}
+		if m, ok := ev.Exit.(*hv.MMIOExit); ok && m.Write && m.GPA == a64TestGPA+a64DataOff && m.Len == 8 {
+			mmio++
+			binary.LittleEndian.PutUint64(data.Bytes()[a64DataOff:], m.Value())
+			continue
+		}
+		if ev.Exit != nil {
+			return got, mmio, g.Unexpected(0, ev.Exit)
+		}
+		switch ev.Ucall.Cmd {
+		case guest.UcallDone:
+			return got, mmio, nil
+		case guest.UcallSync:
+			got = append([]uint64(nil), ev.Ucall.Args[1:]...)
 		}
 	}
 }

@@ -28,6 +28,8 @@ func TestA64PTExpect(t *testing.T) {
 		dirty = "page tables in a dirty-logged slot"
 		none  = "page tables in no slot (unbacked)"
 		uffd  = "page tables and data behind userfaultfd"
+		duffd = "page tables and data dirty-logged and behind userfaultfd"
+		ruffd = "page tables and data read-only and behind userfaultfd"
 		dabt  = a64guest.ECDABTCurrent
 		iabt  = a64guest.ECIABTCurrent
 		data  = a64TestGVA + a64DataOff
@@ -55,6 +57,12 @@ func TestA64PTExpect(t *testing.T) {
 		{none, afSet, "exec", a64PTOutcome{ec: iabt, fsc: 0x10, far: code, hostData: a64Pattern}},
 		{uffd, afSet, "read64", a64PTOutcome{x1: a64Pattern, hostData: a64Pattern, afAfter: true, ptFaults: 1, dataFaults: 1}},
 		{uffd, afHW, "write64", a64PTOutcome{x1: a64Written, hostData: a64Written, afAfter: true, ptFaults: 1, dataFaults: 1}},
+		{duffd, afHW, "read64", a64PTOutcome{x1: a64Pattern, hostData: a64Pattern, afAfter: true, ptDirty: true, ptFaults: 1, dataFaults: 1}},
+		{duffd, afSet, "write64", a64PTOutcome{x1: a64Written, hostData: a64Written, afAfter: true, dataDirty: true, ptFaults: 1, dataFaults: 1}},
+		{ruffd, afSet, "read64", a64PTOutcome{x1: a64Pattern, hostData: a64Pattern, afAfter: true, ptFaults: 1, dataFaults: 1}},
+		{ruffd, afSet, "write64", a64PTOutcome{x1: a64Written, hostData: a64Written, afAfter: true, ptFaults: 1, dataFaults: 1, mmio: 1}},
+		{ruffd, afSet, "st_preidx", a64PTOutcome{hostData: a64Pattern, afAfter: true, ptFaults: 1, failRun: true}},
+		{ruffd, afHW, "exec", a64PTOutcome{ec: iabt, fsc: 0x10, far: code, hostData: a64Pattern, ptFaults: 1}},
 	}
 	for _, tt := range tests {
 		k, ok1 := kind[tt.kind]
@@ -76,8 +84,8 @@ func TestA64PTExpect(t *testing.T) {
 			}
 		}
 	}
-	if specs != 50 {
-		t.Errorf("%d S1PTW specs, want 50 (plain × 3 AF cases, read-only, dirty-logged, userfaultfd × 2, unbacked × 1; 5 accesses)", specs)
+	if specs != 70 {
+		t.Errorf("%d S1PTW specs, want 70 (plain × 3 AF cases, read-only, dirty-logged and the three userfaultfd kinds × 2, unbacked × 1; 5 accesses)", specs)
 	}
 	for _, c := range []struct {
 		kind string
