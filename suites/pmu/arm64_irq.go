@@ -12,6 +12,7 @@ package pmu
 import (
 	"context"
 	"strconv"
+	"time"
 
 	"github.com/kvmspec/kvmspec/harness/a64"
 	"github.com/kvmspec/kvmspec/harness/guest/a64guest"
@@ -33,12 +34,12 @@ const (
 	// The handler's records of PMOVSCLR_EL0, one per interrupt, at the
 	// user block's scratch area.
 	a64OvsRecords = 64
-	// How long the guest waits for an interrupt (rounds × spin
-	// iterations), and the quiet window after one in which no second
-	// may come.
-	a64IRQPolls = 200
-	a64IRQSpin  = 20000
-	a64Quiet    = 400000
+	// How long the guest waits for an interrupt (on the virtual
+	// counter: wall-clock time, however slowly a TCG host runs the
+	// guest; an overflow counted by host perf events takes milliseconds
+	// there), and the quiet window in which no other may come.
+	a64IRQWait = 5 * time.Second
+	a64Quiet   = 100 * time.Millisecond
 )
 
 var pmintenset = mustSys("PMINTENSET_EL1")
@@ -78,13 +79,13 @@ func a64IRQSpecs(r a64Rig) {
 	}
 	// count leaves the interrupt count in dst after the quiet window.
 	count := func(g *pmuGuest, p *a64guest.Program, dst a64.Reg) {
-		a64guest.Spin(p, a64Quiet)
+		a64guest.SpinFor(p, a64Quiet)
 		p.Ldr(dst, a64.Ptr(a64.X28, a64guest.IRQCount))
 	}
 	// waitCount waits for the n-th interrupt, then counts after the
 	// quiet window.
 	waitCount := func(g *pmuGuest, p *a64guest.Program, dst a64.Reg, n int64) {
-		g.gic.WaitIRQs(p, dst, n, a64IRQPolls, a64IRQSpin)
+		g.gic.WaitIRQs(p, dst, n, a64IRQWait)
 		count(g, p, dst)
 	}
 	// interrupts checks the log after the run: every interrupt the PMU

@@ -15,6 +15,7 @@ package a64guest
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/kvmspec/kvmspec/harness/a64"
 	"github.com/kvmspec/kvmspec/harness/hv"
@@ -307,32 +308,55 @@ func (c *GICv3) Disable(p *Program, intid uint32) {
 	p.Isb()
 }
 
-// WaitIRQs emits a bounded wait until this vCPU's handler has
-// acknowledged at least n interrupts in all: up to polls rounds of a
-// spin of spin iterations each. It leaves the count in dst and falls
-// through either way (the spec checks the count). It clobbers X15.
-func (c *GICv3) WaitIRQs(p *Program, dst a64.Reg, n, polls, spin int64) {
+// WaitIRQs emits a wait of at most timeout (on the virtual counter,
+// CNTVCT_EL0 at CNTFRQ_EL0: wall-clock time however slowly the vCPU
+// runs) until this vCPU's handler has acknowledged at least n interrupts
+// in all. It leaves the count in dst and falls through either way (the
+// spec checks the count). EL1 code (or EL0 where CNTKCTL_EL1 lets it read
+// the counter); it clobbers X13-X15 and the flags.
+func (c *GICv3) WaitIRQs(p *Program, dst a64.Reg, n int64, timeout time.Duration) {
+	if dst == a64.X13 || dst == a64.X14 || dst == a64.X15 {
+		c.g.recordErr(fmt.Errorf("a64guest: GICv3 wait: %v is the wait's own register", dst))
+	}
 	done := p.NewLabel()
-	p.Mov(a64.X15, a64.Imm(polls))
+	deadline(p, timeout)
 	poll := p.Here()
 	p.Ldr(dst, a64.Ptr(a64.X28, IRQCount))
 	p.Cmp(dst, a64.Imm(n))
 	p.Bcond(a64.HS, done)
-	Spin(p, spin)
-	p.Subs(a64.X15, a64.X15, a64.Imm(1))
-	p.Bcond(a64.NE, poll)
+	p.Isb()
+	p.Mrs(a64.X14, a64.CNTVCT_EL0)
+	p.Cmp(a64.X14, a64.X13)
+	p.Bcond(a64.LO, poll)
 	p.Ldr(dst, a64.Ptr(a64.X28, IRQCount))
 	p.Bind(done)
 }
 
-// Spin emits a loop of n iterations on X14 (the flags are clobbered),
-// then an ISB: a window for an interrupt to arrive.
-func Spin(p *Program, n int64) {
-	p.Mov(a64.X14, a64.Imm(n))
+// SpinFor emits a busy wait of d on the virtual counter, with interrupts
+// as PSTATE leaves them: a window for an interrupt to arrive, or to show
+// that none does. It clobbers X13-X15 and the flags.
+func SpinFor(p *Program, d time.Duration) {
+	deadline(p, d)
 	loop := p.Here()
-	p.Subs(a64.X14, a64.X14, a64.Imm(1))
-	p.Bcond(a64.NE, loop)
 	p.Isb()
+	p.Mrs(a64.X14, a64.CNTVCT_EL0)
+	p.Cmp(a64.X14, a64.X13)
+	p.Bcond(a64.LO, loop)
+}
+
+var cntfrqEL0, _ = a64.Sys("CNTFRQ_EL0")
+
+// deadline leaves in X13 the virtual counter d from now (X14, X15 are
+// scratch): CNTFRQ_EL0 × d in milliseconds / 1000 ticks.
+func deadline(p *Program, d time.Duration) {
+	p.Mrs(a64.X13, cntfrqEL0)
+	p.Mov(a64.X14, a64.Imm(max(d.Milliseconds(), 1)))
+	p.Mul(a64.X13, a64.X13, a64.X14)
+	p.Mov(a64.X14, a64.Imm(1000))
+	p.Udiv(a64.X13, a64.X13, a64.X14)
+	p.Isb()
+	p.Mrs(a64.X15, a64.CNTVCT_EL0)
+	p.Add(a64.X13, a64.X13, a64.X15)
 }
 
 // IRQs reads vCPU i's log: the acknowledged INTIDs in order (at most

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kvmspec/kvmspec/harness/a64"
 )
@@ -42,7 +43,8 @@ func TestGICv3Program(t *testing.T) {
 	c.Enable(p, 1019, Level)
 	c.Disable(p, FirstSPI)
 	p.MsrDAIFClr(2)
-	c.WaitIRQs(p, a64.X2, 1, 10, 100)
+	c.WaitIRQs(p, a64.X2, 1, 10*time.Millisecond)
+	SpinFor(p, time.Millisecond)
 	p.Done()
 	must(t, g.load(p))
 	for _, bad := range []struct {
