@@ -34,6 +34,11 @@ const (
 	a64IRQStage = 100
 )
 
+// CNTKCTL_EL1 and its EL0VCTEN bit (EL0 may read CNTVCT_EL0).
+var cntkctlEL1 = a64.SysReg{Name: "CNTKCTL_EL1", Op0: 3, Op1: 0, CRn: 14, CRm: 1, Op2: 0}
+
+const cntkctlEL0VCTEN = 1 << 1
+
 // a64Line is one interrupt line the host drives.
 type a64Line struct {
 	kind    hv.ARM64IRQKind
@@ -155,6 +160,74 @@ func arm64IRQSpecs(b *framework.Backend) {
 			checkLog(gic, l, 1)
 		}, SpecTimeout(arm64SpecTimeout))
 	}
+
+	It("KVM_IRQ_LINE: two rising edges of an SPI before the guest runs again are one interrupt", func(ctx SpecContext) {
+		l := a64Lines[0]
+		Expect(l.trigger).To(Equal(a64guest.Edge))
+		g, gic, vm, p := irqGuest(l, nil)
+		p.Sync(1)
+		waitCount(gic, p, a64.X2, 1)
+		a64guest.SpinFor(p, a64IRQQuiet) // a second interrupt would come by now
+		p.Ldr(a64.X2, a64.Ptr(a64.X28, a64guest.IRQCount))
+		p.Sync(2, a64.X2)
+		p.Done()
+		Expect(g.Load(p)).To(Succeed())
+		var after uint64
+		Expect(g.RunUntilDone(ctx, 0, func(u *guest.Ucall) error {
+			if u.Stage() == 2 {
+				after = u.Args[1]
+				return nil
+			}
+			for range 2 {
+				if err := vm.IRQLine(l.kind, 0, l.intid, true); err != nil {
+					return err
+				}
+				if err := vm.IRQLine(l.kind, 0, l.intid, false); err != nil {
+					return err
+				}
+			}
+			return nil
+		})).To(Succeed())
+		Expect(after).To(Equal(uint64(1)), "interrupts after two edges while the SPI was pending (one pending latch)")
+		checkLog(gic, l, 1)
+	}, SpecTimeout(arm64SpecTimeout))
+
+	It("KVM_IRQ_LINE: an SPI interrupts test code at EL0 through the lower-EL IRQ vector, which returns to EL0", func(ctx SpecContext) {
+		l := a64Lines[0]
+		g, gic, vm, p := irqGuest(l, nil)
+		// EL0 reads the virtual counter for the wait: CNTKCTL_EL1.EL0VCTEN.
+		p.Mov(a64.X9, a64.Imm(cntkctlEL0VCTEN))
+		p.Msr(cntkctlEL1, a64.X9)
+		p.Isb()
+		p.ToEL0()
+		p.Sync(1)
+		waitCount(gic, p, a64.X2, 1)
+		p.Sync(2, a64.X2)
+		// ToEL1's SVC is answered only from EL0: the handler returned there.
+		p.ToEL1()
+		p.Mrs(a64.X3, currentEL)
+		p.Sync(3, a64.X3)
+		p.Done()
+		Expect(g.Load(p)).To(Succeed())
+		got := map[uint64]uint64{}
+		Expect(g.RunUntilDone(ctx, 0, func(u *guest.Ucall) error {
+			if u.Stage() == 1 {
+				if err := vm.IRQLine(l.kind, 0, l.intid, true); err != nil {
+					return err
+				}
+				return vm.IRQLine(l.kind, 0, l.intid, false)
+			}
+			got[u.Stage()] = u.Args[1]
+			return nil
+		})).To(Succeed())
+		Expect(got).To(Equal(map[uint64]uint64{2: 1, 3: currentELValue(1)}), "interrupts taken at EL0, then CurrentEL after ToEL1")
+		lower, err := g.HandlerCount(0, a64guest.VecIRQLower64)
+		Expect(err).NotTo(HaveOccurred())
+		el1, err := g.HandlerCount(0, a64guest.VecIRQEL1t)
+		Expect(err).NotTo(HaveOccurred())
+		Expect([]uint32{lower, el1}).To(Equal([]uint32{1, 0}), "runs of the lower-EL and the EL1t IRQ handlers")
+		checkLog(gic, l, 1)
+	}, SpecTimeout(arm64SpecTimeout))
 
 	It("KVM_IRQ_LINE: a PPI reaches only the vCPU it names, each vCPU bringing up its own redistributor", func(ctx SpecContext) {
 		// vCPU i enables PPIs 20 and 21 and the host raises 20+i for it
