@@ -8,7 +8,9 @@ package pagefault
 // beside a data slot that is the same) — and the test page's Access flag
 // is set, or clear with hardware AF management (TCR_EL1.HA, FEAT_HAFDBS:
 // the walk writes the descriptor), or clear without it (the guest takes
-// an Access flag fault). The data page is in its own plain slot
+// an Access flag fault), for each access of the data-page matrix and
+// page_fault_test's AT S1E1R (AF set only: whether AT sets the AF is
+// IMPLEMENTATION DEFINED; X1 is PAR_EL1's F and PA). The data page is in its own plain slot
 // (dirty-logged beside a dirty-logged table slot, behind userfaultfd
 // beside a userfaultfd one). What KVM gives, exactly:
 //   - the walk's reads of a read-only slot are reads (KVM 6.2, "Fix S1PTW
@@ -109,13 +111,17 @@ func a64PTExpect(k a64PTKind, af a64AF, a a64Access) a64PTOutcome {
 		return a64PTOutcome{skip: "the Access flag fault is the guest's own: one table kind shows it"}
 	case k.unbacked && af != afSet:
 		return a64PTOutcome{skip: "an unbacked table has no descriptor to update"}
+	case a.at && af != afSet:
+		return a64PTOutcome{skip: "whether AT updates the Access flag is IMPLEMENTATION DEFINED (page_fault_test leaves it out)"}
 	}
 	o := a64PTOutcome{x1: a64Pattern, hostData: a64Pattern, afAfter: true}
 	switch {
 	case a.fetch:
 		o.x1 = a64FnValue
+	case a.at:
+		o.x1 = a64TestGPA // PAR_EL1: F clear, the page's PA
 	case a.write:
-		o.x1, o.hostData = a64Written, a64Written
+		o.x1, o.hostData = a.stored(), a.stored()
 	}
 	abort := func(fsc uint32) {
 		o.x1, o.hostData, o.fsc = 0, a64Pattern, fsc
@@ -138,8 +144,8 @@ func a64PTExpect(k a64PTKind, af a64AF, a a64Access) a64PTOutcome {
 	}
 	if k.uffd {
 		o.ptFaults, o.dataFaults = 1, 1
-		if o.ec != 0 {
-			o.dataFaults = 0 // the walk failed: the data page is never reached
+		if o.ec != 0 || a.at {
+			o.dataFaults = 0 // the walk failed, or AT reads no data
 		}
 	}
 	if k.dataRO && o.ec == 0 && a.write {
@@ -147,7 +153,7 @@ func a64PTExpect(k a64PTKind, af a64AF, a a64Access) a64PTOutcome {
 		// syndrome is one MMIO exit, whose handler stores the value
 		// into the page (the data fault); one without fails KVM_RUN
 		// before the data page is touched.
-		if a.preidx {
+		if a.noSyndrome {
 			o.failRun, o.dataFaults = true, 0
 			o.x1, o.hostData = 0, a64Pattern
 		} else {
@@ -160,7 +166,7 @@ func a64PTExpect(k a64PTKind, af a64AF, a a64Access) a64PTOutcome {
 func arm64S1PTWSpecs(b *framework.Backend) {
 	for _, k := range a64PTKinds {
 		for _, af := range []a64AF{afSet, afHW, afFault} {
-			for _, a := range a64Accesses {
+			for _, a := range append(a64Accesses, a64ATAccess) {
 				want := a64PTExpect(k, af, a)
 				if want.skip != "" {
 					continue
@@ -372,6 +378,7 @@ func a64RunPT(ctx context.Context, g *a64guest.Guest, data *hv.Memory) ([]uint64
 		case guest.UcallDone:
 			return got, mmio, nil
 		case guest.UcallSync:
+			a64SkipIfLacking(ev.Ucall)
 			got = append([]uint64(nil), ev.Ucall.Args[1:]...)
 		}
 	}

@@ -19,7 +19,7 @@ func TestA64PTExpect(t *testing.T) {
 		kind[k.name] = k
 	}
 	access := map[string]a64Access{}
-	for _, a := range a64Accesses {
+	for _, a := range append(a64Accesses, a64ATAccess) {
 		access[a.name] = a
 	}
 	const (
@@ -63,6 +63,12 @@ func TestA64PTExpect(t *testing.T) {
 		{ruffd, afSet, "write64", a64PTOutcome{x1: a64Written, hostData: a64Written, afAfter: true, ptFaults: 1, dataFaults: 1, mmio: 1}},
 		{ruffd, afSet, "st_preidx", a64PTOutcome{hostData: a64Pattern, afAfter: true, ptFaults: 1, failRun: true}},
 		{ruffd, afHW, "exec", a64PTOutcome{ec: iabt, fsc: 0x10, far: code, hostData: a64Pattern, ptFaults: 1}},
+		{ruffd, afSet, "dc_zva", a64PTOutcome{hostData: a64Pattern, afAfter: true, ptFaults: 1, failRun: true}},
+		{dirty, afHW, "dc_zva", a64PTOutcome{hostData: 0, afAfter: true, ptDirty: true, dataDirty: true}},
+		{plain, afFault, "dc_zva", a64PTOutcome{ec: dabt, fsc: 0x0b, far: data, hostData: a64Pattern}},
+		{uffd, afSet, "at", a64PTOutcome{x1: a64TestGPA, hostData: a64Pattern, afAfter: true, ptFaults: 1}},
+		{ro, afSet, "at", a64PTOutcome{x1: a64TestGPA, hostData: a64Pattern, afAfter: true}},
+		{none, afSet, "at", a64PTOutcome{ec: dabt, fsc: 0x10, far: data, hostData: a64Pattern}},
 	}
 	for _, tt := range tests {
 		k, ok1 := kind[tt.kind]
@@ -77,15 +83,18 @@ func TestA64PTExpect(t *testing.T) {
 	specs := 0
 	for _, k := range a64PTKinds {
 		for _, af := range []a64AF{afSet, afHW, afFault} {
-			for _, a := range a64Accesses {
+			for _, a := range append(a64Accesses, a64ATAccess) {
 				if a64PTExpect(k, af, a).skip == "" {
 					specs++
 				}
 			}
 		}
 	}
-	if specs != 70 {
-		t.Errorf("%d S1PTW specs, want 70 (plain × 3 AF cases, read-only, dirty-logged and the three userfaultfd kinds × 2, unbacked × 1; 5 accesses)", specs)
+	if specs != 91 {
+		t.Errorf("%d S1PTW specs, want 91 (14 kind×AF pairs × 6 accesses, and AT with AF set in the 7 kinds)", specs)
+	}
+	if got := a64PTExpect(kind[plain], afHW, access["at"]); got.skip == "" {
+		t.Errorf("AT with hardware AF update declares a spec: %+v", got)
 	}
 	for _, c := range []struct {
 		kind string
