@@ -10,9 +10,9 @@ package pagefault
 // the walk writes the descriptor), or clear without it (the guest takes
 // an Access flag fault), for each access of the data-page matrix and
 // page_fault_test's AT S1E1R (AF set only: whether AT sets the AF is
-// IMPLEMENTATION DEFINED; X1 is PAR_EL1's F and PA). The data page is in its own plain slot
-// (dirty-logged beside a dirty-logged table slot, behind userfaultfd
-// beside a userfaultfd one). What KVM gives, exactly:
+// IMPLEMENTATION DEFINED; X1 is PAR_EL1's F and PA). The data page is
+// in its own plain slot (dirty-logged beside a dirty-logged table slot,
+// behind userfaultfd beside a userfaultfd one). What KVM gives, exactly:
 //   - the walk's reads of a read-only slot are reads (KVM 6.2, "Fix S1PTW
 //     handling on RO memslots"): the access completes;
 //   - a walk that must write the AF into a read-only slot, or that reads
