@@ -11,6 +11,7 @@ package pmu
 
 import (
 	"context"
+	"math/bits"
 	"strconv"
 	"time"
 
@@ -214,6 +215,68 @@ func a64IRQSpecs(r a64Rig) {
 		interrupts(g, 1<<31)
 	}, SpecTimeout(a64SpecTimeout))
 
+	// A CHAIN counter (kvm-unit-tests' overflow-interrupt with a chained
+	// pair): with PMCR_EL0.LP clear the even counter's wrap increments
+	// the odd one, which wraps too, and both overflow bits interrupt,
+	// each exactly once; with LP set (FEAT_PMUv3p5) CHAIN does not count
+	// and only the even counter overflows, at 2^64.
+	for _, lp := range []bool{false, true} {
+		name := "a CHAIN counter wrapping with the even counter below it (PMCR_EL0.LP clear) interrupts for both, once each"
+		pmcr, start, odd := uint64(pmcrE), uint64(0xffff_ffff), uint64(0xffff_ffff)
+		wantOvs, wantOdd := uint64(0b11), uint64(0)
+		if lp {
+			name = "a CHAIN counter does not count with PMCR_EL0.LP set: only the even counter's overflow at 2^64 interrupts"
+			pmcr, start, odd = pmcrE|pmcrLP, ^uint64(0), 7
+			wantOvs, wantOdd = 0b01, 7
+		}
+		It(name, func(ctx SpecContext) {
+			g, p := irqGuest()
+			r.needCounters(g, 2)
+			if lp && g.pmuVer < pmuVerP5 {
+				Skip("PMCR_EL0.LP needs FEAT_PMUv3p5; the vCPU's ID_AA64DFR0_EL1.PMUVer is " + itoa(int(g.pmuVer)))
+			}
+			r.setReg(p, a64.PMEVTYPER(0), evSWIncr)
+			r.setReg(p, a64.PMEVTYPER(1), evChain)
+			r.setReg(p, a64.PMCR_EL0, pmcr)
+			r.setReg(p, a64.PMEVCNTR(0), start)
+			r.setReg(p, a64.PMEVCNTR(1), odd)
+			r.setReg(p, pmintenset, 0b11)
+			r.setReg(p, a64.PMCNTENSET_EL0, 0b11)
+			r.swinc(p, 1, 1)
+			waitCount(g, p, a64.X2, 1)
+			p.Mrs(a64.X3, a64.PMEVCNTR(1))
+			p.Mrs(a64.X4, pmovsset)
+			p.Sync(1, a64.X2, a64.X3, a64.X4)
+			p.Done()
+			got := r.syncs(ctx, g, p)[1]
+			AddReportEntry("interrupts, counter 1 (CHAIN), PMOVSSET_EL0", got)
+			oddMask := ^uint64(0)
+			if !lp {
+				oddMask = 0xffff_ffff // bits 63:32 exist (and count on) with PMUv3p5 only
+			}
+			Expect(got[1]&oddMask).To(Equal(wantOdd), "the CHAIN counter after the even counter's overflow (%#x)", got[1])
+			Expect(got[2]).To(BeZero(), "PMOVSSET_EL0 after the handler")
+			// The bits may come in one interrupt or two; each exactly once.
+			n := got[0]
+			Expect(n).To(And(BeNumerically(">=", 1), BeNumerically("<=", 2)), "interrupts")
+			var all, found uint64
+			for i := range n {
+				v, err := g.VM.Load64(g.UserBlock(0) + a64guest.UserScratch + 8*i)
+				Expect(err).NotTo(HaveOccurred())
+				all |= v
+				found += uint64(popcount(v))
+			}
+			Expect(all).To(Equal(wantOvs), "the overflow bits the interrupts found")
+			Expect(found).To(Equal(uint64(popcount(wantOvs))), "each overflow bit in exactly one interrupt")
+			intids, _, spurious, err := g.gic.IRQs(0)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(spurious).To(BeZero())
+			for _, id := range intids {
+				Expect(id).To(Equal(uint32(a64PMUIRQ)), "INTIDs %v", intids)
+			}
+		}, SpecTimeout(a64SpecTimeout))
+	}
+
 	// KVM counts CPU_CYCLES (event counters and the cycle counter) with
 	// host perf events whose period is the distance to the overflow; a
 	// 64-bit counter with 32-bit overflow must get the distance to the
@@ -277,3 +340,5 @@ func a64IRQSpecs(r a64Rig) {
 		}, SpecTimeout(a64SpecTimeout))
 	}
 }
+
+func popcount(v uint64) int { return bits.OnesCount64(v) }
