@@ -60,17 +60,52 @@ type a64Access struct {
 	name  string
 	write bool
 	fetch bool
-	// preidx accesses (writeback addressing) carry no valid syndrome
-	// (ESR ISV=0): KVM cannot emulate them as MMIO.
-	preidx bool
-	emit   func(p *a64guest.Program)
+	// noSyndrome accesses (writeback addressing, DC ZVA) carry no valid
+	// syndrome (ESR ISV=0): KVM cannot emulate them as MMIO.
+	noSyndrome bool
+	zero       bool // the write stores zeros (DC ZVA), not a64Written
+	at         bool // AT S1E1R: a stage-1 walk, no access of the page
+	emit       func(p *a64guest.Program)
+}
+
+// stored is what a completed write leaves at the data offset.
+func (a a64Access) stored() uint64 {
+	if a.zero {
+		return 0
+	}
+	return a64Written
+}
+
+// a64SkipStage is the SYNC a guest sends when the CPU lacks what the
+// access needs (its argument says why): the spec skips.
+const a64SkipStage = 99
+
+// Instructions the assembler has no method for: DC ZVA, Xt (SYS #3, C7,
+// C4, #1) and AT S1E1R, Xt (SYS #0, C7, C8, #0), with Rt in bits 4:0.
+const (
+	a64DCZVA   = 0xd50b7420
+	a64ATS1E1R = 0xd5087800
+	a64DZP     = 4 // DCZID_EL0 bit: DC ZVA prohibited
+)
+
+var (
+	dczidEL0 = a64.SysReg{Name: "DCZID_EL0", Op0: 3, Op1: 3, CRn: 0, CRm: 0, Op2: 7}
+	parEL1   = mustSys("PAR_EL1")
+)
+
+func mustSys(name string) a64.SysReg {
+	r, ok := a64.Sys(name)
+	if !ok {
+		panic("pagefault: no system register " + name)
+	}
+	return r
 }
 
 var a64Accesses = []a64Access{
 	{name: "read64", emit: func(p *a64guest.Program) {
 		p.Ldr(a64.X1, a64.Ptr(a64.X10, 0))
 	}},
-	{name: "ld_preidx", preidx: true, emit: func(p *a64guest.Program) {
+	{name: "ld_preidx", noSyndrome: true, emit: func(p *a64guest.Program) {
 		p.Sub(a64.X12, a64.X10, a64.Imm(8))
 		p.Ldr(a64.X1, a64.PreIndex(a64.X12, 8))
 	}},
@@ -78,7 +113,7 @@ var a64Accesses = []a64Access{
 		p.Str(a64.X11, a64.Ptr(a64.X10, 0))
 		p.Ldr(a64.X1, a64.Ptr(a64.X10, 0))
 	}},
-	{name: "st_preidx", write: true, preidx: true, emit: func(p *a64guest.Program) {
+	{name: "st_preidx", write: true, noSyndrome: true, emit: func(p *a64guest.Program) {
 		p.Sub(a64.X12, a64.X10, a64.Imm(8))
 		p.Str(a64.X11, a64.PreIndex(a64.X12, 8))
 		p.Ldr(a64.X1, a64.Ptr(a64.X10, 0))
@@ -88,6 +123,36 @@ var a64Accesses = []a64Access{
 		p.Blr(a64.X13)
 		p.Mov(a64.X1, a64.X0)
 	}},
+	// page_fault_test's guest_dc_zva (its prepare step: DCZID_EL0.DZP
+	// clear); the data offset is block-aligned for every block size.
+	{name: "dc_zva", write: true, noSyndrome: true, zero: true, emit: func(p *a64guest.Program) {
+		ok := p.NewLabel()
+		p.Mrs(a64.X12, dczidEL0)
+		p.Tbz(a64.X12, a64DZP, ok)
+		p.Sync(a64SkipStage, a64.X12)
+		p.Bind(ok)
+		p.Long(a64DCZVA | 10) // DC ZVA, X10
+		p.Ldr(a64.X1, a64.Ptr(a64.X10, 0))
+	}},
+}
+
+// a64ATAccess is page_fault_test's guest_at: AT S1E1R of the test
+// address; X1 is PAR_EL1's F bit and PA (the test page's GPA when the
+// walk succeeds).
+var a64ATAccess = a64Access{name: "at", at: true, emit: func(p *a64guest.Program) {
+	p.Long(a64ATS1E1R | 10) // AT S1E1R, X10
+	p.Isb()
+	p.Mrs(a64.X1, parEL1)
+	p.Mov(a64.X12, a64.Imm(0x0000_ffff_ffff_f001))
+	p.And(a64.X1, a64.X1, a64.X12)
+}}
+
+// a64SkipIfLacking skips the spec when the guest reported that the CPU
+// lacks what the access needs.
+func a64SkipIfLacking(u *guest.Ucall) {
+	if u.Stage() == a64SkipStage {
+		Skip(fmt.Sprintf("DC ZVA is prohibited on this vCPU (DCZID_EL0 %#x: DZP set)", u.Args[1]))
+	}
 }
 
 // a64Kind is the stage-2 situation of the test page.
@@ -131,7 +196,7 @@ func a64Expect(k a64Kind, a a64Access) a64Outcome {
 			o.skip = "a fetch from an unbacked GPA is an instruction abort KVM injects, not a stage-2 outcome this table checks"
 			return o
 		}
-		if a.preidx {
+		if a.noSyndrome {
 			o.failRun = true
 			return o
 		}
@@ -139,7 +204,7 @@ func a64Expect(k a64Kind, a a64Access) a64Outcome {
 		if a.write {
 			// The write, then its read-back, which the host answers
 			// with what it was given.
-			o.mmio, o.x1 = 2, a64Written
+			o.mmio, o.x1 = 2, a.stored()
 		}
 		return o
 	case k.hole:
@@ -149,7 +214,7 @@ func a64Expect(k a64Kind, a a64Access) a64Outcome {
 		}
 		o.x1, o.hostData = 0, 0
 	case k.flags&hv.MemReadOnly != 0:
-		if a.write && a.preidx {
+		if a.write && a.noSyndrome {
 			o.failRun = true
 			return o
 		}
@@ -159,7 +224,7 @@ func a64Expect(k a64Kind, a a64Access) a64Outcome {
 		}
 	}
 	if a.write {
-		o.x1, o.hostData = a64Written, a64Written
+		o.x1, o.hostData = a.stored(), a.stored()
 		o.dirty = k.flags&hv.MemLogDirty != 0
 	}
 	return o
@@ -185,6 +250,7 @@ func arm64Specs(b *framework.Backend) {
 			}, SpecTimeout(a64SpecTimeout))
 		}
 	}
+	arm64S1PTWSpecs(b) // arm64_s1ptw.go
 }
 
 func a64RunAccess(ctx context.Context, b *framework.Backend, k a64Kind, a a64Access, want a64Outcome) {
@@ -254,6 +320,7 @@ func a64RunAccess(ctx context.Context, b *framework.Backend, k a64Kind, a a64Acc
 		if ev.Ucall.Cmd == guest.UcallDone {
 			break
 		}
+		a64SkipIfLacking(ev.Ucall)
 		seen = ev.Ucall
 	}
 	Expect(seen).NotTo(BeNil(), "the guest's SYNC")

@@ -35,6 +35,11 @@ func TestA64Expect(t *testing.T) {
 		{"unbacked gpa", "read64", a64Outcome{x1: a64Pattern, hostData: a64Pattern, mmio: 1}},
 		{"unbacked gpa", "write64", a64Outcome{x1: a64Written, hostData: a64Pattern, mmio: 2}},
 		{"unbacked gpa", "ld_preidx", a64Outcome{x1: a64Pattern, hostData: a64Pattern, failRun: true}},
+		{"plain slot", "dc_zva", a64Outcome{}},
+		{"read-only slot", "dc_zva", a64Outcome{x1: a64Pattern, hostData: a64Pattern, failRun: true}},
+		{"dirty-logged slot", "dc_zva", a64Outcome{dirty: true}},
+		{"hole in the slot", "dc_zva", a64Outcome{}},
+		{"unbacked gpa", "dc_zva", a64Outcome{x1: a64Pattern, hostData: a64Pattern, failRun: true}},
 	}
 	for _, tt := range tests {
 		k, ok1 := kind[tt.kind]

@@ -96,6 +96,7 @@ func a64Valid(n int) uint64 { return 1<<n - 1 | 1<<31 }
 type pmuGuest struct {
 	*a64guest.Guest
 	vcpu   hv.ARM64VCPU
+	gic    *a64guest.GICv3
 	hostN  int    // PMCR_EL0.N KVM gave the vCPU
 	n      int    // PMCR_EL0.N the guest gets
 	pmuVer uint64 // the guest's ID_AA64DFR0_EL1.PMUVer
@@ -106,6 +107,7 @@ type pmuGuest struct {
 type pmuSetup struct {
 	n       int
 	filters []hv.ARM64PMUFilter
+	irq     a64guest.IRQBody // run by the guest's IRQ handler (nil: log only)
 }
 
 func arm64Specs(b *framework.Backend) {
@@ -119,14 +121,13 @@ func arm64Specs(b *framework.Backend) {
 		for _, f := range s.filters {
 			Expect(v.SetPMUFilter(f)).To(Succeed())
 		}
-		vm, ok := g.VM.(hv.ARM64VM)
-		Expect(ok).To(BeTrue())
-		Expect(vm.CreateVGICv3(a64GICD, a64GICR, 0)).To(Succeed())
+		gic, err := g.NewGICv3(a64GICD, a64GICR, 0, s.irq)
+		Expect(err).NotTo(HaveOccurred())
 		Expect(v.SetPMUIRQ(a64PMUIRQ)).To(Succeed())
 		Expect(v.InitPMU()).To(Succeed())
 		pmcr, err := v.GetOneReg(a64PMCR)
 		Expect(err).NotTo(HaveOccurred())
-		pg := &pmuGuest{Guest: g, vcpu: v, hostN: int(pmcr >> pmcrNShift & pmcrNMask)}
+		pg := &pmuGuest{Guest: g, vcpu: v, gic: gic, hostN: int(pmcr >> pmcrNShift & pmcrNMask)}
 		pg.n = pg.hostN
 		if s.n >= 0 {
 			Expect(v.SetOneReg(a64PMCR, pmcr&^(pmcrNMask<<pmcrNShift)|uint64(s.n)<<pmcrNShift)).To(Succeed())
@@ -625,6 +626,8 @@ func arm64Specs(b *framework.Backend) {
 		Expect(got[1]).To(Equal(all&^(1<<evCPUCycles)), "PMCEID0_EL0 with CPU_CYCLES denied: the unfiltered %#x without bit 17", all)
 		Expect(got[0]).To(BeZero(), "the denied CPU_CYCLES counter over 100000 loop iterations")
 	}, SpecTimeout(a64SpecTimeout))
+
+	a64IRQSpecs(a64Rig{newPMU: newPMU, syncs: syncs, setReg: setReg, swinc: swinc, quiesce: quiesce, needCounters: needCounters})
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

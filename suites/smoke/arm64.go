@@ -427,4 +427,6 @@ func arm64Specs(b *framework.Backend) {
 		load(g, q)
 		Expect(g.RunUntilDone(ctx, 0, nil)).To(Succeed())
 	}, SpecTimeout(arm64SpecTimeout))
+
+	arm64IRQSpecs(b) // arm64_irq.go
 }
