@@ -326,10 +326,16 @@ func specialize(in *inst, op x86asm.Op) {
 			if f := aluForms[in.cc][0]; f != nil {
 				in.fn = f
 			}
+			if k := sized(in); k < 2 && sizedALU[in.cc][k] != nil {
+				in.fn = sizedALU[in.cc][k]
+			}
 		case gprDst && in.src.kind == kImm:
 			in.fn = opAluRI
 			if f := aluForms[in.cc][1]; f != nil {
 				in.fn = f
+			}
+			if k := sized(in); k < 2 && sizedALU[in.cc][2+k] != nil {
+				in.fn = sizedALU[in.cc][2+k]
 			}
 		case in.dst.kind == kMem && (gprSrc || in.src.kind == kImm):
 			in.fn = opAluMX
@@ -339,18 +345,18 @@ func specialize(in *inst, op x86asm.Op) {
 		}
 	case x86asm.INC:
 		if gprDst {
-			in.fn = opIncR
+			in.fn = [3]func(*cpu, *inst){opIncR64, opIncR32, opIncR}[sized(in)]
 		}
 	case x86asm.DEC:
 		if gprDst {
-			in.fn = opDecR
+			in.fn = [3]func(*cpu, *inst){opDecR64, opDecR32, opDecR}[sized(in)]
 		}
 	case x86asm.MOV:
 		switch {
 		case gprDst && gprSrc:
-			in.fn = opMovRR
+			in.fn = [3]func(*cpu, *inst){opMovRR64, opMovRR32, opMovRR}[sized(in)]
 		case gprDst && in.src.kind == kImm:
-			in.fn = opMovRI
+			in.fn = [3]func(*cpu, *inst){opMovRIX, opMovRIX, opMovRI}[sized(in)]
 		case gprDst && in.src.kind == kMem:
 			in.fn = opMovRM
 		case in.dst.kind == kMem && gprSrc:
@@ -358,11 +364,14 @@ func specialize(in *inst, op x86asm.Op) {
 		}
 	case x86asm.IMUL:
 		if gprDst && gprSrc && in.src2.kind == kReg && !in.src2.hi {
-			in.fn = opImulRR
+			in.fn = [3]func(*cpu, *inst){opImulRR64, opImulRR32, opImulRR}[sized(in)]
 		}
 	case x86asm.SHL, x86asm.SHR, x86asm.SAR:
 		if gprDst && in.src.kind == kImm {
 			in.fn = opShiftRI
+			if k := sized(in); k < 2 {
+				in.fn = sizedShifts[in.cc-shShl][k]
+			}
 		}
 	case x86asm.JE, x86asm.JNE:
 		in.fn = opJccZ
@@ -381,6 +390,26 @@ func specialize(in *inst, op x86asm.Op) {
 			in.fn = opPopR
 		}
 	}
+}
+
+// sized is the index of in's operand size among the fixed-size forms of
+// ops_sized.go: 0 for 64 bits, 1 for 32, 2 for the others.
+func sized(in *inst) int {
+	switch in.size {
+	case 8:
+		return 0
+	case 4:
+		return 1
+	}
+	return 2
+}
+
+// sizedShifts are SHL, SHR and SAR (shShl...) of a GPR by an immediate
+// at 64 and 32 bits.
+var sizedShifts = [3][2]func(*cpu, *inst){
+	{opShlRI64, opShlRI32},
+	{opShrRI64, opShrRI32},
+	{opSarRI64, opSarRI32},
 }
 
 // opShiftRI is SHL, SHR or SAR (in.cc) of a GPR (no AH..BH) by an

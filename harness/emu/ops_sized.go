@@ -1,0 +1,271 @@
+package emu
+
+// Register forms at a fixed operand size, 64 or 32 bits (the sizes
+// compilers emit for almost every register operation): the same one
+// definition per operation (add, sub, ... in ops_alu.go, shlRes, ...)
+// called with a constant size, so the size switches of setGPR and the
+// masks fold away. A 32-bit result is zero-extended into the register,
+// as setGPR does for size 4. specialize picks them through sizedForms.
+
+func opAddRR64(c *cpu, in *inst) {
+	d := &c.regs[in.dst.reg&15]
+	*d = c.add(*d, c.regs[in.src.reg&15], 8)
+}
+
+func opAddRR32(c *cpu, in *inst) {
+	d := &c.regs[in.dst.reg&15]
+	*d = c.add(*d&0xffffffff, c.regs[in.src.reg&15]&0xffffffff, 4)
+}
+
+func opAddRI64(c *cpu, in *inst) {
+	d := &c.regs[in.dst.reg&15]
+	*d = c.add(*d, in.src.imm, 8)
+}
+
+func opAddRI32(c *cpu, in *inst) {
+	d := &c.regs[in.dst.reg&15]
+	*d = c.add(*d&0xffffffff, in.src.imm, 4)
+}
+
+func opSubRR64(c *cpu, in *inst) {
+	d := &c.regs[in.dst.reg&15]
+	*d = c.sub(*d, c.regs[in.src.reg&15], 8)
+}
+
+func opSubRR32(c *cpu, in *inst) {
+	d := &c.regs[in.dst.reg&15]
+	*d = c.sub(*d&0xffffffff, c.regs[in.src.reg&15]&0xffffffff, 4)
+}
+
+func opSubRI64(c *cpu, in *inst) {
+	d := &c.regs[in.dst.reg&15]
+	*d = c.sub(*d, in.src.imm, 8)
+}
+
+func opSubRI32(c *cpu, in *inst) {
+	d := &c.regs[in.dst.reg&15]
+	*d = c.sub(*d&0xffffffff, in.src.imm, 4)
+}
+
+func opCmpRR64(c *cpu, in *inst) { c.sub(c.regs[in.dst.reg&15], c.regs[in.src.reg&15], 8) }
+
+func opCmpRR32(c *cpu, in *inst) {
+	c.sub(c.regs[in.dst.reg&15]&0xffffffff, c.regs[in.src.reg&15]&0xffffffff, 4)
+}
+
+func opCmpRI64(c *cpu, in *inst) { c.sub(c.regs[in.dst.reg&15], in.src.imm, 8) }
+
+func opCmpRI32(c *cpu, in *inst) { c.sub(c.regs[in.dst.reg&15]&0xffffffff, in.src.imm, 4) }
+
+func opAndRR64(c *cpu, in *inst) {
+	d := &c.regs[in.dst.reg&15]
+	*d = c.and(*d, c.regs[in.src.reg&15], 8)
+}
+
+func opAndRR32(c *cpu, in *inst) {
+	d := &c.regs[in.dst.reg&15]
+	*d = c.and(*d&0xffffffff, c.regs[in.src.reg&15]&0xffffffff, 4)
+}
+
+func opAndRI64(c *cpu, in *inst) {
+	d := &c.regs[in.dst.reg&15]
+	*d = c.and(*d, in.src.imm, 8)
+}
+
+func opAndRI32(c *cpu, in *inst) {
+	d := &c.regs[in.dst.reg&15]
+	*d = c.and(*d&0xffffffff, in.src.imm, 4)
+}
+
+func opOrRR64(c *cpu, in *inst) {
+	d := &c.regs[in.dst.reg&15]
+	*d = c.or(*d, c.regs[in.src.reg&15], 8)
+}
+
+func opOrRR32(c *cpu, in *inst) {
+	d := &c.regs[in.dst.reg&15]
+	*d = c.or(*d&0xffffffff, c.regs[in.src.reg&15]&0xffffffff, 4)
+}
+
+func opOrRI64(c *cpu, in *inst) {
+	d := &c.regs[in.dst.reg&15]
+	*d = c.or(*d, in.src.imm, 8)
+}
+
+func opOrRI32(c *cpu, in *inst) {
+	d := &c.regs[in.dst.reg&15]
+	*d = c.or(*d&0xffffffff, in.src.imm, 4)
+}
+
+func opXorRR64(c *cpu, in *inst) {
+	d := &c.regs[in.dst.reg&15]
+	*d = c.xor(*d, c.regs[in.src.reg&15], 8)
+}
+
+func opXorRR32(c *cpu, in *inst) {
+	d := &c.regs[in.dst.reg&15]
+	*d = c.xor(*d&0xffffffff, c.regs[in.src.reg&15]&0xffffffff, 4)
+}
+
+func opXorRI64(c *cpu, in *inst) {
+	d := &c.regs[in.dst.reg&15]
+	*d = c.xor(*d, in.src.imm, 8)
+}
+
+func opXorRI32(c *cpu, in *inst) {
+	d := &c.regs[in.dst.reg&15]
+	*d = c.xor(*d&0xffffffff, in.src.imm, 4)
+}
+
+func opTestRR64(c *cpu, in *inst) { c.and(c.regs[in.dst.reg&15], c.regs[in.src.reg&15], 8) }
+
+func opTestRR32(c *cpu, in *inst) {
+	c.and(c.regs[in.dst.reg&15]&0xffffffff, c.regs[in.src.reg&15]&0xffffffff, 4)
+}
+
+func opTestRI64(c *cpu, in *inst) { c.and(c.regs[in.dst.reg&15], in.src.imm, 8) }
+
+func opTestRI32(c *cpu, in *inst) { c.and(c.regs[in.dst.reg&15]&0xffffffff, in.src.imm, 4) }
+
+// sizedALU[k] are operation k's register-register and register-immediate
+// forms at 64 and 32 bits: {RR64, RR32, RI64, RI32} (nil: none).
+var sizedALU = [aluTest + 1][4]func(*cpu, *inst){
+	aluAdd:  {opAddRR64, opAddRR32, opAddRI64, opAddRI32},
+	aluOr:   {opOrRR64, opOrRR32, opOrRI64, opOrRI32},
+	aluAnd:  {opAndRR64, opAndRR32, opAndRI64, opAndRI32},
+	aluSub:  {opSubRR64, opSubRR32, opSubRI64, opSubRI32},
+	aluXor:  {opXorRR64, opXorRR32, opXorRI64, opXorRI32},
+	aluCmp:  {opCmpRR64, opCmpRR32, opCmpRI64, opCmpRI32},
+	aluTest: {opTestRR64, opTestRR32, opTestRI64, opTestRI32},
+}
+
+func opIncR64(c *cpu, in *inst) {
+	cin := c.cf()
+	d := &c.regs[in.dst.reg&15]
+	a := *d
+	r := a + 1
+	*d = r
+	c.lz.setCarry(lzInc, 8, r, a, 1, cin)
+}
+
+func opIncR32(c *cpu, in *inst) {
+	cin := c.cf()
+	d := &c.regs[in.dst.reg&15]
+	a := *d & 0xffffffff
+	r := (a + 1) & 0xffffffff
+	*d = r
+	c.lz.setCarry(lzInc, 4, r, a, 1, cin)
+}
+
+func opDecR64(c *cpu, in *inst) {
+	cin := c.cf()
+	d := &c.regs[in.dst.reg&15]
+	a := *d
+	r := a - 1
+	*d = r
+	c.lz.setCarry(lzDec, 8, r, a, 1, cin)
+}
+
+func opDecR32(c *cpu, in *inst) {
+	cin := c.cf()
+	d := &c.regs[in.dst.reg&15]
+	a := *d & 0xffffffff
+	r := (a - 1) & 0xffffffff
+	*d = r
+	c.lz.setCarry(lzDec, 4, r, a, 1, cin)
+}
+
+func opMovRR64(c *cpu, in *inst) { c.regs[in.dst.reg&15] = c.regs[in.src.reg&15] }
+
+func opMovRR32(c *cpu, in *inst) { c.regs[in.dst.reg&15] = c.regs[in.src.reg&15] & 0xffffffff }
+
+// opMovRIX is MOV of an immediate to a 64- or 32-bit GPR: build masks
+// the immediate to the operand size, which is the zero extension.
+func opMovRIX(c *cpu, in *inst) { c.regs[in.dst.reg&15] = in.src.imm }
+
+func opImulRR64(c *cpu, in *inst) {
+	r, ovf := imul64(int64(c.regs[in.src.reg&15]), int64(c.regs[in.src2.reg&15]))
+	c.regs[in.dst.reg&15] = r
+	c.mulFlags(ovf, r, 8)
+}
+
+func opImulRR32(c *cpu, in *inst) {
+	r, ovf := imulNarrow(int64(int32(c.regs[in.src.reg&15])), int64(int32(c.regs[in.src2.reg&15])), 4)
+	c.regs[in.dst.reg&15] = r
+	c.mulFlags(ovf, r, 4)
+}
+
+// Shifts of a GPR by an immediate count (decode masks it to 8 bits;
+// the count mask is applied here, as opShiftRI does).
+
+func opShlRI64(c *cpu, in *inst) {
+	cnt := in.src.imm & 0x3f
+	if cnt == 0 {
+		return
+	}
+	d := &c.regs[in.dst.reg&15]
+	r, fx := shlRes(*d, cnt, 8)
+	*d = r
+	c.lz.setFixed(8, r, fx)
+}
+
+func opShlRI32(c *cpu, in *inst) {
+	d := &c.regs[in.dst.reg&15]
+	a := *d & 0xffffffff
+	cnt := in.src.imm & 0x1f
+	if cnt == 0 {
+		*d = a
+		return
+	}
+	r, fx := shlRes(a, cnt, 4)
+	*d = r
+	c.lz.setFixed(4, r, fx)
+}
+
+func opShrRI64(c *cpu, in *inst) {
+	cnt := in.src.imm & 0x3f
+	if cnt == 0 {
+		return
+	}
+	d := &c.regs[in.dst.reg&15]
+	r, fx := shrRes(*d, cnt, 8)
+	*d = r
+	c.lz.setFixed(8, r, fx)
+}
+
+func opShrRI32(c *cpu, in *inst) {
+	d := &c.regs[in.dst.reg&15]
+	a := *d & 0xffffffff
+	cnt := in.src.imm & 0x1f
+	if cnt == 0 {
+		*d = a
+		return
+	}
+	r, fx := shrRes(a, cnt, 4)
+	*d = r
+	c.lz.setFixed(4, r, fx)
+}
+
+func opSarRI64(c *cpu, in *inst) {
+	cnt := in.src.imm & 0x3f
+	if cnt == 0 {
+		return
+	}
+	d := &c.regs[in.dst.reg&15]
+	r, fx := sarRes(*d, cnt, 8)
+	*d = r
+	c.lz.setFixed(8, r, fx)
+}
+
+func opSarRI32(c *cpu, in *inst) {
+	d := &c.regs[in.dst.reg&15]
+	a := *d & 0xffffffff
+	cnt := in.src.imm & 0x1f
+	if cnt == 0 {
+		*d = a
+		return
+	}
+	r, fx := sarRes(a, cnt, 4)
+	*d = r
+	c.lz.setFixed(4, r, fx)
+}
