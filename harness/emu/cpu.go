@@ -153,10 +153,16 @@ type cpu struct {
 	rperm, wperm, xperm uint8 // TLB permission bit for the current CPL
 	// slow and pmuOn are read after every instruction: next to the
 	// registers (see also st).
-	slow      bool          // see updateSlow
-	pmuOn     bool          // some counter counts, or the APIC timer runs: each retired instruction calls pmuCount
-	attn      atomic.Uint32 // attention bits (attn* above), read after every instruction
-	blockCPL  uint8         // CPL at the start of the running block (the PMU counts its instructions there)
+	slow     bool          // see updateSlow
+	pmuOn    bool          // some counter counts, or the APIC timer runs: each retired instruction calls pmuCount
+	attn     atomic.Uint32 // attention bits (attn* above), read after every instruction
+	blockCPL uint8         // CPL at the start of the running block (the PMU counts its instructions there)
+	// blk is the block runBlocks executes without counting each
+	// instruction (nil otherwise): its instructions before c.cur have
+	// retired but st.instructions does not count them yet (retired()
+	// does). blkRIP is its first instruction's address.
+	blk       *block
+	blkRIP    uint64
 	st        vcpuStats
 	sr        hv.Sregs
 	msr       msrState
@@ -446,6 +452,32 @@ func (c *cpu) execOne(in *inst) {
 	}
 }
 
+// retired is the number of instructions retired: st.instructions plus,
+// inside a block that runBlocks counts at its end (c.blk), the block's
+// instructions before the executing one (c.cur). Everything that reads
+// the count while an instruction executes (the clock, the access replay
+// log) reads it here, so it is exact at every instruction boundary.
+func (c *cpu) retired() uint64 {
+	n := c.st.instructions
+	if b := c.blk; b != nil {
+		off := c.cur - c.blkRIP
+		for i := 0; off != 0 && i < len(b.insts); i++ {
+			off -= uint64(b.insts[i].len)
+			n++
+		}
+	}
+	return n
+}
+
+// settle folds the uncounted instructions of the running block into
+// st.instructions (a panic leaving runBlocks mid-block).
+func (c *cpu) settle() {
+	if c.blk != nil {
+		c.st.instructions = c.retired()
+		c.blk = nil
+	}
+}
+
 // runBlocks executes blocks from c.rip: the hot path. Each instruction
 // retires exactly as step would run it (c.cur, c.rip, the instruction
 // count and the PMU per instruction); after each, anything that needs the
@@ -540,17 +572,28 @@ func (c *cpu) runBlocks() {
 			// memory, so nothing between the two could need the loop but
 			// an asynchronous attention bit, which the jump's boundary
 			// sees as well.
-			for i := 0; i < len(insts); i++ {
-				in := &insts[i]
-				c.cur = c.rip
-				c.rip += uint64(in.len)
+			// Instructions retire uncounted (c.blk): st.instructions
+			// moves once, when the block is left. Only instructions with
+			// post bits need more than the attention check after them.
+			c.blk, c.blkRIP = b, rip
+			in := &insts[0]
+			for {
+				r := c.rip
+				c.cur = r
+				c.rip = r + uint64(in.len)
 				in.fn(c, in)
-				c.st.instructions++
-				if in.fuse {
-					i++
-					in = &insts[i]
-					c.cur = c.rip
-					c.rip += uint64(in.len)
+				if in.post == 0 {
+					if c.attn.Load() != 0 || c.slow {
+						break
+					}
+					in = nextInst(in)
+					continue
+				}
+				if in.post&postFuse != 0 {
+					in = nextInst(in)
+					r := c.rip
+					c.cur = r
+					c.rip = r + uint64(in.len)
 					// cond, with E/NE and B/AE after the common kinds inlined.
 					l := &c.lz
 					cc := in.cc
@@ -569,17 +612,24 @@ func (c *cpu) runBlocks() {
 					if taken {
 						c.jumpTo(c.rip + in.dst.imm)
 					}
-					c.st.instructions++
 				}
 				if c.attn.Load() != 0 || c.slow {
-					if c.pmuOn && c.pmuCount(c.blockCPL, in) {
-						c.pmuCheck(c.blockCPL)
-					}
-					return
+					break
 				}
-				if in.jcc && c.rip != c.cur+uint64(in.len) {
-					break // a conditional jump inside the block was taken
+				// in is the last instruction or a conditional jump (only
+				// a taken one leaves the block there).
+				if in.post&postLast != 0 || c.rip != c.cur+uint64(in.len) {
+					break
 				}
+				in = nextInst(in)
+			}
+			c.st.instructions += uint64(instIndex(b, in) + 1)
+			c.blk = nil
+			if c.attn.Load() != 0 || c.slow {
+				if c.pmuOn && c.pmuCount(c.blockCPL, in) {
+					c.pmuCheck(c.blockCPL)
+				}
+				return
 			}
 		}
 		if last {
@@ -590,6 +640,7 @@ func (c *cpu) runBlocks() {
 }
 
 func (c *cpu) onPanic(p any) int {
+	c.settle()
 	c.pmuAbandon(p)
 	switch s := p.(type) {
 	case *guestFault:
@@ -691,8 +742,11 @@ func (c *cpu) decodeBlock(rip uint64, cp *codePage) *block {
 			break // crosses into the next page: its own (uncached) block
 		}
 		c.st.decodes++
-		if in.jcc = isJcc(in); in.jcc && n > 0 && fusable(&insts[n-1]) {
-			insts[n-1].fuse = true
+		if isJcc(in) {
+			in.post |= postJcc
+			if n > 0 && fusable(&insts[n-1]) {
+				insts[n-1].post |= postFuse
+			}
 		}
 		n++
 		off += uint64(in.len)
@@ -703,6 +757,7 @@ func (c *cpu) decodeBlock(rip uint64, cp *codePage) *block {
 	if n == 0 {
 		return nil
 	}
+	insts[n-1].post |= postLast
 	b := &block{insts: append([]inst(nil), insts[:n]...)}
 	t := cp.blocks[start>>6]
 	if t == nil {

@@ -21,13 +21,9 @@ type inst struct {
 	// truncated: the bytes ran out; straddle: the instruction crosses a
 	// page and is not cached.
 	truncated, straddle bool
-	// fuse: a register-only flag producer the next instruction of its
-	// block, a conditional jump, follows (runBlocks runs the two as one).
-	fuse bool
-	// jcc: a conditional jump, the only instruction inside a block that
-	// can move RIP elsewhere than to the next one (runBlocks compares RIP
-	// after it alone).
-	jcc            bool
+	// post: what runBlocks looks at after the instruction besides the
+	// attention word (postFuse, postJcc, postLast; set by decodeBlock).
+	post           uint8
 	dst, src, src2 operand
 	op             x86asm.Op
 }
@@ -35,6 +31,20 @@ type inst struct {
 const (
 	repF3 = 1
 	repF2 = 2
+)
+
+// inst.post bits.
+const (
+	// postFuse: a register-only flag producer the next instruction of
+	// its block, a conditional jump, follows (runBlocks runs the two as
+	// one).
+	postFuse = 1 << iota
+	// postJcc: a conditional jump, the only instruction inside a block
+	// that can move RIP elsewhere than to the next one (runBlocks
+	// compares RIP after it alone).
+	postJcc
+	// postLast: the block's last instruction.
+	postLast
 )
 
 // operand kinds
