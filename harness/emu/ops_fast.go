@@ -342,6 +342,9 @@ func specialize(in *inst, op x86asm.Op) {
 			if f := aluForms[in.cc][2]; f != nil {
 				in.fn = f
 			}
+			if k := sized(in); k < 2 && plainMem(&in.dst, in) && sizedMem[in.cc][k] != nil {
+				in.fn = sizedMem[in.cc][k]
+			}
 		}
 	case x86asm.INC:
 		if gprDst {
@@ -359,8 +362,14 @@ func specialize(in *inst, op x86asm.Op) {
 			in.fn = [3]func(*cpu, *inst){opMovRIX, opMovRIX, opMovRI}[sized(in)]
 		case gprDst && in.src.kind == kMem:
 			in.fn = opMovRM
+			if k := sized(in); k < 2 && plainMem(&in.src, in) {
+				in.fn = [2]func(*cpu, *inst){opMovRM64, opMovRM32}[k]
+			}
 		case in.dst.kind == kMem && gprSrc:
 			in.fn = opMovMR
+			if k := sized(in); k < 2 && plainMem(&in.dst, in) {
+				in.fn = [2]func(*cpu, *inst){opMovMR64, opMovMR32}[k]
+			}
 		}
 	case x86asm.IMUL:
 		if gprDst && gprSrc && in.src2.kind == kReg && !in.src2.hi {
@@ -380,6 +389,9 @@ func specialize(in *inst, op x86asm.Op) {
 	case x86asm.MOVZX:
 		if gprDst && in.src.kind == kMem {
 			in.fn = opMovzxRM
+			if sized(in) < 2 && in.ssize == 1 && plainMem(&in.src, in) {
+				in.fn = opMovzxRM8
+			}
 		}
 	case x86asm.PUSH:
 		if gprDst && in.size == 8 {

@@ -269,3 +269,129 @@ func opSarRI32(c *cpu, in *inst) {
 	*d = r
 	c.lz.setFixed(4, r, fx)
 }
+
+// Memory forms at a fixed size, for operands without a segment
+// override, RIP base or 32-bit addressing (specialize checks plainMem):
+// the address is base + index*scale + disp, and a data-TLB hit
+// (rdHit64, ...) is a pointer to the bytes. Anything else - a miss,
+// MMIO, a page boundary, a logged or code page, a fault - runs the
+// general form handler, which starts over: nothing has changed yet.
+
+// plainMem reports whether o is a memory operand whose address is
+// base + index*scale + disp (plainEA).
+func plainMem(o *operand, in *inst) bool {
+	return o.kind == kMem && o.seg == segNone && o.base != regRIP && !in.a32
+}
+
+// plainEA is offset for a plainMem operand.
+func (c *cpu) plainEA(o *operand) uint64 {
+	return uint64(o.disp) + c.regs[o.base&31] + c.regs[o.index&31]*uint64(o.scale)
+}
+
+func opMovRM64(c *cpu, in *inst) {
+	if p := c.rdHit64(c.plainEA(&in.src)); p != nil {
+		c.regs[in.dst.reg&15] = *p
+		return
+	}
+	opMovRM(c, in)
+}
+
+func opMovRM32(c *cpu, in *inst) {
+	if p := c.rdHit32(c.plainEA(&in.src)); p != nil {
+		c.regs[in.dst.reg&15] = uint64(*p)
+		return
+	}
+	opMovRM(c, in)
+}
+
+func opMovMR64(c *cpu, in *inst) {
+	if p := c.wrHit64(c.plainEA(&in.dst)); p != nil {
+		*p = c.regs[in.src.reg&15]
+		return
+	}
+	opMovMR(c, in)
+}
+
+func opMovMR32(c *cpu, in *inst) {
+	if p := c.wrHit32(c.plainEA(&in.dst)); p != nil {
+		*p = uint32(c.regs[in.src.reg&15])
+		return
+	}
+	opMovMR(c, in)
+}
+
+// opMovzxRM8 is MOVZX of a memory byte to a 32- or 64-bit GPR.
+func opMovzxRM8(c *cpu, in *inst) {
+	if p := c.rdHit8(c.plainEA(&in.src)); p != nil {
+		c.regs[in.dst.reg&15] = uint64(*p)
+		return
+	}
+	opMovzxRM(c, in)
+}
+
+// The ALU on memory with a GPR or immediate source (aluForms' memory
+// forms, whose fallbacks they are).
+
+// srcX is the source of an ALU memory form: a GPR (masked to sz by the
+// caller's conversion) or the immediate.
+func (c *cpu) srcX(in *inst) uint64 {
+	if in.src.kind == kReg {
+		return c.regs[in.src.reg&15]
+	}
+	return in.src.imm
+}
+
+func opAddMX64(c *cpu, in *inst) {
+	if p := c.wrHit64(c.plainEA(&in.dst)); p != nil {
+		*p = c.add(*p, c.srcX(in), 8)
+		return
+	}
+	opAddMX(c, in)
+}
+
+func opAddMX32(c *cpu, in *inst) {
+	if p := c.wrHit32(c.plainEA(&in.dst)); p != nil {
+		*p = uint32(c.add(uint64(*p), c.srcX(in)&0xffffffff, 4))
+		return
+	}
+	opAddMX(c, in)
+}
+
+func opSubMX64(c *cpu, in *inst) {
+	if p := c.wrHit64(c.plainEA(&in.dst)); p != nil {
+		*p = c.sub(*p, c.srcX(in), 8)
+		return
+	}
+	opSubMX(c, in)
+}
+
+func opSubMX32(c *cpu, in *inst) {
+	if p := c.wrHit32(c.plainEA(&in.dst)); p != nil {
+		*p = uint32(c.sub(uint64(*p), c.srcX(in)&0xffffffff, 4))
+		return
+	}
+	opSubMX(c, in)
+}
+
+func opCmpMX64(c *cpu, in *inst) {
+	if p := c.rdHit64(c.plainEA(&in.dst)); p != nil {
+		c.sub(*p, c.srcX(in), 8)
+		return
+	}
+	opCmpMX(c, in)
+}
+
+func opCmpMX32(c *cpu, in *inst) {
+	if p := c.rdHit32(c.plainEA(&in.dst)); p != nil {
+		c.sub(uint64(*p), c.srcX(in)&0xffffffff, 4)
+		return
+	}
+	opCmpMX(c, in)
+}
+
+// sizedMem[k] are ALU operation k's memory forms at 64 and 32 bits.
+var sizedMem = [aluTest + 1][2]func(*cpu, *inst){
+	aluAdd: {opAddMX64, opAddMX32},
+	aluSub: {opSubMX64, opSubMX32},
+	aluCmp: {opCmpMX64, opCmpMX32},
+}

@@ -96,3 +96,68 @@ func funcName(f func(*cpu, *inst)) string {
 	n := runtime.FuncForPC(reflect.ValueOf(f).Pointer()).Name()
 	return n[strings.LastIndex(n, ".")+1:]
 }
+
+// TestSizedMemFormsMatchGeneral runs the fixed-size memory forms and
+// their general handlers on a page both reach through a data-TLB hit,
+// and wants the same registers, RFLAGS and memory.
+func TestSizedMemFormsMatchGeneral(t *testing.T) {
+	reg := func(r uint8) operand { return operand{kind: kReg, reg: r} }
+	mem := operand{kind: kMem, base: 6, index: 7, scale: 8, disp: -16}
+	type form struct {
+		sized, generl func(*cpu, *inst)
+		in            inst
+	}
+	var forms []form
+	for i, sz := range []uint8{8, 4} {
+		forms = append(forms,
+			form{[]func(*cpu, *inst){opMovRM64, opMovRM32}[i], opMovRM, inst{size: sz, dst: reg(1), src: mem}},
+			form{[]func(*cpu, *inst){opMovMR64, opMovMR32}[i], opMovMR, inst{size: sz, dst: mem, src: reg(2)}},
+			form{opMovzxRM8, opMovzxRM, inst{size: sz, ssize: 1, dst: reg(3), src: mem}},
+		)
+		for k, fs := range sizedMem {
+			if fs[i] == nil {
+				continue
+			}
+			forms = append(forms,
+				form{fs[i], aluForms[k][2], inst{size: sz, cc: uint8(k), dst: mem, src: reg(4)}},
+				form{fs[i], aluForms[k][2], inst{size: sz, cc: uint8(k), dst: mem, src: operand{kind: kImm}}})
+		}
+	}
+	const vpn = 0x1234
+	var code uint32
+	setup := func(c *cpu, page *[4096]byte) {
+		c.rperm, c.wperm = permRS, permWS
+		c.dtlb[vpn%tlbSize] = tlbEntry{vpn: vpn, perm: permRS | permWS, page: page, code: &code}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, f := range forms {
+		for n := 0; n < 2000; n++ {
+			a, b := new(cpu), new(cpu)
+			pa, pb := new([4096]byte), new([4096]byte)
+			for i := range pa {
+				pa[i] = byte(rng.Uint32())
+			}
+			*pb = *pa
+			setup(a, pa)
+			setup(b, pb)
+			for i := range 16 {
+				a.regs[i] = rng.Uint64()
+			}
+			// base + index*8 - 16 inside the page, 8 bytes from its end at most.
+			a.regs[6] = vpn<<12 + 16
+			a.regs[7] = uint64(rng.IntN(4096/8 - 1))
+			a.rflags = 2 | rng.Uint64()&0x8d5
+			in := f.in
+			if in.src.kind == kImm {
+				in.src.imm = rng.Uint64() & sizeMask[in.size]
+			}
+			b.regs, b.rflags, b.lz = a.regs, a.rflags, a.lz
+			f.sized(a, &in)
+			f.generl(b, &in)
+			if a.regs != b.regs || a.getFlags() != b.getFlags() || *pa != *pb {
+				t.Fatalf("%s %+v: regs %x flags %#x, general handler regs %x flags %#x (memory equal: %v)",
+					funcName(f.sized), in, a.regs[:16], a.getFlags(), b.regs[:16], b.getFlags(), *pa == *pb)
+			}
+		}
+	}
+}
