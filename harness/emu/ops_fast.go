@@ -395,12 +395,18 @@ func specialize(in *inst, op x86asm.Op) {
 		}
 	case x86asm.PUSH:
 		if gprDst && in.size == 8 {
-			in.fn = opPushR
+			in.fn = opPushR64
 		}
 	case x86asm.POP:
 		if gprDst && in.size == 8 {
-			in.fn = opPopR
+			in.fn = opPopR64
 		}
+	case x86asm.CALL:
+		if in.dst.kind == kImm {
+			in.fn = opCallRel64
+		}
+	case x86asm.RET:
+		in.fn = opRet64
 	}
 }
 

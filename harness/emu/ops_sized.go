@@ -395,3 +395,50 @@ var sizedMem = [aluTest + 1][2]func(*cpu, *inst){
 	aluSub: {opSubMX64, opSubMX32},
 	aluCmp: {opCmpMX64, opCmpMX32},
 }
+
+// Quadword stack forms: PUSH/POP of a GPR, near CALL and RET with the
+// stack access's data-TLB hit inlined (only canonical pages are ever in
+// the TLB, so a hit needs no #SS check); push8 and peek8 do the rest.
+
+func opPushR64(c *cpu, in *inst) {
+	rsp := c.regs[4] - 8
+	if p := c.wrHit64(rsp); p != nil {
+		*p = c.regs[in.dst.reg&15]
+		c.regs[4] = rsp
+		return
+	}
+	c.push8(c.regs[in.dst.reg&15])
+}
+
+func opPopR64(c *cpu, in *inst) {
+	if p := c.rdHit64(c.regs[4]); p != nil {
+		v := *p
+		c.regs[4] += 8
+		c.regs[in.dst.reg&15] = v
+		return
+	}
+	opPopR(c, in)
+}
+
+func opCallRel64(c *cpu, in *inst) {
+	t := c.rip + in.dst.imm
+	rsp := c.regs[4] - 8
+	if p := c.wrHit64(rsp); p != nil && canonical(t) {
+		*p = c.rip
+		c.regs[4] = rsp
+		c.rip = t
+		return
+	}
+	opCallRel(c, in)
+}
+
+func opRet64(c *cpu, in *inst) {
+	if p := c.rdHit64(c.regs[4]); p != nil {
+		if t := *p; canonical(t) {
+			c.regs[4] += 8 + in.dst.imm
+			c.rip = t
+			return
+		}
+	}
+	opRet(c, in)
+}
