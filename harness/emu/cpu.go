@@ -93,6 +93,9 @@ type blockLink struct {
 	b   *block
 }
 
+// noVPN is a page number no address has.
+const noVPN = ^uint64(0)
+
 // maxBlock bounds the instructions of one block.
 const maxBlock = 64
 
@@ -161,23 +164,25 @@ type cpu struct {
 	// instruction (nil otherwise): its instructions before c.cur have
 	// retired but st.instructions does not count them yet (retired()
 	// does). blkRIP is its first instruction's address.
-	blk       *block
-	blkRIP    uint64
-	st        vcpuStats
-	sr        hv.Sregs
-	msr       msrState
-	dr        [4]uint64
-	dr6, dr7  uint64
-	apic      lapic.APIC
-	cpuid     hv.CPUID
-	dbg       hv.GuestDebug
-	watch     []watchpoint // data breakpoints in effect
-	watchHost bool         // they are the host's (DebugUseHWBP)
-	watchHit  uint64       // DR6 bits hit by the executing instruction
-	pendWatch uint64       // a hit held back while an exit was reported
-	ran       bool         // Run was called (CPUID is frozen, as KVM does from 5.16)
-	pmu       pmu          // performance counters (pmu.go)
-	clk       clock        // deterministic time (timer.go)
+	blk    *block
+	blkRIP uint64
+	// linkGen and linkVPN: see runBlocks.
+	linkGen, linkVPN uint64
+	st               vcpuStats
+	sr               hv.Sregs
+	msr              msrState
+	dr               [4]uint64
+	dr6, dr7         uint64
+	apic             lapic.APIC
+	cpuid            hv.CPUID
+	dbg              hv.GuestDebug
+	watch            []watchpoint // data breakpoints in effect
+	watchHost        bool         // they are the host's (DebugUseHWBP)
+	watchHit         uint64       // DR6 bits hit by the executing instruction
+	pendWatch        uint64       // a hit held back while an exit was reported
+	ran              bool         // Run was called (CPUID is frozen, as KVM does from 5.16)
+	pmu              pmu          // performance counters (pmu.go)
+	clk              clock        // deterministic time (timer.go)
 
 	// Attention and epoch handshake with other goroutines.
 	inGuest  atomic.Bool
@@ -478,6 +483,17 @@ func (c *cpu) settle() {
 	}
 }
 
+// leaveBlock settles the count of the uncounted block (c.blk) left
+// after in for attention, and counts in for the PMU if counting started
+// in it.
+func (c *cpu) leaveBlock(in *inst) {
+	c.st.instructions += uint64(instIndex(c.blk, in) + 1)
+	c.blk = nil
+	if c.pmuOn && c.pmuCount(c.blockCPL, in) {
+		c.pmuCheck(c.blockCPL)
+	}
+}
+
 // runBlocks executes blocks from c.rip: the hot path. Each instruction
 // retires exactly as step would run it (c.cur, c.rip, the instruction
 // count and the PMU per instruction); after each, anything that needs the
@@ -497,12 +513,14 @@ func (c *cpu) runBlocks() {
 	// (a page's decodes are only dropped by a fill, which moves codeGen),
 	// the lookup would find the same block.
 	var prev *block
-	var gen, vpn uint64 // codeGen at the last lookup, and the page of prev
+	// c.linkGen and c.linkVPN: codeGen at the last lookup, and the page
+	// of prev (fields, not locals: the block loop reads them only when a
+	// block is left, and locals would be reloaded after every handler).
 	for {
 		rip := c.rip
 		c.cur = rip
 		var b *block
-		if prev != nil && c.codeGen == gen && rip>>12 == vpn {
+		if prev != nil && c.codeGen == c.linkGen && rip>>12 == c.linkVPN {
 			if l := &prev.succ[0]; l.rip == rip && l.b != nil {
 				b = l.b
 			} else if l := &prev.succ[1]; l.rip == rip && l.b != nil {
@@ -531,14 +549,17 @@ func (c *cpu) runBlocks() {
 				}
 				last = c.codeBytes > c.codeBudget
 			}
-			if prev != nil && g == gen && c.codeGen == gen && rip>>12 == vpn {
+			if prev != nil && g == c.linkGen && c.codeGen == g && rip>>12 == c.linkVPN {
 				k := 0
 				if prev.succ[0].b != nil {
 					k = 1
 				}
 				prev.succ[k] = blockLink{rip: rip, b: b}
 			}
-			gen, vpn = c.codeGen, rip>>12
+			c.linkGen, c.linkVPN = c.codeGen, rip>>12
+			if last {
+				c.linkVPN = noVPN // no link followed from this block: exec evicts first
+			}
 		}
 		c.st.blocks++
 		c.blockCPL = c.cpl // constant inside a block: only its last instruction may change it
@@ -562,6 +583,7 @@ func (c *cpu) runBlocks() {
 					break // a conditional jump inside the block was taken
 				}
 			}
+			prev = b
 		} else {
 			// Nothing counts: the PMU is looked at only on the way out
 			// (counting that starts inside the block pokes attnPMU, so
@@ -573,8 +595,8 @@ func (c *cpu) runBlocks() {
 			// an asynchronous attention bit, which the jump's boundary
 			// sees as well.
 			// Instructions retire uncounted (c.blk): st.instructions
-			// moves once, when the block is left. Only instructions with
-			// post bits need more than the attention check after them.
+			// moves when a block is left. Only instructions with post
+			// bits need more than the attention check after them.
 			c.blk, c.blkRIP = b, rip
 			in := &insts[0]
 			for {
@@ -584,7 +606,8 @@ func (c *cpu) runBlocks() {
 				in.fn(c, in)
 				if in.post == 0 {
 					if c.attn.Load() != 0 || c.slow {
-						break
+						c.leaveBlock(in)
+						return
 					}
 					in = nextInst(in)
 					continue
@@ -614,28 +637,42 @@ func (c *cpu) runBlocks() {
 					}
 				}
 				if c.attn.Load() != 0 || c.slow {
-					break
+					c.leaveBlock(in)
+					return
 				}
 				// in is the last instruction or a conditional jump (only
 				// a taken one leaves the block there).
-				if in.post&postLast != 0 || c.rip != c.cur+uint64(in.len) {
+				if in.post&postLast == 0 && c.rip == c.cur+uint64(in.len) {
+					in = nextInst(in)
+					continue
+				}
+				// The block is left for rip. Its successor comes from
+				// its links right here, as the lookup at the top would
+				// find it (CPL cannot have changed nor counting started
+				// without moving codeGen or raising attention), unless
+				// the block was just decoded (last).
+				b := c.blk // not carried in a local: it would be reloaded after every handler
+				c.st.instructions += uint64(instIndex(b, in) + 1)
+				rip := c.rip
+				if c.codeGen != c.linkGen || rip>>12 != c.linkVPN {
 					break
 				}
-				in = nextInst(in)
-			}
-			c.st.instructions += uint64(instIndex(b, in) + 1)
-			c.blk = nil
-			if c.attn.Load() != 0 || c.slow {
-				if c.pmuOn && c.pmuCount(c.blockCPL, in) {
-					c.pmuCheck(c.blockCPL)
+				nb := b.succ[0].b
+				if b.succ[0].rip != rip || nb == nil {
+					if nb = b.succ[1].b; b.succ[1].rip != rip || nb == nil {
+						break
+					}
 				}
-				return
+				c.st.blocks++
+				c.blk, c.blkRIP = nb, rip
+				in = &nb.insts[0]
 			}
+			prev = c.blk
+			c.blk = nil
 		}
 		if last {
 			return
 		}
-		prev = b
 	}
 }
 
