@@ -24,6 +24,10 @@ const (
 	attnIRQ               // an interrupt was latched in the local APIC
 	attnClose             // the VM is closing
 	attnPMU               // counting started inside a block: its next instructions count one at a time
+	// attnSlow mirrors c.slow (the vCPU's own, set and cleared with it
+	// by setSlow and updateSlow), so the block loop reads one word per
+	// instruction; service leaves it alone.
+	attnSlow
 )
 
 // Permission bits of TLB entries, one per access kind and privilege.
@@ -354,7 +358,7 @@ func (c *cpu) callout(fn func()) {
 
 // service handles attention bits; it returns a stop reason or stopNone.
 func (c *cpu) service() int {
-	bits := c.attn.Swap(0)
+	bits := c.attn.And(attnSlow)
 	if bits&attnEpoch != 0 {
 		c.syncEpoch()
 	}
@@ -383,7 +387,7 @@ func (c *cpu) exec() (stop int) {
 		}
 	}()
 	for {
-		if c.attn.Load() != 0 {
+		if c.attn.Load()&^attnSlow != 0 {
 			if s := c.service(); s != stopNone {
 				return s
 			}
@@ -605,7 +609,7 @@ func (c *cpu) runBlocks() {
 				c.rip = r + uint64(in.len)
 				in.fn(c, in)
 				if in.post == 0 {
-					if c.attn.Load() != 0 || c.slow {
+					if c.attn.Load() != 0 { // attnSlow included
 						c.leaveBlock(in)
 						return
 					}
@@ -636,7 +640,7 @@ func (c *cpu) runBlocks() {
 						c.jumpTo(c.rip + in.dst.imm)
 					}
 				}
-				if c.attn.Load() != 0 || c.slow {
+				if c.attn.Load() != 0 { // attnSlow included
 					c.leaveBlock(in)
 					return
 				}
@@ -935,7 +939,7 @@ func (c *cpu) slowStep() {
 		// run (SDM 6.8.3), so "mov ss; mov rsp" cannot be split.
 		c.heldWatch |= hit
 		c.heldStep = c.heldStep || tf
-		c.slow = true
+		c.setSlow()
 		return
 	}
 	if c.heldWatch != 0 || c.heldStep {
@@ -954,7 +958,7 @@ func (c *cpu) slowStep() {
 	if c.exit != nil || len(c.pend) > 0 {
 		c.pendWatch |= hit
 		c.pendTrap = c.pendTrap || tf
-		c.slow = true
+		c.setSlow()
 		return
 	}
 	c.routeTrap(hit, tf)
@@ -977,15 +981,32 @@ func (c *cpu) routeTrap(hit uint64, step bool) {
 	}
 }
 
+// setSlow sends the vCPU to the slow path from the next instruction
+// boundary on (until updateSlow finds nothing that needs it).
+func (c *cpu) setSlow() {
+	c.slow = true
+	if c.attn.Load()&attnSlow == 0 {
+		c.attn.Or(attnSlow)
+	}
+}
+
 // updateSlow recomputes whether the slow path is needed.
 func (c *cpu) updateSlow() {
 	// Breakpoints do not need it: execute breakpoints are checked when
 	// their code page is looked up (codeBreak), data breakpoints when
 	// their data page is (watched pages never enter the data TLB).
-	c.slow = c.stepOnly || c.rflags&(hv.FlagTF|hv.FlagRF) != 0 || len(c.replay) > 0 || c.intShadow || c.pendTrap ||
+	slow := c.stepOnly || c.rflags&(hv.FlagTF|hv.FlagRF) != 0 || len(c.replay) > 0 || c.intShadow || c.pendTrap ||
 		c.pendWatch != 0 || c.watchHit != 0 || c.heldStep || c.heldWatch != 0 ||
 		c.dbg.Flags&(hv.DebugEnable|hv.DebugSingleStep) == hv.DebugEnable|hv.DebugSingleStep ||
 		c.injectVec >= 0 || c.interruptible()
+	c.slow = slow
+	if set := c.attn.Load()&attnSlow != 0; set != slow {
+		if slow {
+			c.attn.Or(attnSlow)
+		} else {
+			c.attn.And(^uint32(attnSlow))
+		}
+	}
 }
 
 // runLoop executes until an exit for the caller. The caller holds the

@@ -636,7 +636,7 @@ func (c *cpu) record(r ioRecord) {
 	}
 	r.seq = seq
 	c.replay = append(c.replay, r)
-	c.slow = true
+	c.setSlow()
 }
 
 // replayed answers an access the executing instruction already made.
