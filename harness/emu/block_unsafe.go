@@ -14,3 +14,6 @@ func nextInst(in *inst) *inst {
 func instIndex(b *block, in *inst) int {
 	return int((uintptr(unsafe.Pointer(in)) - uintptr(unsafe.Pointer(unsafe.SliceData(b.insts)))) / unsafe.Sizeof(inst{}))
 }
+
+// firstInst is b's first instruction (a block is never empty).
+func firstInst(b *block) *inst { return unsafe.SliceData(b.insts) }

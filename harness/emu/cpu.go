@@ -669,7 +669,7 @@ func (c *cpu) runBlocks() {
 				}
 				c.st.blocks++
 				c.blk, c.blkRIP = nb, rip
-				in = &nb.insts[0]
+				in = firstInst(nb)
 			}
 			prev = c.blk
 			c.blk = nil

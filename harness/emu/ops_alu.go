@@ -238,13 +238,13 @@ func (c *cpu) unary(in *inst, f func(uint64) uint64) (old, res uint64) {
 func opInc(c *cpu, in *inst) {
 	cin := c.cf()
 	old, res := c.unary(in, func(a uint64) uint64 { return a + 1 })
-	c.lz.setCarry(lzInc, in.size, res, old, 1, cin)
+	c.lz.setIncDec(lzInc, in.size, res, old, cin)
 }
 
 func opDec(c *cpu, in *inst) {
 	cin := c.cf()
 	old, res := c.unary(in, func(a uint64) uint64 { return a - 1 })
-	c.lz.setCarry(lzDec, in.size, res, old, 1, cin)
+	c.lz.setIncDec(lzDec, in.size, res, old, cin)
 }
 
 func opNeg(c *cpu, in *inst) {

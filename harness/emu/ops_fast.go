@@ -80,7 +80,7 @@ func opIncR(c *cpu, in *inst) {
 	a := *d & sizeMask[sz]
 	r := (a + 1) & sizeMask[sz]
 	setGPR(d, sz, r)
-	c.lz.setCarry(lzInc, sz, r, a, 1, cin)
+	c.lz.setIncDec(lzInc, sz, r, a, cin)
 }
 
 func opDecR(c *cpu, in *inst) {
@@ -90,7 +90,7 @@ func opDecR(c *cpu, in *inst) {
 	a := *d & sizeMask[sz]
 	r := (a - 1) & sizeMask[sz]
 	setGPR(d, sz, r)
-	c.lz.setCarry(lzDec, sz, r, a, 1, cin)
+	c.lz.setIncDec(lzDec, sz, r, a, cin)
 }
 
 // opMovRR, opMovRI, opMovRM and opMovMR are MOV between GPRs (no

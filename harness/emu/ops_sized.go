@@ -145,7 +145,7 @@ func opIncR64(c *cpu, in *inst) {
 	a := *d
 	r := a + 1
 	*d = r
-	c.lz.setCarry(lzInc, 8, r, a, 1, cin)
+	c.lz.setIncDec(lzInc, 8, r, a, cin)
 }
 
 func opIncR32(c *cpu, in *inst) {
@@ -154,7 +154,7 @@ func opIncR32(c *cpu, in *inst) {
 	a := *d & 0xffffffff
 	r := (a + 1) & 0xffffffff
 	*d = r
-	c.lz.setCarry(lzInc, 4, r, a, 1, cin)
+	c.lz.setIncDec(lzInc, 4, r, a, cin)
 }
 
 func opDecR64(c *cpu, in *inst) {
@@ -163,7 +163,7 @@ func opDecR64(c *cpu, in *inst) {
 	a := *d
 	r := a - 1
 	*d = r
-	c.lz.setCarry(lzDec, 8, r, a, 1, cin)
+	c.lz.setIncDec(lzDec, 8, r, a, cin)
 }
 
 func opDecR32(c *cpu, in *inst) {
@@ -172,7 +172,7 @@ func opDecR32(c *cpu, in *inst) {
 	a := *d & 0xffffffff
 	r := (a - 1) & 0xffffffff
 	*d = r
-	c.lz.setCarry(lzDec, 4, r, a, 1, cin)
+	c.lz.setIncDec(lzDec, 4, r, a, cin)
 }
 
 func opMovRR64(c *cpu, in *inst) { c.regs[in.dst.reg&15] = c.regs[in.src.reg&15] }
