@@ -454,7 +454,7 @@ func (c *cpu) step() {
 func (c *cpu) execOne(in *inst) {
 	c.rip = c.cur + uint64(in.len)
 	cpl := c.cpl // the ring the PMU counts the instruction in
-	in.fn(c, in)
+	in.one()(c, in)
 	c.st.instructions++
 	if c.pmuOn && c.pmuCount(cpl, in) {
 		c.pmuCheck(cpl)
@@ -575,7 +575,7 @@ func (c *cpu) runBlocks() {
 				next := c.rip + uint64(in.len)
 				c.cur = c.rip
 				c.rip = next
-				in.fn(c, in)
+				in.one()(c, in)
 				c.st.instructions++
 				if c.pmuOn && c.pmuCount(c.blockCPL, &insts[i]) {
 					c.pmuCheck(c.blockCPL)
@@ -616,7 +616,9 @@ func (c *cpu) runBlocks() {
 					in = nextInst(in)
 					continue
 				}
-				if in.post&postFuse != 0 {
+				if in.post&postPair != 0 {
+					in = nextInst(in) // the pair's handler ran the jump
+				} else if in.post&postFuse != 0 {
 					in = nextInst(in)
 					r := c.rip
 					c.cur = r
@@ -786,7 +788,12 @@ func (c *cpu) decodeBlock(rip uint64, cp *codePage) *block {
 		if isJcc(in) {
 			in.post |= postJcc
 			if n > 0 && fusable(&insts[n-1]) {
-				insts[n-1].post |= postFuse
+				p := &insts[n-1]
+				p.post |= postFuse
+				if p.pair = pairKind(p, in); p.pair != pairNone {
+					p.fn = pairs[p.pair].pair
+					p.post |= postPair
+				}
 			}
 		}
 		n++

@@ -24,6 +24,7 @@ type inst struct {
 	// post: what runBlocks looks at after the instruction besides the
 	// attention word (postFuse, postJcc, postLast; set by decodeBlock).
 	post           uint8
+	pair           uint8 // fused pair kind (postPair; ops_fused.go)
 	dst, src, src2 operand
 	op             x86asm.Op
 }
@@ -45,6 +46,9 @@ const (
 	postJcc
 	// postLast: the block's last instruction.
 	postLast
+	// postPair: with postFuse, in.fn is the handler of the fused pair
+	// in.pair (ops_fused.go), which runs the jump too.
+	postPair
 )
 
 // operand kinds
@@ -112,6 +116,15 @@ func decodeInto(in *inst, b []byte) {
 	if !build(in, &xi) {
 		*in = inst{fn: opUD, len: uint8(xi.Len), op: xi.Op}
 	}
+}
+
+// one is in's handler for running it alone: its own, also when in.fn
+// is the handler of the fused pair it starts (postPair).
+func (in *inst) one() func(*cpu, *inst) {
+	if in.pair != pairNone {
+		return pairs[in.pair].one
+	}
+	return in.fn
 }
 
 // ccOf extracts the condition code from Jcc/SETcc/CMOVcc opcodes.

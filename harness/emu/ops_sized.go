@@ -139,41 +139,31 @@ var sizedALU = [aluTest + 1][4]func(*cpu, *inst){
 	aluTest: {opTestRR64, opTestRR32, opTestRI64, opTestRI32},
 }
 
-func opIncR64(c *cpu, in *inst) {
-	cin := c.cf()
-	d := &c.regs[in.dst.reg&15]
-	a := *d
-	r := a + 1
+// incR and decR are INC and DEC of *d at size sz (8 or 4: the result
+// zero-extends) with CF kept as cin; they return the result.
+func (c *cpu) incR(d *uint64, sz uint8, cin uint64) uint64 {
+	a := *d & sizeMask[sz&15]
+	r := (a + 1) & sizeMask[sz&15]
 	*d = r
-	c.lz.setIncDec(lzInc, 8, r, a, cin)
+	c.lz.setIncDec(lzInc, sz, r, a, cin)
+	return r
 }
 
-func opIncR32(c *cpu, in *inst) {
-	cin := c.cf()
-	d := &c.regs[in.dst.reg&15]
-	a := *d & 0xffffffff
-	r := (a + 1) & 0xffffffff
+func (c *cpu) decR(d *uint64, sz uint8, cin uint64) uint64 {
+	a := *d & sizeMask[sz&15]
+	r := (a - 1) & sizeMask[sz&15]
 	*d = r
-	c.lz.setIncDec(lzInc, 4, r, a, cin)
+	c.lz.setIncDec(lzDec, sz, r, a, cin)
+	return r
 }
 
-func opDecR64(c *cpu, in *inst) {
-	cin := c.cf()
-	d := &c.regs[in.dst.reg&15]
-	a := *d
-	r := a - 1
-	*d = r
-	c.lz.setIncDec(lzDec, 8, r, a, cin)
-}
+func opIncR64(c *cpu, in *inst) { c.incR(&c.regs[in.dst.reg&15], 8, c.cf()) }
 
-func opDecR32(c *cpu, in *inst) {
-	cin := c.cf()
-	d := &c.regs[in.dst.reg&15]
-	a := *d & 0xffffffff
-	r := (a - 1) & 0xffffffff
-	*d = r
-	c.lz.setIncDec(lzDec, 4, r, a, cin)
-}
+func opIncR32(c *cpu, in *inst) { c.incR(&c.regs[in.dst.reg&15], 4, c.cf()) }
+
+func opDecR64(c *cpu, in *inst) { c.decR(&c.regs[in.dst.reg&15], 8, c.cf()) }
+
+func opDecR32(c *cpu, in *inst) { c.decR(&c.regs[in.dst.reg&15], 4, c.cf()) }
 
 func opMovRR64(c *cpu, in *inst) { c.regs[in.dst.reg&15] = c.regs[in.src.reg&15] }
 

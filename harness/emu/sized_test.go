@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"golang.org/x/arch/x86/x86asm"
 )
 
 // TestSizedFormsMatchGeneral runs every fixed-size register form of
@@ -157,6 +159,89 @@ func TestSizedMemFormsMatchGeneral(t *testing.T) {
 			if a.regs != b.regs || a.getFlags() != b.getFlags() || *pa != *pb {
 				t.Fatalf("%s %+v: regs %x flags %#x, general handler regs %x flags %#x (memory equal: %v)",
 					funcName(f.sized), in, a.regs[:16], a.getFlags(), b.regs[:16], b.getFlags(), *pa == *pb)
+			}
+		}
+	}
+}
+
+// TestFusedPairsMatchSteps runs every fused pair handler (ops_fused.go)
+// and, on a copy of the same state, its producer's own handler followed
+// by the general conditional jump, and wants the same registers, RFLAGS,
+// RIP and current instruction.
+func TestFusedPairsMatchSteps(t *testing.T) {
+	reg := func(r uint8) operand { return operand{kind: kReg, reg: r} }
+	producer := func(k int) (inst, []uint8) {
+		sz := [2]uint8{8, 4}
+		switch {
+		case k >= pairDec64 && k <= pairDec32:
+			return inst{op: x86asm.DEC, size: sz[k-pairDec64], dst: reg(1), len: 2}, []uint8{4, 5}
+		case k >= pairInc64 && k <= pairInc32:
+			return inst{op: x86asm.INC, size: sz[k-pairInc64], dst: reg(1), len: 2}, []uint8{4, 5}
+		case k >= pairCmpRR64b && k <= pairCmpRI32z:
+			i := k - pairCmpRR64b
+			in := inst{op: x86asm.CMP, cc: aluCmp, size: sz[i%2], dst: reg(2), src: reg(3), len: 3}
+			if i%4 >= 2 {
+				in.src = operand{kind: kImm}
+			}
+			if i >= 4 {
+				return in, []uint8{4, 5}
+			}
+			return in, []uint8{2, 3}
+		case k >= pairShr64 && k <= pairShr32:
+			return inst{op: x86asm.SHR, cc: shShr, size: sz[k-pairShr64], dst: reg(4), src: operand{kind: kImm}, len: 3}, []uint8{2, 3}
+		}
+		t.Fatalf("pair kind %d has no test producer", k)
+		return inst{}, nil
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for k := 1; k < len(pairs); k++ {
+		p, ccs := producer(k)
+		for _, cc := range ccs {
+			if got := pairKind(&p, &inst{cc: cc}); got != uint8(k) {
+				t.Fatalf("pairKind of %v size %d with cc %d = %d, want %d", p.op, p.size, cc, got, k)
+			}
+		}
+		for n := 0; n < 2000; n++ {
+			insts := make([]inst, 2)
+			insts[0] = p
+			if p.src.kind == kImm {
+				insts[0].src.imm = rng.Uint64() & sizeMask[p.size]
+				if p.op == x86asm.SHR {
+					insts[0].src.imm = uint64(rng.IntN(256))
+				}
+			}
+			insts[1] = inst{op: x86asm.JE, cc: ccs[rng.IntN(2)], len: 2, dst: operand{kind: kImm, imm: uint64(rng.IntN(256)) - 128}}
+			a, b := new(cpu), new(cpu)
+			for i := range 16 {
+				a.regs[i] = rng.Uint64()
+				if rng.IntN(4) == 0 {
+					a.regs[i] = uint64(rng.IntN(3)) // around 0 and 1
+				}
+			}
+			if rng.IntN(2) == 0 {
+				a.regs[3] = a.regs[2] // equal operands
+				if p.op == x86asm.CMP && p.src.kind == kImm {
+					insts[0].src.imm = a.regs[2] & sizeMask[p.size]
+				}
+			}
+			a.rflags = 2 | rng.Uint64()&0x8d5
+			if rng.IntN(4) != 0 {
+				h := inst{size: []uint8{1, 2, 4, 8}[rng.IntN(4)], cc: uint8(rng.IntN(aluTest + 1)), dst: reg(uint8(rng.IntN(16))), src: reg(uint8(rng.IntN(16)))}
+				opAluRR(a, &h)
+			}
+			b.regs, b.rflags, b.lz = a.regs, a.rflags, a.lz
+			const at = 0x10000
+			a.cur, a.rip = at, at+uint64(p.len)
+			b.cur, b.rip = at, at+uint64(p.len)
+			pairs[k].pair(a, &insts[0])
+			insts[0].pair = uint8(k)
+			insts[0].one()(b, &insts[0])
+			b.cur = b.rip
+			b.rip += uint64(insts[1].len)
+			opJcc(b, &insts[1])
+			if a.regs != b.regs || a.getFlags() != b.getFlags() || a.rip != b.rip || a.cur != b.cur {
+				t.Fatalf("pair %d %+v then cc %d: regs %x flags %#x rip %#x cur %#x, one at a time regs %x flags %#x rip %#x cur %#x",
+					k, insts[0], insts[1].cc, a.regs[:16], a.getFlags(), a.rip, a.cur, b.regs[:16], b.getFlags(), b.rip, b.cur)
 			}
 		}
 	}
