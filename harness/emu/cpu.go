@@ -663,6 +663,12 @@ func (c *cpu) runBlocks() {
 				if c.codeGen != c.linkGen || rip>>12 != c.linkVPN {
 					break
 				}
+				if rip == c.blkRIP {
+					// A loop of one block: the lookup would find it again.
+					c.st.blocks++
+					in = firstInst(b)
+					continue
+				}
 				nb := b.succ[0].b
 				if b.succ[0].rip != rip || nb == nil {
 					if nb = b.succ[1].b; b.succ[1].rip != rip || nb == nil {
