@@ -114,9 +114,7 @@ func opMovMR(c *cpu, in *inst) {
 	c.wr(c.ea(&in.dst, in), sz, c.regs[in.src.reg&15]&sizeMask[sz])
 }
 
-// opPushR and opPopR are the 64-bit PUSH and POP of a GPR.
-func opPushR(c *cpu, in *inst) { c.push8(c.regs[in.dst.reg&15]) }
-
+// opPopR is the 64-bit POP of a GPR (opPopR64's miss path).
 func opPopR(c *cpu, in *inst) {
 	v := c.pop8()
 	c.regs[in.dst.reg&15] = v
