@@ -491,7 +491,7 @@ func (c *cpu) settle() {
 // after in for attention, and counts in for the PMU if counting started
 // in it.
 func (c *cpu) leaveBlock(in *inst) {
-	c.st.instructions += uint64(instIndex(c.blk, in) + 1)
+	c.st.instructions += uint64(in.idx) + 1
 	c.blk = nil
 	if c.pmuOn && c.pmuCount(c.blockCPL, in) {
 		c.pmuCheck(c.blockCPL)
@@ -658,7 +658,7 @@ func (c *cpu) runBlocks() {
 				// without moving codeGen or raising attention), unless
 				// the block was just decoded (last).
 				b := c.blk // not carried in a local: it would be reloaded after every handler
-				c.st.instructions += uint64(instIndex(b, in) + 1)
+				c.st.instructions += uint64(in.idx) + 1
 				rip := c.rip
 				if c.codeGen != c.linkGen || rip>>12 != c.linkVPN {
 					break
@@ -791,6 +791,7 @@ func (c *cpu) decodeBlock(rip uint64, cp *codePage) *block {
 			break // crosses into the next page: its own (uncached) block
 		}
 		c.st.decodes++
+		in.idx = uint8(n)
 		if isJcc(in) {
 			in.post |= postJcc
 			if n > 0 && fusable(&insts[n-1]) {

@@ -25,6 +25,7 @@ type inst struct {
 	// attention word (postFuse, postJcc, postLast; set by decodeBlock).
 	post           uint8
 	pair           uint8 // fused pair kind (postPair; ops_fused.go)
+	idx            uint8 // index in its block (runBlocks counts a block's instructions with it)
 	dst, src, src2 operand
 	op             x86asm.Op
 }
