@@ -24,6 +24,10 @@ const (
 	attnIRQ               // an interrupt was latched in the local APIC
 	attnClose             // the VM is closing
 	attnPMU               // counting started inside a block: its next instructions count one at a time
+	// attnSlow mirrors c.slow (the vCPU's own, set and cleared with it
+	// by setSlow and updateSlow), so the block loop reads one word per
+	// instruction; service leaves it alone.
+	attnSlow
 )
 
 // Permission bits of TLB entries, one per access kind and privilege.
@@ -93,6 +97,9 @@ type blockLink struct {
 	b   *block
 }
 
+// noVPN is a page number no address has.
+const noVPN = ^uint64(0)
+
 // maxBlock bounds the instructions of one block.
 const maxBlock = 64
 
@@ -153,25 +160,33 @@ type cpu struct {
 	rperm, wperm, xperm uint8 // TLB permission bit for the current CPL
 	// slow and pmuOn are read after every instruction: next to the
 	// registers (see also st).
-	slow      bool          // see updateSlow
-	pmuOn     bool          // some counter counts, or the APIC timer runs: each retired instruction calls pmuCount
-	attn      atomic.Uint32 // attention bits (attn* above), read after every instruction
-	blockCPL  uint8         // CPL at the start of the running block (the PMU counts its instructions there)
-	st        vcpuStats
-	sr        hv.Sregs
-	msr       msrState
-	dr        [4]uint64
-	dr6, dr7  uint64
-	apic      lapic.APIC
-	cpuid     hv.CPUID
-	dbg       hv.GuestDebug
-	watch     []watchpoint // data breakpoints in effect
-	watchHost bool         // they are the host's (DebugUseHWBP)
-	watchHit  uint64       // DR6 bits hit by the executing instruction
-	pendWatch uint64       // a hit held back while an exit was reported
-	ran       bool         // Run was called (CPUID is frozen, as KVM does from 5.16)
-	pmu       pmu          // performance counters (pmu.go)
-	clk       clock        // deterministic time (timer.go)
+	slow     bool          // see updateSlow
+	pmuOn    bool          // some counter counts, or the APIC timer runs: each retired instruction calls pmuCount
+	attn     atomic.Uint32 // attention bits (attn* above), read after every instruction
+	blockCPL uint8         // CPL at the start of the running block (the PMU counts its instructions there)
+	// blk is the block runBlocks executes without counting each
+	// instruction (nil otherwise): its instructions before c.cur have
+	// retired but st.instructions does not count them yet (retired()
+	// does). blkRIP is its first instruction's address.
+	blk    *block
+	blkRIP uint64
+	// linkGen and linkVPN: see runBlocks.
+	linkGen, linkVPN uint64
+	st               vcpuStats
+	sr               hv.Sregs
+	msr              msrState
+	dr               [4]uint64
+	dr6, dr7         uint64
+	apic             lapic.APIC
+	cpuid            hv.CPUID
+	dbg              hv.GuestDebug
+	watch            []watchpoint // data breakpoints in effect
+	watchHost        bool         // they are the host's (DebugUseHWBP)
+	watchHit         uint64       // DR6 bits hit by the executing instruction
+	pendWatch        uint64       // a hit held back while an exit was reported
+	ran              bool         // Run was called (CPUID is frozen, as KVM does from 5.16)
+	pmu              pmu          // performance counters (pmu.go)
+	clk              clock        // deterministic time (timer.go)
 
 	// Attention and epoch handshake with other goroutines.
 	inGuest  atomic.Bool
@@ -343,7 +358,7 @@ func (c *cpu) callout(fn func()) {
 
 // service handles attention bits; it returns a stop reason or stopNone.
 func (c *cpu) service() int {
-	bits := c.attn.Swap(0)
+	bits := c.attn.And(attnSlow)
 	if bits&attnEpoch != 0 {
 		c.syncEpoch()
 	}
@@ -372,7 +387,7 @@ func (c *cpu) exec() (stop int) {
 		}
 	}()
 	for {
-		if c.attn.Load() != 0 {
+		if c.attn.Load()&^attnSlow != 0 {
 			if s := c.service(); s != stopNone {
 				return s
 			}
@@ -439,10 +454,47 @@ func (c *cpu) step() {
 func (c *cpu) execOne(in *inst) {
 	c.rip = c.cur + uint64(in.len)
 	cpl := c.cpl // the ring the PMU counts the instruction in
-	in.fn(c, in)
+	in.one()(c, in)
 	c.st.instructions++
 	if c.pmuOn && c.pmuCount(cpl, in) {
 		c.pmuCheck(cpl)
+	}
+}
+
+// retired is the number of instructions retired: st.instructions plus,
+// inside a block that runBlocks counts at its end (c.blk), the block's
+// instructions before the executing one (c.cur). Everything that reads
+// the count while an instruction executes (the clock, the access replay
+// log) reads it here, so it is exact at every instruction boundary.
+func (c *cpu) retired() uint64 {
+	n := c.st.instructions
+	if b := c.blk; b != nil {
+		off := c.cur - c.blkRIP
+		for i := 0; off != 0 && i < len(b.insts); i++ {
+			off -= uint64(b.insts[i].len)
+			n++
+		}
+	}
+	return n
+}
+
+// settle folds the uncounted instructions of the running block into
+// st.instructions (a panic leaving runBlocks mid-block).
+func (c *cpu) settle() {
+	if c.blk != nil {
+		c.st.instructions = c.retired()
+		c.blk = nil
+	}
+}
+
+// leaveBlock settles the count of the uncounted block (c.blk) left
+// after in for attention, and counts in for the PMU if counting started
+// in it.
+func (c *cpu) leaveBlock(in *inst) {
+	c.st.instructions += uint64(in.idx) + 1
+	c.blk = nil
+	if c.pmuOn && c.pmuCount(c.blockCPL, in) {
+		c.pmuCheck(c.blockCPL)
 	}
 }
 
@@ -465,12 +517,14 @@ func (c *cpu) runBlocks() {
 	// (a page's decodes are only dropped by a fill, which moves codeGen),
 	// the lookup would find the same block.
 	var prev *block
-	var gen, vpn uint64 // codeGen at the last lookup, and the page of prev
+	// c.linkGen and c.linkVPN: codeGen at the last lookup, and the page
+	// of prev (fields, not locals: the block loop reads them only when a
+	// block is left, and locals would be reloaded after every handler).
 	for {
 		rip := c.rip
 		c.cur = rip
 		var b *block
-		if prev != nil && c.codeGen == gen && rip>>12 == vpn {
+		if prev != nil && c.codeGen == c.linkGen && rip>>12 == c.linkVPN {
 			if l := &prev.succ[0]; l.rip == rip && l.b != nil {
 				b = l.b
 			} else if l := &prev.succ[1]; l.rip == rip && l.b != nil {
@@ -499,14 +553,17 @@ func (c *cpu) runBlocks() {
 				}
 				last = c.codeBytes > c.codeBudget
 			}
-			if prev != nil && g == gen && c.codeGen == gen && rip>>12 == vpn {
+			if prev != nil && g == c.linkGen && c.codeGen == g && rip>>12 == c.linkVPN {
 				k := 0
 				if prev.succ[0].b != nil {
 					k = 1
 				}
 				prev.succ[k] = blockLink{rip: rip, b: b}
 			}
-			gen, vpn = c.codeGen, rip>>12
+			c.linkGen, c.linkVPN = c.codeGen, rip>>12
+			if last {
+				c.linkVPN = noVPN // no link followed from this block: exec evicts first
+			}
 		}
 		c.st.blocks++
 		c.blockCPL = c.cpl // constant inside a block: only its last instruction may change it
@@ -518,7 +575,7 @@ func (c *cpu) runBlocks() {
 				next := c.rip + uint64(in.len)
 				c.cur = c.rip
 				c.rip = next
-				in.fn(c, in)
+				in.one()(c, in)
 				c.st.instructions++
 				if c.pmuOn && c.pmuCount(c.blockCPL, &insts[i]) {
 					c.pmuCheck(c.blockCPL)
@@ -530,6 +587,7 @@ func (c *cpu) runBlocks() {
 					break // a conditional jump inside the block was taken
 				}
 			}
+			prev = b
 		} else {
 			// Nothing counts: the PMU is looked at only on the way out
 			// (counting that starts inside the block pokes attnPMU, so
@@ -540,17 +598,31 @@ func (c *cpu) runBlocks() {
 			// memory, so nothing between the two could need the loop but
 			// an asynchronous attention bit, which the jump's boundary
 			// sees as well.
-			for i := 0; i < len(insts); i++ {
-				in := &insts[i]
-				c.cur = c.rip
-				c.rip += uint64(in.len)
+			// Instructions retire uncounted (c.blk): st.instructions
+			// moves when a block is left. Only instructions with post
+			// bits need more than the attention check after them.
+			c.blk, c.blkRIP = b, rip
+			in := &insts[0]
+			for {
+				r := c.rip
+				c.cur = r
+				c.rip = r + uint64(in.len)
 				in.fn(c, in)
-				c.st.instructions++
-				if in.fuse {
-					i++
-					in = &insts[i]
-					c.cur = c.rip
-					c.rip += uint64(in.len)
+				if in.post == 0 {
+					if c.attn.Load() != 0 { // attnSlow included
+						c.leaveBlock(in)
+						return
+					}
+					in = nextInst(in)
+					continue
+				}
+				if in.post&postPair != 0 {
+					in = nextInst(in) // the pair's handler ran the jump
+				} else if in.post&postFuse != 0 {
+					in = nextInst(in)
+					r := c.rip
+					c.cur = r
+					c.rip = r + uint64(in.len)
 					// cond, with E/NE and B/AE after the common kinds inlined.
 					l := &c.lz
 					cc := in.cc
@@ -569,27 +641,55 @@ func (c *cpu) runBlocks() {
 					if taken {
 						c.jumpTo(c.rip + in.dst.imm)
 					}
-					c.st.instructions++
 				}
-				if c.attn.Load() != 0 || c.slow {
-					if c.pmuOn && c.pmuCount(c.blockCPL, in) {
-						c.pmuCheck(c.blockCPL)
-					}
+				if c.attn.Load() != 0 { // attnSlow included
+					c.leaveBlock(in)
 					return
 				}
-				if in.jcc && c.rip != c.cur+uint64(in.len) {
-					break // a conditional jump inside the block was taken
+				// in is the last instruction or a conditional jump (only
+				// a taken one leaves the block there).
+				if in.post&postLast == 0 && c.rip == c.cur+uint64(in.len) {
+					in = nextInst(in)
+					continue
 				}
+				// The block is left for rip. Its successor comes from
+				// its links right here, as the lookup at the top would
+				// find it (CPL cannot have changed nor counting started
+				// without moving codeGen or raising attention), unless
+				// the block was just decoded (last).
+				b := c.blk // not carried in a local: it would be reloaded after every handler
+				c.st.instructions += uint64(in.idx) + 1
+				rip := c.rip
+				if c.codeGen != c.linkGen || rip>>12 != c.linkVPN {
+					break
+				}
+				if rip == c.blkRIP {
+					// A loop of one block: the lookup would find it again.
+					c.st.blocks++
+					in = firstInst(b)
+					continue
+				}
+				nb := b.succ[0].b
+				if b.succ[0].rip != rip || nb == nil {
+					if nb = b.succ[1].b; b.succ[1].rip != rip || nb == nil {
+						break
+					}
+				}
+				c.st.blocks++
+				c.blk, c.blkRIP = nb, rip
+				in = firstInst(nb)
 			}
+			prev = c.blk
+			c.blk = nil
 		}
 		if last {
 			return
 		}
-		prev = b
 	}
 }
 
 func (c *cpu) onPanic(p any) int {
+	c.settle()
 	c.pmuAbandon(p)
 	switch s := p.(type) {
 	case *guestFault:
@@ -691,8 +791,17 @@ func (c *cpu) decodeBlock(rip uint64, cp *codePage) *block {
 			break // crosses into the next page: its own (uncached) block
 		}
 		c.st.decodes++
-		if in.jcc = isJcc(in); in.jcc && n > 0 && fusable(&insts[n-1]) {
-			insts[n-1].fuse = true
+		in.idx = uint8(n)
+		if isJcc(in) {
+			in.post |= postJcc
+			if n > 0 && fusable(&insts[n-1]) {
+				p := &insts[n-1]
+				p.post |= postFuse
+				if p.pair = pairKind(p, in); p.pair != pairNone {
+					p.fn = pairs[p.pair].pair
+					p.post |= postPair
+				}
+			}
 		}
 		n++
 		off += uint64(in.len)
@@ -703,6 +812,7 @@ func (c *cpu) decodeBlock(rip uint64, cp *codePage) *block {
 	if n == 0 {
 		return nil
 	}
+	insts[n-1].post |= postLast
 	b := &block{insts: append([]inst(nil), insts[:n]...)}
 	t := cp.blocks[start>>6]
 	if t == nil {
@@ -843,7 +953,7 @@ func (c *cpu) slowStep() {
 		// run (SDM 6.8.3), so "mov ss; mov rsp" cannot be split.
 		c.heldWatch |= hit
 		c.heldStep = c.heldStep || tf
-		c.slow = true
+		c.setSlow()
 		return
 	}
 	if c.heldWatch != 0 || c.heldStep {
@@ -862,7 +972,7 @@ func (c *cpu) slowStep() {
 	if c.exit != nil || len(c.pend) > 0 {
 		c.pendWatch |= hit
 		c.pendTrap = c.pendTrap || tf
-		c.slow = true
+		c.setSlow()
 		return
 	}
 	c.routeTrap(hit, tf)
@@ -885,15 +995,32 @@ func (c *cpu) routeTrap(hit uint64, step bool) {
 	}
 }
 
+// setSlow sends the vCPU to the slow path from the next instruction
+// boundary on (until updateSlow finds nothing that needs it).
+func (c *cpu) setSlow() {
+	c.slow = true
+	if c.attn.Load()&attnSlow == 0 {
+		c.attn.Or(attnSlow)
+	}
+}
+
 // updateSlow recomputes whether the slow path is needed.
 func (c *cpu) updateSlow() {
 	// Breakpoints do not need it: execute breakpoints are checked when
 	// their code page is looked up (codeBreak), data breakpoints when
 	// their data page is (watched pages never enter the data TLB).
-	c.slow = c.stepOnly || c.rflags&(hv.FlagTF|hv.FlagRF) != 0 || len(c.replay) > 0 || c.intShadow || c.pendTrap ||
+	slow := c.stepOnly || c.rflags&(hv.FlagTF|hv.FlagRF) != 0 || len(c.replay) > 0 || c.intShadow || c.pendTrap ||
 		c.pendWatch != 0 || c.watchHit != 0 || c.heldStep || c.heldWatch != 0 ||
 		c.dbg.Flags&(hv.DebugEnable|hv.DebugSingleStep) == hv.DebugEnable|hv.DebugSingleStep ||
 		c.injectVec >= 0 || c.interruptible()
+	c.slow = slow
+	if set := c.attn.Load()&attnSlow != 0; set != slow {
+		if slow {
+			c.attn.Or(attnSlow)
+		} else {
+			c.attn.And(^uint32(attnSlow))
+		}
+	}
 }
 
 // runLoop executes until an exit for the caller. The caller holds the

@@ -21,13 +21,11 @@ type inst struct {
 	// truncated: the bytes ran out; straddle: the instruction crosses a
 	// page and is not cached.
 	truncated, straddle bool
-	// fuse: a register-only flag producer the next instruction of its
-	// block, a conditional jump, follows (runBlocks runs the two as one).
-	fuse bool
-	// jcc: a conditional jump, the only instruction inside a block that
-	// can move RIP elsewhere than to the next one (runBlocks compares RIP
-	// after it alone).
-	jcc            bool
+	// post: what runBlocks looks at after the instruction besides the
+	// attention word (postFuse, postJcc, postLast; set by decodeBlock).
+	post           uint8
+	pair           uint8 // fused pair kind (postPair; ops_fused.go)
+	idx            uint8 // index in its block (runBlocks counts a block's instructions with it)
 	dst, src, src2 operand
 	op             x86asm.Op
 }
@@ -35,6 +33,23 @@ type inst struct {
 const (
 	repF3 = 1
 	repF2 = 2
+)
+
+// inst.post bits.
+const (
+	// postFuse: a register-only flag producer the next instruction of
+	// its block, a conditional jump, follows (runBlocks runs the two as
+	// one).
+	postFuse = 1 << iota
+	// postJcc: a conditional jump, the only instruction inside a block
+	// that can move RIP elsewhere than to the next one (runBlocks
+	// compares RIP after it alone).
+	postJcc
+	// postLast: the block's last instruction.
+	postLast
+	// postPair: with postFuse, in.fn is the handler of the fused pair
+	// in.pair (ops_fused.go), which runs the jump too.
+	postPair
 )
 
 // operand kinds
@@ -102,6 +117,15 @@ func decodeInto(in *inst, b []byte) {
 	if !build(in, &xi) {
 		*in = inst{fn: opUD, len: uint8(xi.Len), op: xi.Op}
 	}
+}
+
+// one is in's handler for running it alone: its own, also when in.fn
+// is the handler of the fused pair it starts (postPair).
+func (in *inst) one() func(*cpu, *inst) {
+	if in.pair != pairNone {
+		return pairs[in.pair].one
+	}
+	return in.fn
 }
 
 // ccOf extracts the condition code from Jcc/SETcc/CMOVcc opcodes.

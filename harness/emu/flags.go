@@ -59,6 +59,11 @@ func (l *lazyFlags) setCarry(op, sz uint8, r, a, b, cin uint64) {
 	l.op, l.size, l.res, l.a, l.b, l.cin = op, sz, r, a, b, cin
 }
 
+// setIncDec records INC or DEC (op) of a: b is not read for them.
+func (l *lazyFlags) setIncDec(op, sz uint8, r, a, cin uint64) {
+	l.op, l.size, l.res, l.a, l.cin = op, sz, r, a, cin
+}
+
 // setFixed records a result whose CF, OF and AF are already known (f holds
 // those flag bits; others are ignored).
 func (l *lazyFlags) setFixed(sz uint8, r, f uint64) {

@@ -79,3 +79,34 @@ func storeBytes(p *[hv.PageSize]byte, off uint64, n int, v uint64) {
 		*(*byte)(unsafe.Add(a, i)) = byte(v >> (8 * i))
 	}
 }
+
+// Data-TLB hits of the fixed-size memory forms (ops_sized.go): a pointer
+// to the accessed bytes when the access hits the data TLB with the
+// permission it needs and stays inside the page (for a write, with wr's
+// other conditions: no decoded code on the page, no dirty-log bit to
+// set), else nil, and the caller takes its general handler, which deals
+// with misses, MMIO, faults, logging and code. The pointer is the
+// access's own address (see storeLE).
+
+func (c *cpu) rdHit(va, size uint64) unsafe.Pointer {
+	e := &c.dtlb[(va>>12)%tlbSize]
+	if off := va & 0xfff; e.vpn == va>>12 && e.perm&c.rperm != 0 && off <= hv.PageSize-size {
+		return unsafe.Add(unsafe.Pointer(e.page), off)
+	}
+	return nil
+}
+
+func (c *cpu) wrHit(va, size uint64) unsafe.Pointer {
+	e := &c.dtlb[(va>>12)%tlbSize]
+	if off := va & 0xfff; e.vpn == va>>12 && e.perm&c.wperm != 0 && off <= hv.PageSize-size &&
+		atomic.LoadUint32(e.code)&1 == 0 && (e.armed == nil || atomic.LoadUint64(e.armed)&e.abit == 0) {
+		return unsafe.Add(unsafe.Pointer(e.page), off)
+	}
+	return nil
+}
+
+func (c *cpu) rdHit64(va uint64) *uint64 { return (*uint64)(c.rdHit(va, 8)) }
+func (c *cpu) rdHit32(va uint64) *uint32 { return (*uint32)(c.rdHit(va, 4)) }
+func (c *cpu) rdHit8(va uint64) *uint8   { return (*uint8)(c.rdHit(va, 1)) }
+func (c *cpu) wrHit64(va uint64) *uint64 { return (*uint64)(c.wrHit(va, 8)) }
+func (c *cpu) wrHit32(va uint64) *uint32 { return (*uint32)(c.wrHit(va, 4)) }

@@ -622,21 +622,21 @@ func (c *cpu) mmioRead(gpa uint64, n int) uint64 {
 
 // Exactly-once accesses. Every MMIO/PIO access of an instruction that
 // reaches a device or the host is recorded with the instruction's sequence
-// number (c.st.instructions, which only moves when an instruction
-// completes). When the same instruction runs again (after an exit for a
+// number (c.retired(), which only moves when an instruction completes). When the same instruction runs again (after an exit for a
 // read, or a restart after a missing-page fill) its accesses are answered
 // from the record instead of reaching the device or the host a second
 // time: reads get the value they had, writes are dropped.
 
 // record appends an access record for the executing instruction.
 func (c *cpu) record(r ioRecord) {
-	if n := len(c.replay); n > 0 && c.replay[0].seq != c.st.instructions {
+	seq := c.retired()
+	if n := len(c.replay); n > 0 && c.replay[0].seq != seq {
 		c.replay = c.replay[:0] // left over from a completed instruction
 		c.replayAt = 0
 	}
-	r.seq = c.st.instructions
+	r.seq = seq
 	c.replay = append(c.replay, r)
-	c.slow = true
+	c.setSlow()
 }
 
 // replayed answers an access the executing instruction already made.
@@ -645,7 +645,7 @@ func (c *cpu) replayed(port, write bool, addr uint64, n int) (uint64, bool) {
 		return 0, false
 	}
 	r := c.replay[c.replayAt]
-	if r.seq != c.st.instructions || r.port != port || r.write != write || r.addr != addr || r.n != n || !r.done {
+	if r.seq != c.retired() || r.port != port || r.write != write || r.addr != addr || r.n != n || !r.done {
 		c.replay = c.replay[:0] // another instruction, or the guest changed course: forget
 		c.replayAt = 0
 		return 0, false

@@ -238,13 +238,13 @@ func (c *cpu) unary(in *inst, f func(uint64) uint64) (old, res uint64) {
 func opInc(c *cpu, in *inst) {
 	cin := c.cf()
 	old, res := c.unary(in, func(a uint64) uint64 { return a + 1 })
-	c.lz.setCarry(lzInc, in.size, res, old, 1, cin)
+	c.lz.setIncDec(lzInc, in.size, res, old, cin)
 }
 
 func opDec(c *cpu, in *inst) {
 	cin := c.cf()
 	old, res := c.unary(in, func(a uint64) uint64 { return a - 1 })
-	c.lz.setCarry(lzDec, in.size, res, old, 1, cin)
+	c.lz.setIncDec(lzDec, in.size, res, old, cin)
 }
 
 func opNeg(c *cpu, in *inst) {
@@ -335,11 +335,21 @@ func opImulN(c *cpu, in *inst) {
 // whether it overflowed (CF = OF).
 func imulRes(a, b int64, sz uint8) (uint64, bool) {
 	if sz == 8 {
-		hi, lo := smul128(a, b)
-		return lo, hi != uint64(int64(lo)>>63)
+		return imul64(a, b)
 	}
+	return imulNarrow(a, b, sz)
+}
+
+// imul64 and imulNarrow are imulRes at 64 bits and below (separate so
+// that each inlines where the size is known).
+func imul64(a, b int64) (uint64, bool) {
+	hi, lo := smul128(a, b)
+	return lo, hi != uint64(int64(lo)>>63)
+}
+
+func imulNarrow(a, b int64, sz uint8) (uint64, bool) {
 	p := a * b
-	return uint64(p) & sizeMask[sz], p != sext(uint64(p), sz)
+	return uint64(p) & sizeMask[sz&15], p != sext(uint64(p), sz)
 }
 
 func opDiv(c *cpu, in *inst) {
@@ -525,38 +535,49 @@ func opShift(c *cpu, in *inst) {
 // the result and its CF and OF (AF reads as 0; SF ZF PF follow the
 // result).
 func shiftRes(kind uint8, a, cnt uint64, sz uint8) (r, fx uint64) {
-	w := uint64(8 * sz)
-	m, sb := sizeMask[sz], signBit[sz]
-	var cf uint64
 	switch kind {
 	case shShl:
-		if cnt < w {
-			r = a << cnt & m
-			cf = a >> (w - cnt) & 1
-		} else if cnt == w {
-			cf = a & 1
-		}
-		of := (r&sb != 0) != (cf != 0)
-		fx = cf | b2f(of, hv.FlagOF)
+		return shlRes(a, cnt, sz)
 	case shShr:
-		if cnt < w {
-			r = a >> cnt
-			cf = a >> (cnt - 1) & 1
-		} else if cnt == w {
-			cf = a >> (w - 1) & 1
-		}
-		fx = cf | b2f(a&sb != 0, hv.FlagOF)
+		return shrRes(a, cnt, sz)
 	case shSar:
-		s := sext(a, sz)
-		k := cnt
-		if k > w {
-			k = w
-		}
-		r = uint64(s>>(k-1)>>1) & m
-		cf = uint64(s>>(k-1)) & 1
-		fx = cf
+		return sarRes(a, cnt, sz)
 	}
-	return r, fx
+	return 0, 0
+}
+
+// shlRes, shrRes and sarRes are shiftRes's three operations, each small
+// enough to inline where the size is a constant (ops_sized.go).
+func shlRes(a, cnt uint64, sz uint8) (r, fx uint64) {
+	w := uint64(8 * sz)
+	var cf uint64
+	if cnt < w {
+		r = a << cnt & sizeMask[sz&15]
+		cf = a >> (w - cnt) & 1
+	} else if cnt == w {
+		cf = a & 1
+	}
+	return r, cf | b2f((r&signBit[sz&15] != 0) != (cf != 0), hv.FlagOF)
+}
+
+func shrRes(a, cnt uint64, sz uint8) (r, fx uint64) {
+	w := uint64(8 * sz)
+	var cf uint64
+	if cnt < w {
+		r = a >> cnt
+		cf = a >> (cnt - 1) & 1
+	} else if cnt == w {
+		cf = a >> (w - 1) & 1
+	}
+	return r, cf | b2f(a&signBit[sz&15] != 0, hv.FlagOF)
+}
+
+func sarRes(a, cnt uint64, sz uint8) (r, fx uint64) {
+	w := uint64(8 * sz)
+	s := sext(a, sz)
+	k := min(cnt, w)
+	r = uint64(s>>(k-1)>>1) & sizeMask[sz&15]
+	return r, uint64(s>>(k-1)) & 1
 }
 
 func b2f(b bool, flag uint64) uint64 {

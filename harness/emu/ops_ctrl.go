@@ -245,7 +245,7 @@ func (c *cpu) repeat(in *inst, body func() bool) {
 			c.rip = c.cur
 			return
 		}
-		if c.attn.Load() != 0 {
+		if c.attn.Load()&^attnSlow != 0 {
 			// Stop between elements; the instruction resumes later.
 			c.rip = c.cur
 			return

@@ -80,7 +80,7 @@ func opIncR(c *cpu, in *inst) {
 	a := *d & sizeMask[sz]
 	r := (a + 1) & sizeMask[sz]
 	setGPR(d, sz, r)
-	c.lz.setCarry(lzInc, sz, r, a, 1, cin)
+	c.lz.setIncDec(lzInc, sz, r, a, cin)
 }
 
 func opDecR(c *cpu, in *inst) {
@@ -90,7 +90,7 @@ func opDecR(c *cpu, in *inst) {
 	a := *d & sizeMask[sz]
 	r := (a - 1) & sizeMask[sz]
 	setGPR(d, sz, r)
-	c.lz.setCarry(lzDec, sz, r, a, 1, cin)
+	c.lz.setIncDec(lzDec, sz, r, a, cin)
 }
 
 // opMovRR, opMovRI, opMovRM and opMovMR are MOV between GPRs (no
@@ -114,9 +114,7 @@ func opMovMR(c *cpu, in *inst) {
 	c.wr(c.ea(&in.dst, in), sz, c.regs[in.src.reg&15]&sizeMask[sz])
 }
 
-// opPushR and opPopR are the 64-bit PUSH and POP of a GPR.
-func opPushR(c *cpu, in *inst) { c.push8(c.regs[in.dst.reg&15]) }
-
+// opPopR is the 64-bit POP of a GPR (opPopR64's miss path).
 func opPopR(c *cpu, in *inst) {
 	v := c.pop8()
 	c.regs[in.dst.reg&15] = v
@@ -326,43 +324,61 @@ func specialize(in *inst, op x86asm.Op) {
 			if f := aluForms[in.cc][0]; f != nil {
 				in.fn = f
 			}
+			if k := sized(in); k < 2 && sizedALU[in.cc][k] != nil {
+				in.fn = sizedALU[in.cc][k]
+			}
 		case gprDst && in.src.kind == kImm:
 			in.fn = opAluRI
 			if f := aluForms[in.cc][1]; f != nil {
 				in.fn = f
+			}
+			if k := sized(in); k < 2 && sizedALU[in.cc][2+k] != nil {
+				in.fn = sizedALU[in.cc][2+k]
 			}
 		case in.dst.kind == kMem && (gprSrc || in.src.kind == kImm):
 			in.fn = opAluMX
 			if f := aluForms[in.cc][2]; f != nil {
 				in.fn = f
 			}
+			if k := sized(in); k < 2 && plainMem(&in.dst, in) && sizedMem[in.cc][k] != nil {
+				in.fn = sizedMem[in.cc][k]
+			}
 		}
 	case x86asm.INC:
 		if gprDst {
-			in.fn = opIncR
+			in.fn = [3]func(*cpu, *inst){opIncR64, opIncR32, opIncR}[sized(in)]
 		}
 	case x86asm.DEC:
 		if gprDst {
-			in.fn = opDecR
+			in.fn = [3]func(*cpu, *inst){opDecR64, opDecR32, opDecR}[sized(in)]
 		}
 	case x86asm.MOV:
 		switch {
 		case gprDst && gprSrc:
-			in.fn = opMovRR
+			in.fn = [3]func(*cpu, *inst){opMovRR64, opMovRR32, opMovRR}[sized(in)]
 		case gprDst && in.src.kind == kImm:
-			in.fn = opMovRI
+			in.fn = [3]func(*cpu, *inst){opMovRIX, opMovRIX, opMovRI}[sized(in)]
 		case gprDst && in.src.kind == kMem:
 			in.fn = opMovRM
+			if k := sized(in); k < 2 && plainMem(&in.src, in) {
+				in.fn = [2]func(*cpu, *inst){opMovRM64, opMovRM32}[k]
+			}
 		case in.dst.kind == kMem && gprSrc:
 			in.fn = opMovMR
+			if k := sized(in); k < 2 && plainMem(&in.dst, in) {
+				in.fn = [2]func(*cpu, *inst){opMovMR64, opMovMR32}[k]
+			}
 		}
 	case x86asm.IMUL:
 		if gprDst && gprSrc && in.src2.kind == kReg && !in.src2.hi {
-			in.fn = opImulRR
+			in.fn = [3]func(*cpu, *inst){opImulRR64, opImulRR32, opImulRR}[sized(in)]
 		}
 	case x86asm.SHL, x86asm.SHR, x86asm.SAR:
 		if gprDst && in.src.kind == kImm {
 			in.fn = opShiftRI
+			if k := sized(in); k < 2 {
+				in.fn = sizedShifts[in.cc-shShl][k]
+			}
 		}
 	case x86asm.JE, x86asm.JNE:
 		in.fn = opJccZ
@@ -371,16 +387,45 @@ func specialize(in *inst, op x86asm.Op) {
 	case x86asm.MOVZX:
 		if gprDst && in.src.kind == kMem {
 			in.fn = opMovzxRM
+			if sized(in) < 2 && in.ssize == 1 && plainMem(&in.src, in) {
+				in.fn = opMovzxRM8
+			}
 		}
 	case x86asm.PUSH:
 		if gprDst && in.size == 8 {
-			in.fn = opPushR
+			in.fn = opPushR64
 		}
 	case x86asm.POP:
 		if gprDst && in.size == 8 {
-			in.fn = opPopR
+			in.fn = opPopR64
 		}
+	case x86asm.CALL:
+		if in.dst.kind == kImm {
+			in.fn = opCallRel64
+		}
+	case x86asm.RET:
+		in.fn = opRet64
 	}
+}
+
+// sized is the index of in's operand size among the fixed-size forms of
+// ops_sized.go: 0 for 64 bits, 1 for 32, 2 for the others.
+func sized(in *inst) int {
+	switch in.size {
+	case 8:
+		return 0
+	case 4:
+		return 1
+	}
+	return 2
+}
+
+// sizedShifts are SHL, SHR and SAR (shShl...) of a GPR by an immediate
+// at 64 and 32 bits.
+var sizedShifts = [3][2]func(*cpu, *inst){
+	{opShlRI64, opShlRI32},
+	{opShrRI64, opShrRI32},
+	{opSarRI64, opSarRI32},
 }
 
 // opShiftRI is SHL, SHR or SAR (in.cc) of a GPR (no AH..BH) by an

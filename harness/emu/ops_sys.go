@@ -522,7 +522,7 @@ func (c *cpu) ssShadow(n uint8) {
 	if n == 2 {
 		c.intShadow = true
 		c.ssBlock = true
-		c.slow = true
+		c.setSlow()
 	}
 }
 

@@ -457,7 +457,7 @@ func (c *cpu) pmuAbandon(sig any) {
 	// step already counted). The trap is not delivered yet: CPL is the
 	// instruction's.
 	if f, ok := sig.(*guestFault); ok && f.trap && f.soft {
-		c.st.instructions++ // the clock's count (timer.go) is the PMU's
+		c.st.instructions++ // the clock's count (timer.go) is the PMU's (onPanic settled it)
 		if c.pmuOn {
 			c.pmuRetire(c.cpl, true)
 		}

@@ -80,7 +80,7 @@ func (c *cpu) detTime() bool { return c.vm.h.opt.Time == TimeInstructions }
 
 // cycles is the vCPU's clock: instructions retired plus skipped idle
 // cycles. Inside an instruction it does not count that instruction yet.
-func (c *cpu) cycles() uint64 { return c.st.instructions + c.clk.idle }
+func (c *cpu) cycles() uint64 { return c.retired() + c.clk.idle }
 
 // timerDivide is the divisor the divide configuration register selects
 // (SDM vol. 3A 11.5.4: bits 0, 1 and 3; 111b divides by 1).

@@ -437,7 +437,8 @@ func (c *cpu) complete() {
 			// host single-step armed during the exit, its step trap
 			// comes before anything else runs (kvm_skip_emulated_instruction).
 			if c.rflags&hv.FlagTF != 0 || c.dbg.Flags&(hv.DebugEnable|hv.DebugSingleStep) == hv.DebugEnable|hv.DebugSingleStep {
-				c.pendTrap, c.slow = true, true
+				c.pendTrap = true
+				c.setSlow()
 			}
 		}
 		c.outSkip = pendingWrite{}
@@ -454,7 +455,7 @@ func (c *cpu) complete() {
 		copy(buf[:], b)
 		r.val = binary.LittleEndian.Uint64(buf[:]) & sizeMask[r.n]
 		r.done = true
-		c.slow = true
+		c.setSlow()
 	}
 	switch c.msrPend {
 	case 1, 2:

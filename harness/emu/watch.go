@@ -82,7 +82,7 @@ func (c *cpu) watchAccess(va uint64, n int, write bool) {
 			} else {
 				c.watchMet |= w.bit
 			}
-			c.slow = true // the next boundary reports or forgets it
+			c.setSlow() // the next boundary reports or forgets it
 		}
 	}
 }
@@ -130,7 +130,7 @@ func (c *cpu) ioBreak(port uint16, size uint8) {
 			} else {
 				c.watchMet |= w.bit
 			}
-			c.slow = true
+			c.setSlow()
 		}
 	}
 }
