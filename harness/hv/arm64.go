@@ -420,7 +420,8 @@ func ITSBaserValue(addr uint64, pages int) uint64 {
 }
 
 // ITSCBaserValue is a GITS_CBASER value for a command queue of pages 4 KiB
-// pages (1..256) at addr (4 KiB aligned).
+// pages (1..256) at addr (4 KiB aligned for the architecture; KVM clears
+// address bits 15:12, so give it a 64 KiB aligned queue).
 func ITSCBaserValue(addr uint64, pages int) uint64 {
 	return gitsBaserValid | addr&0x000f_ffff_ffff_f000 | uint64(pages-1)&0xff
 }

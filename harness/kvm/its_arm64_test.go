@@ -110,6 +110,22 @@ func TestITSHostCommandsAndSave(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// KVM keeps the command queue 64 KiB aligned: address bits 15:12 of
+	// GITS_CBASER read as 0 whatever was written (set it before Enabled).
+	if err := its.SetReg(hv.GITSCtlr, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := its.SetReg(hv.GITSCBaser, hv.ITSCBaserValue(a64CmdQ+0x3000, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := its.GetReg(hv.GITSCBaser); err != nil || v&0x000f_ffff_ffff_f000 != a64CmdQ {
+		t.Errorf("GITS_CBASER written with %#x reads %#x, %v: want the address %#x", a64CmdQ+0x3000, v, err, a64CmdQ)
+	}
+	for _, r := range regs[2:] {
+		if err := its.SetReg(r.off, r.v); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i, want := range []uint64{a64DevTable, a64CollTab} {
 		v, err := its.GetReg(hv.GITSBaser0 + 8*uint32(i))
 		if err != nil {

@@ -112,13 +112,13 @@ func (s itsScene) commands() []hv.ITSCommand {
 
 // The saved entries, KVM's ITS table ABI rev 0 (8 bytes each):
 //
-//	DTE: Valid[63] | next device ID offset[62:45] | ITT address>>8 [44:5] | event ID bits-1 [4:0]
+//	DTE: Valid[63] | next device ID offset[62:49] | ITT address>>8 [48:5] | event ID bits-1 [4:0]
 //	ITE: next event ID offset[63:48] | pINTID[47:16] | ICID[15:0]
 //	CTE: Valid[63] | RDbase (vCPU number)[51:16] | ICID[15:0]
 //
 // A collection table that is not full ends with an all-zero entry.
 const (
-	dteNextShift = 45
+	dteNextShift = 49
 	dteITTShift  = 5
 	iteNextShift = 48
 	itePINTShift = 16
@@ -195,7 +195,9 @@ func newITSEnv(b *framework.Backend, mode *logMode, scene itsScene) *itsEnv {
 	Expect(vm.CreateVGICv3(itsGICD, itsGICR, 0)).To(Succeed())
 	its, err := vm.CreateITS(itsFrame)
 	Expect(err).NotTo(HaveOccurred())
-	cmdq, err := e.g.Alloc(hv.PageSize, hv.PageSize)
+	// KVM keeps GITS_CBASER's address 64 KiB aligned (it clears bits
+	// 15:12 of what is written), so the queue must be.
+	cmdq, err := e.g.Alloc(hv.PageSize, 0x10000)
 	Expect(err).NotTo(HaveOccurred())
 	env := &itsEnv{a64Env: e, vm: vm, its: its, cmdq: cmdq}
 	env.rings = newTracker(&logMode{name: "ring", ring: true}, e.g.VM, e.g.VCPUs)
@@ -277,6 +279,18 @@ func (e *itsEnv) expectRings(want *pageSet, what string) {
 	Expect(got[a64Slot].equal(want)).To(BeTrue(), "ring entries, %s: %s", what, diff(got[a64Slot], want))
 }
 
+// checkGuestPages is checkData of the pages the guest writes (the others
+// hold the ITS's tables).
+func (e *itsEnv) checkGuestPages() {
+	GinkgoHelper()
+	mem := e.data.Bytes()
+	for p := uint64(itsGuestFirst); p < itsPages; p++ {
+		lo := binary.LittleEndian.Uint64(mem[p*hv.PageSize:])
+		hi := binary.LittleEndian.Uint64(mem[(p+1)*hv.PageSize-8:])
+		Expect([]uint64{lo, hi}).To(Equal([]uint64{e.last[p], e.last[p]}), "page %d's first and last word after iteration %d", p, e.iter)
+	}
+}
+
 // snapshot copies the logged slot.
 func (e *itsEnv) snapshot() []byte { return bytes.Clone(e.data.Bytes()) }
 
@@ -299,8 +313,33 @@ func (e *itsEnv) expectSaved(words map[uint64]uint64) {
 	mem := e.data.Bytes()
 	for off, want := range words {
 		got := binary.LittleEndian.Uint64(mem[off:])
-		Expect(got).To(Equal(want), "saved %s at slot offset %#x (page %d): %s, want %s", itsEntryKind(off), off, off/hv.PageSize, itsDescribe(off, got), itsDescribe(off, want))
+		Expect(got).To(Equal(want), "saved %s at slot offset %#x (page %d): %s, want %s; %s", itsEntryKind(off), off, off/hv.PageSize, itsDescribe(off, got), itsDescribe(off, want), e.state())
 	}
+}
+
+// state describes the ITS registers and the start of the collection
+// table, for failure messages.
+func (e *itsEnv) state() string {
+	var b bytes.Buffer
+	for _, r := range []struct {
+		name string
+		off  uint32
+	}{{"CTLR", hv.GITSCtlr}, {"TYPER", hv.GITSTyper}, {"CBASER", hv.GITSCBaser}, {"CWRITER", hv.GITSCWriter}, {"CREADR", hv.GITSCReadr}, {"BASER0", hv.GITSBaser0}, {"BASER1", hv.GITSBaser0 + 8}} {
+		v, err := e.its.GetReg(r.off)
+		fmt.Fprintf(&b, "GITS_%s=%#x", r.name, v)
+		if err != nil {
+			fmt.Fprintf(&b, "(%v)", err)
+		}
+		b.WriteString(" ")
+	}
+	for _, off := range []uint32{hv.GICRCtlr, hv.GICRPropBaser, hv.GICRPropBaser + 4, hv.GICRPendBaser, hv.GICRPendBaser + 4} {
+		v, err := e.vm.GetRedistReg(0, off)
+		fmt.Fprintf(&b, "GICR[%#x]=%#x(%v) ", off, v, err)
+	}
+	mem := e.data.Bytes()
+	fmt.Fprintf(&b, "cmdq at %#x: first command %x; collection table %#x %#x %#x",
+		e.cmdq, e.g.Mem.Bytes()[e.cmdq:e.cmdq+32], binary.LittleEndian.Uint64(mem[itsCollTab:]), binary.LittleEndian.Uint64(mem[itsCollTab+8:]), binary.LittleEndian.Uint64(mem[itsCollTab+16:]))
+	return b.String()
 }
 
 func itsEntryKind(off uint64) string {
@@ -317,7 +356,7 @@ func itsEntryKind(off uint64) string {
 func itsDescribe(off, v uint64) string {
 	switch {
 	case off < itsCollTab:
-		return fmt.Sprintf("%#x (valid %d, next +%d, ITT %#x, %d event bits)", v, v>>63, v>>dteNextShift&(1<<18-1), (v>>dteITTShift&(1<<40-1))<<8, v&0x1f+1)
+		return fmt.Sprintf("%#x (valid %d, next +%d, ITT %#x, %d event bits)", v, v>>63, v>>dteNextShift&(1<<14-1), (v>>dteITTShift&(1<<44-1))<<8, v&0x1f+1)
 	case off < itsITTs:
 		return fmt.Sprintf("%#x (valid %d, vCPU %d, collection %d)", v, v>>63, v>>cteRDShift&(1<<36-1), v&0xffff)
 	}
@@ -364,7 +403,7 @@ func runITSSaveBitmap(ctx context.Context, b *framework.Backend) {
 	Expect(e.changedPages(before).count()).To(BeZero(), "bytes changed by a save of unchanged tables")
 	e.expectRings(none, "after the second save")
 	e.expectBitmap(want, "after the second save")
-	e.checkData()
+	e.checkGuestPages()
 	e.finish(ctx)
 	AddReportEntry("ITS save", fmt.Sprintf("%d entries on %d pages %v, each save marked exactly them in the backup bitmap; guest pages %v in the ring", len(words), want.count(), want, guest))
 }
@@ -408,7 +447,7 @@ func runITSPendingBitmap(ctx context.Context, b *framework.Backend) {
 	Expect(e.vm.SaveVGICPendingTables()).To(Succeed())
 	e.expectBitmap(none, "after the second pending save")
 	e.expectRings(none, "after the second pending save")
-	e.checkData()
+	e.checkGuestPages()
 	e.finish(ctx)
 	AddReportEntry("pending save", fmt.Sprintf("LPIs %d and %d: pages %v marked once, nothing at the second save", pend[0].lpi, pend[1].lpi, want))
 }
@@ -434,7 +473,7 @@ func runITSSaveNoBitmap(ctx context.Context, b *framework.Backend) {
 	e.expectRings(guest, "the guest's writes only: none of the pages SAVE_TABLES wrote")
 	_, err = e.bitmap()
 	Expect(errors.Is(err, unix.ENXIO)).To(BeTrue(), "KVM_GET_DIRTY_LOG on a ring VM without the bitmap: %v, want ENXIO", err)
-	e.checkData()
+	e.checkGuestPages()
 	e.finish(ctx)
 	AddReportEntry("no backup bitmap", fmt.Sprintf("SAVE_TABLES succeeded and changed pages %v; ring entries: only the guest's %v; KVM_GET_DIRTY_LOG: %v", changed, guest, err))
 }
