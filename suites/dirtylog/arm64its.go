@@ -183,10 +183,25 @@ type itsEnv struct {
 	rings *tracker
 }
 
-// newITSEnv builds the guest in mode, the vGIC and the ITS, and maps
-// scene. Nothing it does writes the logged slot: KVM only reads it (the
-// property table, the pending table at MAPTI).
+// newITSEnv builds the guest in mode, the vGIC and the ITS, fills the
+// table areas with junk, and maps scene. Nothing it does writes the
+// logged slot: KVM only reads it (the property table, the pending table
+// at MAPTI).
 func newITSEnv(b *framework.Backend, mode *logMode, scene itsScene) *itsEnv {
+	GinkgoHelper()
+	e := newITSBare(b, mode)
+	mem := e.data.Bytes()
+	for i := itsDevTab; i < itsPendTab; i++ {
+		mem[i] = itsJunk
+	}
+	e.program(true)
+	e.queue(scene.commands()...)
+	return e
+}
+
+// newITSBare builds the guest in mode, the vGIC and the ITS, with the
+// ITS's registers as KVM creates them.
+func newITSBare(b *framework.Backend, mode *logMode) *itsEnv {
 	GinkgoHelper()
 	b.Require(hv.CapVGICITS)
 	e := newA64Env(b, mode, itsPages, a64RingBytes)
@@ -202,29 +217,65 @@ func newITSEnv(b *framework.Backend, mode *logMode, scene itsScene) *itsEnv {
 	env := &itsEnv{a64Env: e, vm: vm, its: its, cmdq: cmdq}
 	env.rings = newTracker(&logMode{name: "ring", ring: true}, e.g.VM, e.g.VCPUs)
 	env.rings.track(a64Slot, itsPages)
+	return env
+}
 
-	mem := e.data.Bytes()
-	for i := itsDevTab; i < itsPendTab; i++ {
-		mem[i] = itsJunk
-	}
-	env.setRedist64(hv.GICRPropBaser, hv.GICRPropBaserValue(a64DataGPA+itsPropTab, itsIDBits))
-	env.setRedist64(hv.GICRPendBaser, hv.GICRPendBaserValue(a64DataGPA+itsPendTab))
+// program points vCPU 0's redistributor at the property and pending
+// tables and the ITS at its tables and command queue, and enables the
+// ITS if enable is set (a restore enables it after RESTORE_TABLES).
+func (e *itsEnv) program(enable bool) {
+	GinkgoHelper()
+	e.setRedist64(hv.GICRPropBaser, hv.GICRPropBaserValue(a64DataGPA+itsPropTab, itsIDBits))
+	e.setRedist64(hv.GICRPendBaser, hv.GICRPendBaserValue(a64DataGPA+itsPendTab))
 	for _, r := range []struct {
 		off uint32
 		v   uint64
 	}{
+		{hv.GITSCBaser, hv.ITSCBaserValue(e.cmdq, 1)},
 		{hv.GITSBaser0, hv.ITSBaserValue(a64DataGPA+itsDevTab, 1)},
 		{hv.GITSBaser0 + 8, hv.ITSBaserValue(a64DataGPA+itsCollTab, 1)},
-		{hv.GITSCBaser, hv.ITSCBaserValue(cmdq, 1)},
-		{hv.GITSCtlr, hv.GITSCtlrEnabled},
 	} {
-		Expect(its.SetReg(r.off, r.v)).To(Succeed())
+		Expect(e.its.SetReg(r.off, r.v)).To(Succeed())
 	}
-	ctlr, err := its.GetReg(hv.GITSCtlr)
+	if enable {
+		e.enable()
+	}
+}
+
+// enable sets GITS_CTLR.Enabled and expects it to stick.
+func (e *itsEnv) enable() {
+	GinkgoHelper()
+	Expect(e.its.SetReg(hv.GITSCtlr, hv.GITSCtlrEnabled)).To(Succeed())
+	ctlr, err := e.its.GetReg(hv.GITSCtlr)
 	Expect(err).NotTo(HaveOccurred())
 	Expect(ctlr&hv.GITSCtlrEnabled).NotTo(BeZero(), "GITS_CTLR %#x after enabling (refused when a BASER or CBASER is not valid)", ctlr)
-	env.queue(scene.commands()...)
-	return env
+}
+
+// enableLPIs sets GICR_CTLR.EnableLPIs of vCPU 0 (INT needs it).
+func (e *itsEnv) enableLPIs() {
+	GinkgoHelper()
+	Expect(e.vm.SetRedistReg(0, hv.GICRCtlr, hv.GICRCtlrEnableLPIs)).To(Succeed())
+	ctlr, err := e.vm.GetRedistReg(0, hv.GICRCtlr)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(ctlr&hv.GICRCtlrEnableLPIs).NotTo(BeZero(), "GICR_CTLR %#x after enabling LPIs", ctlr)
+}
+
+// expectPending expects the pending table to hold exactly bits.
+func (e *itsEnv) expectPending(bits map[uint64]byte, what string) {
+	GinkgoHelper()
+	table := e.data.Bytes()[itsPendTab : itsPendTab+(1<<itsIDBits)/8]
+	for off, v := range table {
+		Expect(v).To(Equal(bits[uint64(off)]), "pending table byte %d (interrupt IDs %d..%d), %s", off, 8*off, 8*off+7, what)
+	}
+}
+
+// pendingPages is the set of pending-table pages holding bits.
+func pendingPages(bits map[uint64]byte) *pageSet {
+	s := newPageSet(itsPages)
+	for off := range bits {
+		s.add((itsPendTab + off) / hv.PageSize)
+	}
+	return s
 }
 
 // setRedist64 writes a 64-bit redistributor register of vCPU 0, as two
@@ -417,16 +468,10 @@ func runITSPendingBitmap(ctx context.Context, b *framework.Backend) {
 	none := newPageSet(itsPages)
 	pend := []itsEvent{scene.devs[0].events[0], scene.devs[1].events[1]}
 	bits := pendingBits(pend)
-	want := newPageSet(itsPages)
-	for off := range bits {
-		want.add((itsPendTab + off) / hv.PageSize)
-	}
+	want := pendingPages(bits)
 
 	By(fmt.Sprintf("LPIs on, INT makes LPIs %d and %d pending; the pending table is untouched", pend[0].lpi, pend[1].lpi))
-	Expect(e.vm.SetRedistReg(0, hv.GICRCtlr, hv.GICRCtlrEnableLPIs)).To(Succeed())
-	ctlr, err := e.vm.GetRedistReg(0, hv.GICRCtlr)
-	Expect(err).NotTo(HaveOccurred())
-	Expect(ctlr&hv.GICRCtlrEnableLPIs).NotTo(BeZero(), "GICR_CTLR %#x after enabling LPIs", ctlr)
+	e.enableLPIs()
 	e.queue(hv.ITSInt(scene.devs[0].id, pend[0].ev), hv.ITSInt(scene.devs[1].id, pend[1].ev), hv.ITSSync(0))
 	e.expectBitmap(none, "after INT")
 
@@ -434,10 +479,7 @@ func runITSPendingBitmap(ctx context.Context, b *framework.Backend) {
 	guest := e.guestRound(ctx, 4)
 	before := e.snapshot()
 	Expect(e.vm.SaveVGICPendingTables()).To(Succeed())
-	table := e.data.Bytes()[itsPendTab : itsPendTab+(1<<itsIDBits)/8]
-	for off, v := range table {
-		Expect(v).To(Equal(bits[uint64(off)]), "pending table byte %d (interrupt IDs %d..%d)", off, 8*off, 8*off+7)
-	}
+	e.expectPending(bits, "after SAVE_PENDING_TABLES")
 	changed := e.changedPages(before)
 	Expect(changed.equal(want)).To(BeTrue(), "pages changed by the pending save: %s", diff(changed, want))
 	e.expectRings(guest, "the guest's writes only")
@@ -450,6 +492,59 @@ func runITSPendingBitmap(ctx context.Context, b *framework.Backend) {
 	e.checkGuestPages()
 	e.finish(ctx)
 	AddReportEntry("pending save", fmt.Sprintf("LPIs %d and %d: pages %v marked once, nothing at the second save", pend[0].lpi, pend[1].lpi, want))
+}
+
+// runITSRestoreBitmap: a second VM restores the first one's saved state
+// (the tables and the pending table, copied by the host, which KVM does
+// not log). RESTORE_TABLES rebuilds the translations from them and
+// consumes the pending bits of the LPIs it maps, clearing them in guest
+// memory: exactly the pending-table pages are in its backup bitmap, none
+// in a ring. Its own saves then write what the first VM's did.
+func runITSRestoreBitmap(ctx context.Context, b *framework.Backend) {
+	scene := itsDefault
+	none := newPageSet(itsPages)
+	pend := []itsEvent{scene.devs[0].events[1], scene.devs[2].events[0], scene.devs[1].events[1]}
+	bits := pendingBits(pend)
+	words := scene.savedWords()
+
+	By("the source VM maps the scene, makes 3 LPIs pending and saves both kinds of tables")
+	src := newITSBare(b, modeRingBackup)
+	src.program(true)
+	src.queue(scene.commands()...)
+	src.enableLPIs()
+	src.queue(hv.ITSInt(scene.devs[0].id, pend[0].ev), hv.ITSInt(scene.devs[2].id, pend[1].ev), hv.ITSInt(scene.devs[1].id, pend[2].ev), hv.ITSSync(0))
+	Expect(src.its.Ctrl(hv.ITSSaveTables)).To(Succeed())
+	Expect(src.vm.SaveVGICPendingTables()).To(Succeed())
+	src.expectSaved(words)
+	src.expectPending(bits, "in the source after its saves")
+	img := src.snapshot()
+
+	By("the destination VM gets the image, the registers, then RESTORE_TABLES")
+	dst := newITSBare(b, modeRingBackup)
+	copy(dst.data.Bytes(), img)
+	dst.program(false)
+	dst.expectBitmap(none, "before the restore")
+	before := dst.snapshot()
+	Expect(dst.its.Ctrl(hv.ITSRestoreTables)).To(Succeed())
+	dst.enable()
+	dst.expectPending(map[uint64]byte{}, "after RESTORE_TABLES consumed the pending bits")
+	want := pendingPages(bits)
+	changed := dst.changedPages(before)
+	Expect(changed.equal(want)).To(BeTrue(), "pages RESTORE_TABLES changed: %s", diff(changed, want))
+	dst.expectRings(none, "after the restore")
+	dst.expectBitmap(want, "after RESTORE_TABLES")
+
+	By("the destination's saves write the source's tables and pending bits back")
+	before = dst.snapshot()
+	Expect(dst.its.Ctrl(hv.ITSSaveTables)).To(Succeed())
+	dst.expectSaved(words)
+	Expect(dst.changedPages(before).count()).To(BeZero(), "bytes changed by saving the restored tables")
+	dst.expectBitmap(pagesOfWords(words), "after the destination's SAVE_TABLES")
+	Expect(dst.vm.SaveVGICPendingTables()).To(Succeed())
+	dst.expectPending(bits, "after the destination's SAVE_PENDING_TABLES")
+	dst.expectBitmap(want, "after the destination's SAVE_PENDING_TABLES")
+	dst.expectRings(none, "after the destination's saves")
+	AddReportEntry("restore", fmt.Sprintf("%d LPIs pending: RESTORE_TABLES cleared their bits on pages %v (marked in the backup bitmap); the restored ITS saved the same %d entries", len(pend), want, len(words)))
 }
 
 // runITSSaveNoBitmap: on a ring VM without the backup bitmap, KVM 6.12
@@ -488,6 +583,8 @@ func a64ITSSpecs(b *framework.Backend, mode *logMode) {
 			func(ctx SpecContext) { runITSSaveBitmap(ctx, b) }, SpecTimeout(a64SpecTimeout))
 		It("the vGIC pending-table save marks exactly the pending-table pages it changed, in the backup bitmap", labels,
 			func(ctx SpecContext) { runITSPendingBitmap(ctx, b) }, SpecTimeout(a64SpecTimeout))
+		It("the ITS table restore in a second VM consumes the pending bits and marks exactly their pages in its backup bitmap", labels,
+			func(ctx SpecContext) { runITSRestoreBitmap(ctx, b) }, SpecTimeout(a64SpecTimeout))
 	case modeDirtyRing:
 		It("without the backup bitmap the ITS table save succeeds and the pages it wrote are logged nowhere", labels,
 			func(ctx SpecContext) { runITSSaveNoBitmap(ctx, b) }, SpecTimeout(a64SpecTimeout))
