@@ -262,3 +262,182 @@ const (
 	PSCISystemOff   = 0x84000008
 	PSCISystemReset = 0x84000009
 )
+
+// CapVGICITS is the vGICv3's Interrupt Translation Service
+// (ARM64ITSVM): an ITS device, its registers, the commands it reads from
+// guest memory and the saving and restoring of its tables there.
+const CapVGICITS Cap = "arm64-vgic-its"
+
+// ARM64ITSVM is an ARM64VM whose vGICv3 can have an ITS and whose
+// redistributors the host can program (KVM: the kvm-arm-vgic-v3 and
+// kvm-arm-vgic-its devices' attributes). Create the vGIC first.
+type ARM64ITSVM interface {
+	ARM64VM
+	// CreateITS creates an ITS whose 128 KiB register frame is at base
+	// (64 KiB aligned).
+	CreateITS(base uint64) (ARM64ITS, error)
+	// GetRedistReg reads the 32-bit redistributor register at offset off
+	// (GICR_*; a 64-bit register is two, at off and off+4) of vCPU vcpu.
+	GetRedistReg(vcpu int, off uint32) (uint32, error)
+	// SetRedistReg writes one.
+	SetRedistReg(vcpu int, off uint32, v uint32) error
+	// SaveVGICPendingTables writes the pending state of every LPI into
+	// its redistributor's pending table in guest memory.
+	SaveVGICPendingTables() error
+}
+
+// ARM64ITS is one ITS of a VM.
+type ARM64ITS interface {
+	// GetReg reads the ITS register at offset off (GITS_*); every
+	// register is read and written as 64 bits, GITS_CTLR's upper half
+	// being zero.
+	GetReg(off uint32) (uint64, error)
+	// SetReg writes one; writing GITS_CWRITER makes an enabled ITS run
+	// the commands queued in guest memory up to it.
+	SetReg(off uint32, v uint64) error
+	// Ctrl saves the ITS's tables into guest memory, restores them from
+	// it, or resets the ITS.
+	Ctrl(op ARM64ITSCtrl) error
+	// Close releases the device; the VM's Close releases it too.
+	Close() error
+}
+
+// ARM64ITSCtrl is an ITS control operation, with KVM's attribute value
+// (group KVM_DEV_ARM_VGIC_GRP_CTRL).
+type ARM64ITSCtrl uint64
+
+// ITS control operations.
+const (
+	ITSSaveTables    ARM64ITSCtrl = 1 // KVM_DEV_ARM_ITS_SAVE_TABLES
+	ITSRestoreTables ARM64ITSCtrl = 2 // KVM_DEV_ARM_ITS_RESTORE_TABLES
+	ITSReset         ARM64ITSCtrl = 4 // KVM_DEV_ARM_ITS_CTRL_RESET
+)
+
+func (op ARM64ITSCtrl) String() string {
+	switch op {
+	case ITSSaveTables:
+		return "SAVE_TABLES"
+	case ITSRestoreTables:
+		return "RESTORE_TABLES"
+	case ITSReset:
+		return "CTRL_RESET"
+	}
+	return fmt.Sprintf("its-ctrl(%d)", uint64(op))
+}
+
+// GICv3 register offsets (the GICv3 architecture's): ITS registers from
+// the ITS frame, redistributor registers from the RD_base frame.
+const (
+	GITSCtlr    = 0x0000
+	GITSIIDR    = 0x0004
+	GITSTyper   = 0x0008
+	GITSCBaser  = 0x0080
+	GITSCWriter = 0x0088
+	GITSCReadr  = 0x0090
+	GITSBaser0  = 0x0100 // GITS_BASER<n> is at GITSBaser0 + 8n
+
+	GICRCtlr      = 0x0000
+	GICRTyper     = 0x0008
+	GICRPropBaser = 0x0070
+	GICRPendBaser = 0x0078
+
+	ARM64ITSFrameSize = 0x20000 // the ITS frame and its translation frame
+)
+
+// ITSCommand is one 32-byte ITS command as it sits in the command queue
+// (four little-endian doublewords, GICv3 architecture encoding).
+type ITSCommand [4]uint64
+
+// ITS command numbers.
+const (
+	ITSCmdInt   = 0x03
+	ITSCmdSync  = 0x05
+	ITSCmdMapD  = 0x08
+	ITSCmdMapC  = 0x09
+	ITSCmdMapTI = 0x0a
+)
+
+// ITSMapD maps device dev to an interrupt translation table at itt (256
+// bytes aligned) of 2^eventBits entries (eventBits 1..32), or unmaps it
+// (valid false).
+func ITSMapD(dev uint32, itt uint64, eventBits int, valid bool) ITSCommand {
+	c := ITSCommand{ITSCmdMapD | uint64(dev)<<32, uint64(eventBits-1) & 0x1f, itt & 0x000f_ffff_ffff_ff00, 0}
+	if valid {
+		c[2] |= 1 << 63
+	}
+	return c
+}
+
+// ITSMapC maps collection icid to redistributor rd: with GITS_TYPER.PTA
+// 0 (KVM's), the number of the target vCPU.
+func ITSMapC(icid uint16, rd uint64, valid bool) ITSCommand {
+	c := ITSCommand{ITSCmdMapC, 0, uint64(icid) | (rd&0xf_ffff_ffff)<<16, 0}
+	if valid {
+		c[2] |= 1 << 63
+	}
+	return c
+}
+
+// ITSMapTI maps event ev of device dev to LPI intid in collection icid.
+func ITSMapTI(dev, ev, intid uint32, icid uint16) ITSCommand {
+	return ITSCommand{ITSCmdMapTI | uint64(dev)<<32, uint64(ev) | uint64(intid)<<32, uint64(icid), 0}
+}
+
+// ITSInt makes the LPI of event ev of device dev pending, as a write of
+// ev to GITS_TRANSLATER by dev would.
+func ITSInt(dev, ev uint32) ITSCommand {
+	return ITSCommand{ITSCmdInt | uint64(dev)<<32, uint64(ev), 0, 0}
+}
+
+// ITSSync waits for the effects of earlier commands on redistributor rd.
+func ITSSync(rd uint64) ITSCommand {
+	return ITSCommand{ITSCmdSync, 0, (rd & 0xf_ffff_ffff) << 16, 0}
+}
+
+// Bytes is the command as it is written to the queue.
+func (c ITSCommand) Bytes() []byte {
+	b := make([]byte, 32)
+	for i, d := range c {
+		for k := 0; k < 8; k++ {
+			b[8*i+k] = byte(d >> (8 * k))
+		}
+	}
+	return b
+}
+
+// Register values of the ITS and redistributor tables (GICv3
+// architecture layouts; cacheability and shareability left 0, which KVM
+// sanitises).
+const (
+	gitsBaserValid  = 1 << 63
+	gitsBaserPage64 = 2 << 8 // Page_Size 64 KiB, the only one KVM's ITS has
+)
+
+// ITSBaserValue is a GITS_BASER<n> value for a flat table of pages 64 KiB
+// pages (1..256) at addr (64 KiB aligned, below 2^48).
+func ITSBaserValue(addr uint64, pages int) uint64 {
+	return gitsBaserValid | addr&0x0000_ffff_ffff_0000 | gitsBaserPage64 | uint64(pages-1)&0xff
+}
+
+// ITSCBaserValue is a GITS_CBASER value for a command queue of pages 4 KiB
+// pages (1..256) at addr (4 KiB aligned for the architecture; KVM clears
+// address bits 15:12, so give it a 64 KiB aligned queue).
+func ITSCBaserValue(addr uint64, pages int) uint64 {
+	return gitsBaserValid | addr&0x000f_ffff_ffff_f000 | uint64(pages-1)&0xff
+}
+
+// GICRPropBaserValue is a GICR_PROPBASER value: the LPI property table at addr
+// (4 KiB aligned) for interrupt IDs of idBits bits (14..16 under KVM).
+func GICRPropBaserValue(addr uint64, idBits int) uint64 {
+	return addr&0x000f_ffff_ffff_f000 | uint64(idBits-1)&0x1f
+}
+
+// GICRPendBaserValue is a GICR_PENDBASER value: the LPI pending table at addr
+// (64 KiB aligned), one bit per interrupt ID.
+func GICRPendBaserValue(addr uint64) uint64 { return addr & 0x000f_ffff_ffff_0000 }
+
+// GICRCtlrEnableLPIs is GICR_CTLR.EnableLPIs.
+const GICRCtlrEnableLPIs = 1
+
+// GITSCtlrEnabled is GITS_CTLR.Enabled.
+const GITSCtlrEnabled = 1

@@ -44,6 +44,21 @@ const (
 	vgicCtrlInit         = 0
 )
 
+// The ITS (KVM_DEV_TYPE_ARM_VGIC_ITS) and the attributes that reach the
+// redistributors and the tables in guest memory.
+const (
+	devTypeARMVGICITS     = 8
+	vgicITSAddrType       = 4
+	vgicV3ITSSize         = 0x20000
+	vgicGrpRedistRegs     = 5
+	vgicGrpITSRegs        = 8
+	vgicV3MPIDRShift      = 32
+	itsCtrlSaveTables     = 1
+	itsCtrlRestoreTables  = 2
+	vgicSavePendingTables = 3
+	itsCtrlReset          = 4
+)
+
 // vCPU device attributes of the PMU (KVM_ARM_VCPU_PMU_V3_CTRL).
 const (
 	armVCPUPMUV3Ctrl   = 0
@@ -94,6 +109,20 @@ var arm64IoctlTable = []ioctlEntry{
 	{"KVM_DEV_ARM_VGIC_GRP_NR_IRQS", vgicGrpNrIRQs, ""},
 	{"KVM_DEV_ARM_VGIC_GRP_CTRL", vgicGrpCtrl, ""},
 	{"KVM_DEV_ARM_VGIC_CTRL_INIT", vgicCtrlInit, ""},
+	{"KVM_DEV_TYPE_ARM_VGIC_ITS", devTypeARMVGICITS, ""},
+	{"KVM_VGIC_ITS_ADDR_TYPE", vgicITSAddrType, ""},
+	{"KVM_VGIC_V3_ITS_SIZE", vgicV3ITSSize, ""},
+	{"KVM_DEV_ARM_VGIC_GRP_REDIST_REGS", vgicGrpRedistRegs, ""},
+	{"KVM_DEV_ARM_VGIC_GRP_ITS_REGS", vgicGrpITSRegs, ""},
+	{"KVM_DEV_ARM_VGIC_V3_MPIDR_SHIFT", vgicV3MPIDRShift, ""},
+	{"KVM_DEV_ARM_ITS_SAVE_TABLES", itsCtrlSaveTables, ""},
+	{"KVM_DEV_ARM_ITS_RESTORE_TABLES", itsCtrlRestoreTables, ""},
+	{"KVM_DEV_ARM_VGIC_SAVE_PENDING_TABLES", vgicSavePendingTables, ""},
+	{"KVM_DEV_ARM_ITS_CTRL_RESET", itsCtrlReset, ""},
+	{"hv.ITSSaveTables", uint64(hv.ITSSaveTables), ""},
+	{"hv.ITSRestoreTables", uint64(hv.ITSRestoreTables), ""},
+	{"hv.ITSReset", uint64(hv.ITSReset), ""},
+	{"hv.ARM64ITSFrameSize", hv.ARM64ITSFrameSize, ""},
 	{"KVM_ARM_VCPU_PMU_V3_CTRL", armVCPUPMUV3Ctrl, ""},
 	{"KVM_ARM_VCPU_PMU_V3_IRQ", armVCPUPMUV3IRQ, ""},
 	{"KVM_ARM_VCPU_PMU_V3_INIT", armVCPUPMUV3Init, ""},

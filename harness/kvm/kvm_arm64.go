@@ -17,8 +17,9 @@ type archHypervisor struct {
 	target uint32
 	// psci02 says KVM_ARM_VCPU_PSCI_0_2 may be asked for.
 	psci02 bool
-	// vgicErr is why a GICv3 cannot be created here (nil: it can).
-	vgicErr error
+	// vgicErr is why a GICv3 cannot be created here (nil: it can);
+	// itsErr the same of its ITS.
+	vgicErr, itsErr error
 	// debugMask is the KVM_GUESTDBG_* flags KVM accepts.
 	debugMask uint32
 }
@@ -40,6 +41,9 @@ func (h *Hypervisor) archOpen() error {
 	if err := testCreateDevice(int(fd), devTypeARMVGICV3); err != nil {
 		h.arch.vgicErr = fmt.Errorf("KVM_CREATE_DEVICE(KVM_DEV_TYPE_ARM_VGIC_V3, TEST): %w", err)
 	}
+	if err := testCreateDevice(int(fd), devTypeARMVGICITS); err != nil {
+		h.arch.itsErr = fmt.Errorf("KVM_CREATE_DEVICE(KVM_DEV_TYPE_ARM_VGIC_ITS, TEST): %w", err)
+	}
 	return nil
 }
 
@@ -47,14 +51,15 @@ func (h *Hypervisor) archOpen() error {
 func (vm *VM) archClose() error {
 	vm.arch.mu.Lock()
 	defer vm.arch.mu.Unlock()
+	itsErr := vm.closeITSs()
 	if !vm.arch.hasVGIC {
-		return nil
+		return itsErr
 	}
 	vm.arch.hasVGIC = false
 	if err := unix.Close(vm.arch.vgicFD); err != nil {
 		return fmt.Errorf("close vgic fd: %w", err)
 	}
-	return nil
+	return itsErr
 }
 
 // archCaps records what arm64 KVM offers, and says for each x86 notion
@@ -71,6 +76,14 @@ func (h *Hypervisor) archCaps(c *hv.Caps) {
 	} else {
 		c.Set(hv.CapVGICv3, true, 0, "KVM_DEV_TYPE_ARM_VGIC_V3")
 	}
+	switch {
+	case h.arch.vgicErr != nil:
+		c.Set(hv.CapVGICITS, false, 0, "no vGICv3: "+h.arch.vgicErr.Error())
+	case h.arch.itsErr != nil:
+		c.Set(hv.CapVGICITS, false, 0, h.arch.itsErr.Error())
+	default:
+		c.Set(hv.CapVGICITS, true, 0, "KVM_DEV_TYPE_ARM_VGIC_ITS")
+	}
 	pmu := h.CheckExtension(capARMPMUV3)
 	if pmu != 0 {
 		c.Set(hv.CapARM64PMU, true, 0, "KVM_CAP_ARM_PMU_V3")
@@ -82,7 +95,7 @@ func (h *Hypervisor) archCaps(c *hv.Caps) {
 	const gic = "x86 LAPIC + I/O APIC: arm64 interrupts go through the vGIC (hv.ARM64VM.CreateVGICv3, IRQLine)"
 	c.Set(hv.CapIRQChip, false, 0, gic)
 	c.Set(hv.CapIRQLine, false, 0, gic)
-	c.Set(hv.CapMSI, false, 0, "x86 MSI through the LAPIC: arm64 MSIs need a GIC ITS, not offered by this backend")
+	c.Set(hv.CapMSI, false, 0, "x86 MSI through the LAPIC: arm64 MSIs go through a GIC ITS (hv.ARM64ITSVM), not SignalMSI")
 	c.Set(hv.CapUserSpaceMSR, false, 0, "x86 MSRs do not exist on arm64")
 	c.Set(hv.CapCPUID, false, 0, "x86 CPUID does not exist on arm64 (ID registers are ONE_REG system registers)")
 	c.Set(hv.CapCPL0Native, true, 0, "hardware virtualization (EL1 runs natively)")

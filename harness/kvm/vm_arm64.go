@@ -8,11 +8,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// archVM is a VM's arm64 state: its in-kernel GICv3.
+// archVM is a VM's arm64 state: its in-kernel GICv3 and ITSs.
 type archVM struct {
 	mu      sync.Mutex
 	hasVGIC bool
 	vgicFD  int
+	its     []*ITS
 }
 
 var _ hv.ARM64VM = (*VM)(nil)

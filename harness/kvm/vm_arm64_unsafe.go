@@ -65,3 +65,24 @@ func (vm *VM) irqLine(irq, level uint32) error {
 	_, err := ioctlPtr(vm.fd, kvmIRQLine, unsafe.Pointer(&l))
 	return err
 }
+
+// getDeviceAttr is KVM_GET_DEVICE_ATTR into the value at p.
+func getDeviceAttr(fd int, group uint32, attr uint64, p unsafe.Pointer) error {
+	a := deviceAttr{group: group, attr: attr, addr: uint64(uintptr(p))}
+	_, err := ioctlPtr(fd, kvmGetDeviceAttr, unsafe.Pointer(&a))
+	return err
+}
+
+func getDeviceAttrU64(fd int, group uint32, attr uint64) (uint64, error) {
+	var v uint64
+	err := getDeviceAttr(fd, group, attr, unsafe.Pointer(&v))
+	runtime.KeepAlive(&v)
+	return v, err
+}
+
+func getDeviceAttrU32(fd int, group uint32, attr uint64) (uint32, error) {
+	var v uint32
+	err := getDeviceAttr(fd, group, attr, unsafe.Pointer(&v))
+	runtime.KeepAlive(&v)
+	return v, err
+}

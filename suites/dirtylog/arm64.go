@@ -418,9 +418,11 @@ func arm64Specs(b *framework.Backend) {
 			case modeDirtyRing:
 				It("ring-full exits come at the soft limit, repeat until reset and the ring runs on after it", func(ctx SpecContext) { runA64SoftLimit(ctx, b) }, SpecTimeout(a64SpecTimeout))
 				a64RingSpecs(b, mode)
+				a64ITSSpecs(b, mode)
 			case modeRingBackup:
 				It(textBackupSplit, taxonomy.Needs(hv.CapGuestMemoryTrack), func(ctx SpecContext) { runA64BackupSplit(ctx, b) }, SpecTimeout(a64SpecTimeout))
 				a64RingSpecs(b, mode)
+				a64ITSSpecs(b, mode)
 			}
 		})
 	}

@@ -138,5 +138,6 @@ func arm64Specs(b *framework.Backend) {
 
 	Describe("limits", func() { a64LimitSpecs(b) })
 	Describe("running guest", func() { a64RunningSpecs(b) })
+	a64StressSpecs(b)
 	Describe("perf", taxonomy.Perf, Serial, func() { a64PerfSpecs(b) })
 }

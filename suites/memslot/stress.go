@@ -111,19 +111,35 @@ func runStress(ctx context.Context, b *framework.Backend, cpl guest.Mode) {
 	DeferCleanup(mem.Close)
 	Expect(g.VM.SetMemslot(hv.Memslot{Slot: stressSlot, GPA: stressGPA, Size: total * hv.PageSize, Memory: mem})).To(Succeed())
 	Expect(g.PT.Map(stressGPA, stressGPA, total*hv.PageSize, guest.PTEWrite|guest.PTEUser)).To(Succeed())
-	dummyMem, err := hv.NewMemory(hv.PageSize, hv.Anonymous)
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(dummyMem.Close)
-	dummy := hv.Memslot{Slot: dummySlot, GPA: stressGPA - hv.PageSize, Size: hv.PageSize, Memory: dummyMem}
 	stopGPA, err := g.Alloc(8, 8)
 	Expect(err).NotTo(HaveOccurred())
 	sb, err := g.Bytes(stopGPA, 8)
 	Expect(err).NotTo(HaveOccurred())
-	stop := shared{sb}
 	Expect(g.Load(stressWriter(g, stopGPA, prm.pages))).To(Succeed())
+	runStressHost(ctx, prm, stressRig{vm: g.VM, region: shared{mem.Bytes()}, stop: shared{sb}, runAll: g.RunAll, label: cpl.String()})
+}
+
+// stressRig is what the host side of the stress needs of a guest whose
+// vCPUs run the writer (stressWriter, a64StressWriter): vCPU i's pages
+// at i*prm.pages of region, the stop flag at stop's first word.
+type stressRig struct {
+	vm           hv.VM
+	region, stop shared
+	runAll       func(ctx context.Context, onSync func(*guest.Ucall) error) error
+	label        string // the experiment's, e.g. the CPL
+}
+
+// runStressHost runs the vCPUs, adds and deletes the dummy slot (one
+// page just below stressGPA) prm.iterations times, stops the vCPUs and
+// checks every pass each vCPU completed, page by page.
+func runStressHost(ctx context.Context, prm stressParams, r stressRig) {
+	GinkgoHelper()
+	dummyMem, err := hv.NewMemory(hv.PageSize, hv.Anonymous)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(dummyMem.Close)
+	dummy := hv.Memslot{Slot: dummySlot, GPA: stressGPA - hv.PageSize, Size: hv.PageSize, Memory: dummyMem}
 
 	passes := make([]atomic.Uint64, prm.vcpus)
-	region := shared{mem.Bytes()}
 	onSync := func(u *guest.Ucall) error {
 		if len(u.Args) < 2 {
 			return fmt.Errorf("vcpu %d: SYNC with %d arguments", u.VCPU, len(u.Args))
@@ -131,7 +147,7 @@ func runStress(ctx context.Context, b *framework.Backend, cpl guest.Mode) {
 		pass := u.Args[1]
 		base := uint64(u.VCPU) * prm.pages
 		for p := uint64(0); p < prm.pages; p++ {
-			if v := region.load((base + p) * hv.PageSize); v != pass {
+			if v := r.region.load((base + p) * hv.PageSize); v != pass {
 				return fmt.Errorf("vcpu %d pass %d: page %d of its region holds %d: a write was lost", u.VCPU, pass, p, v)
 			}
 		}
@@ -144,7 +160,7 @@ func runStress(ctx context.Context, b *framework.Backend, cpl guest.Mode) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		runErr = g.RunAll(gctx, onSync)
+		runErr = r.runAll(gctx, onSync)
 	}()
 
 	By(fmt.Sprintf("adding and deleting slot %d %d times while %d vCPUs write", dummySlot, prm.iterations, prm.vcpus))
@@ -152,11 +168,11 @@ func runStress(ctx context.Context, b *framework.Backend, cpl guest.Mode) {
 	ops := 0
 	var opErr error
 	for i := 0; i < prm.iterations && opErr == nil; i++ {
-		if opErr = g.VM.SetMemslot(dummy); opErr != nil {
+		if opErr = r.vm.SetMemslot(dummy); opErr != nil {
 			break
 		}
 		ops++
-		if opErr = g.VM.DeleteMemslot(dummySlot); opErr != nil {
+		if opErr = r.vm.DeleteMemslot(dummySlot); opErr != nil {
 			break
 		}
 		ops++
@@ -165,14 +181,14 @@ func runStress(ctx context.Context, b *framework.Backend, cpl guest.Mode) {
 		}
 	}
 	elapsed := time.Since(start)
-	stop.store(0, 1)
+	r.stop.store(0, 1)
 	wg.Wait()
 	res := stressResult{Operations: ops, Elapsed: elapsed}
 	for i := range passes {
 		res.Passes = append(res.Passes, passes[i].Load())
 	}
 	AddReportEntry("memslot modification stress", res)
-	exp := gmeasure.NewExperiment(fmt.Sprintf("memslot modification stress [%s]", cpl))
+	exp := gmeasure.NewExperiment(fmt.Sprintf("memslot modification stress [%s]", r.label))
 	exp.RecordValue("memslot operations", float64(ops))
 	if ops > 0 {
 		exp.RecordValue("add or delete", float64(elapsed.Nanoseconds())/float64(ops), gmeasure.Units("ns/op"))
@@ -184,5 +200,5 @@ func runStress(ctx context.Context, b *framework.Backend, cpl guest.Mode) {
 	for i, p := range res.Passes {
 		Expect(p).To(BeNumerically(">", 0), "vcpu %d completed no checked pass", i)
 	}
-	Expect(g.VM.Memslots()).NotTo(ContainElement(HaveField("Slot", uint32(dummySlot))), "the dummy slot after the last delete")
+	Expect(r.vm.Memslots()).NotTo(ContainElement(HaveField("Slot", uint32(dummySlot))), "the dummy slot after the last delete")
 }
