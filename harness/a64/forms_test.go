@@ -98,6 +98,7 @@ func families() []family {
 		{"branch-reg", genBranchReg},
 		{"sysreg", genSysReg},
 		{"system", genSystem},
+		{"cas", genCas},
 	}
 }
 
@@ -483,6 +484,20 @@ func genExclusive(p *picker) tc {
 	return tc{name: names[i], emit: func(a *a64.Assembler, _ *a64.Label) { f(a, ws, rt, rn) }, want: want, gas: want}
 }
 
+func genCas(p *picker) tc {
+	is64 := p.bool()
+	rs, rt := reg(p, is64, true), reg(p, is64, true)
+	rn := a64.X(p.pick(31))
+	if p.pick(4) == 0 {
+		rn = a64.SP
+	}
+	i := p.pick(4)
+	names := []string{"cas", "casa", "casl", "casal"}
+	fs := []func(*a64.Assembler, a64.Reg, a64.Reg, a64.Reg){(*a64.Assembler).Cas, (*a64.Assembler).Casa, (*a64.Assembler).Casl, (*a64.Assembler).Casal}
+	want := fmt.Sprintf("%s %v, %v, [%v]", names[i], rs, rt, rn)
+	return tc{name: names[i], emit: func(a *a64.Assembler, _ *a64.Label) { fs[i](a, rs, rt, rn) }, want: want, gas: want}
+}
+
 func genBranch(p *picker) tc {
 	i := p.pick(7)
 	// B and BL reach ±2^25 words; the table samples ±2^20 (TestBranchRange
@@ -683,6 +698,23 @@ func checkWord(c tc, w uint32, pc uint64) error {
 		}
 		w, want = w&^3|1, "svc"+strings.TrimPrefix(want, c.name)
 	}
+	if cas, ok := casSibling(c.name, w); ok {
+		// arm64asm has no decoding for the LSE atomics either: CAS*'s
+		// word with o2 and L (bits 23, 22) cleared is STXP or STLXP
+		// (o0 kept) with the same size, Rs, Rt and Rn and Rt2 = 31,
+		// which arm64asm must decode to the matching text; o2 and L
+		// must be CAS's and the form's, and a64.Text must name it.
+		if err := checkWord(cas.tc, cas.w, pc); err != nil {
+			return fmt.Errorf("%08x's sibling: %v", w, err)
+		}
+		if got, wantL := w>>22&3, uint32(2|b2u(strings.HasPrefix(c.name, "casa"))); got != wantL {
+			return fmt.Errorf("%08x: o2:L = %b, want %b", w, got, wantL)
+		}
+		if got := a64.Text(w, pc); got != want {
+			return fmt.Errorf("%08x is named %q, want %q", w, got, want)
+		}
+		return nil
+	}
 	var b [4]byte
 	binary.LittleEndian.PutUint32(b[:], w)
 	inst, err := arm64asm.Decode(b[:])
@@ -697,3 +729,40 @@ func checkWord(c tc, w uint32, pc uint64) error {
 
 // Used by the tests to keep the bit-count helpers honest.
 var _ = bits.OnesCount64
+
+// casSibling is, for a CAS* form, the STXP or STLXP word and text that
+// checkWord decodes instead of w (see there).
+func casSibling(name string, w uint32) (struct {
+	tc tc
+	w  uint32
+}, bool) {
+	var sib struct {
+		tc tc
+		w  uint32
+	}
+	if name != "cas" && name != "casa" && name != "casl" && name != "casal" {
+		return sib, false
+	}
+	reg := a64.W
+	if w>>30&1 == 1 {
+		reg = a64.X
+	}
+	rn := a64.X(int(w >> 5 & 31))
+	if rn.Num() == 31 {
+		rn = a64.SP
+	}
+	op := "stxp"
+	if strings.HasSuffix(name, "l") {
+		op = "stlxp"
+	}
+	sib.w = w &^ (3 << 22)
+	sib.tc = tc{name: op, want: fmt.Sprintf("%s %v, %v, %v, [%v]", op, a64.W(int(w>>16&31)), reg(int(w&31)), reg(31), rn)}
+	return sib, true
+}
+
+func b2u(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -28,7 +28,7 @@ func TestGNUAs(t *testing.T) {
 	}
 	ours := make([]uint32, len(cases))
 	var src strings.Builder
-	src.WriteString(".text\n")
+	src.WriteString(".text\n.arch_extension lse\n") // CAS*
 	for i, c := range cases {
 		w, _, err := build(c, 0)
 		if err != nil {

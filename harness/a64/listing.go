@@ -45,6 +45,11 @@ func Text(w uint32, pc uint64) string {
 		case 0xD4000003:
 			return fmt.Sprintf("smc #%#x", w>>5&0xffff)
 		}
+		// Nor for the FEAT_LSE atomics; guests use CAS (page_fault_test's
+		// guest_cas): name the word and doubleword forms.
+		if w&0xBFA07C00 == 0x88A07C00 {
+			return casText(w)
+		}
 		return fmt.Sprintf(".inst %#08x", w)
 	}
 	s := strings.TrimSpace(arm64asm.GNUSyntax(inst))
@@ -87,4 +92,19 @@ func (a *Assembler) Listing() ([]Line, error) {
 		lines = append(lines, Line{PC: pc, Bytes: b, Text: text, File: file, LineNo: line})
 	}
 	return lines, nil
+}
+
+// casText is the GNU syntax of a word or doubleword CAS, CASA, CASL or
+// CASAL word.
+func casText(w uint32) string {
+	name := "cas" + map[uint32]string{0: "", 1: "l", 2: "a", 3: "al"}[w>>22&1<<1|w>>15&1]
+	r := W
+	if w>>30&1 == 1 {
+		r = X
+	}
+	rn := "sp"
+	if n := int(w >> 5 & 31); n != 31 {
+		rn = X(n).String()
+	}
+	return fmt.Sprintf("%s %v, %v, [%s]", name, r(int(w>>16&31)), r(int(w&31)), rn)
 }

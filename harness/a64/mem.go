@@ -217,3 +217,28 @@ func (a *Assembler) exclusive(name string, base uint32, ws, rt, rn Reg) {
 	}
 	a.emit(name, (2+rt.sf())<<30|base|rn.num()<<5|rt.num(), nil, 0)
 }
+
+// Cas emits CAS rs, rt, [rn] (FEAT_LSE compare and swap): if the word or
+// doubleword at rn equals rs, rt is stored there; rs receives the value
+// read either way. rs and rt have the same width; rn is an X register or
+// SP. Casa, Casl and Casal add acquire, release, and both.
+func (a *Assembler) Cas(rs, rt, rn Reg) { a.cas("Cas", 0, 0, rs, rt, rn) }
+
+// Casa emits CASA rs, rt, [rn] (acquire), as Cas.
+func (a *Assembler) Casa(rs, rt, rn Reg) { a.cas("Casa", 1, 0, rs, rt, rn) }
+
+// Casl emits CASL rs, rt, [rn] (release), as Cas.
+func (a *Assembler) Casl(rs, rt, rn Reg) { a.cas("Casl", 0, 1, rs, rt, rn) }
+
+// Casal emits CASAL rs, rt, [rn] (acquire and release), as Cas.
+func (a *Assembler) Casal(rs, rt, rn Reg) { a.cas("Casal", 1, 1, rs, rt, rn) }
+
+// casBase is CAS's word with size, L, Rs, o0, Rn and Rt clear.
+const casBase = 0x08A07C00
+
+func (a *Assembler) cas(name string, acquire, release uint32, rs, rt, rn Reg) {
+	if !a.check(name, gpr, rs, rs, rt) || !a.check(name, gprSP, X0, rn) {
+		return
+	}
+	a.emit(name, (2+rt.sf())<<30|casBase|acquire<<22|rs.num()<<16|release<<15|rn.num()<<5|rt.num(), nil, 0)
+}
