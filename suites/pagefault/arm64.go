@@ -3,7 +3,8 @@ package pagefault
 // The page-fault area's arm64 specs, in the shape of the kernel's
 // arm64/page_fault_test: one test-data page in its own memslot (or in
 // none), mapped at stage 1 at testGVA, and one guest access per spec
-// (read, write, pre-indexed load and store, instruction fetch); the slot's
+// (read, write, pre-indexed load and store, instruction fetch, DC ZVA,
+// CASAL); the slot's
 // flags and the host's actions decide the stage-2 outcome, which must
 // match exactly: the value the guest sees, the MMIO exits (counted), a
 // failed KVM_RUN where the syndrome is not valid, the dirty bitmap.
@@ -60,8 +61,8 @@ type a64Access struct {
 	name  string
 	write bool
 	fetch bool
-	// noSyndrome accesses (writeback addressing, DC ZVA) carry no valid
-	// syndrome (ESR ISV=0): KVM cannot emulate them as MMIO.
+	// noSyndrome accesses (writeback addressing, DC ZVA, CAS) carry no
+	// valid syndrome (ESR ISV=0): KVM cannot emulate them as MMIO.
 	noSyndrome bool
 	zero       bool // the write stores zeros (DC ZVA), not a64Written
 	at         bool // AT S1E1R: a stage-1 walk, no access of the page
@@ -76,9 +77,19 @@ func (a a64Access) stored() uint64 {
 	return a64Written
 }
 
-// a64SkipStage is the SYNC a guest sends when the CPU lacks what the
-// access needs (its argument says why): the spec skips.
-const a64SkipStage = 99
+// a64SkipStage and a64SkipNoLSE are the SYNCs a guest sends when the CPU
+// lacks what the access needs (DC ZVA is prohibited; no FEAT_LSE): the
+// spec skips, with the register that says why as the argument.
+const (
+	a64SkipStage = 99
+	a64SkipNoLSE = 98
+)
+
+// a64CASOld is the register that holds what the data offset holds before
+// the access: CAS's comparand (page_fault_test compares with the zero
+// its fresh page holds; here the pattern, or zero in a punched page), so
+// that the compare succeeds and the CAS stores a64Written.
+var a64CASOld = a64.X14
 
 // Instructions the assembler has no method for: DC ZVA, Xt (SYS #3, C7,
 // C4, #1) and AT S1E1R, Xt (SYS #0, C7, C8, #0), with Rt in bits 4:0.
@@ -86,11 +97,16 @@ const (
 	a64DCZVA   = 0xd50b7420
 	a64ATS1E1R = 0xd5087800
 	a64DZP     = 4 // DCZID_EL0 bit: DC ZVA prohibited
+	// ID_AA64ISAR0_EL1.ATOMIC (bits 23:20): 2 = FEAT_LSE (CAS and the
+	// other atomics), page_fault_test's guest_check_lse.
+	a64AtomicShift = 20
+	a64AtomicLSE   = 2
 )
 
 var (
 	dczidEL0 = a64.SysReg{Name: "DCZID_EL0", Op0: 3, Op1: 3, CRn: 0, CRm: 0, Op2: 7}
 	parEL1   = mustSys("PAR_EL1")
+	isar0EL1 = mustSys("ID_AA64ISAR0_EL1")
 )
 
 func mustSys(name string) a64.SysReg {
@@ -134,6 +150,30 @@ var a64Accesses = []a64Access{
 		p.Long(a64DCZVA | 10) // DC ZVA, X10
 		p.Ldr(a64.X1, a64.Ptr(a64.X10, 0))
 	}},
+	// page_fault_test's guest_cas: CASAL of the written value, compared
+	// with what the page holds (its prepare step: ID_AA64ISAR0_EL1.ATOMIC
+	// at least 2), then the read-back. KVM sees a write from CAS's first
+	// stage-2 fault: observed on KVM/arm64 6.12 under QEMU TCG ('max'
+	// CPU), the fault on a missing page has ESR WnR=1, so the userfaultfd
+	// fault on the data page is a write and, on a read-only slot, KVM_RUN
+	// fails (ENOSYS) before the page is touched, as for st_preidx and
+	// dc_zva. page_fault_test counts one more userfaultfd fault there
+	// (TEST_RO_MEMSLOT_NO_SYNDROME_AND_UFFD(guest_cas, ..., 2)): on its
+	// CPU the fault reported CAS's read (WnR=0) first, which KVM serves
+	// as a read before the write fails.
+	{name: "cas", write: true, noSyndrome: true, emit: func(p *a64guest.Program) {
+		ok := p.NewLabel()
+		p.Mrs(a64.X12, isar0EL1)
+		p.Lsr(a64.X13, a64.X12, a64.Imm(a64AtomicShift))
+		p.And(a64.X13, a64.X13, a64.Imm(0xf))
+		p.Cmp(a64.X13, a64.Imm(a64AtomicLSE))
+		p.Bcond(a64.HS, ok)
+		p.Sync(a64SkipNoLSE, a64.X12)
+		p.Bind(ok)
+		p.Mov(a64.X12, a64CASOld)
+		p.Casal(a64.X12, a64.X11, a64.X10)
+		p.Ldr(a64.X1, a64.Ptr(a64.X10, 0))
+	}},
 }
 
 // a64ATAccess is page_fault_test's guest_at: AT S1E1R of the test
@@ -150,8 +190,11 @@ var a64ATAccess = a64Access{name: "at", at: true, emit: func(p *a64guest.Program
 // a64SkipIfLacking skips the spec when the guest reported that the CPU
 // lacks what the access needs.
 func a64SkipIfLacking(u *guest.Ucall) {
-	if u.Stage() == a64SkipStage {
+	switch u.Stage() {
+	case a64SkipStage:
 		Skip(fmt.Sprintf("DC ZVA is prohibited on this vCPU (DCZID_EL0 %#x: DZP set)", u.Args[1]))
+	case a64SkipNoLSE:
+		Skip(fmt.Sprintf("no CAS on this vCPU: ID_AA64ISAR0_EL1.ATOMIC is %d, FEAT_LSE needs %d (ID_AA64ISAR0_EL1 %#x)", u.Args[1]>>a64AtomicShift&0xf, a64AtomicLSE, u.Args[1]))
 	}
 }
 
@@ -274,6 +317,11 @@ func a64RunAccess(ctx context.Context, b *framework.Backend, k a64Kind, a a64Acc
 	p := g.Program()
 	p.Mov(a64.X10, a64.Imm(a64TestGVA+a64DataOff))
 	p.Mov(a64.X11, a64.Imm(a64Written))
+	old := uint64(a64Pattern)
+	if k.hole {
+		old = 0
+	}
+	p.Mov(a64CASOld, a64.Imm(old))
 	a.emit(p)
 	p.Sync(1, a64.X1)
 	p.Done()

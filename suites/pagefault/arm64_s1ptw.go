@@ -152,7 +152,8 @@ func a64PTExpect(k a64PTKind, af a64AF, a a64Access) a64PTOutcome {
 		// page_fault_test's TEST_RO_MEMSLOT_AND_UFFD: a write with a
 		// syndrome is one MMIO exit, whose handler stores the value
 		// into the page (the data fault); one without fails KVM_RUN
-		// before the data page is touched.
+		// before the data page is touched (CAS too where its first
+		// fault is reported as a write: see the cas access).
 		if a.noSyndrome {
 			o.failRun, o.dataFaults = true, 0
 			o.x1, o.hostData = 0, a64Pattern
@@ -283,6 +284,7 @@ func a64RunS1PTW(ctx context.Context, b *framework.Backend, k a64PTKind, af a64A
 	p := g.Program()
 	p.Mov(a64.X10, a64.Imm(a64TestGVA+a64DataOff))
 	p.Mov(a64.X11, a64.Imm(a64Written))
+	p.Mov(a64CASOld, a64.Imm(a64Pattern))
 	p.Mov(a64.X1, a64.Imm(0))
 	p.Mov(a64.X2, a64.Imm(0))
 	p.Mov(a64.X3, a64.Imm(0))

@@ -40,6 +40,11 @@ func TestA64Expect(t *testing.T) {
 		{"dirty-logged slot", "dc_zva", a64Outcome{dirty: true}},
 		{"hole in the slot", "dc_zva", a64Outcome{}},
 		{"unbacked gpa", "dc_zva", a64Outcome{x1: a64Pattern, hostData: a64Pattern, failRun: true}},
+		{"plain slot", "cas", a64Outcome{x1: a64Written, hostData: a64Written}},
+		{"read-only slot", "cas", a64Outcome{x1: a64Pattern, hostData: a64Pattern, failRun: true}},
+		{"dirty-logged slot", "cas", a64Outcome{x1: a64Written, hostData: a64Written, dirty: true}},
+		{"hole in the slot", "cas", a64Outcome{x1: a64Written, hostData: a64Written}},
+		{"unbacked gpa", "cas", a64Outcome{x1: a64Pattern, hostData: a64Pattern, failRun: true}},
 	}
 	for _, tt := range tests {
 		k, ok1 := kind[tt.kind]
@@ -50,6 +55,17 @@ func TestA64Expect(t *testing.T) {
 		if got := a64Expect(k, a); got != tt.want {
 			t.Errorf("%s: %s = %+v, want %+v", tt.kind, tt.access, got, tt.want)
 		}
+	}
+	specs := 0
+	for _, k := range a64Kinds {
+		for _, a := range a64Accesses {
+			if a64Expect(k, a).skip == "" {
+				specs++
+			}
+		}
+	}
+	if specs != 33 {
+		t.Errorf("%d data-page specs, want 33 (5 kinds × 7 accesses, less the fetches from a hole and from no slot)", specs)
 	}
 	for _, pair := range [][2]string{{"hole in the slot", "exec"}, {"unbacked gpa", "exec"}} {
 		if got := a64Expect(kind[pair[0]], access[pair[1]]); got.skip == "" {
