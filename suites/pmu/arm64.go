@@ -627,7 +627,9 @@ func arm64Specs(b *framework.Backend) {
 		Expect(got[0]).To(BeZero(), "the denied CPU_CYCLES counter over 100000 loop iterations")
 	}, SpecTimeout(a64SpecTimeout))
 
-	a64IRQSpecs(a64Rig{newPMU: newPMU, syncs: syncs, setReg: setReg, swinc: swinc, quiesce: quiesce, needCounters: needCounters})
+	rig := a64Rig{newPMU: newPMU, run: run, syncs: syncs, setReg: setReg, swinc: swinc, quiesce: quiesce, needCounters: needCounters}
+	a64IRQSpecs(rig)
+	a64PMUVerSpecs(rig)
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kvmspec/kvmspec/harness/a64"
+	"github.com/kvmspec/kvmspec/harness/guest"
 	"github.com/kvmspec/kvmspec/harness/guest/a64guest"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -24,6 +25,7 @@ import (
 // a64Rig is what the IRQ specs share with the other arm64 specs.
 type a64Rig struct {
 	newPMU       func(pmuSetup) *pmuGuest
+	run          func(context.Context, *pmuGuest, *a64guest.Program, func(*guest.Ucall) error)
 	syncs        func(context.Context, *pmuGuest, *a64guest.Program) map[uint64][]uint64
 	setReg       func(*a64guest.Program, a64.SysReg, uint64)
 	swinc        func(*a64guest.Program, uint64, int)
