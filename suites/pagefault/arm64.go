@@ -65,6 +65,12 @@ type a64Access struct {
 	// valid syndrome (ESR ISV=0): KVM cannot emulate them as MMIO.
 	noSyndrome bool
 	zero       bool // the write stores zeros (DC ZVA), not a64Written
+	// readFirst: the access reads before it writes and a CPU reports its
+	// first stage-2 fault on a missing page as a read (ESR WnR=0), which
+	// KVM serves as a read before the write faults again: CAS, as on
+	// page_fault_test's CPU (its uffd counts). QEMU TCG reports the write
+	// (WnR=1): fixtures/hosts/qemu-tcg-arm64.json declares the cases.
+	readFirst bool
 	at         bool // AT S1E1R: a stage-1 walk, no access of the page
 	emit       func(p *a64guest.Program)
 }
@@ -152,16 +158,15 @@ var a64Accesses = []a64Access{
 	}},
 	// page_fault_test's guest_cas: CASAL of the written value, compared
 	// with what the page holds (its prepare step: ID_AA64ISAR0_EL1.ATOMIC
-	// at least 2), then the read-back. KVM sees a write from CAS's first
-	// stage-2 fault: observed on KVM/arm64 6.12 under QEMU TCG ('max'
-	// CPU), the fault on a missing page has ESR WnR=1, so the userfaultfd
-	// fault on the data page is a write and, on a read-only slot, KVM_RUN
-	// fails (ENOSYS) before the page is touched, as for st_preidx and
-	// dc_zva. page_fault_test counts one more userfaultfd fault there
-	// (TEST_RO_MEMSLOT_NO_SYNDROME_AND_UFFD(guest_cas, ..., 2)): on its
-	// CPU the fault reported CAS's read (WnR=0) first, which KVM serves
-	// as a read before the write fails.
-	{name: "cas", write: true, noSyndrome: true, emit: func(p *a64guest.Program) {
+	// at least 2), then the read-back. Its first stage-2 fault on a
+	// missing page is the read (readFirst): page_fault_test counts a
+	// userfaultfd fault on the data page even where the write then fails
+	// KVM_RUN (TEST_RO_MEMSLOT_NO_SYNDROME_AND_UFFD(guest_cas, ..., 2)).
+	// Observed on KVM/arm64 6.12 under QEMU TCG ('max' CPU): the fault
+	// has ESR WnR=1, the userfaultfd fault is a write and, on a read-only
+	// slot, KVM_RUN fails (ENOSYS) before the data page is touched:
+	// declared in fixtures/hosts/qemu-tcg-arm64.json.
+	{name: "cas", write: true, noSyndrome: true, readFirst: true, emit: func(p *a64guest.Program) {
 		ok := p.NewLabel()
 		p.Mrs(a64.X12, isar0EL1)
 		p.Lsr(a64.X13, a64.X12, a64.Imm(a64AtomicShift))
