@@ -50,6 +50,59 @@ func crcProgram(b *testing.B) []byte {
 	})
 }
 
+// twoPathProgram walks the bits of crcBytes bytes at dataGPA and, per
+// bit, takes one of two paths of two instructions each (TEST + JZ, then
+// ADD/XOR or SUB/ADD, joined by a JMP): a branch on random data that no
+// conditional-skip handler folds away, beside crcProgram's skip over one
+// XOR, which the emu runs branch-free.
+func twoPathProgram(b *testing.B) []byte {
+	return assemble(b, func(a *asm.Assembler) {
+		a.Mov(asm.RSI, asm.Imm(dataGPA))
+		a.Mov(asm.EDI, asm.Imm(crcBytes))
+		a.Xor(asm.EAX, asm.EAX)
+		a.Xor(asm.R8D, asm.R8D)
+		outer := a.Here()
+		a.Movzx(asm.EDX, asm.B(asm.RSI, 0))
+		a.Mov(asm.ECX, asm.Imm(8))
+		bit := a.Here()
+		zero, next := a.NewLabel(), a.NewLabel()
+		a.Test(asm.EDX, asm.Imm(1))
+		a.Jcc(asm.CondZ, zero)
+		a.Add(asm.EAX, asm.ECX)
+		a.Xor(asm.EAX, asm.EDI)
+		a.Jmp(next)
+		a.Bind(zero)
+		a.Sub(asm.EAX, asm.ECX)
+		a.Add(asm.R8D, asm.Imm(1))
+		a.Bind(next)
+		a.Shr(asm.EDX, asm.Imm(1))
+		a.Dec(asm.ECX)
+		a.Jcc(asm.CondNZ, bit)
+		a.Inc(asm.RSI)
+		a.Dec(asm.EDI)
+		a.Jcc(asm.CondNZ, outer)
+		done(a)
+	})
+}
+
+// twoPath is twoPathProgram in Go: EAX and R8D at the end.
+func twoPath(data []byte) (uint32, uint32) {
+	var eax, zeros uint32
+	for i, c := range data {
+		edi := uint32(len(data) - i)
+		for ecx := uint32(8); ecx > 0; ecx-- {
+			if c&1 != 0 {
+				eax = (eax + ecx) ^ edi
+			} else {
+				eax -= ecx
+				zeros++
+			}
+			c >>= 1
+		}
+	}
+	return eax, zeros
+}
+
 // fibProgram computes fib(fibN) by naive recursion: a call, a return,
 // two pushes and pops per call.
 func fibProgram(b *testing.B) []byte {
@@ -129,7 +182,8 @@ func runWorkload(b *testing.B, code []byte, prep func(mem []byte), check func(r 
 
 // BenchmarkWorkload runs the four workload kinds issue 16 sets targets
 // for: a register ALU loop, a memory read-modify-write loop, a branchy
-// bit loop (bitwise CRC-32) and call/return recursion (fib).
+// bit loop (bitwise CRC-32, and a second one whose random branch picks
+// one of two paths) and call/return recursion (fib).
 func BenchmarkWorkload(b *testing.B) {
 	b.Run("alu-loop", func(b *testing.B) {
 		runWorkload(b, registerProgram(b), nil, func(r *hv.Regs) string {
@@ -156,6 +210,15 @@ func BenchmarkWorkload(b *testing.B) {
 		runWorkload(b, crcProgram(b), func(mem []byte) { copy(mem[dataGPA:], data) }, func(r *hv.Regs) string {
 			if want := uint64(crc32.ChecksumIEEE(data)); r.RAX != want {
 				return fmt.Sprintf("crc32 %#x, want %#x", r.RAX, want)
+			}
+			return ""
+		})
+	})
+	b.Run("branchy-two-path", func(b *testing.B) {
+		runWorkload(b, twoPathProgram(b), func(mem []byte) { copy(mem[dataGPA:], data) }, func(r *hv.Regs) string {
+			eax, zeros := twoPath(data)
+			if uint32(r.RAX) != eax || uint32(r.R8) != zeros {
+				return fmt.Sprintf("eax %#x r8d %d, want %#x %d", uint32(r.RAX), uint32(r.R8), eax, zeros)
 			}
 			return ""
 		})
