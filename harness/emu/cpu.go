@@ -807,7 +807,9 @@ func (c *cpu) decodeBlock(rip uint64, cp *codePage) *block {
 				}
 			}
 		}
-		if n >= 2 && insts[n-2].post&postPair != 0 {
+		// A skip pair's jump target (past in) must lie in the page: then
+		// it is canonical as the jump is, and the handler need not check.
+		if n >= 2 && insts[n-2].post&postPair != 0 && off+uint64(in.len) < hv.PageSize {
 			if p := &insts[n-2]; skipKind(p, &insts[n-1], in) != pairNone {
 				p.pair = skipKind(p, &insts[n-1], in)
 				p.fn = pairs[p.pair].pair
