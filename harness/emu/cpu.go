@@ -617,7 +617,11 @@ func (c *cpu) runBlocks() {
 					continue
 				}
 				if in.post&postPair != 0 {
+					skip := in.post & postSkip
 					in = nextInst(in) // the pair's handler ran the jump
+					if skip != 0 {
+						in = nextInst(in) // and the instruction after it
+					}
 				} else if in.post&postFuse != 0 {
 					in = nextInst(in)
 					r := c.rip
@@ -801,6 +805,15 @@ func (c *cpu) decodeBlock(rip uint64, cp *codePage) *block {
 					p.fn = pairs[p.pair].pair
 					p.post |= postPair
 				}
+			}
+		}
+		// A skip pair's jump target (past in) must lie in the page: then
+		// it is canonical as the jump is, and the handler need not check.
+		if n >= 2 && insts[n-2].post&postPair != 0 && off+uint64(in.len) < hv.PageSize {
+			if p := &insts[n-2]; skipKind(p, &insts[n-1], in) != pairNone {
+				p.pair = skipKind(p, &insts[n-1], in)
+				p.fn = pairs[p.pair].pair
+				p.post |= postSkip
 			}
 		}
 		n++

@@ -50,6 +50,9 @@ const (
 	// postPair: with postFuse, in.fn is the handler of the fused pair
 	// in.pair (ops_fused.go), which runs the jump too.
 	postPair
+	// postSkip: with postPair, the pair's handler runs the instruction
+	// after the jump too (pairShrX64, pairShrX32).
+	postSkip
 )
 
 // operand kinds

@@ -1,6 +1,9 @@
 package emu
 
-import "golang.org/x/arch/x86/x86asm"
+import (
+	"github.com/kvmspec/kvmspec/harness/hv"
+	"golang.org/x/arch/x86/x86asm"
+)
 
 // Fused pairs: the commonest register-only flag producers and the
 // conditional jump after them (postFuse) as one handler, which takes the
@@ -28,6 +31,8 @@ var pairs = [...]struct{ pair, one func(*cpu, *inst) }{
 	pairCmpRI32z: {opCmpRI32Jz, opCmpRI32},
 	pairShr64:    {opShrRI64Jc, opShrRI64},
 	pairShr32:    {opShrRI32Jc, opShrRI32},
+	pairShrX64:   {opShrRI64JcXor, opShrRI64},
+	pairShrX32:   {opShrRI32JcXor, opShrRI32},
 }
 
 // Fused pair kinds (inst.pair).
@@ -47,6 +52,11 @@ const (
 	pairCmpRI32z
 	pairShr64
 	pairShr32
+	// SHR by an immediate, JB/JAE over the next instruction and that
+	// instruction, an XOR of a register with an immediate of the same size
+	// (postSkip: the handler runs all three).
+	pairShrX64
+	pairShrX32
 )
 
 // pairKind is the fused pair kind of producer p (a fusable register
@@ -86,6 +96,19 @@ func pairKind(p, j *inst) uint8 {
 		}
 	}
 	return pairNone
+}
+
+// skipKind is the kind of the three-instruction pair that p (of pair
+// kind pairShr64 or pairShr32), the conditional jump j after it and x
+// after j make when j jumps just past x and x is an XOR of a GPR with an
+// immediate at p's size, or pairNone.
+func skipKind(p, j, x *inst) uint8 {
+	if (p.pair != pairShr64 && p.pair != pairShr32) || j.dst.imm != uint64(x.len) ||
+		x.op != x86asm.XOR || x.cc != aluXor || x.lock || x.dst.kind != kReg || x.dst.hi ||
+		x.src.kind != kImm || x.src2.kind != kNone || x.size != p.size {
+		return pairNone
+	}
+	return p.pair + pairShrX64 - pairShr64
 }
 
 // fusedJump completes the conditional jump fused with the producer that
@@ -196,4 +219,97 @@ func opShrRI32Jc(c *cpu, in *inst) {
 	*d = r
 	c.lz.setFixed(4, r, fx)
 	c.fusedJump(in, fx&1 != 0)
+}
+
+// SHR by an immediate, JB/JAE over an XOR of a register with an
+// immediate, and that XOR (pairShrX64, pairShrX32), without a host
+// branch on the bit shifted out: the XOR's result, its flags record and
+// the count of instructions retired are chosen by mask. RIP ends past
+// the XOR and c.cur at it whether it ran or not, so the block loop goes
+// on after it (runBlocks counts a block's instructions by the index of
+// the last one it ran: a skipped XOR takes one back here). A count of 0
+// (flags unchanged) takes the general way (shrSkipSlow).
+
+func opShrRI64JcXor(c *cpu, in *inst) {
+	cnt := in.src.imm & 0x3f
+	if cnt == 0 {
+		shrSkipSlow(c, in)
+		return
+	}
+	d := &c.regs[in.dst.reg&15]
+	r, fx := shrRes(*d, cnt, 8)
+	*d = r
+	j := nextInst(in)
+	x := nextInst(j)
+	run := fx&1 ^ uint64(j.cc&1) ^ 1 // the jump is not taken: the XOR runs
+	m := -run
+	xd := &c.regs[x.dst.reg&15]
+	v := *xd
+	lr := v ^ x.src.imm
+	*xd = lr&m | v&^m
+	l := &c.lz
+	l.op = lzFixed ^ uint8(m)&(lzFixed^lzLogic)
+	l.size = 8
+	l.res = lr&m | r&^m
+	l.a = fx & (hv.FlagCF | hv.FlagOF | hv.FlagAF)
+	l.cin = fx & 1 &^ m
+	c.st.instructions += run - 1
+	xr := c.rip + uint64(j.len)
+	c.cur = xr
+	c.rip = xr + uint64(x.len)
+}
+
+func opShrRI32JcXor(c *cpu, in *inst) {
+	cnt := in.src.imm & 0x1f
+	if cnt == 0 {
+		shrSkipSlow(c, in)
+		return
+	}
+	d := &c.regs[in.dst.reg&15]
+	r, fx := shrRes(*d&0xffffffff, cnt, 4)
+	*d = r
+	j := nextInst(in)
+	x := nextInst(j)
+	run := fx&1 ^ uint64(j.cc&1) ^ 1 // the jump is not taken: the XOR runs
+	m := -run
+	xd := &c.regs[x.dst.reg&15]
+	v := *xd
+	lr := v&0xffffffff ^ x.src.imm
+	*xd = lr&0xffffffff&m | v&^m
+	l := &c.lz
+	l.op = lzFixed ^ uint8(m)&(lzFixed^lzLogic)
+	l.size = 4
+	l.res = lr&m | r&^m
+	l.a = fx & (hv.FlagCF | hv.FlagOF | hv.FlagAF)
+	l.cin = fx & 1 &^ m
+	c.st.instructions += run - 1
+	xr := c.rip + uint64(j.len)
+	c.cur = xr
+	c.rip = xr + uint64(x.len)
+}
+
+// shrSkipSlow is a pairShrX64/pairShrX32 pair with a shift count of 0:
+// the three instructions one after the other, with the end state of the
+// fast handlers (RIP past the XOR, c.cur at it, a skipped XOR taken back
+// from the count).
+//
+//go:noinline
+func shrSkipSlow(c *cpu, in *inst) {
+	j := nextInst(in)
+	x := nextInst(j)
+	if in.size == 8 {
+		opShrRI64(c, in)
+	} else {
+		opShrRI32(c, in)
+	}
+	c.cur = c.rip
+	c.rip += uint64(j.len)
+	taken := c.cond(j.cc)
+	c.cur = c.rip
+	c.rip += uint64(x.len)
+	if taken {
+		c.st.instructions--
+		return
+	}
+	x.fn(c, x) // an XOR is never a pair's producer: its own handler
 }
