@@ -71,8 +71,8 @@ type a64Access struct {
 	// page_fault_test's CPU (its uffd counts). QEMU TCG reports the write
 	// (WnR=1): fixtures/hosts/qemu-tcg-arm64.json declares the cases.
 	readFirst bool
-	at         bool // AT S1E1R: a stage-1 walk, no access of the page
-	emit       func(p *a64guest.Program)
+	at        bool // AT S1E1R: a stage-1 walk, no access of the page
+	emit      func(p *a64guest.Program)
 }
 
 // stored is what a completed write leaves at the data offset.
