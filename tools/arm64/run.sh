@@ -220,6 +220,9 @@ say "built the arm64 binaries and the initramfs in $(since "$t0") s ($(grep -c .
 
 # Boot. The console goes to console.log; its kvmspec-arm64 lines are
 # shown as they come, with the host's seconds since QEMU started.
+# loglevel=5 puts warnings and their backtraces on the console too (quiet
+# alone shows errors only): when the guest kernel hangs, the console is
+# all that comes back (a hard lockup once printed one line, no trace).
 t0=$(date +%s.%N)
 res=$B/results.tar.gz
 rm -f "$res"
@@ -227,7 +230,7 @@ say "booting $(cat "$CACHE/kernel.txt") under $(qemu-system-aarch64 --version | 
 set +e
 timeout --foreground -k 10 "$TIMEOUT" qemu-system-aarch64 -nic none -M virt,virtualization=on,gic-version=3 -cpu max \
 	-smp "$SMP" -m "$MEM" -display none -monitor none -serial stdio -no-reboot \
-	-kernel "$CACHE/vmlinuz" -initrd "$B/initramfs.cpio" -append 'console=ttyAMA0 rdinit=/init panic=-1 quiet' \
+	-kernel "$CACHE/vmlinuz" -initrd "$B/initramfs.cpio" -append 'console=ttyAMA0 rdinit=/init panic=-1 quiet loglevel=5' \
 	-device virtio-serial-pci -chardev "file,id=kvmspecout,path=$res" \
 	-device virtserialport,chardev=kvmspecout,name=kvmspec.out </dev/null 2>&1 |
 	while IFS= read -r l; do
