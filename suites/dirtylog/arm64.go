@@ -95,21 +95,44 @@ type a64Env struct {
 // program that, per iteration, increments X20 and stores it at the first
 // and last word of each page whose GPA is in the table, then SYNCs with
 // X20; a table starting with a64Stop ends it with DONE.
-func newA64Env(b *framework.Backend, mode *logMode, pages uint64, ringBytes int) *a64Env {
+// a64LoggedData gives the guest pages of dirty-logged memory in slot
+// a64Slot at a64DataGPA, mapped VA == PA at stage 1.
+func a64LoggedData(g *a64guest.Guest, pages uint64) *hv.Memory {
 	GinkgoHelper()
-	mode.require(b)
-	g := b.NewARM64Guest(a64guest.Config{VM: mode.vmConfig(ringBytes)})
 	size := pages * hv.PageSize
 	data, err := hv.NewMemory(size, hv.Anonymous)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(data.Close) // after the guest's cleanup, registered earlier
 	Expect(g.MapIdentity(a64DataGPA, size, a64guest.KernelData)).To(Succeed())
 	Expect(g.VM.SetMemslot(hv.Memslot{Slot: a64Slot, GPA: a64DataGPA, Size: size, Memory: data, Flags: hv.MemLogDirty})).To(Succeed())
+	return data
+}
+
+// a64StorePages emits the guest's write pass: val stored at the first and
+// last word of each page whose GPA is in the zero-ended table at the
+// address in table (X1 and X10 are scratch).
+func a64StorePages(p *a64guest.Program, table, val a64.Reg) {
+	pageLoop, pagesDone := p.NewLabel(), p.NewLabel()
+	p.Mov(a64.X10, table)
+	p.Bind(pageLoop)
+	p.Ldr(a64.X1, a64.PostIndex(a64.X10, 8))
+	p.Cbz(a64.X1, pagesDone)
+	p.Str(val, a64.Ptr(a64.X1, 0))
+	p.Str(val, a64.Ptr(a64.X1, hv.PageSize-8))
+	p.B(pageLoop)
+	p.Bind(pagesDone)
+}
+
+func newA64Env(b *framework.Backend, mode *logMode, pages uint64, ringBytes int) *a64Env {
+	GinkgoHelper()
+	mode.require(b)
+	g := b.NewARM64Guest(a64guest.Config{VM: mode.vmConfig(ringBytes)})
+	data := a64LoggedData(g, pages)
 	table, err := g.Alloc(8*(pages+1), 64)
 	Expect(err).NotTo(HaveOccurred())
 
 	p := g.Program()
-	iterLoop, pageLoop, pagesDone, done := p.NewLabel(), p.NewLabel(), p.NewLabel(), p.NewLabel()
+	iterLoop, done := p.NewLabel(), p.NewLabel()
 	p.Mov(a64.X19, a64.Imm(int64(table)))
 	p.Mov(a64.X20, a64.Imm(0))
 	p.Bind(iterLoop)
@@ -117,14 +140,7 @@ func newA64Env(b *framework.Backend, mode *logMode, pages uint64, ringBytes int)
 	p.Cmp(a64.X1, a64.Imm(a64Stop))
 	p.Bcond(a64.EQ, done)
 	p.Add(a64.X20, a64.X20, a64.Imm(1))
-	p.Mov(a64.X10, a64.X19)
-	p.Bind(pageLoop)
-	p.Ldr(a64.X1, a64.PostIndex(a64.X10, 8))
-	p.Cbz(a64.X1, pagesDone)
-	p.Str(a64.X20, a64.Ptr(a64.X1, 0))
-	p.Str(a64.X20, a64.Ptr(a64.X1, hv.PageSize-8))
-	p.B(pageLoop)
-	p.Bind(pagesDone)
+	a64StorePages(p, a64.X19, a64.X20)
 	p.Sync(1, a64.X20)
 	p.B(iterLoop)
 	p.Bind(done)

@@ -79,12 +79,7 @@ func newA64Multi(b *framework.Backend, mode *logMode, n int, pages uint64, ringB
 		Skip(fmt.Sprintf("%s: %d vCPUs, the backend allows %d", b.Name, n, b.Caps.MaxVCPUs))
 	}
 	g := b.NewARM64Guest(a64guest.Config{VCPUs: n, VM: mode.vmConfig(ringBytes)})
-	size := pages * hv.PageSize
-	data, err := hv.NewMemory(size, hv.Anonymous)
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(data.Close) // after the guest's cleanup, registered earlier
-	Expect(g.MapIdentity(a64DataGPA, size, a64guest.KernelData)).To(Succeed())
-	Expect(g.VM.SetMemslot(hv.Memslot{Slot: a64Slot, GPA: a64DataGPA, Size: size, Memory: data, Flags: hv.MemLogDirty})).To(Succeed())
+	data := a64LoggedData(g, pages)
 	stride := (8*(pages+1) + 63) &^ 63
 	tables, err := g.Alloc(stride*uint64(n), 64)
 	Expect(err).NotTo(HaveOccurred())
@@ -92,7 +87,7 @@ func newA64Multi(b *framework.Backend, mode *logMode, n int, pages uint64, ringB
 	Expect(err).NotTo(HaveOccurred())
 
 	p := g.Program()
-	iterLoop, inc, wait, pageLoop, pagesDone, done := p.NewLabel(), p.NewLabel(), p.NewLabel(), p.NewLabel(), p.NewLabel(), p.NewLabel()
+	iterLoop, inc, wait, done := p.NewLabel(), p.NewLabel(), p.NewLabel(), p.NewLabel()
 	p.Mov(a64.X19, a64.Imm(int64(tables)))
 	p.Mov(a64.X2, a64.Imm(int64(stride)))
 	p.Madd(a64.X19, a64.X0, a64.X2, a64.X19)
@@ -118,14 +113,7 @@ func newA64Multi(b *framework.Backend, mode *logMode, n int, pages uint64, ringB
 	p.Ldar(a64.X1, a64.X15)
 	p.Cmp(a64.X1, a64.X3)
 	p.Bcond(a64.LO, wait)
-	p.Mov(a64.X10, a64.X19)
-	p.Bind(pageLoop)
-	p.Ldr(a64.X1, a64.PostIndex(a64.X10, 8))
-	p.Cbz(a64.X1, pagesDone)
-	p.Str(a64.X22, a64.Ptr(a64.X1, 0))
-	p.Str(a64.X22, a64.Ptr(a64.X1, hv.PageSize-8))
-	p.B(pageLoop)
-	p.Bind(pagesDone)
+	a64StorePages(p, a64.X19, a64.X22)
 	p.Sync(1, a64.X20)
 	p.B(iterLoop)
 	p.Bind(done)
