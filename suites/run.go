@@ -98,10 +98,14 @@ type Options struct {
 }
 
 // Progress is where a run is: specs done of the total selected, failures
-// so far, and the spec running now ("" between specs).
+// so far, and the spec running now ("" between specs). The report made as
+// a spec ends also names that spec (Ended), its state as the reports
+// give it (passed, failed, skipped, ...) and its run time.
 type Progress struct {
 	Done, Total, Failed int
 	Current             string
+	Ended, State        string
+	RunTime             time.Duration
 }
 
 // DefaultMaxProfileSize bounds a host profile file: real ones are a few
@@ -476,14 +480,17 @@ func reportProgress(f func(Progress)) {
 	deselected := func(s SpecReport) bool {
 		return s.State == types.SpecStateSkipped && s.Failure.Message == "" && s.RunTime == 0
 	}
+	id := func(s SpecReport) string {
+		if b := taxonomy.BackendOf(s.Labels()); b != "" {
+			return b + "/" + reports.SpecID(s)
+		}
+		return reports.SpecID(s)
+	}
 	ReportBeforeEach(func(s SpecReport) {
 		if s.State == types.SpecStateSkipped {
 			return // deselected (or skipped before it starts): nothing runs
 		}
-		p.Current = reports.SpecID(s)
-		if b := taxonomy.BackendOf(s.Labels()); b != "" {
-			p.Current = b + "/" + p.Current
-		}
+		p.Current = id(s)
 		f(p)
 	})
 	ReportAfterEach(func(s SpecReport) {
@@ -503,7 +510,9 @@ func reportProgress(f func(Progress)) {
 			p.Failed++
 		}
 		p.Current = ""
+		p.Ended, p.State, p.RunTime = id(s), s.State.String(), s.RunTime
 		f(p)
+		p.Ended, p.State, p.RunTime = "", "", 0
 	})
 }
 

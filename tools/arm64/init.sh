@@ -58,6 +58,21 @@ say "up at $(up) s: kernel $(uname -r), $(grep -c ^processor /proc/cpuinfo) CPUs
 } >"$out/guest.txt"
 cat /proc/cpuinfo >"$out/cpuinfo.txt"
 
+# port NAME: the device of the virtio serial port named NAME, or nothing.
+port() {
+	for p in /sys/class/virtio-ports/*; do
+		[ "$(cat "$p/name" 2>/dev/null)" = "$1" ] && echo "/dev/$(basename "$p")" && return
+	done
+}
+# The kernel's symbols go to the host at once (kvmspec.early): if this
+# kernel hangs later, run.sh's hang report names the hung CPUs' code with
+# them (tools/arm64/hang.go); nothing sent at the end would arrive.
+early=$(port kvmspec.early)
+if [ -n "$early" ]; then
+	echo 0 >/proc/sys/kernel/kptr_restrict 2>/dev/null
+	gzip -1 </proc/kallsyms >"$early" &
+fi
+
 step caps 120 kvmspec caps
 for t in /kvmspec/tests/*.test; do
 	[ -e "$t" ] && [ "$UNITS" = 1 ] || continue
@@ -111,14 +126,14 @@ set --
 if [ -f /etc/kvmspec.args ]; then
 	while IFS= read -r a; do set -- "$@" "$a"; done </etc/kvmspec.args
 fi
-[ "$SUITES" != 1 ] || step suites "$SUITE_TIMEOUT" kvmspec run --backend all --report-dir "$out/suites" "$@"
+# Each spec's start and end go to the kernel log (printk.devkmsg=on lifts
+# its rate limit), so the console says which spec a hang happened in.
+[ "$SUITES" != 1 ] || step suites "$SUITE_TIMEOUT" kvmspec run --backend all --report-dir "$out/suites" --progress-file /dev/kmsg "$@"
 dmesg >"$out/dmesg.txt"
 echo "done $(up)" >>"$out/guest.txt"
 
-port=
-for p in /sys/class/virtio-ports/*; do
-	[ "$(cat "$p/name" 2>/dev/null)" = kvmspec.out ] && port=/dev/$(basename "$p")
-done
+wait # the symbols sent
+port=$(port kvmspec.out)
 if [ -n "$port" ]; then
 	tar -c -C "$out" . | gzip -1 >"$port" && say "results sent through $port at $(up) s"
 else

@@ -16,6 +16,10 @@
 //	    with its backends renamed kvm-arm64/emu-arm64, DIR/unit.xml from
 //	    the unit-test logs, prints the stage's numbers, and exits 1 when
 //	    anything inside failed or did not finish.
+//	arm64 hang -mon SOCKET [-kallsyms FILE] [-console FILE] [-samples N]
+//	    reads a hung guest's vCPUs through QEMU's monitor: each CPU's PC,
+//	    LR and exception level, the kernel's frame-pointer chain, named
+//	    with the guest's kallsyms, and the spec the run was in (hang.go).
 package main
 
 import (
@@ -28,7 +32,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: arm64 initramfs|list|collect ... (see tools/arm64/main.go)")
+		fmt.Fprintln(stderr, "usage: arm64 initramfs|list|collect|hang ... (see tools/arm64/main.go)")
 		return 2
 	}
 	var err error
@@ -37,6 +41,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdInitramfs(args[1:], stdout)
 	case "list":
 		err = cmdList(args[1:], stdout)
+	case "hang":
+		err = cmdHang(args[1:], stdout)
 	case "collect":
 		var failed bool
 		failed, err = cmdCollect(args[1:], stdout)

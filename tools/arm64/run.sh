@@ -223,27 +223,60 @@ say "built the arm64 binaries and the initramfs in $(since "$t0") s ($(grep -c .
 # loglevel=5 puts warnings and their backtraces on the console too (quiet
 # alone shows errors only): when the guest kernel hangs, the console is
 # all that comes back (a hard lockup once printed one line, no trace).
+#
+# A hang: the guest sends its /proc/kallsyms at boot (kvmspec.early) and
+# logs each spec's start and end (kvmspec run --progress-file /dev/kmsg).
+# When the console reports a lockup or an RCU stall, and again shortly
+# before the timeout, `arm64 hang` reads every vCPU through QEMU's
+# monitor into $OUT/hang.txt: PC, LR, exception level, the kernel's call
+# chain named with those symbols, and the spec the run was in.
 t0=$(date +%s.%N)
 res=$B/results.tar.gz
+mon=$B/qemu.mon
+vabits=$(sed -n 's/^CONFIG_ARM64_VA_BITS=//p' "$CACHE/kernel.config" 2>/dev/null)
+hang=(-mon "$mon" -kallsyms "$B/kallsyms.gz" -console "$OUT/console.log" -va-bits "${vabits:-48}")
 rm -f "$res"
 say "booting $(cat "$CACHE/kernel.txt") under $(qemu-system-aarch64 --version | head -1) (-smp $SMP, -m $MEM, timeout ${TIMEOUT}s)"
+"$B/arm64" hang -wait "$((TIMEOUT > 60 ? TIMEOUT - 30 : TIMEOUT / 2))s" -why "still running after $((TIMEOUT > 60 ? TIMEOUT - 30 : TIMEOUT / 2)) s" "${hang[@]}" >>"$OUT/hang.txt" 2>&1 &
+watchdog=$!
 set +e
 timeout --foreground -k 10 "$TIMEOUT" qemu-system-aarch64 -nic none -M virt,virtualization=on,gic-version=3 -cpu max \
-	-smp "$SMP" -m "$MEM" -display none -monitor none -serial stdio -no-reboot \
-	-kernel "$CACHE/vmlinuz" -initrd "$B/initramfs.cpio" -append 'console=ttyAMA0 rdinit=/init panic=-1 quiet loglevel=5' \
+	-smp "$SMP" -m "$MEM" -display none -monitor "unix:$mon,server=on,wait=off" -serial stdio -no-reboot \
+	-kernel "$CACHE/vmlinuz" -initrd "$B/initramfs.cpio" -append 'console=ttyAMA0 rdinit=/init panic=-1 quiet loglevel=5 printk.devkmsg=on' \
 	-device virtio-serial-pci -chardev "file,id=kvmspecout,path=$res" \
-	-device virtserialport,chardev=kvmspecout,name=kvmspec.out </dev/null 2>&1 |
-	while IFS= read -r l; do
-		printf '%s\n' "$l" >>"$OUT/console.log"
-		case $l in *kvmspec-arm64:*) echo "  [$(since "$t0") s] ${l#*kvmspec-arm64: }" ;; esac
-	done
+	-device virtserialport,chardev=kvmspecout,name=kvmspec.out \
+	-chardev "file,id=kvmspecearly,path=$B/kallsyms.gz" -device virtserialport,chardev=kvmspecearly,name=kvmspec.early </dev/null 2>&1 |
+	{
+		looked=0
+		while IFS= read -r l; do
+			printf '%s\n' "$l" >>"$OUT/console.log"
+			case $l in
+			*kvmspec-arm64:*) echo "  [$(since "$t0") s] ${l#*kvmspec-arm64: }" ;;
+			*"hard LOCKUP"* | *"soft lockup"* | *"rcu: INFO"* | *"self-detected stall"* | *"detected stalls"*)
+				if [ "$looked" = 0 ]; then
+					looked=1
+					echo "  [$(since "$t0") s] the guest kernel reports: ${l#*] }; reading its vCPUs into $OUT/hang.txt"
+					"$B/arm64" hang -why "${l#*] }" "${hang[@]}" >>"$OUT/hang.txt" 2>&1 &
+				fi
+				;;
+			esac
+		done
+		wait
+	}
 rc=${PIPESTATUS[0]}
 set -e
+kill "$watchdog" 2>/dev/null
+wait "$watchdog" 2>/dev/null
 t_boot=$(since "$t0")
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 	say "qemu-system-aarch64 timed out after ${TIMEOUT}s (ARM64_TIMEOUT); console: $OUT/console.log"
 elif [ "$rc" != 0 ]; then
 	say "qemu-system-aarch64 exited $rc; console: $OUT/console.log"
+fi
+if [ -s "$OUT/hang.txt" ]; then
+	say "the guest kernel hung: $OUT/hang.txt; $(grep -m1 '^running spec' "$OUT/hang.txt" || echo 'no running spec known')"
+else
+	rm -f "$OUT/hang.txt"
 fi
 [ -s "$res" ] || die "the guest sent no results (console: $OUT/console.log)"
 

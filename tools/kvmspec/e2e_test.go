@@ -307,3 +307,41 @@ func TestProgressLineOnTerminal(t *testing.T) {
 		t.Errorf("last progress %s, want [%d/%d]", last[0], n, n)
 	}
 }
+
+// --progress-file gets a line as each spec starts and ends, appended to
+// what the file held, with the counts of the run: the line before a
+// hang names the spec a machine hung in. A failing spec's end says so.
+func TestProgressFile(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(t.TempDir(), "progress.log")
+	if err := os.WriteFile(log, []byte("earlier line\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := kvmspec(t, nil, append(runArgs(dir), "--progress-file", log)...)
+	if r.code != exitOK {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	ts := `kvmspec: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z `
+	spec := `emu/smoke/arithmetic[^\n]*`
+	want := []string{`earlier line`, ts + `selected 2 specs`,
+		ts + `start \[1/2\] ` + spec, ts + `passed \[1/2\] ` + spec + ` \(\d+\.\d{3}s\)`,
+		ts + `start \[2/2\] ` + spec, ts + `passed \[2/2\] ` + spec + ` \(\d+\.\d{3}s\)`}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(want), b)
+	}
+	for i, w := range want {
+		if !regexp.MustCompile(`^` + w + `$`).MatchString(lines[i]) {
+			t.Errorf("line %d %q does not match %q", i, lines[i], w)
+		}
+	}
+	// The start and end lines of one spec name the same testcase.
+	name := func(l string) string { return l[strings.Index(l, "emu/"):] }
+	if s, e := name(lines[2]), name(lines[3]); !strings.HasPrefix(e, s+" (") {
+		t.Errorf("start %q and end %q name different specs", s, e)
+	}
+}

@@ -248,6 +248,8 @@ type runFlags struct {
 	shard      string
 	balance    string
 	emu        string // --emu, for emu.ParseOptions
+	progress   string // --progress-file
+	progressF  *os.File
 }
 
 func (rf *runFlags) register(fs *flag.FlagSet, withReports bool) {
@@ -274,6 +276,7 @@ func (rf *runFlags) register(fs *flag.FlagSet, withReports bool) {
 		fs.IntVar(&rf.opt.FlakeAttempts, "flake-attempts", 0, "run a failing spec up to N times; it passes if one attempt does")
 		fs.IntVar(&rf.procs, "procs", 1, "parallel processes: only 1 is supported")
 		fs.BoolVar(&rf.opt.Verbose, "v", false, "verbose: every spec's output")
+		fs.StringVar(&rf.progress, "progress-file", "", "append a line to this file as each spec starts and ends (e.g. /dev/kmsg: the spec a hung machine was in)")
 		fs.BoolVar(&rf.ktap, "ktap", false, "print the KTAP report (report.ktap) on stdout at the end, everything else on stderr, for kselftest runners")
 	}
 }
@@ -314,7 +317,22 @@ func (rf *runFlags) finish() error {
 	if err := rf.finishShard(); err != nil {
 		return err
 	}
-	return rf.opt.Validate()
+	if err := rf.opt.Validate(); err != nil {
+		return err
+	}
+	if set["progress-file"] {
+		if strings.TrimSpace(rf.progress) == "" {
+			return &suites.UsageError{Msg: "bad --progress-file '': name a file"}
+		}
+		f, err := openProgressFile(rf.progress)
+		if err != nil {
+			return &suites.UsageError{Msg: fmt.Sprintf("bad --progress-file: %v", err)}
+		}
+		rf.progressF = f
+		l := &progressLog{w: f, now: time.Now}
+		rf.opt.Progress = l.Set
+	}
+	return nil
 }
 
 // testingT satisfies Ginkgo's GinkgoTestingT outside `go test`.
@@ -395,6 +413,9 @@ writes its reports (the remaining specs as "not run: interrupted").`,
 		if err := rf.finish(); err != nil {
 			return usageOrFail(c, err, stderr)
 		}
+		if rf.progressF != nil {
+			defer rf.progressF.Close()
+		}
 		rf.opt.Interrupted, rf.opt.HandOff = interrupt.Caught, interrupt.HandOff
 		var run reports.Run
 		var err error
@@ -407,7 +428,7 @@ writes its reports (the remaining specs as "not run: interrupted").`,
 			// Passing specs' report entries (perf tables, host health)
 			// belong in the report files, not on the screen.
 			ferr := filtered(func(con *console) {
-				rf.opt.Progress = con.SetProgress
+				rf.opt.Progress = both(rf.opt.Progress, con.SetProgress)
 				run, err = suites.Run(&testingT{}, rf.opt)
 			})
 			if ferr != nil {
