@@ -192,7 +192,8 @@ merge-report: build
 	skip=; if [ -n "$(MERGE_ARM64_LOG)" ]; then skip=$$(sed -n 's/^test-arm64: skipped: //p' "$(MERGE_ARM64_LOG)" | tail -n 1); fi; \
 	if [ -n "$$skip" ]; then set -- --skipped-platform "arm64=$$skip"; \
 	elif fresh $(OUT)/arm64; then set -- $(OUT)/arm64; \
-	elif [ -n "$(MERGE_ARM64_LOG)" ]; then set -- --failed-platform "arm64=the arm64 stage wrote no report (log: $(MERGE_ARM64_LOG))"; \
+	elif [ -n "$(MERGE_ARM64_LOG)" ]; then why=$$(sed -n 's/^test-arm64: FAIL: //p' "$(MERGE_ARM64_LOG)" | tail -n 1); \
+	  set -- --failed-platform "arm64=the arm64 stage wrote no report$${why:+: $$why} (log: $(MERGE_ARM64_LOG))"; \
 	else set -- --skipped-platform "arm64=no report in $(OUT)/arm64 (make test-arm64 writes it)"; fi; \
 	echo "== one report of both architectures: kvmspec merge --platforms $(MERGED) $(OUT)/suites $$*"; \
 	./$(BIN) merge --platforms $(MERGED) $(OUT)/suites "$$@"

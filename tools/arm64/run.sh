@@ -273,12 +273,14 @@ if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 elif [ "$rc" != 0 ]; then
 	say "qemu-system-aarch64 exited $rc; console: $OUT/console.log"
 fi
+hung=
 if [ -s "$OUT/hang.txt" ]; then
-	say "the guest kernel hung: $OUT/hang.txt; $(grep -m1 '^running spec' "$OUT/hang.txt" || echo 'no running spec known')"
+	hung=$(sed -n 's/^running spec: //p' "$OUT/hang.txt" | head -1)
+	say "the guest kernel hung${hung:+ in $hung}; what its vCPUs ran: $OUT/hang.txt"
 else
 	rm -f "$OUT/hang.txt"
 fi
-[ -s "$res" ] || die "the guest sent no results (console: $OUT/console.log)"
+[ -s "$res" ] || die "the guest sent no results${hung:+; it hung in $hung} (console: $OUT/console.log${hung:+, vCPUs: $OUT/hang.txt})"
 
 rc=0
 "$B/arm64" collect -in "$res" -out "$OUT" -platform arm64 || rc=$?
