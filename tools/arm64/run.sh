@@ -265,8 +265,8 @@ timeout --foreground -k 10 "$TIMEOUT" qemu-system-aarch64 -nic none -M virt,virt
 	}
 rc=${PIPESTATUS[0]}
 set -e
-kill "$watchdog" 2>/dev/null
-wait "$watchdog" 2>/dev/null
+kill "$watchdog" 2>/dev/null || true # it may have reported and ended
+wait "$watchdog" 2>/dev/null || true
 t_boot=$(since "$t0")
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 	say "qemu-system-aarch64 timed out after ${TIMEOUT}s (ARM64_TIMEOUT); console: $OUT/console.log"
