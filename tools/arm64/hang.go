@@ -106,6 +106,7 @@ type cpuState struct {
 	PC, LR, FP, SP     uint64
 	EL                 string // "EL2h", "EL1h", "EL0t", ...
 	PSTATE             uint64
+	Regs               []string // the general-register lines as QEMU printed them
 	haveFP, havePState bool
 }
 
@@ -129,6 +130,9 @@ func parseRegisters(s string) ([]cpuState, error) {
 		}
 		if cur == nil {
 			continue
+		}
+		if t := strings.TrimSpace(line); strings.HasPrefix(t, "PC=") || strings.HasPrefix(t, "X") || strings.HasPrefix(t, "PSTATE=") {
+			cur.Regs = append(cur.Regs, t)
 		}
 		for _, m := range regField.FindAllStringSubmatch(line, -1) {
 			v, err := strconv.ParseUint(m[2], 16, 64)
@@ -374,6 +378,7 @@ func cmdHang(args []string, stdout io.Writer) error {
 	samples := fs.Int("samples", 3, "register samples")
 	interval := fs.Duration("interval", 2*time.Second, "time between samples")
 	why := fs.String("why", "", "what made run.sh look (printed first)")
+	gdb := fs.String("gdb", "", "QEMU gdbstub unix socket: each vCPU's exception registers (optional)")
 	vaBits := fs.Uint("va-bits", 48, "the guest kernel's CONFIG_ARM64_VA_BITS (where return addresses' PACs begin)")
 	wait := fs.Duration("wait", 0, "first wait this long; then report only if QEMU still answers (a watchdog)")
 	if err := fs.Parse(args); err != nil {
@@ -438,7 +443,72 @@ func cmdHang(args []string, stdout io.Writer) error {
 		fmt.Fprintf(w, "sample %d of %d at %s\n", i+1, *samples, time.Now().UTC().Format("15:04:05.000"))
 		for _, c := range cpus {
 			describe(w, c, syms, hmpMem{m}, *vaBits)
+			if i == 0 {
+				fmt.Fprintf(w, "    %s\n", strings.Join(c.Regs, "\n    "))
+			}
+		}
+	}
+	if *gdb != "" {
+		ids, regs, err := vcpuSysregs(*gdb, 10*time.Second)
+		if err != nil {
+			fmt.Fprintf(w, "system registers: %v\n", err)
+			return nil
+		}
+		fmt.Fprintln(w, "system registers (gdbstub):")
+		for i, id := range ids {
+			fmt.Fprintf(w, "  CPU#%d (thread %s)\n", i, id)
+			for _, name := range hangSysregs {
+				v, ok := regs[i][name]
+				if !ok {
+					continue
+				}
+				fmt.Fprintf(w, "    %-9s %016x", name, v)
+				if strings.HasPrefix(name, "ELR") || strings.HasPrefix(name, "VBAR") {
+					if n := syms.Name(v); n != "" {
+						fmt.Fprintf(w, " %s", n)
+					}
+				}
+				if strings.HasPrefix(name, "ESR") {
+					fmt.Fprintf(w, " %s", esrString(v))
+				}
+				fmt.Fprintln(w)
+			}
 		}
 	}
 	return nil
+}
+
+// esrString names an ESR_ELx value's exception class and, for aborts,
+// the fault status code.
+func esrString(esr uint64) string {
+	ec := esr >> 26 & 0x3f
+	iss := esr & 0x1ffffff
+	names := map[uint64]string{0x00: "unknown", 0x01: "WFx", 0x07: "FP/SIMD access", 0x0e: "illegal execution state",
+		0x15: "SVC", 0x16: "HVC", 0x17: "SMC", 0x18: "MSR/MRS trap", 0x20: "instruction abort from a lower EL",
+		0x21: "instruction abort at this EL", 0x22: "PC alignment", 0x24: "data abort from a lower EL",
+		0x25: "data abort at this EL", 0x26: "SP alignment", 0x2f: "SError", 0x30: "breakpoint from a lower EL",
+		0x31: "breakpoint at this EL", 0x32: "step from a lower EL", 0x33: "step at this EL",
+		0x34: "watchpoint from a lower EL", 0x35: "watchpoint at this EL", 0x3c: "BRK"}
+	s := fmt.Sprintf("EC 0x%02x", ec)
+	if n, ok := names[ec]; ok {
+		s += " " + n
+	}
+	if ec >= 0x20 && ec <= 0x25 {
+		fsc := iss & 0x3f
+		lvl := fsc & 3
+		switch fsc &^ 3 {
+		case 0x04:
+			s += fmt.Sprintf(", translation fault level %d", lvl)
+		case 0x08:
+			s += fmt.Sprintf(", access flag fault level %d", lvl)
+		case 0x0c:
+			s += fmt.Sprintf(", permission fault level %d", lvl)
+		default:
+			s += fmt.Sprintf(", FSC 0x%02x", fsc)
+		}
+		if ec >= 0x24 && iss>>6&1 == 1 {
+			s += ", write"
+		}
+	}
+	return s
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,8 +46,11 @@ func TestParseRegisters(t *testing.T) {
 	}
 	for i, w := range want {
 		c := cpus[i]
-		c.haveFP, c.havePState = false, false
-		if c != w {
+		if len(c.Regs) != 3 || !strings.HasPrefix(c.Regs[0], "PC=") || !strings.HasPrefix(c.Regs[2], "PSTATE=") {
+			t.Errorf("CPU %d register lines %q", i, c.Regs)
+		}
+		c.haveFP, c.havePState, c.Regs = false, false, nil
+		if !reflect.DeepEqual(c, w) {
 			t.Errorf("CPU %d: %+v, want %+v", i, c, w)
 		}
 	}

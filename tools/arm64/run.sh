@@ -229,19 +229,21 @@ say "built the arm64 binaries and the initramfs in $(since "$t0") s ($(grep -c .
 # When the console reports a lockup or an RCU stall, and again shortly
 # before the timeout, `arm64 hang` reads every vCPU through QEMU's
 # monitor into $OUT/hang.txt: PC, LR, exception level, the kernel's call
-# chain named with those symbols, and the spec the run was in.
+# chain named with those symbols, and the spec the run was in; then each
+# vCPU's exception registers (ESR/FAR/ELR at EL2 and EL1) through QEMU's
+# gdbstub.
 t0=$(date +%s.%N)
 res=$B/results.tar.gz
 mon=$B/qemu.mon
 vabits=$(sed -n 's/^CONFIG_ARM64_VA_BITS=//p' "$CACHE/kernel.config" 2>/dev/null)
-hang=(-mon "$mon" -kallsyms "$B/kallsyms.gz" -console "$OUT/console.log" -va-bits "${vabits:-48}")
+hang=(-mon "$mon" -gdb "$B/qemu.gdb" -kallsyms "$B/kallsyms.gz" -console "$OUT/console.log" -va-bits "${vabits:-48}")
 rm -f "$res"
 say "booting $(cat "$CACHE/kernel.txt") under $(qemu-system-aarch64 --version | head -1) (-smp $SMP, -m $MEM, timeout ${TIMEOUT}s)"
 "$B/arm64" hang -wait "$((TIMEOUT > 60 ? TIMEOUT - 30 : TIMEOUT / 2))s" -why "still running after $((TIMEOUT > 60 ? TIMEOUT - 30 : TIMEOUT / 2)) s" "${hang[@]}" >>"$OUT/hang.txt" 2>&1 &
 watchdog=$!
 set +e
 timeout --foreground -k 10 "$TIMEOUT" qemu-system-aarch64 -nic none -M virt,virtualization=on,gic-version=3 -cpu max \
-	-smp "$SMP" -m "$MEM" -display none -monitor "unix:$mon,server=on,wait=off" -serial stdio -no-reboot \
+	-smp "$SMP" -m "$MEM" -display none -monitor "unix:$mon,server=on,wait=off" -gdb "unix:$B/qemu.gdb,server=on,wait=off" -serial stdio -no-reboot \
 	-kernel "$CACHE/vmlinuz" -initrd "$B/initramfs.cpio" -append 'console=ttyAMA0 rdinit=/init panic=-1 quiet loglevel=5 printk.devkmsg=on' \
 	-device virtio-serial-pci -chardev "file,id=kvmspecout,path=$res" \
 	-device virtserialport,chardev=kvmspecout,name=kvmspec.out \
