@@ -141,7 +141,7 @@ type a64PTOutcome struct {
 	hostData   uint64
 	hostHi     uint64 // the doubleword after the data (CASP's high half)
 	mmio       int    // MMIO exits at the test GPA (a write to the read-only data slot)
-	failRun    bool // KVM_RUN fails with ENOSYS (a write without syndrome to the read-only data slot)
+	failRun    bool   // KVM_RUN fails with ENOSYS (a write without syndrome to the read-only data slot)
 }
 
 func a64PTExpect(k a64PTKind, af a64AF, a a64Access) a64PTOutcome {
