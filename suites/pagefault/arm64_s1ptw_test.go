@@ -11,8 +11,11 @@ import (
 // there or that reads no slot is an external abort injected into the
 // guest (an instruction abort for a fetch), a dirty-logged table slot is
 // dirty exactly when the walk wrote the AF, userfaultfd serves one fault
-// per slot; AF clear without HA is the guest's Access flag fault, and
-// the pairs the matrix leaves out declare no spec.
+// per slot; AF clear without HA is the guest's Access flag fault; with
+// hardware dirty state a write to the read-only DBM page clears AP[2] (a
+// table write, as the AF's) and a read leaves it, and without DBM a
+// write is the guest's permission fault with WnR=1; the pairs the matrix
+// leaves out declare no spec.
 func TestA64PTExpect(t *testing.T) {
 	kind := map[string]a64PTKind{}
 	for _, k := range a64PTKinds {
