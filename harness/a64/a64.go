@@ -13,7 +13,8 @@
 // logical immediates and shifted registers, wide moves and a Mov that builds
 // any 64-bit constant, shifts, multiply and divide, conditional select),
 // loads and stores (all addressing modes of LDR/STR, pairs, exclusive and
-// acquire/release forms, PC-relative literals), branches with labels,
+// acquire/release forms, the FEAT_LSE compare-and-swap family CAS, CASB,
+// CASH and CASP, PC-relative literals), branches with labels,
 // system register access by name, barriers, exception-generating
 // instructions and data directives.
 //

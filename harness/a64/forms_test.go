@@ -99,6 +99,8 @@ func families() []family {
 		{"sysreg", genSysReg},
 		{"system", genSystem},
 		{"cas", genCas},
+		{"cas-bh", genCasBH},
+		{"casp", genCasp},
 	}
 }
 
@@ -498,6 +500,42 @@ func genCas(p *picker) tc {
 	return tc{name: names[i], emit: func(a *a64.Assembler, _ *a64.Label) { fs[i](a, rs, rt, rn) }, want: want, gas: want}
 }
 
+var casOrders = []string{"", "a", "l", "al"}
+
+func genCasBH(p *picker) tc {
+	rs, rt := reg(p, false, true), reg(p, false, true)
+	rn := a64.X(p.pick(31))
+	if p.pick(4) == 0 {
+		rn = a64.SP
+	}
+	i, half := p.pick(4), p.bool()
+	fs := [][]func(*a64.Assembler, a64.Reg, a64.Reg, a64.Reg){
+		{(*a64.Assembler).Casb, (*a64.Assembler).Casab, (*a64.Assembler).Caslb, (*a64.Assembler).Casalb},
+		{(*a64.Assembler).Cash, (*a64.Assembler).Casah, (*a64.Assembler).Caslh, (*a64.Assembler).Casalh},
+	}[b2i(half)]
+	name := "cas" + casOrders[i] + map[bool]string{false: "b", true: "h"}[half]
+	want := fmt.Sprintf("%s %v, %v, [%v]", name, rs, rt, rn)
+	return tc{name: name, emit: func(a *a64.Assembler, _ *a64.Label) { fs[i](a, rs, rt, rn) }, want: want, gas: want}
+}
+
+// genCasp picks two even register pairs (X30 pairs with XZR).
+func genCasp(p *picker) tc {
+	r := a64.W
+	if p.bool() {
+		r = a64.X
+	}
+	s, t := 2*p.pick(16), 2*p.pick(16)
+	rn := a64.X(p.pick(31))
+	if p.pick(4) == 0 {
+		rn = a64.SP
+	}
+	i := p.pick(4)
+	fs := []func(*a64.Assembler, a64.Reg, a64.Reg, a64.Reg, a64.Reg, a64.Reg){(*a64.Assembler).Casp, (*a64.Assembler).Caspa, (*a64.Assembler).Caspl, (*a64.Assembler).Caspal}
+	name := "casp" + casOrders[i]
+	want := fmt.Sprintf("%s %v, %v, %v, %v, [%v]", name, r(s), r(s+1), r(t), r(t+1), rn)
+	return tc{name: name, emit: func(a *a64.Assembler, _ *a64.Label) { fs[i](a, r(s), r(s+1), r(t), r(t+1), rn) }, want: want, gas: want}
+}
+
 func genBranch(p *picker) tc {
 	i := p.pick(7)
 	// B and BL reach ±2^25 words; the table samples ±2^20 (TestBranchRange
@@ -699,16 +737,16 @@ func checkWord(c tc, w uint32, pc uint64) error {
 		w, want = w&^3|1, "svc"+strings.TrimPrefix(want, c.name)
 	}
 	if cas, ok := casSibling(c.name, w); ok {
-		// arm64asm has no decoding for the LSE atomics either: CAS*'s
-		// word with o2 and L (bits 23, 22) cleared is STXP or STLXP
-		// (o0 kept) with the same size, Rs, Rt and Rn and Rt2 = 31,
-		// which arm64asm must decode to the matching text; o2 and L
-		// must be CAS's and the form's, and a64.Text must name it.
+		// arm64asm has no decoding for the LSE atomics either: a CAS*
+		// word with o2, L and o1 (bits 23-21) cleared as far as needed
+		// is an exclusive store with the same size, Rs, Rt and Rn (see
+		// casSibling), which arm64asm must decode to the matching text;
+		// bits 23-21 must be the form's, and a64.Text must name it.
 		if err := checkWord(cas.tc, cas.w, pc); err != nil {
 			return fmt.Errorf("%08x's sibling: %v", w, err)
 		}
-		if got, wantL := w>>22&3, uint32(2|b2u(strings.HasPrefix(c.name, "casa"))); got != wantL {
-			return fmt.Errorf("%08x: o2:L = %b, want %b", w, got, wantL)
+		if got := w >> 21 & 7; got != cas.o2Lo1 {
+			return fmt.Errorf("%08x: o2:L:o1 = %03b, want %03b", w, got, cas.o2Lo1)
 		}
 		if got := a64.Text(w, pc); got != want {
 			return fmt.Errorf("%08x is named %q, want %q", w, got, want)
@@ -730,33 +768,66 @@ func checkWord(c tc, w uint32, pc uint64) error {
 // Used by the tests to keep the bit-count helpers honest.
 var _ = bits.OnesCount64
 
-// casSibling is, for a CAS* form, the STXP or STLXP word and text that
-// checkWord decodes instead of w (see there).
+// casSibling is, for a CAS* form, the exclusive store word and text
+// that checkWord decodes instead of w, and the o2:L:o1 bits w must have.
+// CAS (word, doubleword) with o2 and L cleared is STXP or STLXP (o0
+// kept) with Rt2 = 31; CASB and CASH with o2, L and o1 cleared are
+// STXRB/STLXRB and STXRH/STLXRH; CASP (size 0:sz) with L and o1 cleared
+// is STXRB (sz 0, W pairs) or STXRH (sz 1, X pairs), which checks sz.
 func casSibling(name string, w uint32) (struct {
-	tc tc
-	w  uint32
+	tc    tc
+	w     uint32
+	o2Lo1 uint32
 }, bool) {
 	var sib struct {
-		tc tc
-		w  uint32
+		tc    tc
+		w     uint32
+		o2Lo1 uint32
 	}
-	if name != "cas" && name != "casa" && name != "casl" && name != "casal" {
+	rest, ok := strings.CutPrefix(name, "cas")
+	if !ok {
 		return sib, false
 	}
-	reg := a64.W
-	if w>>30&1 == 1 {
-		reg = a64.X
+	pair := strings.HasPrefix(rest, "p")
+	rest = strings.TrimPrefix(rest, "p")
+	size := ""
+	if !pair && (strings.HasSuffix(rest, "b") || strings.HasSuffix(rest, "h")) {
+		size, rest = rest[len(rest)-1:], rest[:len(rest)-1]
+	}
+	if rest != "" && rest != "a" && rest != "l" && rest != "al" {
+		return sib, false
+	}
+	acquire := b2u(strings.HasPrefix(rest, "a"))
+	op := "stxr"
+	if strings.HasSuffix(rest, "l") {
+		op = "stlxr"
 	}
 	rn := a64.X(int(w >> 5 & 31))
 	if rn.Num() == 31 {
 		rn = a64.SP
 	}
-	op := "stxp"
-	if strings.HasSuffix(name, "l") {
-		op = "stlxp"
+	rs := a64.W(int(w >> 16 & 31))
+	switch {
+	case pair:
+		sib.o2Lo1 = acquire<<1 | 1
+		sib.w = w &^ (3 << 21)
+		op += map[uint32]string{0: "b", 1: "h"}[w>>30&1]
+		sib.tc = tc{name: op, want: fmt.Sprintf("%s %v, %v, [%v]", op, rs, a64.W(int(w&31)), rn)}
+	case size != "":
+		sib.o2Lo1 = 4 | acquire<<1 | 1
+		sib.w = w &^ (7 << 21)
+		op += size
+		sib.tc = tc{name: op, want: fmt.Sprintf("%s %v, %v, [%v]", op, rs, a64.W(int(w&31)), rn)}
+	default:
+		reg := a64.W
+		if w>>30&1 == 1 {
+			reg = a64.X
+		}
+		sib.o2Lo1 = 4 | acquire<<1 | 1
+		sib.w = w &^ (3 << 22)
+		op = strings.TrimSuffix(op, "r") + "p"
+		sib.tc = tc{name: op, want: fmt.Sprintf("%s %v, %v, %v, [%v]", op, rs, reg(int(w&31)), reg(31), rn)}
 	}
-	sib.w = w &^ (3 << 22)
-	sib.tc = tc{name: op, want: fmt.Sprintf("%s %v, %v, %v, [%v]", op, a64.W(int(w>>16&31)), reg(int(w&31)), reg(31), rn)}
 	return sib, true
 }
 

@@ -124,6 +124,8 @@ func FuzzInvalidOperands(f *testing.F) {
 			func() { a.Ldp(r(), r(), mem()) }, func() { a.Stp(r(), r(), mem()) },
 			func() { a.Stlxr(r(), r(), r()) }, func() { a.Ldar(r(), r()) },
 			func() { a.Casal(r(), r(), r()) }, func() { a.Cas(r(), r(), r()) },
+			func() { a.Casb(r(), r(), r()) }, func() { a.Casalh(r(), r(), r()) },
+			func() { a.Casp(r(), r(), r(), r(), r()) }, func() { a.Caspal(r(), r(), r(), r(), r()) },
 			func() { a.B(lbl()) }, func() { a.Bcond(a64.Cond(p.pick(20)), lbl()) }, func() { a.Tbnz(r(), uint(p.pick(80)), lbl()) },
 			func() { a.Cbz(r(), lbl()) }, func() { a.LdrLabel(r(), lbl()) }, func() { a.Adr(r(), lbl()) },
 			func() { a.Blr(r()) }, func() { a.Mrs(r(), sys()) }, func() { a.Msr(sys(), r()) },

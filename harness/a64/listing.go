@@ -46,9 +46,9 @@ func Text(w uint32, pc uint64) string {
 			return fmt.Sprintf("smc #%#x", w>>5&0xffff)
 		}
 		// Nor for the FEAT_LSE atomics; guests use CAS (page_fault_test's
-		// guest_cas): name the word and doubleword forms.
-		if w&0xBFA07C00 == 0x88A07C00 {
-			return casText(w)
+		// guest_cas): name the compare-and-swap forms.
+		if text, ok := casText(w); ok {
+			return text
 		}
 		return fmt.Sprintf(".inst %#08x", w)
 	}
@@ -94,17 +94,32 @@ func (a *Assembler) Listing() ([]Line, error) {
 	return lines, nil
 }
 
-// casText is the GNU syntax of a word or doubleword CAS, CASA, CASL or
-// CASAL word.
-func casText(w uint32) string {
-	name := "cas" + map[uint32]string{0: "", 1: "l", 2: "a", 3: "al"}[w>>22&1<<1|w>>15&1]
-	r := W
-	if w>>30&1 == 1 {
-		r = X
+// casText is the GNU syntax of a CAS, CASB, CASH or CASP word with its
+// ordering (A, L, AL or none); ok is false for other words and for a
+// CASP with an odd register (reserved: GNU as names no such pair).
+func casText(w uint32) (text string, ok bool) {
+	if w&0x3FA07C00 != casBase && w&0xBFA07C00 != caspBase {
+		return "", false
 	}
+	order := map[uint32]string{0: "", 1: "l", 2: "a", 3: "al"}[w>>22&1<<1|w>>15&1]
 	rn := "sp"
 	if n := int(w >> 5 & 31); n != 31 {
 		rn = X(n).String()
 	}
-	return fmt.Sprintf("%s %v, %v, [%s]", name, r(int(w>>16&31)), r(int(w&31)), rn)
+	r := W
+	if w&0xBFA07C00 == caspBase {
+		if w>>30&1 == 1 {
+			r = X
+		}
+		s, t := int(w>>16&31), int(w&31)
+		if s%2 != 0 || t%2 != 0 {
+			return "", false
+		}
+		return fmt.Sprintf("casp%s %v, %v, %v, %v, [%s]", order, r(s), r(s+1), r(t), r(t+1), rn), true
+	}
+	name := "cas" + order + []string{"b", "h", "", ""}[w>>30]
+	if w>>30 == 3 {
+		r = X
+	}
+	return fmt.Sprintf("%s %v, %v, [%s]", name, r(int(w>>16&31)), r(int(w&31)), rn), true
 }

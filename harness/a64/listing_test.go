@@ -79,3 +79,26 @@ func TestSkipCallerPackage(t *testing.T) {
 		t.Errorf("SourceAt names the hidden package's file %s", file)
 	}
 }
+
+// TestCasText names the compare-and-swap words arm64asm cannot decode,
+// and leaves the reserved CASP encodings (an odd register of a pair) as
+// .inst, as GNU as's disassembler does.
+func TestCasText(t *testing.T) {
+	for _, c := range []struct {
+		w    uint32
+		want string
+	}{
+		{0x08a17c62, "casb w1, w2, [x3]"},
+		{0x48e1ffe2, "casalh w1, w2, [sp]"},
+		{0x48207c82, "casp x0, x1, x2, x3, [x4]"},
+		{0x087effe2, "caspal w30, wzr, w2, w3, [sp]"},
+		{0x4822fc9e, "caspl x2, x3, x30, xzr, [x4]"},
+		{0x48217c82, ".inst 0x48217c82"}, // Rs odd
+		{0x48207c83, ".inst 0x48207c83"}, // Rt odd
+		{0x48207882, ".inst 0x48207882"}, // Rt2 not 31
+	} {
+		if got := a64.Text(c.w, 0); got != c.want {
+			t.Errorf("Text(%08x) = %q, want %q", c.w, got, c.want)
+		}
+	}
+}

@@ -221,7 +221,9 @@ func (a *Assembler) exclusive(name string, base uint32, ws, rt, rn Reg) {
 // Cas emits CAS rs, rt, [rn] (FEAT_LSE compare and swap): if the word or
 // doubleword at rn equals rs, rt is stored there; rs receives the value
 // read either way. rs and rt have the same width; rn is an X register or
-// SP. Casa, Casl and Casal add acquire, release, and both.
+// SP. Casa, Casl and Casal add acquire, release, and both; the B and H
+// forms (Casb, Cash, ...) compare and swap a byte or halfword, and the P
+// forms (Casp, ...) a pair of consecutive registers.
 func (a *Assembler) Cas(rs, rt, rn Reg) { a.cas("Cas", 0, 0, rs, rt, rn) }
 
 // Casa emits CASA rs, rt, [rn] (acquire), as Cas.
@@ -241,4 +243,82 @@ func (a *Assembler) cas(name string, acquire, release uint32, rs, rt, rn Reg) {
 		return
 	}
 	a.emit(name, (2+rt.sf())<<30|casBase|acquire<<22|rs.num()<<16|release<<15|rn.num()<<5|rt.num(), nil, 0)
+}
+
+// Casb emits CASB ws, wt, [xn]: CAS of the byte at rn with the low byte
+// of ws (the byte read is zero-extended into ws); W registers only.
+// Casab, Caslb and Casalb add acquire, release, and both.
+func (a *Assembler) Casb(rs, rt, rn Reg) { a.casBH("Casb", 0, 0, 0, rs, rt, rn) }
+
+// Casab emits CASAB ws, wt, [xn] (acquire), as Casb.
+func (a *Assembler) Casab(rs, rt, rn Reg) { a.casBH("Casab", 0, 1, 0, rs, rt, rn) }
+
+// Caslb emits CASLB ws, wt, [xn] (release), as Casb.
+func (a *Assembler) Caslb(rs, rt, rn Reg) { a.casBH("Caslb", 0, 0, 1, rs, rt, rn) }
+
+// Casalb emits CASALB ws, wt, [xn] (acquire and release), as Casb.
+func (a *Assembler) Casalb(rs, rt, rn Reg) { a.casBH("Casalb", 0, 1, 1, rs, rt, rn) }
+
+// Cash emits CASH ws, wt, [xn]: CAS of the halfword at rn, as Casb.
+func (a *Assembler) Cash(rs, rt, rn Reg) { a.casBH("Cash", 1, 0, 0, rs, rt, rn) }
+
+// Casah emits CASAH ws, wt, [xn] (acquire), as Cash.
+func (a *Assembler) Casah(rs, rt, rn Reg) { a.casBH("Casah", 1, 1, 0, rs, rt, rn) }
+
+// Caslh emits CASLH ws, wt, [xn] (release), as Cash.
+func (a *Assembler) Caslh(rs, rt, rn Reg) { a.casBH("Caslh", 1, 0, 1, rs, rt, rn) }
+
+// Casalh emits CASALH ws, wt, [xn] (acquire and release), as Cash.
+func (a *Assembler) Casalh(rs, rt, rn Reg) { a.casBH("Casalh", 1, 1, 1, rs, rt, rn) }
+
+func (a *Assembler) casBH(name string, size, acquire, release uint32, rs, rt, rn Reg) {
+	for _, r := range []Reg{rs, rt} {
+		if r.valid() && r.is64() {
+			a.fail(name, "%v: byte and halfword compare and swap take W registers", r)
+			return
+		}
+	}
+	if !a.check(name, gpr, W0, rs, rt) || !a.check(name, gprSP, X0, rn) {
+		return
+	}
+	a.emit(name, size<<30|casBase|acquire<<22|rs.num()<<16|release<<15|rn.num()<<5|rt.num(), nil, 0)
+}
+
+// Casp emits CASP rs, rs1, rt, rt1, [rn] (FEAT_LSE compare and swap
+// pair): if the two words or doublewords at rn equal rs:rs1 (rs at the
+// lower address), rt:rt1 are stored there; rs:rs1 receive what was read
+// either way. Each pair is an even-numbered register and the next one
+// (X30 pairs with XZR), all four of one width; rn is an X register or SP
+// and must be aligned to the pair's size. Caspa, Caspl and Caspal add
+// acquire, release, and both.
+func (a *Assembler) Casp(rs, rs1, rt, rt1, rn Reg) { a.casp("Casp", 0, 0, rs, rs1, rt, rt1, rn) }
+
+// Caspa emits CASPA rs, rs1, rt, rt1, [rn] (acquire), as Casp.
+func (a *Assembler) Caspa(rs, rs1, rt, rt1, rn Reg) { a.casp("Caspa", 1, 0, rs, rs1, rt, rt1, rn) }
+
+// Caspl emits CASPL rs, rs1, rt, rt1, [rn] (release), as Casp.
+func (a *Assembler) Caspl(rs, rs1, rt, rt1, rn Reg) { a.casp("Caspl", 0, 1, rs, rs1, rt, rt1, rn) }
+
+// Caspal emits CASPAL rs, rs1, rt, rt1, [rn] (acquire and release), as
+// Casp.
+func (a *Assembler) Caspal(rs, rs1, rt, rt1, rn Reg) { a.casp("Caspal", 1, 1, rs, rs1, rt, rt1, rn) }
+
+// caspBase is CASP's word with sz, L, Rs, o0, Rn and Rt clear.
+const caspBase = 0x08207C00
+
+func (a *Assembler) casp(name string, acquire, release uint32, rs, rs1, rt, rt1, rn Reg) {
+	if !a.check(name, gpr, rs, rs, rs1, rt, rt1) || !a.check(name, gprSP, X0, rn) {
+		return
+	}
+	for _, p := range [][2]Reg{{rs, rs1}, {rt, rt1}} {
+		switch {
+		case p[0].num()%2 != 0:
+			a.fail(name, "register pair %v, %v: the first register must be even-numbered", p[0], p[1])
+			return
+		case p[1].num() != p[0].num()+1:
+			a.fail(name, "register pair %v, %v: the second register must be the next one after %v", p[0], p[1], p[0])
+			return
+		}
+	}
+	a.emit(name, rs.sf()<<30|caspBase|acquire<<22|rs.num()<<16|release<<15|rn.num()<<5|rt.num(), nil, 0)
 }

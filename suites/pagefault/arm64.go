@@ -4,7 +4,7 @@ package pagefault
 // arm64/page_fault_test: one test-data page in its own memslot (or in
 // none), mapped at stage 1 at testGVA, and one guest access per spec
 // (read, write, pre-indexed load and store, instruction fetch, DC ZVA,
-// CASAL); the slot's
+// CASAL, and CASALB and CASPAL beside it); the slot's
 // flags and the host's actions decide the stage-2 outcome, which must
 // match exactly: the value the guest sees, the MMIO exits (counted), a
 // failed KVM_RUN where the syndrome is not valid, the dirty bitmap.
@@ -46,6 +46,10 @@ const (
 	a64Pattern = 0x0123_4567_89ab_cdef
 	a64Written = 0x600d_cafe_f00d_0001
 	a64FnValue = 0x77
+	// a64WrittenHi is what CASP stores into the doubleword after the data
+	// offset, which holds zero before (every kind's page but the
+	// pattern's doubleword is zero).
+	a64WrittenHi = 0x600d_cafe_f00d_0002
 )
 
 // a64TestAttrs: EL1 read/write/execute (SCTLR.WXN is off), no EL0 access.
@@ -71,16 +75,44 @@ type a64Access struct {
 	// page_fault_test's CPU (its uffd counts). QEMU TCG reports the write
 	// (WnR=1): fixtures/hosts/qemu-tcg-arm64.json declares the cases.
 	readFirst bool
+	byteWide  bool // the write stores a64Written's low byte only (CASB)
+	pair      bool // the write stores a64WrittenHi after a64Written (CASP)
 	at        bool // AT S1E1R: a stage-1 walk, no access of the page
 	emit      func(p *a64guest.Program)
 }
 
-// stored is what a completed write leaves at the data offset.
-func (a a64Access) stored() uint64 {
-	if a.zero {
+// stored is what a completed write leaves at the data offset, which
+// held old before.
+func (a a64Access) stored(old uint64) uint64 {
+	switch {
+	case a.zero:
 		return 0
+	case a.byteWide:
+		return old&^0xff | a64Written&0xff
 	}
 	return a64Written
+}
+
+// storedHi is what a completed write leaves in the doubleword after the
+// data offset (zero before).
+func (a a64Access) storedHi() uint64 {
+	if a.pair {
+		return a64WrittenHi
+	}
+	return 0
+}
+
+// a64CheckLSE is page_fault_test's guest_check_lse: the spec skips
+// (SYNC a64SkipNoLSE) unless ID_AA64ISAR0_EL1.ATOMIC is at least 2.
+func a64CheckLSE(p *a64guest.Program) {
+	ok := p.NewLabel()
+	p.Mrs(a64.X12, isar0EL1)
+	p.Lsr(a64.X13, a64.X12, a64.Imm(a64AtomicShift))
+	p.And(a64.X13, a64.X13, a64.Imm(0xf))
+	p.Cmp(a64.X13, a64.Imm(a64AtomicLSE))
+	p.Bcond(a64.HS, ok)
+	p.Sync(a64SkipNoLSE, a64.X12)
+	p.Bind(ok)
 }
 
 // a64SkipStage and a64SkipNoLSE are the SYNCs a guest sends when the CPU
@@ -167,16 +199,30 @@ var a64Accesses = []a64Access{
 	// slot, KVM_RUN fails (ENOSYS) before the data page is touched:
 	// declared in fixtures/hosts/qemu-tcg-arm64.json.
 	{name: "cas", write: true, noSyndrome: true, readFirst: true, emit: func(p *a64guest.Program) {
-		ok := p.NewLabel()
-		p.Mrs(a64.X12, isar0EL1)
-		p.Lsr(a64.X13, a64.X12, a64.Imm(a64AtomicShift))
-		p.And(a64.X13, a64.X13, a64.Imm(0xf))
-		p.Cmp(a64.X13, a64.Imm(a64AtomicLSE))
-		p.Bcond(a64.HS, ok)
-		p.Sync(a64SkipNoLSE, a64.X12)
-		p.Bind(ok)
+		a64CheckLSE(p)
 		p.Mov(a64.X12, a64CASOld)
 		p.Casal(a64.X12, a64.X11, a64.X10)
+		p.Ldr(a64.X1, a64.Ptr(a64.X10, 0))
+	}},
+	// guest_cas's byte and pair siblings (FEAT_LSE too): CASALB of the
+	// written value's low byte, compared with the low byte of what the
+	// page holds; CASPAL of (a64Written, a64WrittenHi) over the data
+	// doubleword and the zero one after it (16-byte aligned), compared
+	// with (what the page holds, 0). Neither has a syndrome, and both
+	// read first as CAS does (QEMU TCG's WnR=1 likewise: declared).
+	{name: "casb", write: true, noSyndrome: true, readFirst: true, byteWide: true, emit: func(p *a64guest.Program) {
+		a64CheckLSE(p)
+		p.Mov(a64.X12, a64CASOld)
+		p.Casalb(a64.W12, a64.W11, a64.X10)
+		p.Ldr(a64.X1, a64.Ptr(a64.X10, 0))
+	}},
+	{name: "casp", write: true, noSyndrome: true, readFirst: true, pair: true, emit: func(p *a64guest.Program) {
+		a64CheckLSE(p)
+		p.Mov(a64.X12, a64CASOld)
+		p.Mov(a64.X13, a64.Imm(0))
+		p.Mov(a64.X20, a64.X11)
+		p.Mov(a64.X21, a64.Imm(a64WrittenHi))
+		p.Caspal(a64.X12, a64.X13, a64.X20, a64.X21, a64.X10)
 		p.Ldr(a64.X1, a64.Ptr(a64.X10, 0))
 	}},
 }
@@ -228,6 +274,7 @@ type a64Outcome struct {
 	failRun  bool   // KVM_RUN fails with ENOSYS (no syndrome to emulate)
 	dirty    bool   // the test page's bit in the dirty bitmap
 	hostData uint64 // the host's view of the data after the run
+	hostHi   uint64 // and of the doubleword after it (CASP's high half)
 }
 
 func a64Expect(k a64Kind, a a64Access) a64Outcome {
@@ -252,7 +299,7 @@ func a64Expect(k a64Kind, a a64Access) a64Outcome {
 		if a.write {
 			// The write, then its read-back, which the host answers
 			// with what it was given.
-			o.mmio, o.x1 = 2, a.stored()
+			o.mmio, o.x1 = 2, a.stored(a64Pattern)
 		}
 		return o
 	case k.hole:
@@ -272,7 +319,11 @@ func a64Expect(k a64Kind, a a64Access) a64Outcome {
 		}
 	}
 	if a.write {
-		o.x1, o.hostData = a.stored(), a.stored()
+		old := uint64(a64Pattern)
+		if k.hole {
+			old = 0
+		}
+		o.x1, o.hostData, o.hostHi = a.stored(old), a.stored(old), a.storedHi()
 		o.dirty = k.flags&hv.MemLogDirty != 0
 	}
 	return o
@@ -383,6 +434,7 @@ func a64RunAccess(ctx context.Context, b *framework.Backend, k a64Kind, a a64Acc
 		return
 	}
 	Expect(binary.LittleEndian.Uint64(mem.Bytes()[a64DataOff:])).To(Equal(want.hostData), "the host's view of the data")
+	Expect(binary.LittleEndian.Uint64(mem.Bytes()[a64DataOff+8:])).To(Equal(want.hostHi), "the host's view of the doubleword after the data")
 	if k.flags&hv.MemLogDirty != 0 {
 		bitmap := make([]uint64, (a64SlotSize/hv.PageSize+63)/64)
 		Expect(g.VM.GetDirtyLog(a64TestSlot, bitmap)).To(Succeed())

@@ -28,6 +28,16 @@ package pagefault
 //     stores into the page (the data fault), and a write without a
 //     syndrome fails KVM_RUN (ENOSYS) before the data page is touched
 //     (after it for CAS, whose first fault is the read).
+//
+// Hardware dirty state (FEAT_HAFDBS with TCR_EL1.HD and HA) adds two
+// rows: the test page read-only (AP[2]) with DBM set, where a write makes
+// the walk clear AP[2] (writable-dirty: a stage-1 table write, so a
+// stage-2 write of the table slot, exactly as the AF update) and a read
+// or fetch leaves the descriptor alone; and, as a control in the plain
+// slot, read-only without DBM, where a write is the guest's permission
+// fault (FSC 0x0f, WnR=1: an atomic's read would not fault) and the
+// descriptor stays read-only. KVM injects its external abort (a write
+// into a read-only table slot, a walk of no slot) with WnR=0.
 
 import (
 	"context"
@@ -46,6 +56,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// a64PTAP2 is a page descriptor's AP[2]: read-only at every EL.
+const a64PTAP2 = uint64(a64guest.APEL1RO) << a64guest.DescAPShift
+
 const (
 	// The page-table slot: one granule of any size, below the test page.
 	a64PTGPA  = 0x3ff0_0000
@@ -54,7 +67,8 @@ const (
 	// external abort KVM injects (ESR_ELx_FSC_EXTABT).
 	a64FSCExtAbort = 0x10
 	// ID_AA64MMFR1_EL1.HAFDBS: 1 = hardware Access flag, 2 = and dirty state.
-	a64HAFDBSMask = 0xf
+	a64HAFDBSMask  = 0xf
+	a64HAFDBSDirty = 2
 )
 
 var idMMFR1 = a64.SysReg{Name: "ID_AA64MMFR1_EL1", Op0: 3, Op1: 0, CRn: 0, CRm: 7, Op2: 1}
@@ -86,9 +100,30 @@ const (
 	afSet   a64AF = iota // AF set: the walk only reads
 	afHW                 // AF clear, TCR_EL1.HA: the walk sets it
 	afFault              // AF clear, no HA: an Access flag fault
+	// AF set, the page read-only with DBM, TCR_EL1.HA and HD: a write
+	// makes the walk clear AP[2].
+	dbmHW
+	// AF set, the page read-only without DBM, TCR_EL1.HA and HD: a write
+	// is a permission fault.
+	dbmOff
 )
 
-var a64AFNames = map[a64AF]string{afSet: "AF set", afHW: "AF clear with hardware AF update", afFault: "AF clear without hardware AF update"}
+var a64AFs = []a64AF{afSet, afHW, afFault, dbmHW, dbmOff}
+
+var a64AFNames = map[a64AF]string{afSet: "AF set", afHW: "AF clear with hardware AF update", afFault: "AF clear without hardware AF update",
+	dbmHW: "read-only with DBM and hardware dirty state update", dbmOff: "read-only without DBM, hardware dirty state on"}
+
+// dirtyState reports whether the row runs with TCR_EL1.HD (and HA).
+func (af a64AF) dirtyState() bool { return af == dbmHW || af == dbmOff }
+
+// a64WnR is the ESR's WnR bit a row expects of the guest's abort.
+type a64WnR uint8
+
+const (
+	wnrUnchecked a64WnR = iota
+	wnrRead
+	wnrWrite
+)
 
 // a64PTOutcome is what a (table kind, AF, access) case must give.
 type a64PTOutcome struct {
@@ -96,51 +131,73 @@ type a64PTOutcome struct {
 	x1         uint64 // what the guest sees when the access completes
 	ec, fsc    uint32 // the exception the guest takes instead (ec 0: none)
 	far        uint64
-	afAfter    bool // the descriptor's AF after the run (checked where the table is backed)
+	wnr        a64WnR // the abort's ESR WnR (checked in the dirty-state rows)
+	afAfter    bool   // the descriptor's AF after the run (checked where the table is backed)
+	roAfter    bool   // and its AP[2] (read-only)
 	ptDirty    bool
 	dataDirty  bool
 	ptFaults   int // userfaultfd faults on each slot
 	dataFaults int
 	hostData   uint64
-	mmio       int  // MMIO exits at the test GPA (a write to the read-only data slot)
-	failRun    bool // KVM_RUN fails with ENOSYS (a write without syndrome to the read-only data slot)
+	hostHi     uint64 // the doubleword after the data (CASP's high half)
+	mmio       int    // MMIO exits at the test GPA (a write to the read-only data slot)
+	failRun    bool   // KVM_RUN fails with ENOSYS (a write without syndrome to the read-only data slot)
 }
 
 func a64PTExpect(k a64PTKind, af a64AF, a a64Access) a64PTOutcome {
 	switch {
 	case af == afFault && k.name != a64PTKinds[0].name:
 		return a64PTOutcome{skip: "the Access flag fault is the guest's own: one table kind shows it"}
-	case k.unbacked && af != afSet:
+	case af == dbmOff && k.name != a64PTKinds[0].name:
+		return a64PTOutcome{skip: "the permission fault is the guest's own: one table kind shows it"}
+	case k.unbacked && (af == afHW || af == afFault):
 		return a64PTOutcome{skip: "an unbacked table has no descriptor to update"}
+	case a.at && af.dirtyState():
+		return a64PTOutcome{skip: "AT S1E1R is a read, which never updates the dirty state: the rows' reads are read64, ld_preidx and exec"}
 	case a.at && af != afSet:
 		return a64PTOutcome{skip: "whether AT updates the Access flag is IMPLEMENTATION DEFINED (page_fault_test leaves it out)"}
 	}
-	o := a64PTOutcome{x1: a64Pattern, hostData: a64Pattern, afAfter: true}
+	o := a64PTOutcome{x1: a64Pattern, hostData: a64Pattern, afAfter: true, roAfter: af.dirtyState()}
 	switch {
 	case a.fetch:
 		o.x1 = a64FnValue
 	case a.at:
 		o.x1 = a64TestGPA // PAR_EL1: F clear, the page's PA
 	case a.write:
-		o.x1, o.hostData = a.stored(), a.stored()
+		o.x1, o.hostData, o.hostHi = a.stored(a64Pattern), a.stored(a64Pattern), a.storedHi()
 	}
 	abort := func(fsc uint32) {
-		o.x1, o.hostData, o.fsc = 0, a64Pattern, fsc
+		o.x1, o.hostData, o.hostHi, o.fsc = 0, a64Pattern, 0, fsc
 		o.ec, o.far = a64guest.ECDABTCurrent, a64TestGVA+a64DataOff
 		if a.fetch {
 			o.ec, o.far = a64guest.ECIABTCurrent, a64TestGVA+a64CodeOff
 		}
 	}
+	// The walk writes the descriptor: the AF, or AP[2] for a write.
+	walkWrites := af == afHW || af == dbmHW && a.write
 	switch {
 	case af == afFault:
 		abort((&a64guest.Fault{Kind: a64guest.FaultAccessFlag, Level: 3}).FSC())
 		o.afAfter = false
-	case k.unbacked, k.flags&hv.MemReadOnly != 0 && af == afHW:
+	case k.unbacked, k.flags&hv.MemReadOnly != 0 && walkWrites:
 		abort(a64FSCExtAbort)
-		o.afAfter = false
+		if k.unbacked || af == afHW {
+			o.afAfter = false // no table to read back, or no AF written
+		}
+		if k.unbacked {
+			o.roAfter = false
+		}
+		if af.dirtyState() {
+			o.wnr = wnrRead // KVM's injected abort carries no WnR
+		}
+	case af == dbmOff && a.write:
+		abort((&a64guest.Fault{Kind: a64guest.FaultPermission, Level: 3}).FSC())
+		o.wnr = wnrWrite
+	case af == dbmHW && a.write:
+		o.roAfter = false // writable-dirty
 	}
 	if k.flags&hv.MemLogDirty != 0 {
-		o.ptDirty = af == afHW
+		o.ptDirty = walkWrites
 		o.dataDirty = a.write
 	}
 	if k.uffd {
@@ -157,7 +214,7 @@ func a64PTExpect(k a64PTKind, af a64AF, a a64Access) a64PTOutcome {
 		// the read (readFirst: CAS), which userfaultfd serves first.
 		if a.noSyndrome {
 			o.failRun, o.dataFaults = true, 0
-			o.x1, o.hostData = 0, a64Pattern
+			o.x1, o.hostData, o.hostHi = 0, a64Pattern, 0
 			if a.readFirst {
 				o.dataFaults = 1
 			}
@@ -170,7 +227,7 @@ func a64PTExpect(k a64PTKind, af a64AF, a a64Access) a64PTOutcome {
 
 func arm64S1PTWSpecs(b *framework.Backend) {
 	for _, k := range a64PTKinds {
-		for _, af := range []a64AF{afSet, afHW, afFault} {
+		for _, af := range a64AFs {
 			for _, a := range append(a64Accesses, a64ATAccess) {
 				want := a64PTExpect(k, af, a)
 				if want.skip != "" {
@@ -228,12 +285,16 @@ func a64RunS1PTW(ctx context.Context, b *framework.Backend, k a64PTKind, af a64A
 	binary.LittleEndian.PutUint64(data.Bytes()[a64DataOff:], a64Pattern)
 	copy(data.Bytes()[a64CodeOff:], a64Fn)
 
-	g := b.NewARM64Guest(a64guest.Config{HA: af == afHW})
-	if af == afHW {
+	g := b.NewARM64Guest(a64guest.Config{HA: af == afHW || af.dirtyState(), HD: af.dirtyState()})
+	if af == afHW || af.dirtyState() {
 		mmfr1, err := g.Reg(0).GetOneReg(a64guest.RegSys(idMMFR1))
 		Expect(err).NotTo(HaveOccurred())
 		if mmfr1&a64HAFDBSMask == 0 {
 			Skip(fmt.Sprintf("no hardware Access flag update: the vCPU's ID_AA64MMFR1_EL1.HAFDBS is 0 (ID_AA64MMFR1_EL1 %#x)", mmfr1))
+		}
+		if af.dirtyState() && mmfr1&a64HAFDBSMask < a64HAFDBSDirty {
+			Skip(fmt.Sprintf("no hardware dirty state management: the vCPU's ID_AA64MMFR1_EL1.HAFDBS is %d, FEAT_HAFDBS dirty state needs %d (ID_AA64MMFR1_EL1 %#x)",
+				mmfr1&a64HAFDBSMask, a64HAFDBSDirty, mmfr1))
 		}
 	}
 	dataFlags := k.flags & hv.MemLogDirty
@@ -247,9 +308,17 @@ func a64RunS1PTW(ctx context.Context, b *framework.Backend, k a64PTKind, af a64A
 	entry, err := g.PT.MoveLeafTable(a64TestGVA, a64PTGPA)
 	Expect(err).NotTo(HaveOccurred())
 	Expect(entry-a64PTGPA).To(BeNumerically("<", hv.PageSize), "the descriptor is in the slot's first page")
-	if af != afSet {
+	if af == afHW || af == afFault {
 		Expect(g.PT.ClearAccessFlag(a64TestGVA)).To(Succeed())
 	}
+	if af.dirtyState() {
+		ro := a64TestAttrs
+		ro.AP, ro.DBM = a64guest.APEL1RO, af == dbmHW
+		Expect(g.PT.Protect(a64TestGVA, a64SlotSize, ro)).To(Succeed())
+	}
+	before, ok, err := g.PT.Leaf(a64TestGVA)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(ok).To(BeTrue())
 
 	By("giving the table slot its kind: " + k.name)
 	uf := &a64Uffd{faults: map[uint32][]hv.Fault{}}
@@ -332,16 +401,23 @@ func a64RunS1PTW(ctx context.Context, b *framework.Backend, k a64PTKind, af a64A
 	if want.ec != 0 {
 		Expect(x.FSC()).To(Equal(want.fsc), "the fault status code, ESR %#x", x.ESR)
 		Expect(x.FAR).To(Equal(want.far), "FAR_EL1")
+		if want.wnr != wnrUnchecked {
+			Expect(x.ESR&a64guest.ESRWnR != 0).To(Equal(want.wnr == wnrWrite), "ESR WnR, ESR %#x", x.ESR)
+		}
 	}
 	Expect(got[0]).To(Equal(want.x1), "what the guest saw")
 
 	Expect(binary.LittleEndian.Uint64(data.Bytes()[a64DataOff:])).To(Equal(want.hostData), "the host's view of the data")
+	Expect(binary.LittleEndian.Uint64(data.Bytes()[a64DataOff+8:])).To(Equal(want.hostHi), "the host's view of the doubleword after the data")
 	if !k.unbacked {
 		s, ok, err := g.PT.Leaf(a64TestGVA)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(ok).To(BeTrue())
 		Expect(s.EntryGPA).To(Equal(entry))
+		AddReportEntry("the test page's descriptor before and after the run", fmt.Sprintf("%#x %#x", before.Desc, s.Desc))
 		Expect(s.Desc&a64guest.DescAF != 0).To(Equal(want.afAfter), "the test page's Access flag after the run (descriptor %#x)", s.Desc)
+		Expect(s.Desc&a64PTAP2 != 0).To(Equal(want.roAfter), "the test page's AP[2] (read-only) after the run (descriptor %#x, before %#x)", s.Desc, before.Desc)
+		Expect(s.Desc&^(a64guest.DescAF|a64PTAP2)).To(Equal(before.Desc&^(a64guest.DescAF|a64PTAP2)), "the descriptor's other bits (DBM among them) are the host's (after %#x, before %#x)", s.Desc, before.Desc)
 	}
 	if k.flags&hv.MemLogDirty != 0 {
 		for _, c := range []struct {

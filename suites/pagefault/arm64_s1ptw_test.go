@@ -11,8 +11,11 @@ import (
 // there or that reads no slot is an external abort injected into the
 // guest (an instruction abort for a fetch), a dirty-logged table slot is
 // dirty exactly when the walk wrote the AF, userfaultfd serves one fault
-// per slot; AF clear without HA is the guest's Access flag fault, and
-// the pairs the matrix leaves out declare no spec.
+// per slot; AF clear without HA is the guest's Access flag fault; with
+// hardware dirty state a write to the read-only DBM page clears AP[2] (a
+// table write, as the AF's) and a read leaves it, and without DBM a
+// write is the guest's permission fault with WnR=1; the pairs the matrix
+// leaves out declare no spec.
 func TestA64PTExpect(t *testing.T) {
 	kind := map[string]a64PTKind{}
 	for _, k := range a64PTKinds {
@@ -81,6 +84,38 @@ func TestA64PTExpect(t *testing.T) {
 		// uffd_data_handler, 2): CAS's read is served, then its write
 		// fails KVM_RUN (QEMU TCG reports the write first: declared).
 		{ruffd, afSet, "cas", a64PTOutcome{hostData: a64Pattern, afAfter: true, ptFaults: 1, dataFaults: 1, failRun: true}},
+		{ruffd, afSet, "casp", a64PTOutcome{hostData: a64Pattern, afAfter: true, ptFaults: 1, dataFaults: 1, failRun: true}},
+		{plain, afSet, "casp", a64PTOutcome{x1: a64Written, hostData: a64Written, hostHi: a64WrittenHi, afAfter: true}},
+		{dirty, afHW, "casb", a64PTOutcome{x1: 0x0123_4567_89ab_cd01, hostData: 0x0123_4567_89ab_cd01, afAfter: true, ptDirty: true, dataDirty: true}},
+		{ro, afHW, "casp", a64PTOutcome{ec: dabt, fsc: 0x10, far: data, hostData: a64Pattern}},
+		// Hardware dirty state: a write to the read-only DBM page clears
+		// AP[2] (a table write: the table page dirty, an external abort
+		// in a read-only table slot, with WnR=0); a read leaves it.
+		{plain, dbmHW, "read64", a64PTOutcome{x1: a64Pattern, hostData: a64Pattern, afAfter: true, roAfter: true}},
+		{plain, dbmHW, "write64", a64PTOutcome{x1: a64Written, hostData: a64Written, afAfter: true}},
+		{plain, dbmHW, "exec", a64PTOutcome{x1: a64FnValue, hostData: a64Pattern, afAfter: true, roAfter: true}},
+		{plain, dbmHW, "casp", a64PTOutcome{x1: a64Written, hostData: a64Written, hostHi: a64WrittenHi, afAfter: true}},
+		{dirty, dbmHW, "read64", a64PTOutcome{x1: a64Pattern, hostData: a64Pattern, afAfter: true, roAfter: true}},
+		{dirty, dbmHW, "ld_preidx", a64PTOutcome{x1: a64Pattern, hostData: a64Pattern, afAfter: true, roAfter: true}},
+		{dirty, dbmHW, "st_preidx", a64PTOutcome{x1: a64Written, hostData: a64Written, afAfter: true, ptDirty: true, dataDirty: true}},
+		{dirty, dbmHW, "dc_zva", a64PTOutcome{afAfter: true, ptDirty: true, dataDirty: true}},
+		{ro, dbmHW, "read64", a64PTOutcome{x1: a64Pattern, hostData: a64Pattern, afAfter: true, roAfter: true}},
+		{ro, dbmHW, "write64", a64PTOutcome{ec: dabt, fsc: 0x10, far: data, wnr: wnrRead, hostData: a64Pattern, afAfter: true, roAfter: true}},
+		{ro, dbmHW, "cas", a64PTOutcome{ec: dabt, fsc: 0x10, far: data, wnr: wnrRead, hostData: a64Pattern, afAfter: true, roAfter: true}},
+		{none, dbmHW, "write64", a64PTOutcome{ec: dabt, fsc: 0x10, far: data, wnr: wnrRead, hostData: a64Pattern}},
+		{none, dbmHW, "exec", a64PTOutcome{ec: iabt, fsc: 0x10, far: code, wnr: wnrRead, hostData: a64Pattern}},
+		{uffd, dbmHW, "write64", a64PTOutcome{x1: a64Written, hostData: a64Written, afAfter: true, ptFaults: 1, dataFaults: 1}},
+		{uffd, dbmHW, "read64", a64PTOutcome{x1: a64Pattern, hostData: a64Pattern, afAfter: true, roAfter: true, ptFaults: 1, dataFaults: 1}},
+		{duffd, dbmHW, "write64", a64PTOutcome{x1: a64Written, hostData: a64Written, afAfter: true, ptDirty: true, dataDirty: true, ptFaults: 1, dataFaults: 1}},
+		{duffd, dbmHW, "exec", a64PTOutcome{x1: a64FnValue, hostData: a64Pattern, afAfter: true, roAfter: true, ptFaults: 1, dataFaults: 1}},
+		{ruffd, dbmHW, "write64", a64PTOutcome{ec: dabt, fsc: 0x10, far: data, wnr: wnrRead, hostData: a64Pattern, afAfter: true, roAfter: true, ptFaults: 1}},
+		{ruffd, dbmHW, "read64", a64PTOutcome{x1: a64Pattern, hostData: a64Pattern, afAfter: true, roAfter: true, ptFaults: 1, dataFaults: 1}},
+		// Without DBM a write is the guest's permission fault (level 3).
+		{plain, dbmOff, "read64", a64PTOutcome{x1: a64Pattern, hostData: a64Pattern, afAfter: true, roAfter: true}},
+		{plain, dbmOff, "exec", a64PTOutcome{x1: a64FnValue, hostData: a64Pattern, afAfter: true, roAfter: true}},
+		{plain, dbmOff, "write64", a64PTOutcome{ec: dabt, fsc: 0x0f, far: data, wnr: wnrWrite, hostData: a64Pattern, afAfter: true, roAfter: true}},
+		{plain, dbmOff, "dc_zva", a64PTOutcome{ec: dabt, fsc: 0x0f, far: data, wnr: wnrWrite, hostData: a64Pattern, afAfter: true, roAfter: true}},
+		{plain, dbmOff, "casb", a64PTOutcome{ec: dabt, fsc: 0x0f, far: data, wnr: wnrWrite, hostData: a64Pattern, afAfter: true, roAfter: true}},
 	}
 	for _, tt := range tests {
 		k, ok1 := kind[tt.kind]
@@ -94,7 +129,7 @@ func TestA64PTExpect(t *testing.T) {
 	}
 	specs := 0
 	for _, k := range a64PTKinds {
-		for _, af := range []a64AF{afSet, afHW, afFault} {
+		for _, af := range a64AFs {
 			for _, a := range append(a64Accesses, a64ATAccess) {
 				if a64PTExpect(k, af, a).skip == "" {
 					specs++
@@ -102,16 +137,18 @@ func TestA64PTExpect(t *testing.T) {
 			}
 		}
 	}
-	if specs != 105 {
-		t.Errorf("%d S1PTW specs, want 105 (14 kind×AF pairs × 7 accesses, and AT with AF set in the 7 kinds)", specs)
+	if specs != 205 {
+		t.Errorf("%d S1PTW specs, want 205 (22 kind×row pairs × 9 accesses: AF set in 7 kinds, hardware AF in 6, the AF fault in 1, DBM in 7, no DBM in 1; and AT with AF set in the 7 kinds)", specs)
 	}
-	if got := a64PTExpect(kind[plain], afHW, access["at"]); got.skip == "" {
-		t.Errorf("AT with hardware AF update declares a spec: %+v", got)
+	for _, af := range []a64AF{afHW, dbmHW, dbmOff} {
+		if got := a64PTExpect(kind[plain], af, access["at"]); got.skip == "" {
+			t.Errorf("AT with %s declares a spec: %+v", a64AFNames[af], got)
+		}
 	}
 	for _, c := range []struct {
 		kind string
 		af   a64AF
-	}{{ro, afFault}, {none, afHW}, {uffd, afFault}} {
+	}{{ro, afFault}, {none, afHW}, {uffd, afFault}, {ro, dbmOff}, {dirty, dbmOff}} {
 		if got := a64PTExpect(kind[c.kind], c.af, access["read64"]); got.skip == "" {
 			t.Errorf("%s, %s declares a spec: %+v", c.kind, a64AFNames[c.af], got)
 		}

@@ -45,6 +45,18 @@ func TestA64Expect(t *testing.T) {
 		{"dirty-logged slot", "cas", a64Outcome{x1: a64Written, hostData: a64Written, dirty: true}},
 		{"hole in the slot", "cas", a64Outcome{x1: a64Written, hostData: a64Written}},
 		{"unbacked gpa", "cas", a64Outcome{x1: a64Pattern, hostData: a64Pattern, failRun: true}},
+		// CASALB replaces the low byte; CASPAL the data and the zero
+		// doubleword after it.
+		{"plain slot", "casb", a64Outcome{x1: 0x0123_4567_89ab_cd01, hostData: 0x0123_4567_89ab_cd01}},
+		{"plain slot", "casp", a64Outcome{x1: a64Written, hostData: a64Written, hostHi: a64WrittenHi}},
+		{"read-only slot", "casb", a64Outcome{x1: a64Pattern, hostData: a64Pattern, failRun: true}},
+		{"read-only slot", "casp", a64Outcome{x1: a64Pattern, hostData: a64Pattern, failRun: true}},
+		{"dirty-logged slot", "casb", a64Outcome{x1: 0x0123_4567_89ab_cd01, hostData: 0x0123_4567_89ab_cd01, dirty: true}},
+		{"dirty-logged slot", "casp", a64Outcome{x1: a64Written, hostData: a64Written, hostHi: a64WrittenHi, dirty: true}},
+		{"hole in the slot", "casb", a64Outcome{x1: 0x01, hostData: 0x01}},
+		{"hole in the slot", "casp", a64Outcome{x1: a64Written, hostData: a64Written, hostHi: a64WrittenHi}},
+		{"unbacked gpa", "casb", a64Outcome{x1: a64Pattern, hostData: a64Pattern, failRun: true}},
+		{"unbacked gpa", "casp", a64Outcome{x1: a64Pattern, hostData: a64Pattern, failRun: true}},
 	}
 	for _, tt := range tests {
 		k, ok1 := kind[tt.kind]
@@ -64,8 +76,8 @@ func TestA64Expect(t *testing.T) {
 			}
 		}
 	}
-	if specs != 33 {
-		t.Errorf("%d data-page specs, want 33 (5 kinds × 7 accesses, less the fetches from a hole and from no slot)", specs)
+	if specs != 43 {
+		t.Errorf("%d data-page specs, want 43 (5 kinds × 9 accesses, less the fetches from a hole and from no slot)", specs)
 	}
 	for _, pair := range [][2]string{{"hole in the slot", "exec"}, {"unbacked gpa", "exec"}} {
 		if got := a64Expect(kind[pair[0]], access[pair[1]]); got.skip == "" {

@@ -84,6 +84,10 @@ type Attrs struct {
 	// NoAF leaves the Access flag clear: the first access takes an Access
 	// flag fault (or sets it, with hardware AF management).
 	NoAF bool
+	// DBM is the dirty bit modifier (FEAT_HAFDBS): with hardware dirty
+	// state management (TCR_EL1.HD) a write to a read-only (AP[2]) DBM
+	// page clears AP[2] (writable-dirty) instead of faulting.
+	DBM bool
 }
 
 // Attribute sets of the runtime's mappings.
@@ -115,6 +119,9 @@ func (a Attrs) leaf(level int, pa uint64) uint64 {
 	if a.NG {
 		d |= DescNG
 	}
+	if a.DBM {
+		d |= DescDBM
+	}
 	if a.UXN {
 		d |= DescUXN
 	}
@@ -134,6 +141,7 @@ func DecodeAttrs(d uint64) Attrs {
 		SH:   Shareability(d >> DescSHShift & 3),
 		NG:   d&DescNG != 0,
 		NoAF: d&DescAF == 0,
+		DBM:  d&DescDBM != 0,
 	}
 }
 
@@ -150,6 +158,9 @@ func (a Attrs) String() string {
 	}
 	if a.NoAF {
 		s = append(s, "no-af")
+	}
+	if a.DBM {
+		s = append(s, "dbm")
 	}
 	return strings.Join(s, ",")
 }

@@ -38,6 +38,10 @@ type Config struct {
 	// HA turns on hardware Access flag management (TCR_EL1.HA): only
 	// where the CPU has it (ID_AA64MMFR1_EL1.HAFDBS), which the spec checks.
 	HA bool
+	// HD adds hardware dirty state management (TCR_EL1.HD, with HA): a
+	// write to a read-only page whose descriptor has DBM set clears its
+	// AP[2]. Only where ID_AA64MMFR1_EL1.HAFDBS is 2 or more.
+	HD bool
 	// Output receives guest PRINTF lines (default: discarded).
 	Output io.Writer
 	// Features are the vCPUs' features (hv.ARM64VM.NewARM64VCPU); the
@@ -132,6 +136,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if err := cfg.Mode.Validate(); err != nil {
 		return cfg, err
+	}
+	if cfg.HD && !cfg.HA {
+		return cfg, fmt.Errorf("a64guest: hardware dirty state (HD) needs hardware Access flag management (HA): TCR_EL1.HD is ignored without HA")
 	}
 	if cfg.VCPUs == 0 {
 		cfg.VCPUs = 1
@@ -234,7 +241,7 @@ func (g *Guest) freeRuns() []guest.Region {
 
 // writeRuntime (re)builds the runtime with the installed handlers.
 func (g *Guest) writeRuntime() error {
-	rt, err := buildRuntime(runtimeSpec{mode: g.cfg.Mode, layout: g.cfg.Layout, ha: g.cfg.HA, el0: g.cfg.EL0,
+	rt, err := buildRuntime(runtimeSpec{mode: g.cfg.Mode, layout: g.cfg.Layout, ha: g.cfg.HA, hd: g.cfg.HD, el0: g.cfg.EL0,
 		ttbr0: g.PT.Root, handlers: g.handlers}, g)
 	if err != nil {
 		return err
@@ -279,7 +286,7 @@ func (g *Guest) Allocator() *guest.Allocator { return g.phys }
 // Walker translates guest addresses as the guest's CPU does with the
 // runtime's translation registers.
 func (g *Guest) Walker() *Walker {
-	return &Walker{Mode: g.cfg.Mode, TTBR0: g.PT.Root, Mem: g.VM, HA: g.cfg.HA}
+	return &Walker{Mode: g.cfg.Mode, TTBR0: g.PT.Root, Mem: g.VM, HA: g.cfg.HA, HD: g.cfg.HD}
 }
 
 // UserBlock is the guest address of vCPU i's user block (X28 in test code).

@@ -30,6 +30,7 @@ func TestConfigErrors(t *testing.T) {
 		{Layout: Layout{Code: 0x8000}},
 		{Layout: Layout{Code: PageTableBase}},
 		{Layout: Layout{Code: 0xf00000, CodeSize: 0x200000}},
+		{HD: true}, // TCR_EL1.HD without HA is ignored: refused
 	} {
 		if _, err := cfg.withDefaults(); err == nil {
 			t.Errorf("%+v: no error", cfg)

@@ -420,6 +420,22 @@ func TestWalkerFaults(t *testing.T) {
 					must(t, pt.ClearAccessFlag(4*g))
 					w.HA = true
 				}, 4 * g, Access{EL: 0, Write: true}, -1, 0},
+				{"HD: a write to a writable-clean page clears AP[2] instead of faulting", func(pt *PageTables, w *Walker) {
+					must(t, pt.Protect(4*g, g, Attrs{AP: APEL1RO, DBM: true, UXN: true}))
+					w.HA, w.HD = true, true
+				}, 4 * g, Access{EL: 1, Write: true}, -1, 0},
+				{"DBM without HD", func(pt *PageTables, w *Walker) {
+					must(t, pt.Protect(4*g, g, Attrs{AP: APEL1RO, DBM: true, UXN: true}))
+					w.HA = true
+				}, 4 * g, Access{EL: 1, Write: true}, FaultPermission, 3},
+				{"HD without DBM", func(pt *PageTables, w *Walker) {
+					must(t, pt.Protect(4*g, g, Attrs{AP: APEL1RO, UXN: true}))
+					w.HA, w.HD = true, true
+				}, 4 * g, Access{EL: 1, Write: true}, FaultPermission, 3},
+				{"HD without HA is ignored", func(pt *PageTables, w *Walker) {
+					must(t, pt.Protect(4*g, g, Attrs{AP: APEL1RO, DBM: true, UXN: true}))
+					w.HD = true
+				}, 4 * g, Access{EL: 1, Write: true}, FaultPermission, 3},
 				{"WXN", func(pt *PageTables, w *Walker) {
 					must(t, pt.Protect(4*g, g, Attrs{AP: APEL1RW}))
 					w.WXN = true

@@ -435,3 +435,66 @@ func TestHardwareAFUnderQEMU(t *testing.T) {
 		})
 	}
 }
+
+// TestHardwareDirtyUnderQEMU boots with TCR_EL1.HA and HD (QEMU's max CPU
+// has FEAT_HAFDBS with dirty state): a read of a read-only page whose
+// descriptor has DBM set leaves it alone, a write completes and the CPU
+// clears AP[2] (writable-dirty), as the walker with HD predicts; without
+// DBM the write is a permission fault (level 3, WnR) and the descriptor
+// stays as it was.
+func TestHardwareDirtyUnderQEMU(t *testing.T) {
+	qemu := qemuPath(t)
+	for _, mode := range modelModes {
+		t.Run(mode.String(), func(t *testing.T) {
+			g := modelGuest(t, Config{Mode: mode, HA: true, HD: true})
+			gs := mode.Granule.Size()
+			pa, err := g.Alloc(2*gs, gs)
+			must(t, err)
+			const va = 0x4000_0000
+			must(t, g.PT.Map(va, pa, gs, Attrs{AP: APEL1RO, DBM: true, UXN: true, PXN: true}))
+			must(t, g.PT.Map(va+gs, pa+gs, gs, Attrs{AP: APEL1RO, UXN: true, PXN: true}))
+			dbm, _, err := g.PT.Leaf(va)
+			must(t, err)
+			plain, _, err := g.PT.Leaf(va + gs)
+			must(t, err)
+			if _, err := g.Walker().Translate(va, Access{EL: 1, Write: true}); err != nil {
+				t.Fatalf("walker with HD, DBM page: %v", err)
+			}
+			var f *Fault
+			if _, err := g.Walker().Translate(va+gs, Access{EL: 1, Write: true}); !errors.As(err, &f) || f.Kind != FaultPermission || f.Level != 3 {
+				t.Fatalf("walker with HD, read-only page without DBM: %v, want a level-3 permission fault", err)
+			}
+			logAt, err := g.Alloc(32, 8)
+			must(t, err)
+			p := g.Program()
+			p.Mov(a64.X6, a64.Imm(va))
+			p.Probe(ProbeRead, a64.X6, a64.X7)
+			p.Mov(a64.X10, a64.Imm(int64(logAt)))
+			p.Str(a64.X7, a64.Ptr(a64.X10, 0))
+			p.FlushTLB()
+			p.Probe(ProbeWrite, a64.X6, a64.X8)
+			p.Mov(a64.X6, a64.Imm(int64(va+gs)))
+			p.Probe(ProbeWrite, a64.X6, a64.X9)
+			p.FlushTLB()
+			p.Mov(a64.X10, a64.Imm(int64(logAt)))
+			p.Stp(a64.X8, a64.X9, a64.Ptr(a64.X10, 8))
+			qemuDone(p)
+			loadModel(t, g, p)
+			mem, _ := qemuBoot(t, qemu, g)
+			le := binary.LittleEndian
+			if r, w := le.Uint64(mem[logAt:]), le.Uint64(mem[logAt+8:]); r != 0 || w != 0 {
+				t.Errorf("probes of a DBM page with HD: read esr %#x, write esr %#x", r, w)
+			}
+			wantESR := uint64(ECDABTCurrent)<<ESRECShift | 1<<25 | ESRWnR | uint64((&Fault{Kind: FaultPermission, Level: 3}).FSC())
+			if w := le.Uint64(mem[logAt+16:]); w != wantESR {
+				t.Errorf("write to a read-only page without DBM: esr %#x, want %#x", w, wantESR)
+			}
+			if d := le.Uint64(mem[dbm.EntryGPA:]); d != dbm.Desc&^(2<<DescAPShift) {
+				t.Errorf("DBM descriptor %#x after the read and the write (before %#x): want only AP[2] cleared", d, dbm.Desc)
+			}
+			if d := le.Uint64(mem[plain.EntryGPA:]); d != plain.Desc {
+				t.Errorf("descriptor without DBM %#x after the faulting write (before %#x): want it unchanged", d, plain.Desc)
+			}
+		})
+	}
+}

@@ -96,7 +96,7 @@ const tlbiVMALLE1IS = 0xd508831f
 type runtimeSpec struct {
 	mode     Mode
 	layout   Layout
-	ha       bool
+	ha, hd   bool
 	el0      bool
 	ttbr0    uint64
 	handlers [NumVectors]*Handler
@@ -333,7 +333,11 @@ func emitBoot(a *a64.Assembler, s runtimeSpec) {
 
 	a.Mov(a64.X2, a64.Imm(int64(MAIR())))
 	a.Msr(a64.MAIR_EL1, a64.X2)
-	a.Mov(a64.X2, a64.Imm(int64(s.mode.TCR(s.ha))))
+	tcr := s.mode.TCR(s.ha)
+	if s.hd {
+		tcr |= TCRHD
+	}
+	a.Mov(a64.X2, a64.Imm(int64(tcr)))
 	a.Msr(a64.TCR_EL1, a64.X2)
 	a.Mov(a64.X2, a64.Imm(int64(s.ttbr0)))
 	a.Msr(a64.TTBR0_EL1, a64.X2)

@@ -137,6 +137,10 @@ type Walker struct {
 	Mem   Reader
 	// HA is TCR_EL1.HA: the CPU sets AF instead of faulting.
 	HA bool
+	// HD is TCR_EL1.HD (effective with HA only): a write that only a
+	// leaf's AP[2] forbids, to a descriptor with DBM set, clears AP[2]
+	// instead of faulting (table restrictions still apply).
+	HD bool
 	// WXN is SCTLR_EL1.WXN.
 	WXN bool
 }
@@ -147,7 +151,8 @@ func NewWalker(tcr, ttbr0, sctlr uint64, mem Reader) (*Walker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Walker{Mode: m, TTBR0: ttbr0, Mem: mem, HA: tcr&TCRHA != 0, WXN: sctlr&SCTLRWXN != 0}, nil
+	return &Walker{Mode: m, TTBR0: ttbr0, Mem: mem, HA: tcr&TCRHA != 0,
+		HD: tcr&TCRHA != 0 && tcr&TCRHD != 0, WXN: sctlr&SCTLRWXN != 0}, nil
 }
 
 // Translate walks va for the access a and returns the translation, or a
@@ -211,7 +216,12 @@ func (w *Walker) Translate(va uint64, a Access) (Translation, error) {
 			return fault(FaultAccessFlag, level, nil)
 		}
 		attrs := DecodeAttrs(d)
-		p := w.perm(attrs, noWrite, noEL0, uxn, px)
+		pa1 := attrs
+		if w.HA && w.HD && attrs.DBM {
+			// Writable-clean: a write makes the CPU clear AP[2].
+			pa1.AP &^= 0b10
+		}
+		p := w.perm(pa1, noWrite, noEL0, uxn, px)
 		if !p.allows(a) {
 			return fault(FaultPermission, level, nil)
 		}
