@@ -66,7 +66,9 @@ func (m Mode) oaField(d uint64) uint64 {
 }
 
 // leafDesc is the block or page descriptor mapping pa with a.
-func (m Mode) leafDesc(a Attrs, level int, pa uint64) uint64 { return a.leaf(level, 0) | m.encodeOA(pa) }
+func (m Mode) leafDesc(a Attrs, level int, pa uint64) uint64 {
+	return a.leaf(level, 0) | m.encodeOA(pa)
+}
 
 // tableDesc is a table descriptor pointing at the table at pa.
 func (m Mode) tableDesc(pa uint64) uint64 { return tableDesc(0) | m.encodeOA(pa) }
