@@ -246,6 +246,9 @@ func (h *Hypervisor) CreateVM(cfg hv.VMConfig) (*VM, error) {
 			return nil, fmt.Errorf("KVM_ENABLE_CAP DIRTY_LOG_RING %d bytes: %w", n, unix.E2BIG)
 		}
 	}
+	if cfg.ARM64Type != 0 {
+		return nil, hv.Unsupported(Name, hv.CapARM64IPASize, "VMConfig.ARM64Type %v: the emu's guests are x86-64", cfg.ARM64Type)
+	}
 	if cfg.DirtyRingWithBitmap && cfg.DirtyRingBytes == 0 {
 		return nil, fmt.Errorf("KVM_ENABLE_CAP DIRTY_LOG_RING_WITH_BITMAP: needs a dirty ring: %w", unix.EINVAL)
 	}

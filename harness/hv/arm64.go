@@ -441,3 +441,50 @@ const GICRCtlrEnableLPIs = 1
 
 // GITSCtlrEnabled is GITS_CTLR.Enabled.
 const GITSCtlrEnabled = 1
+
+// CapARM64IPASize says VMConfig.ARM64Type may ask for an IPA size other
+// than the default; its value is the largest (KVM_CAP_ARM_VM_IPA_SIZE).
+const CapARM64IPASize Cap = "arm64-ipa-size"
+
+// IPA sizes of arm64 VMs, in bits.
+const (
+	// ARM64DefaultIPABits is the IPA size of machine type 0 (KVM_PHYS_SHIFT).
+	ARM64DefaultIPABits = 40
+	// ARM64MinIPABits is the smallest size a type may ask for (the
+	// smallest ID_AA64MMFR0_EL1.PARange, which KVM takes as its floor).
+	ARM64MinIPABits = 32
+)
+
+// ARM64VMType is an arm64 VM's machine type, KVM_CREATE_VM's argument:
+// bits 7:0 are the IPA size in bits (0: ARM64DefaultIPABits), the other
+// bits are reserved. A backend passes every bit on, so the hypervisor
+// is the one that refuses what it does not know.
+type ARM64VMType uint64
+
+// ARM64IPASizeMask is the IPA size field of a machine type
+// (KVM_VM_TYPE_ARM_IPA_SIZE_MASK).
+const ARM64IPASizeMask ARM64VMType = 0xff
+
+// ARM64IPASize is the machine type of a VM whose guest-physical
+// addresses have bits bits (KVM_VM_TYPE_ARM_IPA_SIZE).
+func ARM64IPASize(bits int) ARM64VMType { return ARM64VMType(bits) & ARM64IPASizeMask }
+
+// IPABits is the IPA size the type asks for: its size field, or
+// ARM64DefaultIPABits where the field is 0.
+func (t ARM64VMType) IPABits() int {
+	if n := int(t & ARM64IPASizeMask); n != 0 {
+		return n
+	}
+	return ARM64DefaultIPABits
+}
+
+func (t ARM64VMType) String() string {
+	s := fmt.Sprintf("ipa-%d", t.IPABits())
+	if t&ARM64IPASizeMask == 0 {
+		s += "(default)"
+	}
+	if r := t &^ ARM64IPASizeMask; r != 0 {
+		s += fmt.Sprintf("|%#x", uint64(r))
+	}
+	return s
+}

@@ -43,6 +43,10 @@ type VMConfig struct {
 	// returning a HaltExit; without it the APIC pages are plain MMIO and
 	// the Interrupts methods fail with ErrUnsupported.
 	IRQChip bool
+	// ARM64Type is an arm64 VM's machine type (ARM64IPASize: the size of
+	// its guest-physical address space); 0 is the hypervisor's default.
+	// Backends without arm64 guests refuse anything else.
+	ARM64Type ARM64VMType
 }
 
 // MemFlags are memslot flags.

@@ -30,6 +30,7 @@ func (h *Hypervisor) archOpen() error {
 	return &hv.UnavailableError{Backend: Name, Reason: archUnavailable}
 }
 func (h *Hypervisor) archCaps(c *hv.Caps)                       {}
+func (h *Hypervisor) archVMType(hv.VMConfig) (uintptr, error)   { return 0, errArch(hv.CapLongMode) }
 func (vm *VM) archConfig() error                                { return errArch(hv.CapLongMode) }
 func (vm *VM) archClose() error                                 { return nil }
 func (v *VCPU) archCreate() error                               { return errArch(hv.CapLongMode) }

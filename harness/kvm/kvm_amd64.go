@@ -19,6 +19,15 @@ type archHypervisor struct {
 	debugMask uint32
 }
 
+// archVMType is KVM_CREATE_VM's type: 0 (KVM_X86_DEFAULT_VM); an arm64
+// machine type has no meaning here.
+func (h *Hypervisor) archVMType(cfg hv.VMConfig) (uintptr, error) {
+	if cfg.ARM64Type != 0 {
+		return 0, hv.Unsupported(Name, hv.CapARM64IPASize, "VMConfig.ARM64Type %v: guests here are x86-64", cfg.ARM64Type)
+	}
+	return 0, nil
+}
+
 // archClose: the x86 VM holds no in-kernel device descriptors.
 func (vm *VM) archClose() error { return nil }
 

@@ -47,6 +47,13 @@ func (h *Hypervisor) archOpen() error {
 	return nil
 }
 
+// archVMType is KVM_CREATE_VM's type: the machine type as given,
+// reserved bits included, so KVM is the one that refuses them (and an
+// IPA size outside [32, KVM_CAP_ARM_VM_IPA_SIZE]).
+func (h *Hypervisor) archVMType(cfg hv.VMConfig) (uintptr, error) {
+	return uintptr(cfg.ARM64Type), nil
+}
+
 // archClose closes the vGIC, which holds a reference on the VM.
 func (vm *VM) archClose() error {
 	vm.arch.mu.Lock()
@@ -84,6 +91,7 @@ func (h *Hypervisor) archCaps(c *hv.Caps) {
 	default:
 		c.Set(hv.CapVGICITS, true, 0, "KVM_DEV_TYPE_ARM_VGIC_ITS")
 	}
+	h.ipaCaps(c)
 	pmu := h.CheckExtension(capARMPMUV3)
 	if pmu != 0 {
 		c.Set(hv.CapARM64PMU, true, 0, "KVM_CAP_ARM_PMU_V3")
@@ -136,4 +144,19 @@ func armDebugCaps(c *hv.Caps, debug bool, mask uint32, bps, wps int) uint32 {
 	c.Set(hv.CapBlockIRQ, false, 0, "KVM_GUESTDBG_BLOCKIRQ is x86 only")
 	c.Set(hv.CapDebugInject, false, 0, "KVM_GUESTDBG_INJECT_DB/BP are x86 only")
 	return mask
+}
+
+// ipaCaps records KVM_CAP_ARM_VM_IPA_SIZE: the largest IPA size a
+// machine type may ask for (0 on kernels before 4.20, where only the
+// default 40 bits exist).
+func (h *Hypervisor) ipaCaps(c *hv.Caps) {
+	ipaCap(c, h.CheckExtension(capARMVMIPASize))
+}
+
+func ipaCap(c *hv.Caps, max int) {
+	if max <= 0 {
+		c.Set(hv.CapARM64IPASize, false, 0, fmt.Sprintf("KVM_CAP_ARM_VM_IPA_SIZE=%d: only the default %d-bit IPA space", max, hv.ARM64DefaultIPABits))
+		return
+	}
+	c.Set(hv.CapARM64IPASize, true, uint64(max), fmt.Sprintf("KVM_CAP_ARM_VM_IPA_SIZE=%d", max))
 }

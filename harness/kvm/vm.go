@@ -61,8 +61,15 @@ func (h *Hypervisor) NewVM(cfg hv.VMConfig) (hv.VM, error) {
 
 // CreateVM is NewVM with the concrete type, for tests that need KVM specifics.
 func (h *Hypervisor) CreateVM(cfg hv.VMConfig) (*VM, error) {
-	fd, err := ioctl(h.fd, kvmCreateVM, 0)
+	typ, err := h.archVMType(cfg)
 	if err != nil {
+		return nil, err
+	}
+	fd, err := ioctl(h.fd, kvmCreateVM, typ)
+	if err != nil {
+		if typ != 0 {
+			return nil, fmt.Errorf("KVM_CREATE_VM type %#x (%v): %w", typ, cfg.ARM64Type, err)
+		}
 		return nil, fmt.Errorf("KVM_CREATE_VM: %w", err)
 	}
 	vm := newVMState(h, int(fd), cfg)

@@ -5,7 +5,8 @@ package memslot
 // stage 2 on its next access (memory where a slot is, an MMIO exit where
 // none is); the limits and bad input (arm64limits.go), a slot changed
 // under a reading guest and the guest's code slot deleted
-// (arm64running.go), and memslot_perf_test per granule (arm64perf.go).
+// (arm64running.go), VMs of other IPA sizes (arm64ipa.go), and
+// memslot_perf_test per granule (arm64perf.go).
 
 import (
 	"context"
@@ -137,6 +138,7 @@ func arm64Specs(b *framework.Backend) {
 	}, SpecTimeout(a64SpecTimeout))
 
 	Describe("limits", func() { a64LimitSpecs(b) })
+	Describe("IPA size", func() { a64IPASpecs(b) })
 	Describe("running guest", func() { a64RunningSpecs(b) })
 	a64StressSpecs(b)
 	Describe("perf", taxonomy.Perf, Serial, func() { a64PerfSpecs(b) })

@@ -19,7 +19,7 @@ import (
 // a64IPABits is the IPA size of a VM created with machine type 0, as
 // the kvm backend creates them (KVM's default, KVM_VM_TYPE_ARM_IPA_SIZE
 // not given).
-const a64IPABits = 40
+const a64IPABits = hv.ARM64DefaultIPABits
 
 // a64BeyondIPA are arm64's refusals of a slot outside the IPA space.
 func a64BeyondIPA() []TableEntry {

@@ -38,7 +38,40 @@ const (
 	TableAPRO    = 2 << TableAPShift
 
 	descOAMask = 0x0000_ffff_ffff_f000 // output address bits 47:12
+
+	// FEAT_LPA with the 64K granule: OA[47:16] in place, OA[51:48] in
+	// descriptor bits 15:12.
+	descLPAOAMask  = 0x0000_ffff_ffff_0000
+	descLPAHiShift = 12
 )
+
+// encodeOA places output address pa in a descriptor's address field.
+func (m Mode) encodeOA(pa uint64) uint64 {
+	if m.lpa() {
+		return pa&descLPAOAMask | (pa>>48&0xf)<<descLPAHiShift
+	}
+	return pa & descOAMask
+}
+
+// oaField is the whole output address a descriptor's address field
+// holds (the low bits of a block's included). With the 64K granule bits
+// 15:12 are OA[51:48] in any mode, as on a CPU with FEAT_LPA (without it
+// they are RES0, which this package keeps): a smaller PA size then
+// makes them an address size fault.
+func (m Mode) oaField(d uint64) uint64 {
+	if m.Granule == Granule64K {
+		return d&descLPAOAMask | (d>>descLPAHiShift&0xf)<<48
+	}
+	return d & descOAMask
+}
+
+// leafDesc is the block or page descriptor mapping pa with a.
+func (m Mode) leafDesc(a Attrs, level int, pa uint64) uint64 {
+	return a.leaf(level, 0) | m.encodeOA(pa)
+}
+
+// tableDesc is a table descriptor pointing at the table at pa.
+func (m Mode) tableDesc(pa uint64) uint64 { return tableDesc(0) | m.encodeOA(pa) }
 
 // AP is a descriptor's data access permission, AP[2:1].
 type AP uint8
@@ -106,7 +139,8 @@ var (
 	Device = Attrs{AP: APRW, UXN: true, PXN: true, Mem: MemDeviceNGnRE}
 )
 
-// leaf returns the block (level < 3) or page descriptor mapping pa.
+// leaf returns the block (level < 3) or page descriptor mapping pa with
+// 48-bit output addresses (Mode.leafDesc: any mode's).
 func (a Attrs) leaf(level int, pa uint64) uint64 {
 	d := pa&descOAMask | DescValid |
 		uint64(a.Mem&7)<<DescAttrIndxShift | uint64(a.AP&3)<<DescAPShift | uint64(a.SH&3)<<DescSHShift
@@ -173,9 +207,9 @@ func tableDesc(pa uint64) uint64 { return pa&descOAMask | DescValid | DescTable 
 // RES0 and ignored, as the CPU ignores them).
 func (m Mode) oa(d uint64, level int) uint64 {
 	if level < 3 && d&DescTable == 0 {
-		return d & descOAMask &^ (m.LevelSize(level) - 1)
+		return m.oaField(d) &^ (m.LevelSize(level) - 1)
 	}
-	return d & descOAMask &^ (m.Granule.Size() - 1)
+	return m.oaField(d) &^ (m.Granule.Size() - 1)
 }
 
 // DescString formats a descriptor for messages.

@@ -26,7 +26,8 @@ import (
 
 // Config shapes an arm64 guest.
 type Config struct {
-	// Mode is the stage-1 translation (zero: DefaultMode).
+	// Mode is the stage-1 translation (zero: DefaultMode, or where
+	// VM.ARM64Type asks for an IPA size, ModeForIPA's mode for it).
 	Mode Mode
 	// EL0 starts test code at EL0 (EL0t) instead of EL1 (EL1t).
 	EL0     bool
@@ -133,6 +134,13 @@ func newGuest(h hv.Hypervisor, cfg Config) (*Guest, error) {
 func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Mode == (Mode{}) {
 		cfg.Mode = DefaultMode
+		if t := cfg.VM.ARM64Type; t&hv.ARM64IPASizeMask != 0 {
+			m, err := ModeForIPA(t.IPABits())
+			if err != nil {
+				return cfg, err
+			}
+			cfg.Mode = m
+		}
 	}
 	if err := cfg.Mode.Validate(); err != nil {
 		return cfg, err
@@ -515,6 +523,30 @@ func (g *Guest) MapIdentity(gpa, size uint64, a Attrs) error {
 		return fmt.Errorf("a64guest: map [%#x, +%#x): overlaps the ucall page %#x", gpa, size, uint64(UcallMMIOGPA))
 	}
 	return g.PT.MapBlocks(gpa, gpa, size, a)
+}
+
+// MapPhys maps guest-physical [gpa, gpa+size) with attributes a where
+// the guest can reach it, and returns the virtual address: gpa itself
+// where the range fits the VA range (MapIdentity), else gpa's low
+// VABits bits, for memory above 2^VABits such as the top of a 52-bit IPA
+// space. Mapping over another mapping is refused, never done.
+func (g *Guest) MapPhys(gpa, size uint64, a Attrs) (uint64, error) {
+	m := g.cfg.Mode
+	if gpa < m.VASize() && size <= m.VASize()-gpa {
+		return gpa, g.MapIdentity(gpa, size, a)
+	}
+	ps := g.PageSize()
+	if gpa%ps != 0 || size%ps != 0 || size == 0 {
+		return 0, fmt.Errorf("a64guest: map [%#x, +%#x): not aligned to the %v page", gpa, size, m.Granule)
+	}
+	va := gpa & (m.VASize() - 1)
+	if va+size > m.VASize() {
+		return 0, fmt.Errorf("a64guest: map [%#x, +%#x): its %d-bit VA window [%#x, +%#x) wraps", gpa, size, m.VABits, va, size)
+	}
+	if err := g.PT.MapBlocks(va, gpa, size, a); err != nil {
+		return 0, err
+	}
+	return va, nil
 }
 
 // RunAll runs every vCPU until DONE, concurrently, and returns the first

@@ -64,9 +64,13 @@ func granuleFromTG0(tg0 uint64) (Granule, bool) {
 	return 0, false
 }
 
-// Physical address sizes TCR_EL1.IPS encodes (52 bits needs FEAT_LPA and
-// a descriptor format this package does not build).
-var ipsBits = []int{32, 36, 40, 42, 44, 48}
+// Physical address sizes TCR_EL1.IPS encodes. 52 bits is built with the
+// 64K granule only (FEAT_LPA: output address bits 51:48 in descriptor
+// bits 15:12); 4K and 16K need FEAT_LPA2's other format, not built here.
+var ipsBits = []int{32, 36, 40, 42, 44, 48, 52}
+
+// lpaBits is the PA size of FEAT_LPA's descriptor format.
+const lpaBits = 52
 
 func ipsEncoding(paBits int) (uint64, bool) {
 	for i, b := range ipsBits {
@@ -112,7 +116,32 @@ func (m Mode) Validate() error {
 	if _, ok := ipsEncoding(m.PABits); !ok {
 		return fmt.Errorf("a64guest: mode %v: PA bits must be one of %v", m, ipsBits)
 	}
+	if m.lpa() && m.Granule != Granule64K {
+		return fmt.Errorf("a64guest: mode %v: 52 PA bits need the 64K granule (FEAT_LPA; FEAT_LPA2's 4K/16K format is not built)", m)
+	}
 	return nil
+}
+
+// lpa says the mode's descriptors carry 52-bit output addresses
+// (FEAT_LPA with the 64K granule).
+func (m Mode) lpa() bool { return m.PABits == lpaBits }
+
+// ModeForIPA is the mode whose stage 1 reaches every address of an
+// ipaBits-bit IPA space (hv.ARM64VMType.IPABits): the smallest PA size
+// TCR_EL1.IPS encodes at or above it, 48-bit VAs, the 4K granule, or
+// the 64K one above 48 bits (FEAT_LPA; the guest's CPU must have it:
+// ID_AA64MMFR0_EL1.PARange 52 bits).
+func ModeForIPA(ipaBits int) (Mode, error) {
+	for _, b := range ipsBits {
+		if b >= ipaBits {
+			m := Mode{PABits: b, VABits: MaxVABits, Granule: Granule4K}
+			if m.lpa() {
+				m.Granule = Granule64K
+			}
+			return m, nil
+		}
+	}
+	return Mode{}, fmt.Errorf("a64guest: no stage-1 PA size reaches a %d-bit IPA space (at most %d)", ipaBits, lpaBits)
 }
 
 // StartLevel is the level of the first lookup (0..3): as many levels as it
@@ -334,8 +363,14 @@ func SupportsGranule(mmfr0 uint64, g Granule) bool {
 }
 
 // PABitsFromMMFR0 is the CPU's physical address size (ID_AA64MMFR0_EL1.PARange),
-// capped at 48 bits (52-bit output addresses are not built here).
-func PABitsFromMMFR0(mmfr0 uint64) int {
+// capped at 48 bits: what every granule's descriptors reach (52 bits
+// needs the 64K granule, see MMFR0PABits).
+func PABitsFromMMFR0(mmfr0 uint64) int { return min(MMFR0PABits(mmfr0), 48) }
+
+// MMFR0PABits is the CPU's physical address size as
+// ID_AA64MMFR0_EL1.PARange says it, 52 bits included (encodings above
+// 52 bits' are read as 52).
+func MMFR0PABits(mmfr0 uint64) int {
 	r := mmfr0 >> mmfr0PARangeShift & 0xf
 	if r >= uint64(len(ipsBits)) {
 		return ipsBits[len(ipsBits)-1]

@@ -147,7 +147,7 @@ func (pt *PageTables) MapAt(level int, va, pa uint64, a Attrs) error {
 			if err != nil {
 				return fmt.Errorf("a64guest: map %#x: %w", va, err)
 			}
-			d = tableDesc(t)
+			d = m.tableDesc(t)
 			if err := write64(pt.mem, egpa, d); err != nil {
 				return err
 			}
@@ -164,7 +164,7 @@ func (pt *PageTables) MapAt(level int, va, pa uint64, a Attrs) error {
 	if old&DescValid != 0 {
 		return fmt.Errorf("a64guest: map %#x at level %d: already mapped (%s)", va, level, m.DescString(old, level))
 	}
-	return write64(pt.mem, egpa, a.leaf(level, pa))
+	return write64(pt.mem, egpa, m.leafDesc(a, level, pa))
 }
 
 // Map maps [va, va+size) to [pa, pa+size) with pages of the granule.
@@ -218,7 +218,7 @@ func (pt *PageTables) Unmap(va, size uint64) error {
 // [va, va+size), keeping their output addresses.
 func (pt *PageTables) Protect(va, size uint64, a Attrs) error {
 	m := pt.Mode
-	return pt.update(va, size, func(d uint64, level int) uint64 { return a.leaf(level, m.oa(d, level)) })
+	return pt.update(va, size, func(d uint64, level int) uint64 { return m.leafDesc(a, level, m.oa(d, level)) })
 }
 
 // SetLeaf replaces va's leaf descriptor (or the invalid entry where it is

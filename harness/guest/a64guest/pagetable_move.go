@@ -37,7 +37,7 @@ func (pt *PageTables) MoveLeafTable(va, gpa uint64) (uint64, error) {
 	if err := pt.mem.WriteGPA(gpa, table); err != nil {
 		return 0, fmt.Errorf("a64guest: move the table of %#x: write %#x: %w", va, gpa, err)
 	}
-	if err := write64(pt.mem, parent.EntryGPA, parent.Desc&^descOAMask|tableDesc(gpa)); err != nil {
+	if err := write64(pt.mem, parent.EntryGPA, parent.Desc&^descOAMask|m.tableDesc(gpa)); err != nil {
 		return 0, err
 	}
 	return gpa + (leaf.EntryGPA - old), nil

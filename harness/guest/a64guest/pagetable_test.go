@@ -110,7 +110,7 @@ func TestModeGeometry(t *testing.T) {
 }
 
 func TestModeValidate(t *testing.T) {
-	for _, m := range []Mode{{40, 49, Granule4K}, {40, 24, Granule4K}, {52, 48, Granule64K}, {41, 48, Granule4K}, {40, 48, 13}} {
+	for _, m := range []Mode{{40, 49, Granule4K}, {40, 24, Granule4K}, {52, 48, Granule4K}, {52, 48, Granule16K}, {41, 48, Granule4K}, {40, 48, 13}} {
 		if err := m.Validate(); err == nil {
 			t.Errorf("%v: no error", m)
 		}
@@ -146,7 +146,7 @@ func TestSystemRegisterValues(t *testing.T) {
 		t.Error("TG0 0b11 decoded")
 	}
 	if _, err := ModeFromTCR(0x6_8090_3510); err == nil {
-		t.Error("IPS 52 bits decoded")
+		t.Error("IPS 52 bits with the 4K granule (FEAT_LPA2) decoded")
 	}
 }
 

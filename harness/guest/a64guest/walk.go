@@ -130,7 +130,8 @@ type Translation struct {
 // block levels, address-size checks against the PA size, hierarchical
 // table permissions, the Access flag, and the permission rules (EL0
 // writable memory is never executable at EL1; WXN). PAN, TTBR1 walks
-// (EPD1 is assumed set), FEAT_LPA and FEAT_HPDS are not modelled.
+// (EPD1 is assumed set), FEAT_LPA2 and FEAT_HPDS are not modelled;
+// FEAT_LPA's 52-bit output addresses (64K granule) are.
 type Walker struct {
 	Mode  Mode
 	TTBR0 uint64 // the table base; the ASID bits (63:48) are ignored
@@ -168,8 +169,12 @@ func (w *Walker) Translate(va uint64, a Access) (Translation, error) {
 		// Above TTBR0's range: TTBR1 (walks disabled) or neither range.
 		return fault(FaultTranslation, 0, nil)
 	}
-	// BADDR: bit 0 (CnP) and the ASID (bits 63:48) are not address bits.
+	// BADDR: bit 0 (CnP) and the ASID (bits 63:48) are not address bits;
+	// with FEAT_LPA's 52-bit PAs BADDR[51:48] are bits 5:2.
 	base := w.TTBR0 & (1<<48 - 1) &^ 1
+	if m.lpa() {
+		base = w.TTBR0&(1<<48-1)&^(1<<6-1) | (w.TTBR0>>2&0xf)<<48
+	}
 	if base >= m.PALimit() {
 		return fault(FaultAddressSize, 0, nil)
 	}
@@ -194,7 +199,7 @@ func (w *Walker) Translate(va uint64, a Access) (Translation, error) {
 		}
 		if level < 3 && d&DescTable != 0 {
 			next := m.oa(d, level)
-			if d&descOAMask >= m.PALimit() {
+			if m.oaField(d) >= m.PALimit() {
 				return fault(FaultAddressSize, level, nil)
 			}
 			noWrite = noWrite || d&TableAPRO != 0
@@ -209,7 +214,7 @@ func (w *Walker) Translate(va uint64, a Access) (Translation, error) {
 			return fault(FaultTranslation, level, nil)
 		}
 		pa := m.oa(d, level)
-		if d&descOAMask >= m.PALimit() {
+		if m.oaField(d) >= m.PALimit() {
 			return fault(FaultAddressSize, level, nil)
 		}
 		if d&DescAF == 0 && !w.HA {
