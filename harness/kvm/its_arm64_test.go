@@ -23,6 +23,7 @@ func TestRedistAttrOf(t *testing.T) {
 		{0x8001_0203, 0x78, 0x0001_0203<<32 | 0x78},
 		{0x44_8000_0000, 0x8, 0x4400_0000<<32 | 0x8},
 		{0xff_c0ff_ffff, 0xfffc, 0xffff_ffff<<32 | 0xfffc},
+		{0x8000_0001, 0x1_0200, 0x1<<32 | 0x1_0200}, // GICR_ISPENDR0 in the SGI_base frame
 	} {
 		if got := redistAttrOf(tc.mpidr, tc.off); got != tc.want {
 			t.Errorf("redistAttrOf(%#x, %#x) = %#x, want %#x", tc.mpidr, tc.off, got, tc.want)
