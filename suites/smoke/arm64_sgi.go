@@ -366,10 +366,15 @@ func (s *sgiGuest) each(f func(i int)) {
 	}
 }
 
-// wait emits a bounded wait until the word at addr is at least n and a
-// guest assert naming what if it never is. It clobbers X12-X15.
+// wait emits a bounded wait (a64SGIWait) until the word at addr is at
+// least n and a guest assert naming what if it never is. It clobbers
+// X12-X15.
 func (s *sgiGuest) wait(dst a64.Reg, addr uint64, n a64.Operand, what string) {
-	a64guest.WaitWord(s.p, dst, addr, n, a64SGIWait)
+	s.waitFor(dst, addr, n, what, a64SGIWait)
+}
+
+func (s *sgiGuest) waitFor(dst a64.Reg, addr uint64, n a64.Operand, what string, d time.Duration) {
+	a64guest.WaitWord(s.p, dst, addr, n, d)
 	s.p.Cmp(dst, n)
 	s.p.Assert(a64.HS, "timed out: "+what, dst)
 }
@@ -386,7 +391,9 @@ func (s *sgiGuest) finish(doneAt int, senders ...int) {
 			}
 		}
 	})
-	s.wait(a64.X2, s.shared+sgiDone, a64.Imm(int64(doneAt)), "the senders' end")
+	// Twice a sender's wait: a sender whose SGI is lost reports that
+	// (the first failure RunAll returns) before the others give up.
+	s.waitFor(a64.X2, s.shared+sgiDone, a64.Imm(int64(doneAt)), "the senders' end", 2*a64SGIWait)
 	a64guest.SpinFor(s.p, a64IRQQuiet)
 	s.p.Done()
 }
