@@ -398,15 +398,19 @@ func (s *sgiGuest) finish(doneAt int, senders ...int) {
 	s.p.Done()
 }
 
-// checkSGILogs compares each vCPU's IRQ log with want (the INTIDs in the
-// order taken) and finds no spurious acknowledge.
+// checkSGILogs compares every vCPU's IRQ log with want (the INTIDs in
+// the order taken), all at once so a failure shows the whole picture, and
+// finds no spurious acknowledge.
 func checkSGILogs(s *sgiGuest, want [][]uint32) {
 	GinkgoHelper()
 	Expect(want).To(HaveLen(s.n))
+	got := make([][]uint32, s.n)
+	counts, spurious := make([]uint64, s.n), make([]uint64, s.n)
 	for i := range s.n {
-		ids, count, spurious, err := s.gic.IRQs(i)
+		var err error
+		got[i], counts[i], spurious[i], err = s.gic.IRQs(i)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(ids).To(Equal(want[i]), "the INTIDs vCPU %d acknowledged (%d in all)", i, count)
-		Expect(spurious).To(BeZero(), "vCPU %d's spurious acknowledges", i)
 	}
+	Expect(got).To(Equal(want), "the INTIDs each vCPU acknowledged, in order (counts %v)", counts)
+	Expect(spurious).To(Equal(make([]uint64, s.n)), "each vCPU's spurious acknowledges")
 }
