@@ -278,6 +278,8 @@ type ARM64ITSVM interface {
 	CreateITS(base uint64) (ARM64ITS, error)
 	// GetRedistReg reads the 32-bit redistributor register at offset off
 	// (GICR_*; a 64-bit register is two, at off and off+4) of vCPU vcpu.
+	// Offsets are from RD_base: the SGI_base frame's registers
+	// (GICR_ISPENDR0, ...) are at 0x10000 + theirs.
 	GetRedistReg(vcpu int, off uint32) (uint32, error)
 	// SetRedistReg writes one.
 	SetRedistReg(vcpu int, off uint32, v uint32) error

@@ -148,9 +148,11 @@ func (vm *VM) vgicDesc() (int, error) {
 
 // redistAttr is the KVM_DEV_ARM_VGIC_GRP_REDIST_REGS attribute of
 // register off of vCPU vcpu: the vCPU's affinity (Aff3.Aff2.Aff1.Aff0 of
-// its MPIDR_EL1) in bits 32-63, the offset below.
+// its MPIDR_EL1) in bits 32-63, the offset below. Offsets are from
+// RD_base across both frames: the SGI_base registers (GICR_ISPENDR0 ...)
+// are at 64 KiB + their offset, as KVM's redistributor table has them.
 func (vm *VM) redistAttr(vcpu int, off uint32) (uint64, error) {
-	if off%4 != 0 || off > 0xffff {
+	if off%4 != 0 || off >= vgicV3RedistSize {
 		return 0, fmt.Errorf("redistributor register offset %#x: %w", off, unix.EINVAL)
 	}
 	vm.mu.Lock()

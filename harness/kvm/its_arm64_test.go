@@ -23,6 +23,7 @@ func TestRedistAttrOf(t *testing.T) {
 		{0x8001_0203, 0x78, 0x0001_0203<<32 | 0x78},
 		{0x44_8000_0000, 0x8, 0x4400_0000<<32 | 0x8},
 		{0xff_c0ff_ffff, 0xfffc, 0xffff_ffff<<32 | 0xfffc},
+		{0x8000_0001, 0x1_0200, 0x1<<32 | 0x1_0200}, // GICR_ISPENDR0 in the SGI_base frame
 	} {
 		if got := redistAttrOf(tc.mpidr, tc.off); got != tc.want {
 			t.Errorf("redistAttrOf(%#x, %#x) = %#x, want %#x", tc.mpidr, tc.off, got, tc.want)
@@ -171,5 +172,33 @@ func TestITSHostCommandsAndSave(t *testing.T) {
 	}
 	if err := its.Close(); err != nil {
 		t.Errorf("a second Close = %v", err)
+	}
+}
+
+// The redistributor attribute reaches both of a vCPU's frames: registers
+// of the SGI_base frame sit at 64 KiB + their offset (GICR_IGROUPR0 reads
+// back what the host wrote, GICR_ISPENDR0 shows nothing pending), and an
+// offset beyond the two frames is refused before KVM sees it.
+func TestRedistSGIFrame(t *testing.T) {
+	h := openARM64OrSkip(t)
+	if err := h.Caps().Require(hv.CapVGICv3); err != nil {
+		t.Skip(err)
+	}
+	g := newA64Guest(t, h, hv.VMConfig{}, hv.ARM64VCPUFeatures{}, nil)
+	if err := g.vm.CreateVGICv3(a64GICD, a64GICR, 0); err != nil {
+		t.Fatal(err)
+	}
+	const igroupr0, ispendr0 = 0x1_0080, 0x1_0200
+	if err := g.vm.SetRedistReg(0, igroupr0, 0xa5a5_5a5a); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := g.vm.GetRedistReg(0, igroupr0); err != nil || v != 0xa5a5_5a5a {
+		t.Errorf("GICR_IGROUPR0 = %#x, %v; want the 0xa5a55a5a written", v, err)
+	}
+	if v, err := g.vm.GetRedistReg(0, ispendr0); err != nil || v != 0 {
+		t.Errorf("GICR_ISPENDR0 of a vCPU that never ran = %#x, %v; want 0", v, err)
+	}
+	if _, err := g.vm.GetRedistReg(0, 0x2_0000); !errors.Is(err, unix.EINVAL) {
+		t.Errorf("an offset beyond both frames = %v, want EINVAL", err)
 	}
 }

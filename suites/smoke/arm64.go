@@ -429,4 +429,5 @@ func arm64Specs(b *framework.Backend) {
 	}, SpecTimeout(arm64SpecTimeout))
 
 	arm64IRQSpecs(b) // arm64_irq.go
+	arm64SGISpecs(b) // arm64_sgi.go
 }
