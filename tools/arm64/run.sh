@@ -278,6 +278,7 @@ fi
 hung=
 if [ -s "$OUT/hang.txt" ]; then
 	hung=$(sed -n 's/^running spec: //p' "$OUT/hang.txt" | head -1)
+	cp "$B/kallsyms.gz" "$OUT/" 2>/dev/null || true # to name other addresses later
 	say "the guest kernel hung${hung:+ in $hung}; what its vCPUs ran: $OUT/hang.txt"
 else
 	rm -f "$OUT/hang.txt"
