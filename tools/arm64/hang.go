@@ -170,9 +170,11 @@ func parseRegisters(s string) ([]cpuState, error) {
 }
 
 // symbols are the text symbols of a kernel, sorted by address.
-type symbols struct {
-	addr []uint64
-	name []string
+type symbols struct{ syms []ksym }
+
+type ksym struct {
+	addr uint64
+	name string
 }
 
 // kernelVA says whether a is in the upper (TTBR1) half: a kernel address.
@@ -209,11 +211,7 @@ func readKallsyms(path string) (*symbols, error) {
 		}
 		r = zr
 	}
-	type sym struct {
-		a uint64
-		n string
-	}
-	var all []sym
+	s := &symbols{}
 	sc := bufio.NewScanner(io.LimitReader(r, 256<<20))
 	for sc.Scan() {
 		fs := strings.Fields(sc.Text())
@@ -228,17 +226,12 @@ func readKallsyms(path string) (*symbols, error) {
 		if len(fs) > 3 { // a module's: "name\t[module]"
 			n += " " + fs[3]
 		}
-		all = append(all, sym{a, n})
+		s.syms = append(s.syms, ksym{a, n})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	sort.SliceStable(all, func(i, j int) bool { return all[i].a < all[j].a })
-	s := &symbols{}
-	for _, x := range all {
-		s.addr = append(s.addr, x.a)
-		s.name = append(s.name, x.n)
-	}
+	sort.SliceStable(s.syms, func(i, j int) bool { return s.syms[i].addr < s.syms[j].addr })
 	return s, nil
 }
 
@@ -251,11 +244,11 @@ func (s *symbols) Name(a uint64) string {
 	if s == nil || !kernelVA(a) {
 		return ""
 	}
-	i := sort.Search(len(s.addr), func(i int) bool { return s.addr[i] > a }) - 1
-	if i < 0 || a-s.addr[i] > maxSymbolSpan {
+	i := sort.Search(len(s.syms), func(i int) bool { return s.syms[i].addr > a }) - 1
+	if i < 0 || a-s.syms[i].addr > maxSymbolSpan {
 		return ""
 	}
-	return fmt.Sprintf("%s+0x%x", s.name[i], a-s.addr[i])
+	return fmt.Sprintf("%s+0x%x", s.syms[i].name, a-s.syms[i].addr)
 }
 
 // memReader reads guest virtual memory as one CPU sees it.
@@ -332,7 +325,7 @@ func describe(w io.Writer, c cpuState, syms *symbols, mem memReader, vaBits uint
 		return
 	}
 	var isText func(uint64) bool
-	if syms != nil && len(syms.addr) > 0 {
+	if syms != nil && len(syms.syms) > 0 {
 		isText = func(a uint64) bool { return syms.Name(a) != "" }
 	}
 	rets, err := walkFrames(mem, c.Index, c.FP, vaBits, isText)
@@ -419,7 +412,7 @@ func cmdHang(args []string, stdout io.Writer) error {
 		var err error
 		if syms, err = readKallsyms(*kallsyms); err != nil {
 			fmt.Fprintf(w, "kallsyms: %v (addresses unnamed)\n", err)
-		} else if len(syms.addr) == 0 {
+		} else if len(syms.syms) == 0 {
 			fmt.Fprintln(w, "kallsyms: no addresses (kptr_restrict?); addresses unnamed")
 		}
 	}
