@@ -239,7 +239,8 @@ vabits=$(sed -n 's/^CONFIG_ARM64_VA_BITS=//p' "$CACHE/kernel.config" 2>/dev/null
 hang=(-mon "$mon" -gdb "$B/qemu.gdb" -kallsyms "$B/kallsyms.gz" -console "$OUT/console.log" -va-bits "${vabits:-48}")
 rm -f "$res"
 say "booting $(cat "$CACHE/kernel.txt") under $(qemu-system-aarch64 --version | head -1) (-smp $SMP, -m $MEM, timeout ${TIMEOUT}s)"
-"$B/arm64" hang -wait "$((TIMEOUT > 60 ? TIMEOUT - 30 : TIMEOUT / 2))s" -why "still running after $((TIMEOUT > 60 ? TIMEOUT - 30 : TIMEOUT / 2)) s" "${hang[@]}" >>"$OUT/hang.txt" 2>&1 &
+look=$((TIMEOUT > 60 ? TIMEOUT - 30 : TIMEOUT / 2)) # when the watchdog looks
+"$B/arm64" hang -wait "${look}s" -why "still running after $look s" "${hang[@]}" >>"$OUT/hang.txt" 2>&1 &
 watchdog=$!
 set +e
 timeout --foreground -k 10 "$TIMEOUT" qemu-system-aarch64 -nic none -M virt,virtualization=on,gic-version=3 -cpu max \
